@@ -1,0 +1,118 @@
+# libicl build. Targets:
+#   make            library (static + shared), the icl tool and the examples
+#   make check      set up missing packages, build, run every test suite
+#   make demo       set up, build, train the default model, probe it, write out/demo/report.md
+#   make bench      training throughput (see docs/benchmarks.md)
+#   make install PREFIX=/usr/local
+# Options: CUDA=0 builds without the CUDA backend (default: on when nvcc is found);
+#          CUDA_ARCH=... overrides the GPU code generation flags.
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= gcc
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA     ?= $(if $(NVCC),1,0)
+SONAME_MAJOR := 0
+VERSION  := 0.1.0
+
+PKGS     := openblas libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lopenblas -lcjson)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
+            -Iinclude -Ilib -Ikernels/cpu $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -fopenmp -lm
+
+LIB_SRC  := $(wildcard lib/*.c) $(wildcard kernels/cpu/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+
+ifeq ($(CUDA),1)
+CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS  ?= -O2 -lineinfo
+NVCCFLAGS  += -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib -Ikernels/cuda
+CFLAGS     += -DICL_WITH_CUDA
+CU_SRC     := $(wildcard kernels/cuda/*.cu)
+LIB_OBJ    += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
+LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
+
+HEADERS  := $(wildcard include/icl/*.h lib/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
+TOOL_SRC := $(wildcard examples/icl_*.c)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_SRC))
+EX_SRC   := $(filter-out examples/icl_%.c,$(wildcard examples/*.c))
+EX_BIN   := $(patsubst examples/%.c,$(BUILD)/bin/%,$(EX_SRC))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_UTIL := $(BUILD)/obj/tests/testutil.o
+
+STATIC   := $(BUILD)/libicl.a
+SHARED   := $(BUILD)/libicl.so.$(VERSION)
+
+.PHONY: all setup check demo bench install clean
+all: $(STATIC) $(SHARED) $(BUILD)/bin/icl $(EX_BIN)
+
+setup:
+	@sh scripts/setup.sh
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libicl.so.$(SONAME_MAJOR) -o $@ $^ $(LDLIBS)
+	ln -sf libicl.so.$(VERSION) $(BUILD)/libicl.so.$(SONAME_MAJOR)
+	ln -sf libicl.so.$(SONAME_MAJOR) $(BUILD)/libicl.so
+
+$(BUILD)/bin/icl: $(TOOL_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDLIBS)
+
+$(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/obj/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+# Each suite prints Check's summary line; make stops at the first failing suite.
+check: setup
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $$t; done
+
+demo: setup
+	@$(MAKE) --no-print-directory all
+	sh scripts/demo.sh
+
+bench: all
+	$(BUILD)/bin/icl bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/icl $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/icl/*.h $(DESTDIR)$(PREFIX)/include/icl/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libicl.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libicl.so.$(SONAME_MAJOR)
+	ln -sf libicl.so.$(SONAME_MAJOR) $(DESTDIR)$(PREFIX)/lib/libicl.so
+	install -m 755 $(BUILD)/bin/icl $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LDLIBS)|' icl.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/icl.pc
+
+clean:
+	rm -rf $(BUILD)

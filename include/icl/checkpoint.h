@@ -1,0 +1,45 @@
+/* Checkpoints in the safetensors format.
+ *
+ * File = 8-byte little-endian header length N, N bytes of JSON header, then
+ * the raw little-endian float32 tensor data. The header's "__metadata__"
+ * holds the model config ("icl.config", JSON text), the optimizer step
+ * ("icl.step"), the data RNG ("icl.rng") and the format version
+ * ("icl.format"). Adam moments, when saved, are tensors named
+ * "optim.m.<name>" and "optim.v.<name>". Full description:
+ * docs/checkpoint-format.md. Writes are atomic: temp file, fsync, rename. */
+#ifndef ICL_CHECKPOINT_H
+#define ICL_CHECKPOINT_H
+
+#include "icl/model.h"
+#include "icl/rng.h"
+#include "icl/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Save model parameters; if `opt` is non-NULL also its moments, step count
+ * and optimizer config; if `rng` is non-NULL also its state. */
+icl_status icl_checkpoint_save(const char *path, const icl_model *m, const icl_optimizer *opt,
+                               const icl_rng *rng);
+
+/* Read just the config of a checkpoint (validates the whole header). */
+icl_status icl_checkpoint_read_config(const char *path, icl_config *cfg);
+
+/* Create a model from a checkpoint on `backend`. */
+icl_status icl_checkpoint_load_model(const char *path, icl_backend_kind backend, icl_model **out);
+
+/* Restore the optimizer (moments, step count) and/or the RNG from a checkpoint
+ * saved with them. `opt` must belong to a model of the checkpoint's config.
+ * Either pointer may be NULL. ICL_ERR_FORMAT if the checkpoint lacks the state. */
+icl_status icl_checkpoint_load_state(const char *path, icl_optimizer *opt, icl_rng *rng);
+
+/* Summary of a checkpoint for `icl info`: the metadata key/values and, per
+ * tensor, name/dtype/shape/offsets, written as text lines through `emit`. */
+typedef void (*icl_text_fn)(void *user, const char *line);
+icl_status icl_checkpoint_describe(const char *path, icl_text_fn emit, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

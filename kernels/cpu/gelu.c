@@ -1,0 +1,44 @@
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+#include <math.h>
+#include "cpu_kernels.h"
+
+#define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
+#define GELU_A 0.044715
+
+// out (N) = GELU(inp (N))
+void icl_cpu_gelu_forward(float *out, const float *inp, size_t N) {
+    const float k = (float)GELU_K, a = (float)GELU_A;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(k * (x + a * x * x * x)));
+    }
+}
+
+void icl_cpu_gelu_forward_naive(float *out, const float *inp, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        double x = inp[i];
+        out[i] = (float)(0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))));
+    }
+}
+
+// dinp (N) += GELU'(inp) * dout (N)
+void icl_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
+    const float k = (float)GELU_K, a = (float)GELU_A;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float th = tanhf(k * (x + a * x * x * x));
+        float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * a * x * x);
+        dinp[i] += grad * dout[i];
+    }
+}
+
+void icl_cpu_gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        double x = inp[i];
+        double th = tanh(GELU_K * (x + GELU_A * x * x * x));
+        double grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * GELU_K * (1.0 + 3.0 * GELU_A * x * x);
+        dinp[i] = (float)((double)dinp[i] + grad * (double)dout[i]);
+    }
+}

@@ -1,0 +1,137 @@
+/* Internal: the compute backend interface.
+ *
+ * The model code never touches tensor memory directly: it allocates through
+ * the backend and calls kernels through this table, so the CPU backend
+ * (kernels/cpu, OpenBLAS) and the CUDA backend (kernels/cuda, cuBLAS) are
+ * interchangeable. All float and int pointers passed to kernels are backend
+ * memory. Kernels do not return a status: a backend records its first failure
+ * and reports it from `sync` (the CPU kernels cannot fail).
+ *
+ * Shape letters: B batch, T positions, C channels (d_model), NH heads,
+ * OC output channels, N rows (= B*T), V vocabulary, D per-row width.
+ * Every *_backward kernel ACCUMULATES (+=) into each gradient it writes;
+ * callers zero gradients explicitly. Gradient outputs documented as nullable
+ * may be NULL, meaning "not needed". */
+#ifndef ICL_LIB_BACKEND_H
+#define ICL_LIB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "icl/model.h"
+#include "icl/status.h"
+
+typedef struct icl_backend icl_backend;
+
+typedef struct {
+    const char *name;
+    void (*destroy)(icl_backend *be);
+
+    /* ---- memory ---- */
+    icl_status (*alloc)(icl_backend *be, void **ptr, size_t bytes); /* zero-filled */
+    void (*release)(icl_backend *be, void *ptr);
+    icl_status (*zero)(icl_backend *be, void *ptr, size_t bytes);
+    icl_status (*to_device)(icl_backend *be, void *dst, const void *host_src, size_t bytes);
+    icl_status (*to_host)(icl_backend *be, void *host_dst, const void *src, size_t bytes);
+    icl_status (*copy)(icl_backend *be, void *dst, const void *src, size_t bytes);
+    /* Wait for queued work; return the first error recorded since the last sync. */
+    icl_status (*sync)(icl_backend *be);
+
+    /* ---- forward kernels ---- */
+    /* out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T), wte (V,C), wpe (>=T,C) */
+    void (*embed_forward)(icl_backend *be, float *out, const int32_t *tokens, const float *wte,
+                          const float *wpe, int B, int T, int C);
+    /* out (B,T,C) += wpe[t]; wpe (>=T,C) (vector mode: position after the read-in matmul) */
+    void (*position_add_forward)(icl_backend *be, float *out, const float *wpe, int B, int T, int C);
+    /* out (N,OC) = inp (N,C) . w(OC,C)^T + bias (OC, nullable) */
+    void (*matmul_forward)(icl_backend *be, float *out, const float *inp, const float *w,
+                           const float *bias, int N, int C, int OC);
+    /* out (N,C) = (inp - mean)/sqrt(var + 1e-5) * w + b; saves mean (N), rstd (N) */
+    void (*layernorm_forward)(icl_backend *be, float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, int N, int C);
+    /* scores (B,NH,T,T): scores[b,h,t,s] = q(b,t,h).k(b,s,h) / sqrt(HS) for s <= t, 0 above;
+     * qkv (B,T,3C) with q, k, v at channel offsets 0, C, 2C, head h at h*HS within each */
+    void (*attention_scores_forward)(icl_backend *be, float *scores, const float *qkv, int B, int T,
+                                     int C, int NH);
+    /* probs (B,NH,T,T) = softmax over s <= t of scores; 0 above the diagonal */
+    void (*attention_softmax_forward)(icl_backend *be, float *probs, const float *scores, int B, int NH,
+                                      int T);
+    /* out (B,T,C): out[b,t,h*HS+i] = sum_{s<=t} probs[b,h,t,s] * v(b,s,h)[i]; qkv (B,T,3C) */
+    void (*attention_values_forward)(icl_backend *be, float *out, const float *probs, const float *qkv,
+                                     int B, int T, int C, int NH);
+    /* out (N) = GELU_tanh(inp (N)) */
+    void (*gelu_forward)(icl_backend *be, float *out, const float *inp, size_t N);
+    /* out (N) = a (N) + b (N) */
+    void (*residual_forward)(icl_backend *be, float *out, const float *a, const float *b, size_t N);
+    /* Fused softmax + cross-entropy over rows: probs (N,V) = softmax(logits (N,V));
+     * losses (N) = -log probs[i, targets[i]] where weights[i] != 0, else 0.
+     * weights (N) nullable = all ones. */
+    void (*crossentropy_forward)(icl_backend *be, float *losses, float *probs, const float *logits,
+                                 const int32_t *targets, const float *weights, int N, int V);
+    /* losses (N) = mean_d (out[i,d] - target[i,d])^2 where weights[i] != 0, else 0;
+     * out, target (N,D); weights nullable */
+    void (*mse_forward)(icl_backend *be, float *losses, const float *out, const float *target,
+                        const float *weights, int N, int D);
+
+    /* ---- backward kernels (accumulate) ---- */
+    /* dwte (V,C), dwpe (>=T,C) from dout (B,T,C); either gradient nullable */
+    void (*embed_backward)(icl_backend *be, float *dwte, float *dwpe, const float *dout,
+                           const int32_t *tokens, int B, int T, int C);
+    /* dwpe (>=T,C) from dout (B,T,C) */
+    void (*position_add_backward)(icl_backend *be, float *dwpe, const float *dout, int B, int T, int C);
+    /* dinp (N,C, nullable), dw (OC,C), dbias (OC, nullable) from dout (N,OC) */
+    void (*matmul_backward)(icl_backend *be, float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC);
+    /* dinp (N,C), dw (C), db (C) */
+    void (*layernorm_backward)(icl_backend *be, float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean, const float *rstd,
+                               int N, int C);
+    /* dprobs (B,NH,T,T) and dqkv's v part from dout (B,T,C) */
+    void (*attention_values_backward)(icl_backend *be, float *dprobs, float *dqkv, const float *dout,
+                                      const float *probs, const float *qkv, int B, int T, int C, int NH);
+    /* dscores (B,NH,T,T) from dprobs and probs (causal softmax Jacobian) */
+    void (*attention_softmax_backward)(icl_backend *be, float *dscores, const float *dprobs,
+                                       const float *probs, int B, int NH, int T);
+    /* dqkv's q and k parts from dscores (B,NH,T,T) */
+    void (*attention_scores_backward)(icl_backend *be, float *dqkv, const float *dscores, const float *qkv,
+                                      int B, int T, int C, int NH);
+    /* dinp (N) from dout (N) at inp (N) */
+    void (*gelu_backward)(icl_backend *be, float *dinp, const float *inp, const float *dout, size_t N);
+    /* da, db (N) += dout (N) */
+    void (*residual_backward)(icl_backend *be, float *da, float *db, const float *dout, size_t N);
+    /* dlogits (N,V) += dlosses[i] * (probs[i,:] - onehot(targets[i])) for rows with dlosses[i] != 0 */
+    void (*crossentropy_backward)(icl_backend *be, float *dlogits, const float *dlosses, const float *probs,
+                                  const int32_t *targets, int N, int V);
+    /* dout (N,D) += dlosses[i] * 2 (out - target) / D for rows with dlosses[i] != 0 */
+    void (*mse_backward)(icl_backend *be, float *dout, const float *dlosses, const float *out,
+                         const float *target, int N, int D);
+
+    /* ---- reductions and optimizer ---- */
+    /* sum of x (n) in double, in an order that does not depend on thread count */
+    double (*sum)(icl_backend *be, const float *x, size_t n);
+    /* sum of x^2 (n) in double, same determinism guarantee */
+    double (*sum_squares)(icl_backend *be, const float *x, size_t n);
+    /* In place AdamW on one tensor: g = grad * grad_scale;
+     * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p ) */
+    void (*adamw_update)(icl_backend *be, float *params, float *m, float *v, const float *grads, size_t n,
+                         float lr, float beta1, float beta2, float eps, float weight_decay,
+                         float grad_scale, long t);
+} icl_backend_ops;
+
+struct icl_backend {
+    const icl_backend_ops *ops;
+    icl_backend_kind kind;
+    void *impl; /* backend-private context (streams, handles, workspaces) */
+};
+
+/* Create/destroy a backend of the given kind. ICL_ERR_BACKEND with a clear
+ * message when CUDA is requested but not compiled in or no device exists. */
+icl_status icl_backend_create(icl_backend **out, icl_backend_kind kind);
+void icl_backend_destroy(icl_backend *be);
+
+/* Constructors each backend provides (backend_cuda only when built with CUDA). */
+icl_status icl_backend_cpu_create(icl_backend **out);
+icl_status icl_backend_cuda_create(icl_backend **out);
+int icl_backend_cuda_device_count(void);
+
+#endif

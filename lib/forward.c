@@ -1,0 +1,191 @@
+/* The forward pass: embeddings, pre-LN blocks, final norm, head, loss.
+ *
+ *   x0 = tok_embed[tokens] + pos_embed[t]        (vector mode: inputs W_in^T + b_in + pos_embed[t])
+ *   for each block l:
+ *     h   = ln1(x);  q,k,v = h W_qkv^T + b_qkv
+ *     a   = causal_softmax(q k^T / sqrt(HS)) v    per head
+ *     x   = x + a W_proj^T + b_proj               (resid_mid)
+ *     h   = ln2(x);  u = gelu(h W_fc^T + b_fc)
+ *     x   = x + u W_fcproj^T + b_fcproj           (resid_post)
+ *   logits = ln_f(x) W_head^T                     (vector mode: ln_f(x) W_out^T + b_out)
+ *   loss   = sum_i w_i loss_i / sum_i w_i         (cross-entropy or mean squared error)
+ *
+ * Each intermediate lands in its own view of the activation buffer; after
+ * each one the hook (if installed) may read or overwrite it. */
+#include <math.h>
+#include <string.h>
+#include "error.h"
+#include "model_internal.h"
+
+/* Offer the point's tensor to the hook before anything downstream reads it. */
+static icl_status visit(icl_model *m, icl_point p, int layer) {
+    if (!m->hook)
+        return ICL_OK;
+    icl_point_view view;
+    ICL_TRY(icl_model_point_in(m, &m->a, p, layer, &view));
+    icl_status s = m->hook(m->hook_user, m, &view);
+    if (s != ICL_OK)
+        return icl_fail(s, "forward aborted by the hook at %s (layer %d): %s", icl_point_name(p), layer,
+                        icl_last_error());
+    return ICL_OK;
+}
+
+static icl_status validate_batch(const icl_model *m, const icl_batch *b) {
+    if (b->B <= 0 || b->T <= 0)
+        return icl_fail(ICL_ERR_SHAPE, "forward: batch shape B=%d T=%d must be positive", b->B, b->T);
+    if (b->T > m->cfg.ctx)
+        return icl_fail(ICL_ERR_SHAPE, "forward: T=%d exceeds the model's context length ctx=%d", b->T, m->cfg.ctx);
+    size_t N = (size_t)b->B * b->T;
+    int has_targets;
+    if (m->cfg.mode == ICL_MODE_TOKEN) {
+        if (!b->tokens)
+            return icl_fail(ICL_ERR_INVALID_ARG, "forward: token-mode model needs batch.tokens");
+        for (size_t i = 0; i < N; i++)
+            if (b->tokens[i] < 0 || b->tokens[i] >= m->V)
+                return icl_fail(ICL_ERR_INVALID_ARG, "forward: token %d at flat position %zu is outside [0, %d)",
+                                b->tokens[i], i, m->V);
+        has_targets = b->targets != NULL;
+    } else {
+        if (!b->inputs)
+            return icl_fail(ICL_ERR_INVALID_ARG, "forward: vector-mode model needs batch.inputs");
+        has_targets = b->target_values != NULL;
+    }
+    if (!has_targets)
+        return ICL_OK;
+    double wsum = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        float w = b->loss_weights ? b->loss_weights[i] : 1.0f;
+        if (!(w >= 0.0f) || isinf(w))
+            return icl_fail(ICL_ERR_INVALID_ARG, "forward: loss weight %g at flat position %zu is not a finite "
+                                                 "non-negative number", (double)w, i);
+        if (w > 0.0f && m->cfg.mode == ICL_MODE_TOKEN && (b->targets[i] < 0 || b->targets[i] >= m->V))
+            return icl_fail(ICL_ERR_INVALID_ARG, "forward: target %d at flat position %zu (weight %g) is outside "
+                                                 "[0, %d)", b->targets[i], i, (double)w, m->V);
+        wsum += w;
+    }
+    if (wsum <= 0.0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "forward: every loss weight is zero; there is nothing to score");
+    return ICL_OK;
+}
+
+/* Copy inputs, targets and weights into backend memory. */
+static icl_status upload_batch(icl_model *m, const icl_batch *b, int has_targets) {
+    const icl_backend_ops *ops = m->be->ops;
+    size_t N = (size_t)b->B * b->T;
+    if (m->cfg.mode == ICL_MODE_TOKEN) {
+        ICL_TRY(ops->to_device(m->be, m->tokens, b->tokens, N * sizeof(int32_t)));
+        if (has_targets)
+            ICL_TRY(ops->to_device(m->be, m->targets, b->targets, N * sizeof(int32_t)));
+    } else {
+        ICL_TRY(ops->to_device(m->be, m->a.inputs, b->inputs, N * m->cfg.d_in * sizeof(float)));
+        if (has_targets)
+            ICL_TRY(ops->to_device(m->be, m->a.target_values, b->target_values, N * m->cfg.d_out * sizeof(float)));
+    }
+    /* Without targets every weight is 0: the loss kernels then only compute probabilities. */
+    double wsum = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        m->host_weights[i] = !has_targets ? 0.0f : b->loss_weights ? b->loss_weights[i] : 1.0f;
+        wsum += m->host_weights[i];
+    }
+    m->weight_sum = wsum;
+    return ops->to_device(m->be, m->a.weights, m->host_weights, N * sizeof(float));
+}
+
+static icl_status block_forward(icl_model *m, int l) {
+    const icl_backend_ops *ops = m->be->ops;
+    icl_backend *be = m->be;
+    int B = m->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
+    const icl_layer_params *p = &m->p.layers[l];
+    icl_layer_acts *a = &m->a.layers[l];
+    float *x = m->a.resid[l];
+
+    ICL_TRY(visit(m, ICL_POINT_RESID_PRE, l));
+    ops->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
+    ICL_TRY(visit(m, ICL_POINT_LN1, l));
+    ops->matmul_forward(be, a->qkv, a->ln1, p->qkv_w, p->qkv_b, N, C, 3 * C);
+    ICL_TRY(visit(m, ICL_POINT_Q, l));
+    ICL_TRY(visit(m, ICL_POINT_K, l));
+    ICL_TRY(visit(m, ICL_POINT_V, l));
+    ops->attention_scores_forward(be, a->scores, a->qkv, B, T, C, NH);
+    ICL_TRY(visit(m, ICL_POINT_ATTN_SCORES, l));
+    ops->attention_softmax_forward(be, a->probs, a->scores, B, NH, T);
+    ICL_TRY(visit(m, ICL_POINT_ATTN_PROBS, l));
+    ops->attention_values_forward(be, a->head_out, a->probs, a->qkv, B, T, C, NH);
+    ICL_TRY(visit(m, ICL_POINT_HEAD_OUT, l));
+    ops->matmul_forward(be, a->attn_out, a->head_out, p->proj_w, p->proj_b, N, C, C);
+    ICL_TRY(visit(m, ICL_POINT_ATTN_OUT, l));
+    ops->residual_forward(be, a->resid_mid, x, a->attn_out, (size_t)N * C);
+    ICL_TRY(visit(m, ICL_POINT_RESID_MID, l));
+
+    ops->layernorm_forward(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->resid_mid, p->ln2_w, p->ln2_b, N, C);
+    ICL_TRY(visit(m, ICL_POINT_LN2, l));
+    ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, N, C, F);
+    ICL_TRY(visit(m, ICL_POINT_MLP_PRE, l));
+    ops->gelu_forward(be, a->mlp_post, a->mlp_pre, (size_t)N * F);
+    ICL_TRY(visit(m, ICL_POINT_MLP_POST, l));
+    ops->matmul_forward(be, a->mlp_out, a->mlp_post, p->fcproj_w, p->fcproj_b, N, F, C);
+    ICL_TRY(visit(m, ICL_POINT_MLP_OUT, l));
+    ops->residual_forward(be, m->a.resid[l + 1], a->resid_mid, a->mlp_out, (size_t)N * C);
+    return visit(m, ICL_POINT_RESID_POST, l);
+}
+
+icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) {
+    if (!m || !batch)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_forward: NULL argument");
+    m->forward_done = 0;
+    ICL_TRY(validate_batch(m, batch));
+    ICL_TRY(icl_model_ensure_acts(m, batch->B, batch->T));
+    int token = m->cfg.mode == ICL_MODE_TOKEN;
+    int has_targets = token ? batch->targets != NULL : batch->target_values != NULL;
+    ICL_TRY(upload_batch(m, batch, has_targets));
+
+    const icl_backend_ops *ops = m->be->ops;
+    icl_backend *be = m->be;
+    int B = m->B, T = m->T, C = m->C, N = B * T;
+    if (token) {
+        ops->embed_forward(be, m->a.resid[0], m->tokens, m->p.tok_embed, m->p.pos_embed, B, T, C);
+    } else {
+        ops->matmul_forward(be, m->a.resid[0], m->a.inputs, m->p.read_in_w, m->p.read_in_b, N, m->cfg.d_in, C);
+        ops->position_add_forward(be, m->a.resid[0], m->p.pos_embed, B, T, C);
+    }
+    ICL_TRY(visit(m, ICL_POINT_EMBED, -1));
+    for (int l = 0; l < m->L; l++)
+        ICL_TRY(block_forward(m, l));
+
+    ops->layernorm_forward(be, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, m->a.resid[m->L], m->p.lnf_w, m->p.lnf_b, N,
+                           C);
+    ICL_TRY(visit(m, ICL_POINT_LN_FINAL, -1));
+    if (token) {
+        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.lm_head, NULL, N, C, m->V);
+        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
+        ops->crossentropy_forward(be, m->a.losses, m->a.probs, m->a.logits, m->targets, m->a.weights, N, m->V);
+    } else {
+        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.read_out_w, m->p.read_out_b, N, C, m->OUT);
+        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
+        if (has_targets)
+            ops->mse_forward(be, m->a.losses, m->a.logits, m->a.target_values, m->a.weights, N, m->OUT);
+    }
+    ICL_TRY(ops->sync(be));
+    m->forward_done = 1;
+    m->forward_had_targets = has_targets;
+
+    if (has_targets) {
+        /* Weighted mean in double, in position order: deterministic and independent of the backend. */
+        float *losses = m->host_weights + N;
+        ICL_TRY(ops->to_host(be, losses, m->a.losses, (size_t)N * sizeof(float)));
+        double total = 0.0;
+        for (int i = 0; i < N; i++)
+            total += (double)m->host_weights[i] * losses[i];
+        float mean = (float)(total / m->weight_sum);
+        if (!isfinite(mean)) {
+            m->forward_done = 0;
+            return icl_fail(ICL_ERR_NUMERIC, "forward: the loss is not finite (%g); the model has diverged or the "
+                                             "inputs hold NaN/Inf", (double)mean);
+        }
+        if (loss)
+            *loss = mean;
+    } else if (loss) {
+        *loss = NAN;
+    }
+    return ICL_OK;
+}

@@ -1,0 +1,463 @@
+/* Model lifecycle: the tensor table, buffer carving, initialisation and the
+ * accessors of the public model API. The forward pass is in forward.c, the
+ * backward pass in backward.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "error.h"
+#include "icl/rng.h"
+#include "model_internal.h"
+
+/* ---- the tensor table ---- */
+
+typedef struct {
+    icl_param_info *tensors;
+    char *names;
+    int n;
+    size_t offset;
+} table_builder;
+
+static void add_tensor(table_builder *tb, const char *name, int rows, int cols, icl_group_kind group, int layer) {
+    icl_param_info *t = &tb->tensors[tb->n];
+    char *slot = tb->names + (size_t)tb->n * ICL_NAME_LEN;
+    snprintf(slot, ICL_NAME_LEN, "%s", name);
+    t->name = slot;
+    t->ndim = cols > 0 ? 2 : 1;
+    t->shape[0] = rows;
+    t->shape[1] = cols > 0 ? cols : 0;
+    t->numel = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    t->offset = tb->offset;
+    t->group = group;
+    t->layer = layer;
+    t->decay = t->ndim == 2;
+    tb->offset += t->numel;
+    tb->n++;
+}
+
+/* Tensor order = layout of the parameter buffer and of checkpoints. */
+static void build_table(table_builder *tb, const icl_config *c) {
+    int C = c->d_model, F = icl_config_d_ff(c);
+    char name[ICL_NAME_LEN];
+    if (c->mode == ICL_MODE_TOKEN) {
+        add_tensor(tb, "tok_embed.weight", c->vocab_size, C, ICL_GROUP_EMBED, -1);
+    } else {
+        add_tensor(tb, "read_in.weight", C, c->d_in, ICL_GROUP_EMBED, -1);
+        add_tensor(tb, "read_in.bias", C, 0, ICL_GROUP_EMBED, -1);
+    }
+    add_tensor(tb, "pos_embed.weight", c->ctx, C, ICL_GROUP_POSITION, -1);
+    static const struct {
+        const char *suffix;
+        int rows_mult, rows_ff, cols_mult, cols_ff; /* rows = rows_mult*C + rows_ff*F, same for cols */
+        icl_group_kind group;
+    } block[] = {
+        {"ln1.weight", 1, 0, 0, 0, ICL_GROUP_NORM},       {"ln1.bias", 1, 0, 0, 0, ICL_GROUP_NORM},
+        {"attn.qkv.weight", 3, 0, 1, 0, ICL_GROUP_ATTN},  {"attn.qkv.bias", 3, 0, 0, 0, ICL_GROUP_ATTN},
+        {"attn.proj.weight", 1, 0, 1, 0, ICL_GROUP_ATTN}, {"attn.proj.bias", 1, 0, 0, 0, ICL_GROUP_ATTN},
+        {"ln2.weight", 1, 0, 0, 0, ICL_GROUP_NORM},       {"ln2.bias", 1, 0, 0, 0, ICL_GROUP_NORM},
+        {"mlp.fc.weight", 0, 1, 1, 0, ICL_GROUP_MLP},     {"mlp.fc.bias", 0, 1, 0, 0, ICL_GROUP_MLP},
+        {"mlp.proj.weight", 1, 0, 0, 1, ICL_GROUP_MLP},   {"mlp.proj.bias", 1, 0, 0, 0, ICL_GROUP_MLP},
+    };
+    for (int l = 0; l < c->n_layer; l++)
+        for (size_t i = 0; i < sizeof block / sizeof block[0]; i++) {
+            snprintf(name, sizeof name, "blocks.%d.%s", l, block[i].suffix);
+            add_tensor(tb, name, block[i].rows_mult * C + block[i].rows_ff * F,
+                       block[i].cols_mult * C + block[i].cols_ff * F, block[i].group, l);
+        }
+    add_tensor(tb, "ln_f.weight", C, 0, ICL_GROUP_FINAL_NORM, -1);
+    add_tensor(tb, "ln_f.bias", C, 0, ICL_GROUP_FINAL_NORM, -1);
+    if (c->mode == ICL_MODE_TOKEN) {
+        if (!c->tie_embeddings)
+            add_tensor(tb, "lm_head.weight", c->vocab_size, C, ICL_GROUP_HEAD, -1);
+    } else {
+        add_tensor(tb, "read_out.weight", c->d_out, C, ICL_GROUP_HEAD, -1);
+        add_tensor(tb, "read_out.bias", c->d_out, 0, ICL_GROUP_HEAD, -1);
+    }
+}
+
+static int max_tensors(const icl_config *c) { return 4 + 12 * c->n_layer + 4; }
+
+/* Point the views at `base` following the tensor table (walks it in order). */
+static void carve_params(const icl_model *m, float *base, icl_param_views *v) {
+    const icl_param_info *t = m->tensors;
+    int i = 0;
+#define NEXT() (base + t[i++].offset)
+    if (m->cfg.mode == ICL_MODE_TOKEN) {
+        v->tok_embed = NEXT();
+    } else {
+        v->read_in_w = NEXT();
+        v->read_in_b = NEXT();
+    }
+    v->pos_embed = NEXT();
+    for (int l = 0; l < m->L; l++) {
+        icl_layer_params *p = &v->layers[l];
+        p->ln1_w = NEXT(); p->ln1_b = NEXT();
+        p->qkv_w = NEXT(); p->qkv_b = NEXT();
+        p->proj_w = NEXT(); p->proj_b = NEXT();
+        p->ln2_w = NEXT(); p->ln2_b = NEXT();
+        p->fc_w = NEXT(); p->fc_b = NEXT();
+        p->fcproj_w = NEXT(); p->fcproj_b = NEXT();
+    }
+    v->lnf_w = NEXT();
+    v->lnf_b = NEXT();
+    if (m->cfg.mode == ICL_MODE_TOKEN) {
+        v->lm_head = m->cfg.tie_embeddings ? v->tok_embed : NEXT();
+    } else {
+        v->read_out_w = NEXT();
+        v->read_out_b = NEXT();
+    }
+#undef NEXT
+}
+
+/* ---- initialisation ---- */
+
+/* GPT-2: weights N(0, 0.02); projections into the residual stream scaled by
+ * 1/sqrt(2 n_layer) so the stream's variance does not grow with depth;
+ * biases 0; layernorm gains 1. Each tensor draws from its own child stream,
+ * so its values do not depend on the tensors before it. */
+static void init_params(const icl_model *m, float *host, uint64_t seed) {
+    icl_rng root, r;
+    icl_rng_init(&root, seed, "init");
+    float resid_std = 0.02f / sqrtf(2.0f * (float)m->L);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const icl_param_info *t = &m->tensors[i];
+        float *x = host + t->offset;
+        const char *name = t->name;
+        int is_norm = t->group == ICL_GROUP_NORM || t->group == ICL_GROUP_FINAL_NORM;
+        if (is_norm && strstr(name, ".weight")) {
+            for (size_t k = 0; k < t->numel; k++) x[k] = 1.0f;
+        } else if (t->ndim == 1) {
+            memset(x, 0, t->numel * sizeof *x);
+        } else {
+            float std = (strstr(name, "attn.proj") || strstr(name, "mlp.proj")) ? resid_std : 0.02f;
+            icl_rng_split(&r, &root, (uint64_t)i);
+            for (size_t k = 0; k < t->numel; k++) x[k] = std * icl_rng_normal(&r);
+        }
+    }
+}
+
+/* ---- create / free ---- */
+
+icl_status icl_model_create(icl_model **out, const icl_config *cfg, icl_backend_kind backend, uint64_t seed) {
+    if (!out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_create: out is NULL");
+    *out = NULL;
+    ICL_TRY(icl_config_validate(cfg));
+    icl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return icl_fail(ICL_ERR_NOMEM, "icl_model_create: out of memory");
+    m->cfg = *cfg;
+    m->cfg.d_ff = icl_config_d_ff(cfg);
+    m->L = cfg->n_layer;
+    m->C = cfg->d_model;
+    m->NH = cfg->n_head;
+    m->F = m->cfg.d_ff;
+    m->V = cfg->mode == ICL_MODE_TOKEN ? cfg->vocab_size : 0;
+    m->OUT = cfg->mode == ICL_MODE_TOKEN ? cfg->vocab_size : cfg->d_out;
+
+    icl_status s = ICL_OK;
+    int cap = max_tensors(cfg);
+    m->tensors = calloc((size_t)cap, sizeof *m->tensors);
+    m->names = calloc((size_t)cap, ICL_NAME_LEN);
+    m->p.layers = calloc((size_t)m->L, sizeof(icl_layer_params));
+    m->g.layers = calloc((size_t)m->L, sizeof(icl_layer_params));
+    if (!m->tensors || !m->names || !m->p.layers || !m->g.layers) {
+        icl_model_free(m);
+        return icl_fail(ICL_ERR_NOMEM, "icl_model_create: out of memory");
+    }
+    table_builder tb = {m->tensors, m->names, 0, 0};
+    build_table(&tb, &m->cfg);
+    m->n_tensors = tb.n;
+    m->n_params = tb.offset;
+
+    float *host = malloc(m->n_params * sizeof *host);
+    if (!host)
+        s = icl_fail(ICL_ERR_NOMEM, "icl_model_create: cannot allocate %zu parameters", m->n_params);
+    if (s == ICL_OK)
+        s = icl_backend_create(&m->be, backend);
+    if (s == ICL_OK)
+        s = m->be->ops->alloc(m->be, (void **)&m->params, m->n_params * sizeof(float));
+    if (s == ICL_OK)
+        s = m->be->ops->alloc(m->be, (void **)&m->grads, m->n_params * sizeof(float));
+    if (s == ICL_OK) {
+        init_params(m, host, seed);
+        s = m->be->ops->to_device(m->be, m->params, host, m->n_params * sizeof(float));
+    }
+    free(host);
+    if (s != ICL_OK) {
+        icl_model_free(m);
+        return s;
+    }
+    carve_params(m, m->params, &m->p);
+    carve_params(m, m->grads, &m->g);
+    *out = m;
+    return ICL_OK;
+}
+
+static void free_acts(icl_model *m) {
+    if (m->be) {
+        const icl_backend_ops *ops = m->be->ops;
+        if (m->acts) ops->release(m->be, m->acts);
+        if (m->dacts) ops->release(m->be, m->dacts);
+        if (m->tokens) ops->release(m->be, m->tokens);
+        if (m->dlosses) ops->release(m->be, m->dlosses);
+    }
+    free(m->a.resid);
+    free(m->a.layers);
+    free(m->da.resid);
+    free(m->da.layers);
+    free(m->host_weights);
+    m->acts = m->dacts = m->dlosses = NULL;
+    m->tokens = m->targets = NULL;
+    m->a.resid = m->da.resid = NULL;
+    m->a.layers = m->da.layers = NULL;
+    m->host_weights = NULL;
+    m->B = m->T = 0;
+    m->forward_done = 0;
+}
+
+void icl_model_free(icl_model *m) {
+    if (!m)
+        return;
+    free_acts(m);
+    if (m->be) {
+        if (m->params) m->be->ops->release(m->be, m->params);
+        if (m->grads) m->be->ops->release(m->be, m->grads);
+        icl_backend_destroy(m->be);
+    }
+    free(m->p.layers);
+    free(m->g.layers);
+    free(m->tensors);
+    free(m->names);
+    free(m);
+}
+
+/* ---- activations ---- */
+
+/* Walk the activation layout. With base == NULL only counts floats. */
+static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_views *v) {
+    size_t N = (size_t)B * T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)B * m->NH * T * T;
+    size_t off = 0;
+#define TAKE(field, count) do { if (base) (field) = base + off; off += (count); } while (0)
+    int vec = m->cfg.mode == ICL_MODE_VECTOR;
+    TAKE(v->inputs, vec ? N * m->cfg.d_in : 0);
+    TAKE(v->target_values, vec ? N * m->cfg.d_out : 0);
+    TAKE(v->weights, N);
+    TAKE(v->losses, N);
+    for (int l = 0; l <= m->L; l++)
+        TAKE(v->resid[l], N * C);
+    for (int l = 0; l < m->L; l++) {
+        icl_layer_acts *a = &v->layers[l];
+        TAKE(a->ln1, N * C); TAKE(a->ln1_mean, N); TAKE(a->ln1_rstd, N);
+        TAKE(a->qkv, 3 * N * C);
+        TAKE(a->scores, att); TAKE(a->probs, att);
+        TAKE(a->head_out, N * C); TAKE(a->attn_out, N * C); TAKE(a->resid_mid, N * C);
+        TAKE(a->ln2, N * C); TAKE(a->ln2_mean, N); TAKE(a->ln2_rstd, N);
+        TAKE(a->mlp_pre, N * F); TAKE(a->mlp_post, N * F); TAKE(a->mlp_out, N * C);
+    }
+    TAKE(v->lnf, N * C); TAKE(v->lnf_mean, N); TAKE(v->lnf_rstd, N);
+    TAKE(v->logits, N * (size_t)m->OUT);
+    TAKE(v->probs, vec ? 0 : N * (size_t)m->V);
+#undef TAKE
+    return off;
+}
+
+icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
+    if (m->acts && m->B == B && m->T == T)
+        return ICL_OK;
+    free_acts(m);
+    const icl_backend_ops *ops = m->be->ops;
+    size_t N = (size_t)B * T;
+    icl_status s = ICL_OK;
+    m->a.resid = calloc((size_t)m->L + 1, sizeof(float *));
+    m->da.resid = calloc((size_t)m->L + 1, sizeof(float *));
+    m->a.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
+    m->da.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
+    m->host_weights = malloc(2 * N * sizeof(float)); /* weights, then losses */
+    if (!m->a.resid || !m->da.resid || !m->a.layers || !m->da.layers || !m->host_weights)
+        s = icl_fail(ICL_ERR_NOMEM, "model: out of memory for activation views");
+    m->n_acts = carve_acts(m, B, T, NULL, &m->a);
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&m->acts, m->n_acts * sizeof(float));
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&m->dacts, m->n_acts * sizeof(float));
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&m->tokens, 2 * N * sizeof(int32_t));
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&m->dlosses, N * sizeof(float));
+    if (s != ICL_OK) {
+        free_acts(m);
+        return s == ICL_ERR_NOMEM ? s
+                                  : icl_fail(s, "model: cannot allocate activations for B=%d T=%d (%zu floats): %s",
+                                             B, T, m->n_acts, icl_last_error());
+    }
+    m->targets = m->tokens + N;
+    carve_acts(m, B, T, m->acts, &m->a);
+    carve_acts(m, B, T, m->dacts, &m->da);
+    m->B = B;
+    m->T = T;
+    return ICL_OK;
+}
+
+/* ---- accessors ---- */
+
+const icl_config *icl_model_config(const icl_model *m) { return m ? &m->cfg : NULL; }
+icl_backend_kind icl_model_backend(const icl_model *m) { return m ? m->be->kind : ICL_BACKEND_CPU; }
+size_t icl_model_num_params(const icl_model *m) { return m ? m->n_params : 0; }
+int icl_model_num_tensors(const icl_model *m) { return m ? m->n_tensors : 0; }
+
+const icl_param_info *icl_model_tensor(const icl_model *m, int i) {
+    return (m && i >= 0 && i < m->n_tensors) ? &m->tensors[i] : NULL;
+}
+
+int icl_model_find_tensor(const icl_model *m, const char *name) {
+    if (!m || !name)
+        return -1;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static icl_status copy_params_out(const icl_model *m, const float *src, float *host, size_t n, const char *fn) {
+    if (!m || !host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (n != m->n_params)
+        return icl_fail(ICL_ERR_SHAPE, "%s: buffer holds %zu floats, model has %zu parameters", fn, n, m->n_params);
+    return m->be->ops->to_host(m->be, host, src, n * sizeof(float));
+}
+
+icl_status icl_model_get_params(const icl_model *m, float *host, size_t n) {
+    return copy_params_out(m, m ? m->params : NULL, host, n, "icl_model_get_params");
+}
+
+icl_status icl_model_get_grads(const icl_model *m, float *host, size_t n) {
+    return copy_params_out(m, m ? m->grads : NULL, host, n, "icl_model_get_grads");
+}
+
+icl_status icl_model_set_params(icl_model *m, const float *host, size_t n) {
+    if (!m || !host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_set_params: NULL argument");
+    if (n != m->n_params)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_set_params: buffer holds %zu floats, model has %zu parameters", n,
+                        m->n_params);
+    m->forward_done = 0;
+    return m->be->ops->to_device(m->be, m->params, host, n * sizeof(float));
+}
+
+icl_status icl_model_zero_grad(icl_model *m) {
+    if (!m)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_zero_grad: model is NULL");
+    return m->be->ops->zero(m->be, m->grads, m->n_params * sizeof(float));
+}
+
+void icl_model_set_hook(icl_model *m, icl_hook_fn fn, void *user) {
+    if (!m)
+        return;
+    m->hook = fn;
+    m->hook_user = fn ? user : NULL;
+}
+
+/* ---- points ---- */
+
+icl_status icl_model_point_in(const icl_model *m, const icl_act_views *a, icl_point p, int layer,
+                              icl_point_view *view) {
+    if ((unsigned)p >= ICL_POINT_COUNT)
+        return icl_fail(ICL_ERR_INVALID_ARG, "unknown point %d", (int)p);
+    int per_layer = icl_point_is_per_layer(p);
+    if (per_layer && (layer < 0 || layer >= m->L))
+        return icl_fail(ICL_ERR_INVALID_ARG, "point %s: layer %d out of range [0, %d)", icl_point_name(p), layer,
+                        m->L);
+    const icl_layer_acts *la = per_layer ? &a->layers[layer] : NULL;
+    icl_point_view v = {p, per_layer ? layer : -1, m->B, m->T, m->C, m->C, m->NH, NULL};
+    switch (p) {
+    case ICL_POINT_EMBED: v.data = a->resid[0]; break;
+    case ICL_POINT_RESID_PRE: v.data = a->resid[layer]; break;
+    case ICL_POINT_LN1: v.data = la->ln1; break;
+    case ICL_POINT_Q: v.data = la->qkv; v.row_stride = 3 * m->C; break;
+    case ICL_POINT_K: v.data = la->qkv + m->C; v.row_stride = 3 * m->C; break;
+    case ICL_POINT_V: v.data = la->qkv + 2 * m->C; v.row_stride = 3 * m->C; break;
+    case ICL_POINT_ATTN_SCORES: v.data = la->scores; v.width = v.row_stride = m->T; break;
+    case ICL_POINT_ATTN_PROBS: v.data = la->probs; v.width = v.row_stride = m->T; break;
+    case ICL_POINT_HEAD_OUT: v.data = la->head_out; break;
+    case ICL_POINT_ATTN_OUT: v.data = la->attn_out; break;
+    case ICL_POINT_RESID_MID: v.data = la->resid_mid; break;
+    case ICL_POINT_LN2: v.data = la->ln2; break;
+    case ICL_POINT_MLP_PRE: v.data = la->mlp_pre; v.width = v.row_stride = m->F; break;
+    case ICL_POINT_MLP_POST: v.data = la->mlp_post; v.width = v.row_stride = m->F; break;
+    case ICL_POINT_MLP_OUT: v.data = la->mlp_out; break;
+    case ICL_POINT_RESID_POST: v.data = a->resid[layer + 1]; break;
+    case ICL_POINT_LN_FINAL: v.data = a->lnf; break;
+    case ICL_POINT_LOGITS: v.data = a->logits; v.width = v.row_stride = m->OUT; break;
+    case ICL_POINT_COUNT: break;
+    }
+    *view = v;
+    return ICL_OK;
+}
+
+static icl_status require_forward(const icl_model *m, const char *fn) {
+    if (!m)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: model is NULL", fn);
+    if (!m->forward_done)
+        return icl_fail(ICL_ERR_STATE, "%s: no forward pass has run since the model was created or changed", fn);
+    return ICL_OK;
+}
+
+icl_status icl_model_point(const icl_model *m, icl_point p, int layer, icl_point_view *view) {
+    ICL_TRY(require_forward(m, "icl_model_point"));
+    if (!view)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_point: view is NULL");
+    return icl_model_point_in(m, &m->a, p, layer, view);
+}
+
+/* Number of floats a dense copy of the view needs. */
+static size_t view_numel(const icl_point_view *v) {
+    int square = v->point == ICL_POINT_ATTN_SCORES || v->point == ICL_POINT_ATTN_PROBS;
+    return square ? (size_t)v->B * v->n_head * v->T * v->T : (size_t)v->B * v->T * v->width;
+}
+
+icl_status icl_model_point_copy(const icl_model *m, icl_point p, int layer, float *host, size_t n) {
+    icl_point_view v;
+    ICL_TRY(icl_model_point(m, p, layer, &v));
+    if (!host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_point_copy: host is NULL");
+    size_t need = view_numel(&v);
+    if (n != need)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_point_copy: %s needs %zu floats, buffer holds %zu",
+                        icl_point_name(p), need, n);
+    const icl_backend_ops *ops = m->be->ops;
+    if (v.row_stride == v.width || v.point == ICL_POINT_ATTN_SCORES || v.point == ICL_POINT_ATTN_PROBS)
+        return ops->to_host(m->be, host, v.data, need * sizeof(float));
+    size_t rows = (size_t)v.B * v.T;
+    for (size_t r = 0; r < rows; r++)
+        ICL_TRY(ops->to_host(m->be, host + r * v.width, v.data + r * v.row_stride, (size_t)v.width * sizeof(float)));
+    return ICL_OK;
+}
+
+icl_status icl_model_outputs(const icl_model *m, float *host, size_t n) {
+    return icl_model_point_copy(m, ICL_POINT_LOGITS, -1, host, n);
+}
+
+icl_status icl_model_losses(const icl_model *m, float *host, size_t n) {
+    ICL_TRY(require_forward(m, "icl_model_losses"));
+    if (!m->forward_had_targets)
+        return icl_fail(ICL_ERR_STATE, "icl_model_losses: the last forward pass had no targets");
+    if (!host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_losses: host is NULL");
+    size_t need = (size_t)m->B * m->T;
+    if (n != need)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_losses: needs %zu floats, buffer holds %zu", need, n);
+    return m->be->ops->to_host(m->be, host, m->a.losses, need * sizeof(float));
+}
+
+icl_status icl_model_probs(const icl_model *m, float *host, size_t n) {
+    ICL_TRY(require_forward(m, "icl_model_probs"));
+    if (m->cfg.mode != ICL_MODE_TOKEN)
+        return icl_fail(ICL_ERR_STATE, "icl_model_probs: a vector-mode model has no softmax probabilities");
+    if (!host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_probs: host is NULL");
+    size_t need = (size_t)m->B * m->T * m->V;
+    if (n != need)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_probs: needs %zu floats, buffer holds %zu", need, n);
+    return m->be->ops->to_host(m->be, host, m->a.probs, need * sizeof(float));
+}

@@ -1,0 +1,95 @@
+/* Internal: the model's buffers and their named views.
+ *
+ * Four contiguous backend buffers, one per role, each carved into views:
+ *   params  - every trainable tensor, in the order of the tensor table
+ *   grads   - same layout as params
+ *   acts    - every intermediate of the last forward pass (sized for B,T)
+ *   dacts   - same layout as acts: gradients w.r.t. the activations
+ * A views struct holds pointers into one buffer; the same carving function
+ * fills the views of params and grads (and of acts and dacts), so
+ * grads.layers[l].qkv_w is always the gradient of params.layers[l].qkv_w. */
+#ifndef ICL_LIB_MODEL_INTERNAL_H
+#define ICL_LIB_MODEL_INTERNAL_H
+
+#include "backend.h"
+#include "icl/model.h"
+
+typedef struct {
+    float *ln1_w, *ln1_b;   /* (C), (C) */
+    float *qkv_w, *qkv_b;   /* (3C,C), (3C) */
+    float *proj_w, *proj_b; /* (C,C), (C) */
+    float *ln2_w, *ln2_b;   /* (C), (C) */
+    float *fc_w, *fc_b;     /* (F,C), (F) */
+    float *fcproj_w, *fcproj_b; /* (C,F), (C) */
+} icl_layer_params;
+
+typedef struct {
+    float *tok_embed;                /* (V,C) token mode */
+    float *read_in_w, *read_in_b;    /* (C,d_in), (C) vector mode */
+    float *pos_embed;                /* (ctx,C) */
+    icl_layer_params *layers;        /* [n_layer] */
+    float *lnf_w, *lnf_b;            /* (C), (C) */
+    float *lm_head;                  /* (V,C): tok_embed when tied */
+    float *read_out_w, *read_out_b;  /* (d_out,C), (d_out) vector mode */
+} icl_param_views;
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *qkv;                       /* (B,T,3C) */
+    float *scores, *probs;            /* (B,NH,T,T) each */
+    float *head_out;                  /* (B,T,C) = (B,T,NH,HS) */
+    float *attn_out;                  /* (B,T,C) */
+    float *resid_mid;                 /* (B,T,C) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *mlp_pre, *mlp_post;        /* (B,T,F) each */
+    float *mlp_out;                   /* (B,T,C) */
+} icl_layer_acts;
+
+typedef struct {
+    float *inputs;        /* (B,T,d_in) vector mode */
+    float *target_values; /* (B,T,d_out) vector mode */
+    float *weights;       /* (B,T) loss weights */
+    float *losses;        /* (B,T) per-position loss */
+    float **resid;        /* [n_layer+1] (B,T,C): resid[0] = embedding, resid[l+1] = resid_post of block l */
+    icl_layer_acts *layers; /* [n_layer] */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *logits;        /* (B,T,V) token mode, (B,T,d_out) vector mode */
+    float *probs;         /* (B,T,V) token mode */
+} icl_act_views;
+
+struct icl_model {
+    icl_config cfg;
+    int L, C, NH, F, V, OUT; /* OUT = V (token) or d_out (vector) */
+    icl_backend *be;
+
+    int n_tensors;
+    icl_param_info *tensors;
+    char *names; /* n_tensors * ICL_NAME_LEN */
+    size_t n_params;
+    float *params, *grads;
+    icl_param_views p, g;
+
+    int B, T;               /* shape the activations are carved for (0 before the first forward) */
+    size_t n_acts;
+    float *acts, *dacts;
+    icl_act_views a, da;
+    int32_t *tokens, *targets; /* (B,T) each, backend memory */
+    float *host_weights;    /* (B,T) staging for weights and dlosses */
+    float *dlosses;         /* (B,T) backend memory */
+    double weight_sum;
+    int forward_done;       /* 1 after a successful forward */
+    int forward_had_targets;
+
+    icl_hook_fn hook;
+    void *hook_user;
+};
+
+#define ICL_NAME_LEN 48
+
+/* Make activations fit (B,T), reallocating only when the shape changes. */
+icl_status icl_model_ensure_acts(icl_model *m, int B, int T);
+/* View of a point in the activation buffer `a` (shape from m->B, m->T). */
+icl_status icl_model_point_in(const icl_model *m, const icl_act_views *a, icl_point p, int layer,
+                              icl_point_view *view);
+
+#endif

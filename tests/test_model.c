@@ -1,0 +1,490 @@
+/* Whole-model tests: config validation, the tensor table, gradients against
+ * central finite differences, hooks, determinism and batch independence. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "icl/icl.h"
+#include "testutil.h"
+
+static icl_config small_token(int tied) {
+    icl_config c = icl_config_default();
+    c.n_layer = 2;
+    c.d_model = 12;
+    c.n_head = 3;
+    c.d_ff = 20;
+    c.ctx = 9;
+    c.vocab_size = 7;
+    c.tie_embeddings = tied;
+    return c;
+}
+
+static icl_config small_vector(void) {
+    icl_config c = small_token(0);
+    c.mode = ICL_MODE_VECTOR;
+    c.vocab_size = 0;
+    c.d_in = 5;
+    c.d_out = 2;
+    return c;
+}
+
+/* A batch with random data and a loss mask holding zeros (targets -1 there). */
+typedef struct {
+    icl_batch batch;
+    int32_t *tokens, *targets;
+    float *inputs, *values, *weights;
+} test_batch;
+
+static void make_batch(test_batch *tb, const icl_config *c, int B, int T, uint64_t seed) {
+    icl_rng r;
+    icl_rng_init(&r, seed, "batch");
+    size_t N = (size_t)B * T;
+    memset(tb, 0, sizeof *tb);
+    tb->weights = tu_floats(N);
+    for (size_t i = 0; i < N; i++)
+        tb->weights[i] = (i % 3 == 1) ? 0.0f : 0.5f + icl_rng_uniform(&r);
+    if (c->mode == ICL_MODE_TOKEN) {
+        tb->tokens = tu_ints(N);
+        tb->targets = tu_ints(N);
+        tu_fill_tokens(tb->tokens, N, c->vocab_size, &r);
+        tu_fill_tokens(tb->targets, N, c->vocab_size, &r);
+        for (size_t i = 0; i < N; i++)
+            if (tb->weights[i] == 0.0f)
+                tb->targets[i] = -1;
+    } else {
+        tb->inputs = tu_floats(N * c->d_in);
+        tb->values = tu_floats(N * c->d_out);
+        tu_fill_uniform(tb->inputs, N * c->d_in, 1.0f, &r);
+        tu_fill_uniform(tb->values, N * c->d_out, 1.0f, &r);
+    }
+    tb->batch = (icl_batch){B, T, tb->tokens, tb->inputs, tb->targets, tb->values, tb->weights};
+}
+
+static void free_batch(test_batch *tb) {
+    free(tb->tokens);
+    free(tb->targets);
+    free(tb->inputs);
+    free(tb->values);
+    free(tb->weights);
+}
+
+/* ---- configuration ---- */
+
+START_TEST(test_bad_configs_rejected) {
+    struct { const char *what; icl_config c; } bad[16];
+    int n = 0;
+    icl_config c;
+    c = small_token(1); c.d_model = 10; c.n_head = 3; bad[n++] = (typeof(bad[0])){"d_model % n_head", c};
+    c = small_token(1); c.n_layer = 0; bad[n++] = (typeof(bad[0])){"n_layer 0", c};
+    c = small_token(1); c.d_model = 0; bad[n++] = (typeof(bad[0])){"d_model 0", c};
+    c = small_token(1); c.n_head = 0; bad[n++] = (typeof(bad[0])){"n_head 0", c};
+    c = small_token(1); c.ctx = 0; bad[n++] = (typeof(bad[0])){"ctx 0", c};
+    c = small_token(1); c.vocab_size = 0; bad[n++] = (typeof(bad[0])){"vocab 0", c};
+    c = small_token(1); c.d_ff = -4; bad[n++] = (typeof(bad[0])){"d_ff < 0", c};
+    c = small_token(1); c.tie_embeddings = 2; bad[n++] = (typeof(bad[0])){"tie 2", c};
+    c = small_token(1); c.mode = 7; bad[n++] = (typeof(bad[0])){"mode 7", c};
+    c = small_vector(); c.d_in = 0; bad[n++] = (typeof(bad[0])){"d_in 0", c};
+    c = small_vector(); c.d_out = -1; bad[n++] = (typeof(bad[0])){"d_out -1", c};
+    for (int i = 0; i < n; i++) {
+        icl_model *m = (icl_model *)0x1;
+        icl_status s = icl_model_create(&m, &bad[i].c, ICL_BACKEND_CPU, 1);
+        printf("  %-18s -> %s: %s\n", bad[i].what, icl_status_name(s), icl_last_error());
+        ck_assert_int_eq(s, ICL_ERR_CONFIG);
+        ck_assert_ptr_null(m);
+        ck_assert(strlen(icl_last_error()) > 10);
+    }
+    ck_assert_int_eq(icl_config_validate(NULL), ICL_ERR_INVALID_ARG);
+}
+END_TEST
+
+START_TEST(test_config_json_roundtrip) {
+    icl_config c = small_vector(), back;
+    char buf[512];
+    ck_assert_int_eq(icl_config_to_json(&c, buf, sizeof buf), ICL_OK);
+    ck_assert_int_eq(icl_config_from_json(&back, buf), ICL_OK);
+    ck_assert(memcmp(&c, &back, sizeof c) == 0);
+    ck_assert_int_eq(icl_config_to_json(&c, buf, 10), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_config_from_json(&back, "{\"mode\":\"token\"}"), ICL_ERR_FORMAT);
+    ck_assert_int_eq(icl_config_from_json(&back, "[1,2]"), ICL_ERR_FORMAT);
+    ck_assert_int_eq(icl_config_from_json(&back, "{\"mode\":\"token\",\"n_layer\":1.5}"), ICL_ERR_FORMAT);
+}
+END_TEST
+
+START_TEST(test_tensor_table) {
+    for (int variant = 0; variant < 3; variant++) {
+        icl_config c = variant == 2 ? small_vector() : small_token(variant);
+        icl_model *m;
+        ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 3), ICL_OK);
+        size_t total = 0;
+        for (int i = 0; i < icl_model_num_tensors(m); i++) {
+            const icl_param_info *t = icl_model_tensor(m, i);
+            ck_assert_uint_eq(t->offset, total);
+            ck_assert_int_eq(icl_model_find_tensor(m, t->name), i);
+            total += t->numel;
+        }
+        ck_assert_uint_eq(total, icl_model_num_params(m));
+        ck_assert_uint_eq(total, icl_config_num_params(&c));
+        ck_assert_ptr_null(icl_model_tensor(m, icl_model_num_tensors(m)));
+        int qkv = icl_model_find_tensor(m, "blocks.1.attn.qkv.weight");
+        ck_assert_int_ge(qkv, 0);
+        ck_assert_int_eq(icl_model_tensor(m, qkv)->shape[0], 3 * c.d_model);
+        ck_assert_int_eq(icl_model_tensor(m, qkv)->shape[1], c.d_model);
+        ck_assert_int_eq(icl_model_find_tensor(m, "lm_head.weight") >= 0, variant == 0);
+        icl_model_free(m);
+    }
+}
+END_TEST
+
+/* ---- gradients ---- */
+
+/* Compare the analytic gradient with central differences of the loss along a
+ * random unit direction u of each tensor (covers every element), and at the
+ * 3 coordinates of largest gradient. */
+static void gradient_check(const icl_config *c) {
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, c, ICL_BACKEND_CPU, 11), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, c, 3, 7, 5);
+    size_t P = icl_model_num_params(m);
+    float *params = tu_floats(P), *grads = tu_floats(P), *probe = tu_floats(P);
+    ck_assert_int_eq(icl_model_get_params(m, params, P), ICL_OK);
+    /* Move off the symmetric init (zero biases, unit gains) so every term is exercised. */
+    icl_rng r;
+    icl_rng_init(&r, 99, "perturb");
+    for (size_t i = 0; i < P; i++)
+        params[i] += 0.1f * icl_rng_normal(&r);
+    ck_assert_int_eq(icl_model_set_params(m, params, P), ICL_OK);
+    float loss;
+    ck_assert_int_eq(icl_model_zero_grad(m), ICL_OK);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, &loss), ICL_OK);
+    ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_OK);
+    ck_assert_int_eq(icl_model_get_grads(m, grads, P), ICL_OK);
+
+    const double h = 1e-2;
+    for (int ti = 0; ti < icl_model_num_tensors(m); ti++) {
+        const icl_param_info *t = icl_model_tensor(m, ti);
+        /* direction: random, unit norm */
+        double *u = calloc(t->numel, sizeof *u), norm = 0.0, analytic = 0.0;
+        for (size_t k = 0; k < t->numel; k++) {
+            u[k] = icl_rng_normal(&r);
+            norm += u[k] * u[k];
+        }
+        norm = sqrt(norm);
+        for (size_t k = 0; k < t->numel; k++) {
+            u[k] /= norm;
+            analytic += u[k] * grads[t->offset + k];
+        }
+        double lp, lm;
+        for (int sign = -1; sign <= 1; sign += 2) {
+            memcpy(probe, params, P * sizeof *probe);
+            for (size_t k = 0; k < t->numel; k++)
+                probe[t->offset + k] = (float)(params[t->offset + k] + sign * h * u[k]);
+            ck_assert_int_eq(icl_model_set_params(m, probe, P), ICL_OK);
+            float l;
+            ck_assert_int_eq(icl_model_forward(m, &tb.batch, &l), ICL_OK);
+            if (sign < 0) lm = l; else lp = l;
+        }
+        double numeric = (lp - lm) / (2 * h);
+        double tol = 2e-3 + 2e-2 * fabs(numeric);
+        printf("  %-26s d/du analytic % .6f numeric % .6f  |diff| %.2e = %5.1f%% of tolerance\n", t->name, analytic,
+               numeric, fabs(analytic - numeric), 100 * fabs(analytic - numeric) / tol);
+        ck_assert_msg(fabs(analytic - numeric) <= tol, "%s: directional derivative %g vs finite difference %g",
+                      t->name, analytic, numeric);
+        free(u);
+    }
+    ck_assert_int_eq(icl_model_set_params(m, params, P), ICL_OK);
+    free(params);
+    free(grads);
+    free(probe);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+
+START_TEST(test_gradients_token_tied) { icl_config c = small_token(1); gradient_check(&c); }
+END_TEST
+START_TEST(test_gradients_token_untied) { icl_config c = small_token(0); gradient_check(&c); }
+END_TEST
+START_TEST(test_gradients_vector) { icl_config c = small_vector(); gradient_check(&c); }
+END_TEST
+
+/* Positions with weight 0 must not influence the gradient: changing their
+ * targets leaves every gradient bit-identical. */
+START_TEST(test_masked_targets_ignored) {
+    icl_config c = small_vector();
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 4), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 6, 8);
+    size_t P = icl_model_num_params(m);
+    float *g1 = tu_floats(P), *g2 = tu_floats(P);
+    ck_assert_int_eq(icl_model_zero_grad(m), ICL_OK);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_OK);
+    ck_assert_int_eq(icl_model_get_grads(m, g1, P), ICL_OK);
+    for (int i = 0; i < 12; i++)
+        if (tb.weights[i] == 0.0f)
+            for (int d = 0; d < c.d_out; d++) tb.values[i * c.d_out + d] = 1e3f;
+    ck_assert_int_eq(icl_model_zero_grad(m), ICL_OK);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_OK);
+    ck_assert_int_eq(icl_model_get_grads(m, g2, P), ICL_OK);
+    ck_assert(memcmp(g1, g2, P * sizeof(float)) == 0);
+    free(g1);
+    free(g2);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+/* ---- forward behaviour ---- */
+
+START_TEST(test_forward_rejects_bad_batches) {
+    icl_config c = small_token(1);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 9, 1);
+    icl_batch b = tb.batch;
+    b.T = 10; /* > ctx */
+    ck_assert_int_eq(icl_model_forward(m, &b, NULL), ICL_ERR_SHAPE);
+    printf("  T > ctx: %s\n", icl_last_error());
+    b = tb.batch; b.B = 0;
+    ck_assert_int_eq(icl_model_forward(m, &b, NULL), ICL_ERR_SHAPE);
+    b = tb.batch; b.tokens = NULL;
+    ck_assert_int_eq(icl_model_forward(m, &b, NULL), ICL_ERR_INVALID_ARG);
+    tb.tokens[3] = c.vocab_size;
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    tb.tokens[3] = 0;
+    tb.targets[0] = 99; /* weight at 0 is non-zero */
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    tb.targets[0] = 1;
+    for (int i = 0; i < 18; i++) tb.weights[i] = 0.0f;
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    tb.weights[0] = NAN;
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_model_forward(NULL, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_ERR_STATE);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_nan_parameters_give_numeric_error) {
+    icl_config c = small_token(1);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
+    size_t P = icl_model_num_params(m);
+    float *p = tu_floats(P);
+    ck_assert_int_eq(icl_model_get_params(m, p, P), ICL_OK);
+    p[P / 2] = NAN;
+    ck_assert_int_eq(icl_model_set_params(m, p, P), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 5, 1);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_NUMERIC);
+    printf("  NaN parameter: %s\n", icl_last_error());
+    free(p);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+/* The same prompt gives bit-identical logits whatever its row in the batch. */
+START_TEST(test_batch_position_independence) {
+    icl_config c = small_token(0);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 2), ICL_OK);
+    int B = 5, T = 9, V = c.vocab_size;
+    test_batch tb;
+    make_batch(&tb, &c, B, T, 3);
+    float *logits = tu_floats((size_t)B * T * V), *single = tu_floats((size_t)T * V);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    ck_assert_int_eq(icl_model_outputs(m, logits, (size_t)B * T * V), ICL_OK);
+    for (int b = 0; b < B; b++) {
+        icl_batch one = {1, T, tb.tokens + b * T, NULL, NULL, NULL, NULL};
+        ck_assert_int_eq(icl_model_forward(m, &one, NULL), ICL_OK);
+        ck_assert_int_eq(icl_model_outputs(m, single, (size_t)T * V), ICL_OK);
+        ck_assert_msg(memcmp(single, logits + (size_t)b * T * V, (size_t)T * V * sizeof(float)) == 0,
+                      "row %d differs when run alone", b);
+    }
+    free(logits);
+    free(single);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_same_seed_same_model) {
+    icl_config c = small_token(1);
+    icl_model *a, *b, *d;
+    ck_assert_int_eq(icl_model_create(&a, &c, ICL_BACKEND_CPU, 42), ICL_OK);
+    ck_assert_int_eq(icl_model_create(&b, &c, ICL_BACKEND_CPU, 42), ICL_OK);
+    ck_assert_int_eq(icl_model_create(&d, &c, ICL_BACKEND_CPU, 43), ICL_OK);
+    size_t P = icl_model_num_params(a);
+    float *pa = tu_floats(P), *pb = tu_floats(P), *pd = tu_floats(P);
+    icl_model_get_params(a, pa, P);
+    icl_model_get_params(b, pb, P);
+    icl_model_get_params(d, pd, P);
+    ck_assert(memcmp(pa, pb, P * sizeof(float)) == 0);
+    ck_assert(memcmp(pa, pd, P * sizeof(float)) != 0);
+    /* init statistics: a 2-D tensor has std close to 0.02 */
+    const icl_param_info *t = icl_model_tensor(a, icl_model_find_tensor(a, "blocks.0.mlp.fc.weight"));
+    double ss = 0;
+    for (size_t k = 0; k < t->numel; k++) ss += (double)pa[t->offset + k] * pa[t->offset + k];
+    double std = sqrt(ss / t->numel);
+    printf("  init std of %s: %.4f (want 0.02)\n", t->name, std);
+    ck_assert(fabs(std - 0.02) < 0.003);
+    free(pa); free(pb); free(pd);
+    icl_model_free(a); icl_model_free(b); icl_model_free(d);
+}
+END_TEST
+
+/* ---- hooks ---- */
+
+typedef struct {
+    int count[ICL_POINT_COUNT];
+    icl_point fail_at;
+} hook_log;
+
+static icl_status rewrite_hook(void *user, icl_model *m, const icl_point_view *v) {
+    (void)m;
+    hook_log *log = user;
+    log->count[v->point]++;
+    if (v->point == log->fail_at)
+        return ICL_ERR_INVALID_ARG;
+    /* Rewrite every element with itself: an in-place no-op the forward must not notice. */
+    int square = v->point == ICL_POINT_ATTN_SCORES || v->point == ICL_POINT_ATTN_PROBS;
+    size_t rows = square ? (size_t)v->B * v->n_head * v->T : (size_t)v->B * v->T;
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < v->width; k++) {
+            volatile float x = v->data[r * v->row_stride + k];
+            v->data[r * v->row_stride + k] = x;
+        }
+    return ICL_OK;
+}
+
+START_TEST(test_hook_visits_every_point_and_noop_is_exact) {
+    icl_config c = small_token(1);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 2), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 6, 3);
+    size_t n = 2 * 6 * (size_t)c.vocab_size;
+    float *plain = tu_floats(n), *hooked = tu_floats(n);
+    float l1, l2;
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, &l1), ICL_OK);
+    ck_assert_int_eq(icl_model_outputs(m, plain, n), ICL_OK);
+    hook_log log = {{0}, ICL_POINT_COUNT};
+    icl_model_set_hook(m, rewrite_hook, &log);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, &l2), ICL_OK);
+    ck_assert_int_eq(icl_model_outputs(m, hooked, n), ICL_OK);
+    ck_assert(memcmp(plain, hooked, n * sizeof(float)) == 0);
+    ck_assert(memcmp(&l1, &l2, sizeof l1) == 0);
+    for (int p = 0; p < ICL_POINT_COUNT; p++)
+        ck_assert_int_eq(log.count[p], icl_point_is_per_layer(p) ? c.n_layer : 1);
+    log.fail_at = ICL_POINT_MLP_POST;
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_ERR_INVALID_ARG);
+    printf("  hook abort: %s\n", icl_last_error());
+    ck_assert_int_eq(icl_model_outputs(m, hooked, n), ICL_ERR_STATE);
+    icl_model_set_hook(m, NULL, NULL);
+    free(plain);
+    free(hooked);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+/* Zeroing the MLP output of the last block through the hook equals a model
+ * whose last MLP projection (weights and bias) is zero. */
+static icl_status zero_mlp_out_hook(void *user, icl_model *m, const icl_point_view *v) {
+    (void)m;
+    int layer = *(int *)user;
+    if (v->point == ICL_POINT_MLP_OUT && v->layer == layer)
+        for (size_t r = 0; r < (size_t)v->B * v->T; r++)
+            memset(v->data + r * v->row_stride, 0, (size_t)v->width * sizeof(float));
+    return ICL_OK;
+}
+
+START_TEST(test_hook_intervention_matches_edited_weights) {
+    icl_config c = small_token(1);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 2), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 6, 3);
+    size_t n = 2 * 6 * (size_t)c.vocab_size, P = icl_model_num_params(m);
+    float *hooked = tu_floats(n), *edited = tu_floats(n), *p = tu_floats(P);
+    int layer = 1;
+    icl_model_set_hook(m, zero_mlp_out_hook, &layer);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    ck_assert_int_eq(icl_model_outputs(m, hooked, n), ICL_OK);
+    icl_model_set_hook(m, NULL, NULL);
+    icl_model_get_params(m, p, P);
+    const char *names[] = {"blocks.1.mlp.proj.weight", "blocks.1.mlp.proj.bias"};
+    for (int i = 0; i < 2; i++) {
+        const icl_param_info *t = icl_model_tensor(m, icl_model_find_tensor(m, names[i]));
+        memset(p + t->offset, 0, t->numel * sizeof(float));
+    }
+    icl_model_set_params(m, p, P);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    ck_assert_int_eq(icl_model_outputs(m, edited, n), ICL_OK);
+    TU_ASSERT_CLOSE("zeroed mlp_out vs zeroed weights", hooked, edited, n, 1e-6, 1e-6);
+    free(hooked); free(edited); free(p);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_point_copy_shapes) {
+    icl_config c = small_token(1);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 2), ICL_OK);
+    test_batch tb;
+    make_batch(&tb, &c, 2, 6, 3);
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_LN1, 0, NULL, 0), ICL_ERR_STATE);
+    ck_assert_int_eq(icl_model_forward(m, &tb.batch, NULL), ICL_OK);
+    icl_point_view v;
+    ck_assert_int_eq(icl_model_point(m, ICL_POINT_ATTN_PROBS, 1, &v), ICL_OK);
+    /* causal softmax rows sum to 1 and are 0 above the diagonal */
+    size_t n = 2 * 3 * 6 * 6;
+    float *probs = tu_floats(n);
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_ATTN_PROBS, 1, probs, n), ICL_OK);
+    for (size_t r = 0; r < 2 * 3 * 6; r++) {
+        int t = (int)(r % 6);
+        double sum = 0;
+        for (int s = 0; s < 6; s++) {
+            if (s > t) ck_assert(probs[r * 6 + s] == 0.0f);
+            sum += probs[r * 6 + s];
+        }
+        ck_assert(fabs(sum - 1.0) < 1e-5);
+    }
+    float q[2 * 6 * 12];
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_Q, 0, q, 2 * 6 * 12), ICL_OK);
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_Q, 0, q, 5), ICL_ERR_SHAPE);
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_Q, 2, q, 2 * 6 * 12), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_model_point_copy(m, ICL_POINT_COUNT, 0, q, 2 * 6 * 12), ICL_ERR_INVALID_ARG);
+    free(probs);
+    free_batch(&tb);
+    icl_model_free(m);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_bad_configs_rejected);
+    tcase_add_test(tc, test_config_json_roundtrip);
+    tcase_add_test(tc, test_tensor_table);
+    tcase_add_test(tc, test_gradients_token_tied);
+    tcase_add_test(tc, test_gradients_token_untied);
+    tcase_add_test(tc, test_gradients_vector);
+    tcase_add_test(tc, test_masked_targets_ignored);
+    tcase_add_test(tc, test_forward_rejects_bad_batches);
+    tcase_add_test(tc, test_nan_parameters_give_numeric_error);
+    tcase_add_test(tc, test_batch_position_independence);
+    tcase_add_test(tc, test_same_seed_same_model);
+    tcase_add_test(tc, test_hook_visits_every_point_and_noop_is_exact);
+    tcase_add_test(tc, test_hook_intervention_matches_edited_weights);
+    tcase_add_test(tc, test_point_copy_shapes);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
