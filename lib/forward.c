@@ -13,6 +13,7 @@
  * Each intermediate lands in its own view of the activation buffer; after
  * each one the hook (if installed) may read or overwrite it. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "error.h"
 #include "model_internal.h"
@@ -24,9 +25,11 @@ static icl_status visit(icl_model *m, icl_point p, int layer) {
     icl_point_view view;
     ICL_TRY(icl_model_point_in(m, &m->a, p, layer, &view));
     icl_status s = m->hook(m->hook_user, m, &view);
-    if (s != ICL_OK)
-        return icl_fail(s, "forward aborted by the hook at %s (layer %d): %s", icl_point_name(p), layer,
-                        icl_last_error());
+    if (s != ICL_OK) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s", icl_last_error());
+        return icl_fail(s, "forward aborted by the hook at %s (layer %d): %s", icl_point_name(p), layer, reason);
+    }
     return ICL_OK;
 }
 

@@ -25,7 +25,7 @@ struct icl_task_family {
     char name[TASK_NAME_LEN];
     char spec[256];
     double opt[TASK_MAX_OPTIONS]; /* option values in ops->options order */
-    int opt_set[TASK_MAX_OPTIONS]; /* 1 where the spec gave the value */
+    int opt_set[TASK_MAX_OPTIONS]; /* 0: default, 1: set by a preset, 2: set by the spec */
     int n_tasks;
     char (*task_names)[TASK_NAME_LEN];
     int vocab_size;
@@ -63,6 +63,8 @@ struct task_family_ops {
 double task_opt(const icl_task_family *f, const char *key);
 int task_opt_int(const icl_task_family *f, const char *key);
 int task_opt_given(const icl_task_family *f, const char *key);
+/* Set an option the spec did not give (a default derived from other options). */
+void task_opt_default(icl_task_family *f, const char *key, double value);
 
 /* Allocate n task names / a vocabulary of n_content content tokens (specials
  * are named by the helper); names are then set with the printf-style setters. */

@@ -139,7 +139,6 @@ typedef struct {
     int32_t *roles;       /* (T) icl_role */
     int32_t *example_ids; /* (T) example index, n_examples for the query, -1 for BOS and PAD */
     int32_t *task_ids;    /* (T) task of that example; -1 for BOS, PAD and a mixed prompt's query */
-    size_t cap_T;         /* positions allocated */
 } icl_prompt;
 
 void icl_prompt_free(icl_prompt *p);
@@ -159,8 +158,9 @@ icl_status icl_prompt_set_query_answer(icl_prompt *p, const int32_t *tokens, con
 icl_status icl_prompt_render(const icl_task_family *f, const icl_prompt *p, char *buf, size_t size);
 
 /* Inputs and answers of a vector prompt as doubles: xs (n_examples+1, D), ys
- * (n_examples+1), the query last. For the regression baselines. */
-icl_status icl_prompt_points(const icl_prompt *p, double *xs, double *ys, size_t n_values);
+ * (n_examples+1), the query last; max_points >= n_examples+1 is the room in
+ * xs (max_points*D) and ys. For the regression baselines. */
+icl_status icl_prompt_points(const icl_prompt *p, double *xs, double *ys, int max_points);
 
 /* ---- mixed-task prompts ---- */
 
@@ -177,7 +177,6 @@ typedef struct {
     int *counts;           /* (n_tasks) examples of each task */
     int32_t *answers;      /* (n_tasks, answer_len) token mode: every task's answer to the query */
     float *answer_values;  /* (n_tasks, d_out) vector mode: every task's noise-free answer */
-    int cap_tasks;
 } icl_mixed_prompt;
 
 void icl_mixed_prompt_free(icl_mixed_prompt *m);
@@ -218,7 +217,7 @@ typedef struct {
     int32_t *prompt_len;           /* (B) unpadded length */
     int32_t *query_pos;            /* (B) see icl_prompt.query_pos */
     icl_prompt *prompts;           /* (B) the unpadded prompts */
-    size_t cap_rows, cap_values;
+    int cap_prompts;
 } icl_task_batch;
 
 void icl_task_batch_free(icl_task_batch *b);

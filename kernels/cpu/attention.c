@@ -8,10 +8,15 @@
 #include <math.h>
 #include <string.h>
 #include "cpu_kernels.h"
+#include "fast_math.h"
 
 /* Dot products use LANES independent partial sums combined in a fixed order
  * (vectorisable without reassociating, independent of alignment). */
 enum { LANES = 8 };
+
+static float combine(const float acc[LANES]) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
 
 static float dot(const float *a, const float *b, int n) {
     float acc[LANES] = {0};
@@ -19,9 +24,21 @@ static float dot(const float *a, const float *b, int n) {
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++)
             acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    float s = combine(acc);
     for (; i < n; i++)
         s += a[i] * b[i];
+    return s;
+}
+
+static float sum(const float *a, int n) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += a[i + j];
+    float s = combine(acc);
+    for (; i < n; i++)
+        s += a[i];
     return s;
 }
 
@@ -86,12 +103,11 @@ void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B,
         float mx = x[0];
         for (int s = 1; s <= t; s++)
             mx = x[s] > mx ? x[s] : mx;
-        float sum = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            p[s] = expf(x[s] - mx);
-            sum += p[s];
-        }
-        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int s = 0; s <= t; s++)
+            p[s] = icl_fast_exp_minus_abs(x[s] - mx); /* x - mx <= 0 */
+        float inv = 1.0f / sum(p, t + 1);
+#pragma omp simd
         for (int s = 0; s <= t; s++)
             p[s] *= inv;
         memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);

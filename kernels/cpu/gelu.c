@@ -1,6 +1,7 @@
 /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 #include <math.h>
 #include "cpu_kernels.h"
+#include "fast_math.h"
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715
@@ -8,10 +9,10 @@
 // out (N) = GELU(inp (N))
 void icl_cpu_gelu_forward(float *out, const float *inp, size_t N) {
     const float k = (float)GELU_K, a = (float)GELU_A;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(k * (x + a * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + icl_fast_tanhf(k * (x + a * x * x * x)));
     }
 }
 
@@ -25,10 +26,10 @@ void icl_cpu_gelu_forward_naive(float *out, const float *inp, size_t N) {
 // dinp (N) += GELU'(inp) * dout (N)
 void icl_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
     const float k = (float)GELU_K, a = (float)GELU_A;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        float th = tanhf(k * (x + a * x * x * x));
+        float th = icl_fast_tanhf(k * (x + a * x * x * x));
         float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * a * x * x);
         dinp[i] += grad * dout[i];
     }

@@ -11,23 +11,32 @@ enum {
     CHUNKS_PER_PASS = 256 /* chunk sums held on the stack at once */
 };
 
-/* Sum of x (n <= CHUNK), or of x^2 when `square`, with four interleaved
- * partial sums combined in a fixed order. */
-static double chunk_sum(const float *x, size_t n, int square) {
+/* Sums of one chunk with four interleaved partial sums combined in a fixed order. */
+static double chunk_sum(const float *x, size_t n) {
     double a[4] = {0};
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++) {
-            double v = x[i + j];
-            a[j] += square ? v * v : v;
-        }
+        for (int j = 0; j < 4; j++)
+            a[j] += (double)x[i + j];
     double s = (a[0] + a[1]) + (a[2] + a[3]);
     for (; i < n; i++)
-        s += square ? (double)x[i] * x[i] : (double)x[i];
+        s += (double)x[i];
     return s;
 }
 
-static double chunked_sum(const float *x, size_t n, int square) {
+static double chunk_sum_squares(const float *x, size_t n) {
+    double a[4] = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++)
+            a[j] += (double)x[i + j] * (double)x[i + j];
+    double s = (a[0] + a[1]) + (a[2] + a[3]);
+    for (; i < n; i++)
+        s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+static double chunked_sum(const float *x, size_t n, double (*chunk_fn)(const float *, size_t)) {
     size_t n_chunks = (n + CHUNK - 1) / CHUNK;
     double total = 0.0;
     for (size_t first = 0; first < n_chunks; first += CHUNKS_PER_PASS) {
@@ -37,7 +46,7 @@ static double chunked_sum(const float *x, size_t n, int square) {
         for (int k = 0; k < count; k++) {
             size_t start = (first + (size_t)k) * CHUNK;
             size_t len = n - start < CHUNK ? n - start : CHUNK;
-            partial[k] = chunk_sum(x + start, len, square);
+            partial[k] = chunk_fn(x + start, len);
         }
         for (int k = 0; k < count; k++)
             total += partial[k];
@@ -46,10 +55,10 @@ static double chunked_sum(const float *x, size_t n, int square) {
 }
 
 // sum of x (n)
-double icl_cpu_sum(const float *x, size_t n) { return chunked_sum(x, n, 0); }
+double icl_cpu_sum(const float *x, size_t n) { return chunked_sum(x, n, chunk_sum); }
 
 // sum of x (n) squared
-double icl_cpu_sum_squares(const float *x, size_t n) { return chunked_sum(x, n, 1); }
+double icl_cpu_sum_squares(const float *x, size_t n) { return chunked_sum(x, n, chunk_sum_squares); }
 
 double icl_cpu_sum_naive(const float *x, size_t n) {
     double s = 0.0;

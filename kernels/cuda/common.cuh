@@ -1,4 +1,4 @@
-/* CUDA backend internals shared by the kernels/cuda/*.cu files: the backend
+/* CUDA backend internals shared by the .cu files of kernels/cuda: the backend
  * context, first-error recording, launch helpers, warp reductions, and the
  * entry points each file provides to the ops table in backend_cuda.cu.
  *

@@ -1,0 +1,111 @@
+/* Option parsing and small helpers shared by the icl subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "icl_cli.h"
+
+static void print_help(const char *usage, const cli_option *opts, int n_opts) {
+    printf("%s\n", usage);
+    if (n_opts)
+        printf("\noptions:\n");
+    for (int i = 0; i < n_opts; i++) {
+        const char *arg = opts[i].kind == OPT_FLAG ? "" : opts[i].kind == OPT_STRING ? " S" : " N";
+        char left[64];
+        snprintf(left, sizeof left, "%s%s", opts[i].name, arg);
+        printf("  %-22s %s\n", left, opts[i].help);
+    }
+    printf("  %-22s %s\n", "--help", "show this help");
+}
+
+static int parse_value(const cli_option *o, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case OPT_INT: {
+        long v = strtol(text, &end, 10);
+        if (errno || *end || v < -2147483647L || v > 2147483647L) break;
+        *(int *)o->target = (int)v;
+        return 0;
+    }
+    case OPT_LONG: {
+        long v = strtol(text, &end, 10);
+        if (errno || *end) break;
+        *(long *)o->target = v;
+        return 0;
+    }
+    case OPT_FLOAT: {
+        float v = strtof(text, &end);
+        if (errno || *end) break;
+        *(float *)o->target = v;
+        return 0;
+    }
+    case OPT_STRING:
+        *(const char **)o->target = text;
+        return 0;
+    case OPT_FLAG:
+        break;
+    }
+    fprintf(stderr, "icl: %s: cannot parse \"%s\"\n", o->name, text);
+    return -1;
+}
+
+int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
+              const char **positional, int max_positional, int *n_positional) {
+    int np = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(usage, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (np >= max_positional) {
+                fprintf(stderr, "icl: unexpected argument \"%s\" (see --help)\n", a);
+                return -1;
+            }
+            positional[np++] = a;
+            continue;
+        }
+        const cli_option *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (strcmp(opts[k].name, a) == 0) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "icl: unknown option %s (see --help)\n", a);
+            return -1;
+        }
+        if (o->kind == OPT_FLAG) {
+            *(int *)o->target = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "icl: %s needs a value\n", a);
+            return -1;
+        }
+        if (parse_value(o, argv[++i]) != 0)
+            return -1;
+    }
+    if (n_positional)
+        *n_positional = np;
+    return 0;
+}
+
+int cli_fail(const char *what, icl_status s) {
+    fprintf(stderr, "icl: %s: %s: %s\n", what, icl_status_name(s), icl_last_error());
+    return 1;
+}
+
+double cli_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int cli_backend(const char *flag_value, icl_backend_kind *out) {
+    const char *name = flag_value ? flag_value : getenv("ICL_BACKEND");
+    if (!name || !*name)
+        name = "cpu";
+    icl_status s = icl_backend_parse(name, out);
+    return s == ICL_OK ? 0 : cli_fail("backend", s);
+}

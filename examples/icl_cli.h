@@ -1,0 +1,38 @@
+/* Shared pieces of the `icl` command-line tool: option parsing, messages,
+ * and the subcommand entry points. */
+#ifndef ICL_CLI_H
+#define ICL_CLI_H
+
+#include <stdint.h>
+#include "icl/icl.h"
+
+typedef enum { OPT_FLAG, OPT_INT, OPT_LONG, OPT_FLOAT, OPT_STRING } opt_kind;
+
+typedef struct {
+    const char *name;  /* "--steps" */
+    opt_kind kind;
+    void *target;      /* int*, long*, float*, const char** */
+    const char *help;
+} cli_option;
+
+/* Parse argv[first..argc) against opts. Positional arguments are stored in
+ * positional[] (at most max_positional). Prints the help text and returns 1
+ * for --help, -1 (after printing an error) for bad input, 0 on success. */
+int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
+              const char **positional, int max_positional, int *n_positional);
+
+/* Print "icl: <what>: <status name>: <last error>" to stderr and return 1. */
+int cli_fail(const char *what, icl_status s);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Backend from --backend, else the ICL_BACKEND environment variable, else cpu. */
+int cli_backend(const char *flag_value, icl_backend_kind *out);
+
+int cmd_train(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,35 @@
+/* icl: train, run, inspect and benchmark libicl models from the shell. */
+#include <stdio.h>
+#include <string.h>
+#include "icl_cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"train", cmd_train, "train a model (built-in toy tasks or ICL task families)"},
+    {"forward", cmd_forward, "run a saved model on an .npy input, write logits/outputs as .npy"},
+    {"info", cmd_info, "show a checkpoint's config and tensor table"},
+    {"bench", cmd_bench, "measure training throughput"},
+};
+
+static void usage(void) {
+    printf("usage: icl <command> [options]   (icl <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-10s %s\n", commands[i].name, commands[i].help);
+    printf("\nlibicl %s\n", ICL_VERSION_STRING);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc, argv);
+    fprintf(stderr, "icl: unknown command \"%s\"\n", argv[1]);
+    usage();
+    return 2;
+}

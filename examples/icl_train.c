@@ -1,0 +1,240 @@
+/* icl train: train a model on a toy task (copy, reverse) or an ICL task family. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "icl/task.h"
+#include "icl_cli.h"
+
+typedef struct {
+    /* data: a toy task, or a task family */
+    icl_toy_task toy;
+    int32_t *toy_tokens, *toy_targets;
+    float *toy_weights;
+    icl_task_family *family;
+    icl_task_batch_options batch_opt;
+    icl_task_batch tb;
+    int batch;
+    /* bookkeeping for the callbacks */
+    icl_model *model;
+    icl_optimizer *opt;
+    icl_rng *data_rng;
+    long total_steps, first_step, tokens_per_step;
+    double t_start;
+    const char *checkpoint_dir;
+    FILE *csv;
+    int quiet;
+} train_run;
+
+static icl_status next_batch(void *user, long step, int micro, icl_rng *rng, icl_batch *batch) {
+    (void)step;
+    (void)micro;
+    train_run *r = user;
+    if (!r->family)
+        return icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
+    icl_status s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
+    if (s == ICL_OK)
+        *batch = r->tb.batch;
+    return s;
+}
+
+static icl_status on_log(void *user, const icl_step_stats *st) {
+    train_run *r = user;
+    double elapsed = cli_now() - r->t_start;
+    double done = (double)(st->step - r->first_step + 1);
+    double tok_s = done * (double)r->tokens_per_step / elapsed;
+    double eta = elapsed / done * (double)(r->total_steps - st->step);
+    if (!r->quiet)
+        fprintf(stderr, "step %6ld/%ld | loss %.4f | lr %.2e | |g| %.3f | %8.0f tok/s | ETA %02d:%02d\n", st->step,
+            r->total_steps, st->loss, st->lr, st->grad_norm, tok_s, (int)(eta / 60), (int)fmod(eta, 60.0));
+    if (r->csv) {
+        fprintf(r->csv, "%ld,%.6f,%.6e,%.6f,%.1f\n", st->step, st->loss, st->lr, st->grad_norm, elapsed);
+        fflush(r->csv);
+    }
+    return ICL_OK;
+}
+
+static icl_status on_checkpoint(void *user, const icl_step_stats *st) {
+    train_run *r = user;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/step_%07ld.safetensors", r->checkpoint_dir, st->step);
+    return icl_checkpoint_save(path, r->model, r->opt, r->data_rng);
+}
+
+static int setup_data(train_run *r, const char *task, int symbols, int length, int examples, icl_config *cfg) {
+    icl_toy_kind kind;
+    if (icl_toy_parse(task, &kind) == ICL_OK) {
+        r->toy = (icl_toy_task){kind, symbols, length};
+        size_t N = (size_t)r->batch * icl_toy_seq_len(&r->toy);
+        r->toy_tokens = malloc(N * sizeof(int32_t));
+        r->toy_targets = malloc(N * sizeof(int32_t));
+        r->toy_weights = malloc(N * sizeof(float));
+        if (!r->toy_tokens || !r->toy_targets || !r->toy_weights) {
+            fprintf(stderr, "icl train: out of memory\n");
+            return 1;
+        }
+        cfg->mode = ICL_MODE_TOKEN;
+        cfg->vocab_size = icl_toy_vocab_size(&r->toy);
+        if (cfg->ctx < icl_toy_seq_len(&r->toy))
+            cfg->ctx = icl_toy_seq_len(&r->toy);
+        r->tokens_per_step = N;
+        return 0;
+    }
+    icl_status s = icl_task_family_create(&r->family, task);
+    if (s != ICL_OK)
+        return cli_fail("--task (neither copy, reverse nor a task family spec)", s);
+    r->batch_opt = icl_task_batch_options_default();
+    r->batch_opt.B = r->batch;
+    r->batch_opt.n_examples = examples > 0 ? examples : icl_task_family_default_examples(r->family);
+    int T;
+    if ((s = icl_task_family_prompt_len(r->family, r->batch_opt.n_examples, &T)) != ICL_OK ||
+        (s = icl_task_family_fill_config(r->family, cfg)) != ICL_OK)
+        return cli_fail("task family", s);
+    if (cfg->ctx < T)
+        cfg->ctx = T;
+    r->tokens_per_step = (long)r->batch * T;
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    icl_config cfg = icl_config_default();
+    icl_optim_config oc = icl_optim_config_default();
+    const char *task = "copy", *save = NULL, *resume = NULL, *backend_name = NULL, *csv_path = NULL;
+    const char *checkpoint_dir = NULL;
+    int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0;
+    long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
+    int warmup = -1;
+    cli_option opts[] = {
+        {"--task", OPT_STRING, &task, "copy | reverse | an ICL task family spec (see docs/tasks.md) [copy]"},
+        {"--symbols", OPT_INT, &symbols, "toy tasks: alphabet size [10]"},
+        {"--length", OPT_INT, &length, "toy tasks: string length [8]"},
+        {"--examples", OPT_INT, &examples, "task families: in-context examples per prompt [family default]"},
+        {"--steps", OPT_LONG, &steps, "optimizer steps [1000]"},
+        {"--batch", OPT_INT, &batch, "prompts per micro-batch [32]"},
+        {"--accum", OPT_INT, &accum, "micro-batches per step (gradient accumulation) [1]"},
+        {"--layers", OPT_INT, &cfg.n_layer, "transformer blocks [2]"},
+        {"--d-model", OPT_INT, &cfg.d_model, "residual width [64]"},
+        {"--heads", OPT_INT, &cfg.n_head, "attention heads [4]"},
+        {"--d-ff", OPT_INT, &cfg.d_ff, "MLP width [4*d_model]"},
+        {"--ctx", OPT_INT, &cfg.ctx, "context length [at least the prompt length]"},
+        {"--untied", OPT_FLAG, &untied, "separate lm_head instead of the tied token embedding"},
+        {"--lr", OPT_FLOAT, &oc.lr, "peak learning rate [1e-3]"},
+        {"--min-lr-frac", OPT_FLOAT, &oc.min_lr_frac, "final lr as a fraction of the peak [0.1]"},
+        {"--warmup", OPT_INT, &warmup, "warm-up steps [min(100, steps/10)]"},
+        {"--beta1", OPT_FLOAT, &oc.beta1, "Adam beta1 [0.9]"},
+        {"--beta2", OPT_FLOAT, &oc.beta2, "Adam beta2 [0.99]"},
+        {"--wd", OPT_FLOAT, &oc.weight_decay, "weight decay on matrices [0.01]"},
+        {"--clip", OPT_FLOAT, &oc.grad_clip, "global gradient-norm clip, 0 = off [1.0]"},
+        {"--seed", OPT_LONG, &seed, "seed of the initialisation and the data [1]"},
+        {"--save", OPT_STRING, &save, "write the final checkpoint here"},
+        {"--checkpoint-dir", OPT_STRING, &checkpoint_dir, "directory for periodic checkpoints"},
+        {"--checkpoint-every", OPT_LONG, &checkpoint_every, "steps between periodic checkpoints [0 = off]"},
+        {"--resume", OPT_STRING, &resume, "continue from a checkpoint saved with optimizer state"},
+        {"--log-every", OPT_LONG, &log_every, "steps between progress lines [50]"},
+        {"--log-csv", OPT_STRING, &csv_path, "append step,loss,lr,grad_norm,seconds rows to this CSV"},
+        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
+        {"--quiet", OPT_FLAG, &quiet, "no progress lines"},
+    };
+    int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
+                       "usage: icl train [options]\n\nTrain a transformer; prints step, loss, tokens/s and ETA.",
+                       NULL, 0, NULL);
+    if (rc)
+        return rc < 0 ? 2 : 0;
+    icl_backend_kind backend;
+    if (cli_backend(backend_name, &backend))
+        return 1;
+    if (batch < 1 || steps < 1 || accum < 1 || accum > ICL_MAX_GRAD_ACCUM) {
+        fprintf(stderr, "icl train: --batch and --steps must be >= 1, --accum in [1, %d]\n", ICL_MAX_GRAD_ACCUM);
+        return 2;
+    }
+    cfg.tie_embeddings = !untied;
+    oc.total_steps = (int)steps;
+    oc.warmup_steps = warmup >= 0 ? warmup : (int)(steps / 10 < 100 ? steps / 10 : 100);
+
+    train_run r = {0};
+    r.batch = batch;
+    int result = 1;
+    if (setup_data(&r, task, symbols, length, examples, &cfg))
+        goto done;
+    icl_rng data_rng;
+    icl_status s;
+    if (resume) {
+        icl_config saved;
+        if ((s = icl_checkpoint_read_config(resume, &saved)) != ICL_OK ||
+            (s = icl_checkpoint_load_model(resume, backend, &r.model)) != ICL_OK) {
+            cli_fail(resume, s);
+            goto done;
+        }
+        if (saved.mode != cfg.mode || (cfg.mode == ICL_MODE_TOKEN && saved.vocab_size != cfg.vocab_size)) {
+            fprintf(stderr, "icl train: %s was trained on data of another shape than --task %s\n", resume, task);
+            goto done;
+        }
+    } else if ((s = icl_model_create(&r.model, &cfg, backend, (uint64_t)seed)) != ICL_OK) {
+        cli_fail("model", s);
+        goto done;
+    }
+    if ((s = icl_optimizer_create(&r.opt, r.model, &oc)) != ICL_OK) {
+        cli_fail("optimizer", s);
+        goto done;
+    }
+    icl_rng_init(&data_rng, (uint64_t)seed, "data");
+    if (resume && (s = icl_checkpoint_load_state(resume, r.opt, &data_rng)) != ICL_OK) {
+        cli_fail(resume, s);
+        goto done;
+    }
+    if (checkpoint_dir && mkdir(checkpoint_dir, 0755) != 0 && access(checkpoint_dir, W_OK) != 0) {
+        perror(checkpoint_dir);
+        goto done;
+    }
+    if (csv_path) {
+        r.csv = fopen(csv_path, "a");
+        if (!r.csv) {
+            perror(csv_path);
+            goto done;
+        }
+        if (ftell(r.csv) == 0)
+            fprintf(r.csv, "step,loss,lr,grad_norm,seconds\n");
+    }
+    const icl_config *mc = icl_model_config(r.model);
+    if (!quiet)
+        fprintf(stderr, "icl train: task %s | %s mode, %d layers, d_model %d, %d heads, %zu parameters | %s backend\n",
+                task, mc->mode == ICL_MODE_TOKEN ? "token" : "vector", mc->n_layer, mc->d_model, mc->n_head,
+                icl_model_num_params(r.model), icl_backend_name(backend));
+    r.data_rng = &data_rng;
+    r.total_steps = steps;
+    r.first_step = icl_optimizer_step_count(r.opt) + 1;
+    r.tokens_per_step *= accum;
+    r.checkpoint_dir = checkpoint_dir;
+    r.quiet = quiet;
+    r.t_start = cli_now();
+    icl_train_loop_config lc = {
+        .steps = steps, .grad_accum = accum, .next_batch = next_batch,
+        .on_log = (quiet && !r.csv) ? NULL : on_log, .log_every = log_every,
+        .on_checkpoint = checkpoint_dir ? on_checkpoint : NULL, .checkpoint_every = checkpoint_every,
+        .user = &r,
+    };
+    if ((s = icl_train_loop(r.model, r.opt, &data_rng, &lc)) != ICL_OK) {
+        cli_fail("training", s);
+        goto done;
+    }
+    if (save && (s = icl_checkpoint_save(save, r.model, r.opt, &data_rng)) != ICL_OK) {
+        cli_fail(save, s);
+        goto done;
+    }
+    if (save && !quiet)
+        fprintf(stderr, "icl train: saved %s\n", save);
+    result = 0;
+done:
+    if (r.csv)
+        fclose(r.csv);
+    icl_optimizer_free(r.opt);
+    icl_model_free(r.model);
+    icl_task_batch_free(&r.tb);
+    icl_task_family_free(r.family);
+    free(r.toy_tokens);
+    free(r.toy_targets);
+    free(r.toy_weights);
+    return result;
+}
