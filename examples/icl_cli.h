@@ -31,6 +31,7 @@ double cli_now(void);
 int cli_backend(const char *flag_value, icl_backend_kind *out);
 
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

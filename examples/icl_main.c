@@ -9,6 +9,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cmd_train, "train a model (built-in toy tasks or ICL task families)"},
+    {"eval", cmd_eval, "accuracy / MSE against the number of in-context examples, with baselines"},
     {"forward", cmd_forward, "run a saved model on an .npy input, write logits/outputs as .npy"},
     {"info", cmd_info, "show a checkpoint's config and tensor table"},
     {"bench", cmd_bench, "measure training throughput"},

@@ -12,6 +12,7 @@
 #include "icl/checkpoint.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -203,6 +204,8 @@ static icl_status optim_from_json(const reader *r, const char *text, icl_optim_c
         char *field = (char *)oc + optim_fields[i].offset;
         if (!cJSON_IsNumber(item))
             st = bad(r, "icl.optim field \"%s\" is missing or not a number", optim_fields[i].key);
+        else if (!optim_fields[i].is_int && fabs(item->valuedouble) > FLT_MAX)
+            st = bad(r, "icl.optim field \"%s\" = %g is out of float range", optim_fields[i].key, item->valuedouble);
         else if (!optim_fields[i].is_int)
             *(float *)field = (float)item->valuedouble;
         else if (item->valuedouble != floor(item->valuedouble) || fabs(item->valuedouble) > 2147483647.0)
@@ -256,7 +259,7 @@ static icl_status read_metadata(reader *r) {
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(r->meta, "icl.rng");
     const cJSON *optim = cJSON_GetObjectItemCaseSensitive(r->meta, "icl.optim");
     if (!format)
-        return bad(r, "metadata lacks icl.format (not an libicl checkpoint?)");
+        return bad(r, "metadata lacks icl.format (not a libicl checkpoint?)");
     if (strcmp(format->valuestring, FORMAT_VERSION) != 0)
         return bad(r, "icl.format \"%.20s\" is not supported (this library reads \"" FORMAT_VERSION "\")",
                    format->valuestring);
@@ -534,6 +537,26 @@ icl_status icl_checkpoint_read_config(const char *path, icl_config *cfg) {
     return ICL_OK;
 }
 
+icl_status icl_checkpoint_read_meta(const char *path, const char *key, char *buf, size_t size) {
+    if (!path || !key || !buf || size == 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_read_meta: NULL argument or empty buffer");
+    reader r;
+    icl_model *layout;
+    ICL_TRY(open_checked(&r, path, ICL_BACKEND_CPU, &layout));
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(r.meta, key);
+    icl_status st = ICL_OK;
+    if (!item)
+        st = icl_fail(ICL_ERR_INVALID_ARG, "checkpoint \"%s\" has no metadata key \"%s\"", path, key);
+    else if (strlen(item->valuestring) >= size)
+        st = icl_fail(ICL_ERR_INVALID_ARG, "checkpoint \"%s\": metadata \"%s\" needs %zu bytes, buffer has %zu", path,
+                      key, strlen(item->valuestring) + 1, size);
+    else
+        memcpy(buf, item->valuestring, strlen(item->valuestring) + 1);
+    icl_model_free(layout);
+    reader_close(&r);
+    return st;
+}
+
 icl_status icl_checkpoint_load_model(const char *path, icl_backend_kind backend, icl_model **out) {
     if (!out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_load_model: out is NULL");
@@ -665,7 +688,8 @@ static cJSON *tensor_entry(const icl_param_info *t, uint64_t begin) {
 }
 
 /* The JSON header text (caller frees), or NULL when out of memory. */
-static char *build_header(const icl_model *m, const icl_optimizer *opt, const icl_rng *rng, const char *config_json) {
+static char *build_header(const icl_model *m, const icl_optimizer *opt, const icl_rng *rng, const char *config_json,
+                          const icl_meta_entry *extra, int n_extra) {
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = cJSON_CreateObject();
     char step[32], rng_text[64];
@@ -687,6 +711,8 @@ static char *build_header(const icl_model *m, const icl_optimizer *opt, const ic
         cJSON_free(optim);
     }
     ok = ok && cJSON_AddStringToObject(meta, "icl.library", "libicl " ICL_VERSION_STRING);
+    for (int i = 0; ok && i < n_extra; i++)
+        ok = cJSON_AddStringToObject(meta, extra[i].key, extra[i].value) != NULL;
     uint64_t pos = 0;
     int nt = icl_model_num_tensors(m);
     for (int role = ROLE_PARAM; ok && role < (opt ? N_ROLES : 1); role++)
@@ -731,8 +757,23 @@ static icl_status write_file(const char *path, const char *header, const icl_mod
 
 icl_status icl_checkpoint_save(const char *path, const icl_model *m, const icl_optimizer *opt,
                                const icl_rng *rng) {
+    return icl_checkpoint_save_with_meta(path, m, opt, rng, NULL, 0);
+}
+
+icl_status icl_checkpoint_save_with_meta(const char *path, const icl_model *m, const icl_optimizer *opt,
+                                         const icl_rng *rng, const icl_meta_entry *meta, int n_meta) {
     if (!path || !m)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_save: NULL %s", path ? "model" : "path");
+    if (n_meta < 0 || (n_meta > 0 && !meta))
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_save: %d metadata entries but no array", n_meta);
+    for (int i = 0; i < n_meta; i++) {
+        if (!meta[i].key || !meta[i].value || strncmp(meta[i].key, "user.", 5) != 0 || !meta[i].key[5])
+            return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_save: metadata key \"%s\" must be \"user.<name>\" "
+                            "with a string value", meta[i].key ? meta[i].key : "(null)");
+        for (int j = 0; j < i; j++)
+            if (strcmp(meta[i].key, meta[j].key) == 0)
+                return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_save: metadata key \"%s\" repeats", meta[i].key);
+    }
     if (opt) {
         /* JSON has no Inf/NaN; a config that needs them could not be read back. */
         const icl_optim_config *oc = icl_optimizer_config(opt);
@@ -753,7 +794,7 @@ icl_status icl_checkpoint_save(const char *path, const icl_model *m, const icl_o
         st = icl_optimizer_get_state(opt, buffers + n, buffers + 2 * n, n);
     char *header = NULL;
     if (st == ICL_OK) {
-        header = build_header(m, opt, rng, config_json);
+        header = build_header(m, opt, rng, config_json, meta, n_meta);
         if (!header)
             st = icl_fail(ICL_ERR_NOMEM, "icl_checkpoint_save: out of memory building the header");
     }

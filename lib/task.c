@@ -154,6 +154,8 @@ static icl_status family_init(icl_task_family *f, const char *spec) {
         f->opt[i] = ops->options[i].def;
     if (preset_opts)
         ICL_TRY(apply_options(f, spec, preset_opts, strlen(preset_opts), 0));
+    if (colon && colon[1] == '\0')
+        return icl_fail(ICL_ERR_INVALID_ARG, "task spec \"%s\": expected key=value after ':'", spec);
     if (colon)
         ICL_TRY(apply_options(f, spec, colon + 1, strlen(colon + 1), 1));
     f->input_len = f->answer_len = 1;

@@ -365,7 +365,7 @@ icl_status icl_prompt_render(const icl_task_family *f, const icl_prompt *p, char
         const float *v = p->inputs + (size_t)t * p->d_in;
         int is_x = p->roles[t] == ICL_ROLE_EX_INPUT || p->roles[t] == ICL_ROLE_QUERY_INPUT;
         if (is_x) {
-            ok = append(buf, size, &used, "%s%s[", t ? "| " : "", space);
+            ok = append(buf, size, &used, "%s[", t ? " | " : "");
             for (int c = 0; c < p->d_in - 1 && ok; c++)
                 ok = append(buf, size, &used, "%s%.2f", c ? " " : "", (double)v[c]);
             ok = ok && append(buf, size, &used, "]");

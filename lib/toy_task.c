@@ -26,9 +26,13 @@ icl_status icl_toy_fill(const icl_toy_task *t, icl_rng *rng, int B, int32_t *tok
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_toy_fill: need n_symbols >= 2, length >= 1, B >= 1 and a known kind");
     int n = t->length, T = icl_toy_seq_len(t);
     int32_t bos = t->n_symbols, sep = t->n_symbols + 1;
+    /* One draw from rng picks this batch's base stream, so consecutive calls
+     * give new prompts while prompt b never depends on B. */
+    icl_rng base;
+    icl_rng_split(&base, rng, icl_rng_u64(rng));
     for (int b = 0; b < B; b++) {
         icl_rng r;
-        icl_rng_split(&r, rng, (uint64_t)b);
+        icl_rng_split(&r, &base, (uint64_t)b);
         int32_t *x = tokens + (size_t)b * T;
         x[0] = bos;
         for (int i = 0; i < n; i++)

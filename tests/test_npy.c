@@ -167,6 +167,39 @@ START_TEST(writes_numpy_bytes) {
 }
 END_TEST
 
+/* Where numpy's room for growth decides the header size: the 97-byte dict,
+ * 20 growth spaces (21 minus the one digit of the first axis) and the
+ * newline end exactly at byte 128, and numpy then pads a whole 64 bytes
+ * more rather than none, so the data starts at 192. */
+START_TEST(writes_numpy_growth_room) {
+    static const char dict[] =
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (0, 1000, 1000, 1000, 1000, 10000, 10000, 5), }";
+    unsigned char want[192];
+    ck_assert_uint_eq(sizeof dict - 1, 97);
+    memcpy(want, "\x93NUMPY\x01\x00\xb6\x00", 10);
+    memcpy(want + 10, dict, 97);
+    memset(want + 107, ' ', 20 + 64);
+    want[191] = '\n';
+    char path[128];
+    tmp_path(path, sizeof path, "growth.npy");
+    size_t shape[] = {0, 1000, 1000, 1000, 1000, 10000, 10000, 5};
+    ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 8, shape, NULL), ICL_OK);
+    size_t n;
+    unsigned char *got = read_bytes(path, &n);
+    ck_assert_uint_eq(n, sizeof want);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "byte %zu: got 0x%02x, numpy writes 0x%02x", i, got[i], want[i]);
+    free(got);
+    icl_array a;
+    ck_assert_int_eq(icl_npy_read(path, &a), ICL_OK);
+    ck_assert_int_eq(a.ndim, 8);
+    ck_assert_uint_eq(a.shape[7], 5);
+    ck_assert_uint_eq(a.numel, 0);
+    icl_array_free(&a);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(reads_numpy_bytes) {
     char path[128];
     tmp_path(path, sizeof path, "arange_in.npy");
@@ -479,6 +512,7 @@ int main(void) {
     tcase_add_test(io, round_trip_shapes);
     tcase_add_test(io, overwrite_replaces_file);
     tcase_add_test(io, writes_numpy_bytes);
+    tcase_add_test(io, writes_numpy_growth_room);
     tcase_add_test(io, reads_numpy_bytes);
     tcase_add_test(io, reads_header_variants);
     tcase_add_test(io, rejects_bad_headers);

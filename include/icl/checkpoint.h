@@ -23,6 +23,21 @@ extern "C" {
 icl_status icl_checkpoint_save(const char *path, const icl_model *m, const icl_optimizer *opt,
                                const icl_rng *rng);
 
+/* A caller's own metadata: key "user.<name>", string value. */
+typedef struct {
+    const char *key;
+    const char *value;
+} icl_meta_entry;
+
+/* icl_checkpoint_save plus n_meta "user.*" metadata entries (e.g. the task
+ * family a model was trained on, "user.task"). */
+icl_status icl_checkpoint_save_with_meta(const char *path, const icl_model *m, const icl_optimizer *opt,
+                                         const icl_rng *rng, const icl_meta_entry *meta, int n_meta);
+
+/* Copy the metadata value of `key` (any key, e.g. "user.task" or "icl.step")
+ * into buf; ICL_ERR_INVALID_ARG if absent or longer than size-1 bytes. */
+icl_status icl_checkpoint_read_meta(const char *path, const char *key, char *buf, size_t size);
+
 /* Read just the config of a checkpoint (validates the whole header). */
 icl_status icl_checkpoint_read_config(const char *path, icl_config *cfg);
 

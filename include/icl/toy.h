@@ -31,8 +31,9 @@ int icl_toy_vocab_size(const icl_toy_task *t);
 int icl_toy_seq_len(const icl_toy_task *t);
 
 /* Fill B prompts into caller storage: tokens, targets (B,T) int32 and
- * weights (B,T) float, T = icl_toy_seq_len; prompt b uses child stream b of
- * rng. Points `batch` at the storage. */
+ * weights (B,T) float, T = icl_toy_seq_len. One draw from rng selects a base
+ * stream and prompt b uses its child b, so consecutive calls give new prompts
+ * and prompt b does not depend on B. Points `batch` at the storage. */
 icl_status icl_toy_fill(const icl_toy_task *t, icl_rng *rng, int B, int32_t *tokens, int32_t *targets,
                         float *weights, icl_batch *batch);
 

@@ -53,8 +53,11 @@ bool icl_cuda_args(icl_cuda_ctx *ctx, const char *what, std::initializer_list<lo
 void *icl_cuda_scratch(icl_cuda_ctx *ctx, size_t bytes, const char *what) {
     if (bytes <= ctx->scratch_bytes)
         return ctx->scratch;
-    if (ctx->scratch)
-        cudaFree(ctx->scratch); /* synchronises: earlier users of the old buffer are done */
+    if (ctx->scratch) {
+        /* queued kernels may still read the old buffer: wait for them before freeing it */
+        icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), what);
+        cudaFree(ctx->scratch);
+    }
     ctx->scratch = NULL;
     ctx->scratch_bytes = 0;
     if (!icl_cuda_ok(ctx, cudaMalloc(&ctx->scratch, bytes), what)) {
@@ -102,9 +105,12 @@ static icl_status cuda_alloc(icl_backend *be, void **ptr, size_t bytes) {
 }
 
 static void cuda_release(icl_backend *be, void *ptr) {
-    (void)be;
-    if (ptr)
-        cudaFree(ptr); /* waits for queued work that may still use ptr */
+    if (!ptr)
+        return;
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    /* queued kernels may still use ptr; a failure here is reported by the next sync */
+    icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), "cuda release");
+    cudaFree(ptr);
 }
 
 static icl_status cuda_zero(icl_backend *be, void *ptr, size_t bytes) {

@@ -46,7 +46,7 @@ __global__ void finish_column_sums_kernel(float *out, const double *partials, in
 __device__ double block_sum(double *sh, double v) {
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s /= 2) {
+    for (unsigned s = blockDim.x / 2; s > 0; s /= 2) {
         if (threadIdx.x < s)
             sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();

@@ -1,0 +1,973 @@
+/* CPU kernels: every fast kernel against its naive reference on awkward
+ * shapes, the naive backward kernels against finite differences of their
+ * forward kernels, thread-count determinism, batch-position independence,
+ * AdamW against a hand computation, and the CPU backend's ops table. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend.h"
+#include "cpu_kernels.h"
+#include "icl/status.h"
+#include "testutil.h"
+
+/* Fast (fp32, reordered sums) versus naive (double accumulation). */
+#define ATOL 2e-5
+#define RTOL 1e-4
+
+static icl_rng stream(const char *name) {
+    icl_rng r;
+    icl_rng_init(&r, 7, name);
+    return r;
+}
+
+static float *rand_floats(size_t n, float scale, icl_rng *r) {
+    float *p = tu_floats(n);
+    tu_fill_uniform(p, n, scale, r);
+    return p;
+}
+
+static float *dup_floats(const float *x, size_t n) {
+    float *p = tu_floats(n);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+
+static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static const char *fmt(const char *f, ...) {
+    static char buf[160];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+/* Like TU_ASSERT_CLOSE for one double. */
+static void assert_close_double(const char *label, double got, double want, double atol, double rtol) {
+    double ratio = fabs(got - want) / (atol + rtol * fabs(want));
+    printf("  %-44s got %.17g, want %.17g, %.1f%% of tolerance\n", label, got, want, 100.0 * ratio);
+    ck_assert_msg(ratio <= 1.0, "%s: error is %.3g x the tolerance", label, ratio);
+}
+
+static void assert_bitwise_equal(const char *label, const void *a, const void *b, size_t bytes) {
+    int same = memcmp(a, b, bytes) == 0;
+    printf("  %-44s %s\n", label, same ? "bit-identical" : "DIFFERENT");
+    ck_assert_msg(same, "%s: not bit-identical", label);
+}
+
+/* ---------------------------------------------------------------- fast vs naive */
+
+START_TEST(test_embed_matches_naive) {
+    static const int shapes[][4] = {{1, 1, 24, 5}, {3, 7, 40, 19}, {3, 33, 72, 37}, {2, 33, 24, 5}}; /* B,T,C,V */
+    icl_rng r = stream("embed");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int B = shapes[k][0], T = shapes[k][1], C = shapes[k][2], V = shapes[k][3], P = T + 2;
+        size_t NC = (size_t)B * T * C;
+        int32_t *tokens = tu_ints((size_t)B * T);
+        tu_fill_tokens(tokens, (size_t)B * T, V, &r);
+        float *wte = rand_floats((size_t)V * C, 1.0f, &r), *wpe = rand_floats((size_t)P * C, 1.0f, &r);
+        float *out = tu_floats(NC), *out_ref = tu_floats(NC);
+        icl_cpu_embed_forward(out, tokens, wte, wpe, B, T, C);
+        icl_cpu_embed_forward_naive(out_ref, tokens, wte, wpe, B, T, C);
+        TU_ASSERT_CLOSE(fmt("embed fwd B=%d T=%d C=%d V=%d", B, T, C, V), out, out_ref, NC, 1e-6, 1e-6);
+
+        icl_cpu_position_add_forward(out, wpe, B, T, C);
+        icl_cpu_position_add_forward_naive(out_ref, wpe, B, T, C);
+        TU_ASSERT_CLOSE(fmt("position_add fwd B=%d T=%d C=%d", B, T, C), out, out_ref, NC, 1e-6, 1e-6);
+
+        float *dout = rand_floats(NC, 1.0f, &r);
+        float *dwte = rand_floats((size_t)V * C, 1.0f, &r), *dwpe = rand_floats((size_t)P * C, 1.0f, &r);
+        float *dwte_ref = dup_floats(dwte, (size_t)V * C), *dwpe_ref = dup_floats(dwpe, (size_t)P * C);
+        icl_cpu_embed_backward(dwte, dwpe, dout, tokens, B, T, C);
+        icl_cpu_embed_backward_naive(dwte_ref, dwpe_ref, dout, tokens, B, T, C);
+        TU_ASSERT_CLOSE(fmt("embed bwd dwte B=%d T=%d C=%d V=%d", B, T, C, V), dwte, dwte_ref, (size_t)V * C, ATOL,
+                        RTOL);
+        TU_ASSERT_CLOSE(fmt("embed bwd dwpe B=%d T=%d C=%d", B, T, C), dwpe, dwpe_ref, (size_t)P * C, ATOL, RTOL);
+
+        /* either gradient may be NULL */
+        icl_cpu_embed_backward(NULL, dwpe, dout, tokens, B, T, C);
+        icl_cpu_embed_backward_naive(NULL, dwpe_ref, dout, tokens, B, T, C);
+        icl_cpu_embed_backward(dwte, NULL, dout, tokens, B, T, C);
+        icl_cpu_embed_backward_naive(dwte_ref, NULL, dout, tokens, B, T, C);
+        TU_ASSERT_CLOSE("embed bwd dwte (dwpe NULL)", dwte, dwte_ref, (size_t)V * C, ATOL, RTOL);
+        TU_ASSERT_CLOSE("embed bwd dwpe (dwte NULL)", dwpe, dwpe_ref, (size_t)P * C, ATOL, RTOL);
+
+        icl_cpu_position_add_backward(dwpe, dout, B, T, C);
+        icl_cpu_position_add_backward_naive(dwpe_ref, dout, B, T, C);
+        TU_ASSERT_CLOSE(fmt("position_add bwd B=%d T=%d C=%d", B, T, C), dwpe, dwpe_ref, (size_t)P * C, ATOL,
+                        RTOL);
+        free(tokens), free(wte), free(wpe), free(out), free(out_ref), free(dout);
+        free(dwte), free(dwpe), free(dwte_ref), free(dwpe_ref);
+    }
+}
+END_TEST
+
+START_TEST(test_matmul_matches_naive) {
+    static const int shapes[][3] = {{1, 24, 5}, {21, 40, 19}, {99, 72, 37}, {33, 24, 72}, {7, 1, 3}}; /* N,C,OC */
+    icl_rng r = stream("matmul");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
+        for (int with_bias = 0; with_bias <= 1; with_bias++) {
+            float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
+            float *bias = with_bias ? rand_floats((size_t)OC, 1.0f, &r) : NULL;
+            float *out = rand_floats((size_t)N * OC, 1.0f, &r), *out_ref = tu_floats((size_t)N * OC);
+            icl_cpu_matmul_forward(out, inp, w, bias, N, C, OC);
+            icl_cpu_matmul_forward_naive(out_ref, inp, w, bias, N, C, OC);
+            TU_ASSERT_CLOSE(fmt("matmul fwd N=%d C=%d OC=%d bias=%d", N, C, OC, with_bias), out, out_ref,
+                            (size_t)N * OC, ATOL, RTOL);
+
+            float *dout = rand_floats((size_t)N * OC, 1.0f, &r);
+            float *dinp = rand_floats((size_t)N * C, 1.0f, &r), *dw = rand_floats((size_t)OC * C, 1.0f, &r);
+            float *dbias = rand_floats((size_t)OC, 1.0f, &r);
+            float *dinp_ref = dup_floats(dinp, (size_t)N * C), *dw_ref = dup_floats(dw, (size_t)OC * C);
+            float *dbias_ref = dup_floats(dbias, (size_t)OC);
+            /* without bias also exercise the nullable dinp and dbias */
+            float *di = with_bias ? dinp : NULL, *di_ref = with_bias ? dinp_ref : NULL;
+            float *db = with_bias ? dbias : NULL, *db_ref = with_bias ? dbias_ref : NULL;
+            icl_cpu_matmul_backward(di, dw, db, dout, inp, w, N, C, OC);
+            icl_cpu_matmul_backward_naive(di_ref, dw_ref, db_ref, dout, inp, w, N, C, OC);
+            TU_ASSERT_CLOSE(fmt("matmul bwd dinp N=%d C=%d OC=%d", N, C, OC), dinp, dinp_ref, (size_t)N * C, ATOL,
+                            RTOL);
+            TU_ASSERT_CLOSE(fmt("matmul bwd dw N=%d C=%d OC=%d", N, C, OC), dw, dw_ref, (size_t)OC * C, ATOL, RTOL);
+            TU_ASSERT_CLOSE(fmt("matmul bwd dbias N=%d OC=%d", N, OC), dbias, dbias_ref, (size_t)OC, ATOL, RTOL);
+            free(inp), free(w), free(bias), free(out), free(out_ref), free(dout);
+            free(dinp), free(dw), free(dbias), free(dinp_ref), free(dw_ref), free(dbias_ref);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_layernorm_matches_naive) {
+    static const int shapes[][2] = {{1, 24}, {21, 40}, {99, 72}, {5, 3}}; /* N,C */
+    icl_rng r = stream("layernorm");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int N = shapes[k][0], C = shapes[k][1];
+        size_t NC = (size_t)N * C;
+        float *inp = rand_floats(NC, 2.0f, &r);
+        for (size_t i = 0; i < NC; i++)
+            inp[i] += 0.7f; /* a non-zero mean to subtract */
+        float *w = rand_floats((size_t)C, 1.5f, &r), *b = rand_floats((size_t)C, 1.0f, &r);
+        float *out = tu_floats(NC), *mean = tu_floats((size_t)N), *rstd = tu_floats((size_t)N);
+        float *out_ref = tu_floats(NC), *mean_ref = tu_floats((size_t)N), *rstd_ref = tu_floats((size_t)N);
+        icl_cpu_layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+        icl_cpu_layernorm_forward_naive(out_ref, mean_ref, rstd_ref, inp, w, b, N, C);
+        TU_ASSERT_CLOSE(fmt("layernorm fwd out N=%d C=%d", N, C), out, out_ref, NC, ATOL, RTOL);
+        TU_ASSERT_CLOSE(fmt("layernorm fwd mean N=%d C=%d", N, C), mean, mean_ref, (size_t)N, 1e-6, 1e-5);
+        TU_ASSERT_CLOSE(fmt("layernorm fwd rstd N=%d C=%d", N, C), rstd, rstd_ref, (size_t)N, 1e-6, 1e-5);
+
+        float *dout = rand_floats(NC, 1.0f, &r), *dinp = rand_floats(NC, 1.0f, &r);
+        float *dw = rand_floats((size_t)C, 1.0f, &r), *db = rand_floats((size_t)C, 1.0f, &r);
+        float *dinp_ref = dup_floats(dinp, NC), *dw_ref = dup_floats(dw, (size_t)C), *db_ref = dup_floats(db, (size_t)C);
+        icl_cpu_layernorm_backward(dinp, dw, db, dout, inp, w, mean_ref, rstd_ref, N, C);
+        icl_cpu_layernorm_backward_naive(dinp_ref, dw_ref, db_ref, dout, inp, w, mean_ref, rstd_ref, N, C);
+        TU_ASSERT_CLOSE(fmt("layernorm bwd dinp N=%d C=%d", N, C), dinp, dinp_ref, NC, ATOL, RTOL);
+        TU_ASSERT_CLOSE(fmt("layernorm bwd dw N=%d C=%d", N, C), dw, dw_ref, (size_t)C, ATOL, RTOL);
+        TU_ASSERT_CLOSE(fmt("layernorm bwd db N=%d C=%d", N, C), db, db_ref, (size_t)C, ATOL, RTOL);
+        free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(out_ref), free(mean_ref);
+        free(rstd_ref), free(dout), free(dinp), free(dw), free(db), free(dinp_ref), free(dw_ref), free(db_ref);
+    }
+}
+END_TEST
+
+/* B, T, C, NH with C % NH == 0 and head sizes 1..24 */
+static const int attn_shapes[][4] = {{1, 1, 24, 3}, {3, 7, 40, 4}, {1, 33, 72, 6}, {3, 33, 24, 1}, {2, 7, 6, 6}};
+enum { N_ATTN_SHAPES = sizeof attn_shapes / sizeof attn_shapes[0] };
+
+START_TEST(test_attention_matches_naive) {
+    icl_rng r = stream("attention");
+    for (int k = 0; k < N_ATTN_SHAPES; k++) {
+        int B = attn_shapes[k][0], T = attn_shapes[k][1], C = attn_shapes[k][2], NH = attn_shapes[k][3];
+        size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+        const char *shape = fmt("B=%d T=%d C=%d NH=%d", B, T, C, NH);
+        char sh[64];
+        snprintf(sh, sizeof sh, "%s", shape);
+        float *qkv = rand_floats(n_qkv, 2.0f, &r);
+
+        /* forward: each step from the reference's previous output */
+        float *scores = rand_floats(n_att, 1.0f, &r), *scores_ref = tu_floats(n_att);
+        icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
+        icl_cpu_attention_scores_forward_naive(scores_ref, qkv, B, T, C, NH);
+        TU_ASSERT_CLOSE(fmt("attn scores fwd %s", sh), scores, scores_ref, n_att, ATOL, RTOL);
+
+        float *probs = rand_floats(n_att, 1.0f, &r), *probs_ref = tu_floats(n_att);
+        icl_cpu_attention_softmax_forward(probs, scores_ref, B, NH, T);
+        icl_cpu_attention_softmax_forward_naive(probs_ref, scores_ref, B, NH, T);
+        TU_ASSERT_CLOSE(fmt("attn softmax fwd %s", sh), probs, probs_ref, n_att, 1e-6, 1e-5);
+
+        float *out = rand_floats(n_out, 1.0f, &r), *out_ref = tu_floats(n_out);
+        icl_cpu_attention_values_forward(out, probs_ref, qkv, B, T, C, NH);
+        icl_cpu_attention_values_forward_naive(out_ref, probs_ref, qkv, B, T, C, NH);
+        TU_ASSERT_CLOSE(fmt("attn values fwd %s", sh), out, out_ref, n_out, ATOL, RTOL);
+
+        /* backward, gradients pre-filled to check accumulation */
+        float *dout = rand_floats(n_out, 1.0f, &r);
+        float *dprobs = rand_floats(n_att, 1.0f, &r), *dqkv = rand_floats(n_qkv, 1.0f, &r);
+        float *dprobs_ref = dup_floats(dprobs, n_att), *dqkv_ref = dup_floats(dqkv, n_qkv);
+        icl_cpu_attention_values_backward(dprobs, dqkv, dout, probs_ref, qkv, B, T, C, NH);
+        icl_cpu_attention_values_backward_naive(dprobs_ref, dqkv_ref, dout, probs_ref, qkv, B, T, C, NH);
+        TU_ASSERT_CLOSE(fmt("attn values bwd dprobs %s", sh), dprobs, dprobs_ref, n_att, ATOL, RTOL);
+        TU_ASSERT_CLOSE(fmt("attn values bwd dqkv %s", sh), dqkv, dqkv_ref, n_qkv, ATOL, RTOL);
+
+        float *dscores = rand_floats(n_att, 1.0f, &r), *dscores_ref = dup_floats(dscores, n_att);
+        icl_cpu_attention_softmax_backward(dscores, dprobs_ref, probs_ref, B, NH, T);
+        icl_cpu_attention_softmax_backward_naive(dscores_ref, dprobs_ref, probs_ref, B, NH, T);
+        TU_ASSERT_CLOSE(fmt("attn softmax bwd %s", sh), dscores, dscores_ref, n_att, ATOL, RTOL);
+
+        icl_cpu_attention_scores_backward(dqkv, dscores_ref, qkv, B, T, C, NH);
+        icl_cpu_attention_scores_backward_naive(dqkv_ref, dscores_ref, qkv, B, T, C, NH);
+        TU_ASSERT_CLOSE(fmt("attn scores bwd dqkv %s", sh), dqkv, dqkv_ref, n_qkv, ATOL, RTOL);
+        free(qkv), free(scores), free(scores_ref), free(probs), free(probs_ref), free(out), free(out_ref);
+        free(dout), free(dprobs), free(dqkv), free(dprobs_ref), free(dqkv_ref), free(dscores), free(dscores_ref);
+    }
+}
+END_TEST
+
+START_TEST(test_attention_softmax_extreme_scores) {
+    /* large score spreads: the max subtraction must keep exp in range */
+    int B = 2, NH = 3, T = 9;
+    size_t n = (size_t)B * NH * T * T;
+    icl_rng r = stream("softmax-extreme");
+    float *scores = rand_floats(n, 80.0f, &r), *probs = tu_floats(n), *probs_ref = tu_floats(n);
+    icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
+    icl_cpu_attention_softmax_forward_naive(probs_ref, scores, B, NH, T);
+    TU_ASSERT_CLOSE("attn softmax fwd scores in [-80,80]", probs, probs_ref, n, 1e-6, 1e-5);
+    free(scores), free(probs), free(probs_ref);
+}
+END_TEST
+
+START_TEST(test_gelu_residual_match_naive) {
+    static const size_t sizes[] = {1, 21, 999};
+    icl_rng r = stream("gelu");
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t N = sizes[k];
+        float *inp = rand_floats(N, 6.0f, &r), *out = tu_floats(N), *out_ref = tu_floats(N);
+        icl_cpu_gelu_forward(out, inp, N);
+        icl_cpu_gelu_forward_naive(out_ref, inp, N);
+        TU_ASSERT_CLOSE(fmt("gelu fwd N=%zu", N), out, out_ref, N, 1e-6, 1e-5);
+
+        float *dout = rand_floats(N, 1.0f, &r), *dinp = rand_floats(N, 1.0f, &r), *dinp_ref = dup_floats(dinp, N);
+        icl_cpu_gelu_backward(dinp, inp, dout, N);
+        icl_cpu_gelu_backward_naive(dinp_ref, inp, dout, N);
+        TU_ASSERT_CLOSE(fmt("gelu bwd N=%zu", N), dinp, dinp_ref, N, 1e-6, 1e-5);
+
+        float *a = rand_floats(N, 1.0f, &r), *b = rand_floats(N, 1.0f, &r);
+        icl_cpu_residual_forward(out, a, b, N);
+        icl_cpu_residual_forward_naive(out_ref, a, b, N);
+        TU_ASSERT_CLOSE(fmt("residual fwd N=%zu", N), out, out_ref, N, 1e-7, 1e-7);
+        float *a_ref = dup_floats(a, N), *b_ref = dup_floats(b, N);
+        icl_cpu_residual_backward(a, b, dout, N);
+        icl_cpu_residual_backward_naive(a_ref, b_ref, dout, N);
+        TU_ASSERT_CLOSE(fmt("residual bwd da N=%zu", N), a, a_ref, N, 1e-7, 1e-7);
+        TU_ASSERT_CLOSE(fmt("residual bwd db N=%zu", N), b, b_ref, N, 1e-7, 1e-7);
+        free(inp), free(out), free(out_ref), free(dout), free(dinp), free(dinp_ref);
+        free(a), free(b), free(a_ref), free(b_ref);
+    }
+}
+END_TEST
+
+/* Weights with zeros (targets -1 there) or NULL; dlosses = weight * random. */
+static void loss_inputs(int N, int with_weights, float **weights, float **dlosses, icl_rng *r) {
+    *weights = NULL;
+    *dlosses = rand_floats((size_t)N, 1.0f, r);
+    if (!with_weights)
+        return;
+    *weights = tu_floats((size_t)N);
+    for (int n = 0; n < N; n++) {
+        (*weights)[n] = n % 3 == 1 ? 0.0f : 0.5f + icl_rng_uniform(r);
+        (*dlosses)[n] *= (*weights)[n];
+    }
+}
+
+START_TEST(test_crossentropy_matches_naive) {
+    static const int shapes[][2] = {{1, 5}, {21, 19}, {99, 37}, {4, 1}}; /* N,V */
+    icl_rng r = stream("crossentropy");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+        for (int with_weights = 0; with_weights <= 1; with_weights++)
+            for (int big = 0; big <= 1; big++) {
+                int N = shapes[k][0], V = shapes[k][1];
+                size_t NV = (size_t)N * V;
+                float *weights, *dlosses;
+                loss_inputs(N, with_weights, &weights, &dlosses, &r);
+                int32_t *targets = tu_ints((size_t)N);
+                tu_fill_tokens(targets, (size_t)N, V, &r);
+                for (int n = 0; n < N; n++)
+                    if (weights && weights[n] == 0.0f)
+                        targets[n] = -1;
+                float *logits = rand_floats(NV, big ? 60.0f : 3.0f, &r);
+                float *losses = rand_floats((size_t)N, 1.0f, &r), *probs = rand_floats(NV, 1.0f, &r);
+                float *losses_ref = tu_floats((size_t)N), *probs_ref = tu_floats(NV);
+                icl_cpu_crossentropy_forward(losses, probs, logits, targets, weights, N, V);
+                icl_cpu_crossentropy_forward_naive(losses_ref, probs_ref, logits, targets, weights, N, V);
+                const char *tag = fmt("N=%d V=%d w=%d scale=%d", N, V, with_weights, big ? 60 : 3);
+                char sh[64];
+                snprintf(sh, sizeof sh, "%s", tag);
+                TU_ASSERT_CLOSE(fmt("xent fwd probs %s", sh), probs, probs_ref, NV, 1e-6, 1e-5);
+                TU_ASSERT_CLOSE(fmt("xent fwd losses %s", sh), losses, losses_ref, (size_t)N, 1e-5, 1e-5);
+                for (int n = 0; n < N; n++)
+                    if (weights && weights[n] == 0.0f)
+                        ck_assert_msg(losses[n] == 0.0f, "zero-weight row %d has loss %g", n, losses[n]);
+
+                float *dlogits = rand_floats(NV, 1.0f, &r), *dlogits_ref = dup_floats(dlogits, NV);
+                icl_cpu_crossentropy_backward(dlogits, dlosses, probs_ref, targets, N, V);
+                icl_cpu_crossentropy_backward_naive(dlogits_ref, dlosses, probs_ref, targets, N, V);
+                TU_ASSERT_CLOSE(fmt("xent bwd %s", sh), dlogits, dlogits_ref, NV, 1e-6, 1e-5);
+                free(weights), free(dlosses), free(targets), free(logits), free(losses), free(probs);
+                free(losses_ref), free(probs_ref), free(dlogits), free(dlogits_ref);
+            }
+}
+END_TEST
+
+START_TEST(test_mse_matches_naive) {
+    static const int shapes[][2] = {{1, 5}, {21, 19}, {99, 37}, {6, 1}}; /* N,D */
+    icl_rng r = stream("mse");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+        for (int with_weights = 0; with_weights <= 1; with_weights++) {
+            int N = shapes[k][0], D = shapes[k][1];
+            size_t ND = (size_t)N * D;
+            float *weights, *dlosses;
+            loss_inputs(N, with_weights, &weights, &dlosses, &r);
+            float *out = rand_floats(ND, 2.0f, &r), *target = rand_floats(ND, 2.0f, &r);
+            float *losses = rand_floats((size_t)N, 1.0f, &r), *losses_ref = tu_floats((size_t)N);
+            icl_cpu_mse_forward(losses, out, target, weights, N, D);
+            icl_cpu_mse_forward_naive(losses_ref, out, target, weights, N, D);
+            TU_ASSERT_CLOSE(fmt("mse fwd N=%d D=%d w=%d", N, D, with_weights), losses, losses_ref, (size_t)N, 1e-6,
+                            1e-5);
+            for (int n = 0; n < N; n++)
+                if (weights && weights[n] == 0.0f)
+                    ck_assert_msg(losses[n] == 0.0f, "zero-weight row %d has loss %g", n, losses[n]);
+
+            float *dout = rand_floats(ND, 1.0f, &r), *dout_ref = dup_floats(dout, ND);
+            icl_cpu_mse_backward(dout, dlosses, out, target, N, D);
+            icl_cpu_mse_backward_naive(dout_ref, dlosses, out, target, N, D);
+            TU_ASSERT_CLOSE(fmt("mse bwd N=%d D=%d w=%d", N, D, with_weights), dout, dout_ref, ND, 1e-6, 1e-5);
+            free(weights), free(dlosses), free(out), free(target), free(losses), free(losses_ref), free(dout);
+            free(dout_ref);
+        }
+}
+END_TEST
+
+START_TEST(test_sums_match_naive) {
+    /* sizes around the 4096-element chunk and past one pass of 256 chunks */
+    static const size_t sizes[] = {1, 21, 4095, 4096, 4097, 3 * 4096 + 5, 256 * 4096 + 4097};
+    icl_rng r = stream("sums");
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        float *x = rand_floats(n, 1.0f, &r);
+        for (size_t i = 0; i < n; i++)
+            x[i] += 0.25f; /* a non-zero mean so the sum grows with n */
+        assert_close_double(fmt("sum n=%zu", n), icl_cpu_sum(x, n), icl_cpu_sum_naive(x, n), 1e-12, 1e-12);
+        assert_close_double(fmt("sum_squares n=%zu", n), icl_cpu_sum_squares(x, n), icl_cpu_sum_squares_naive(x, n),
+                            1e-12, 1e-12);
+        free(x);
+    }
+    float one = 3.0f;
+    ck_assert(icl_cpu_sum(&one, 0) == 0.0 && icl_cpu_sum_squares(&one, 0) == 0.0);
+}
+END_TEST
+
+START_TEST(test_adamw_matches_naive) {
+    size_t n = 1003;
+    icl_rng r = stream("adamw");
+    float *p = rand_floats(n, 1.0f, &r), *g = rand_floats(n, 1.0f, &r);
+    float *m = tu_floats(n), *v = tu_floats(n);
+    float *p_ref = dup_floats(p, n), *m_ref = tu_floats(n), *v_ref = tu_floats(n);
+    for (long t = 1; t <= 5; t++) {
+        tu_fill_uniform(g, n, 1.0f, &r);
+        icl_cpu_adamw_update(p, m, v, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, t);
+        icl_cpu_adamw_update_naive(p_ref, m_ref, v_ref, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, t);
+    }
+    TU_ASSERT_CLOSE("adamw 5 steps params", p, p_ref, n, 1e-6, 1e-5);
+    TU_ASSERT_CLOSE("adamw 5 steps m", m, m_ref, n, 1e-7, 1e-5);
+    TU_ASSERT_CLOSE("adamw 5 steps v", v, v_ref, n, 1e-8, 1e-5);
+    free(p), free(g), free(m), free(v), free(p_ref), free(m_ref), free(v_ref);
+}
+END_TEST
+
+START_TEST(test_adamw_hand_computed) {
+    /* one step at t = 3: g = 0.2 * 0.5 = 0.1
+     * m = 0.9*0.1 + 0.1*0.1 = 0.1;  v = 0.999*0.04 + 0.001*0.01 = 0.03997
+     * mhat = 0.1 / (1 - 0.9^3) = 0.1 / 0.271
+     * vhat = 0.03997 / (1 - 0.999^3) = 0.03997 / 0.002997001
+     * p = 0.5 - 0.01 * (mhat / (sqrt(vhat) + 1e-8) + 0.1 * 0.5) */
+    float p = 0.5f, m = 0.1f, v = 0.04f, g = 0.2f;
+    double mhat = 0.1 / 0.271, vhat = 0.03997 / 0.002997001;
+    double want_p = 0.5 - 0.01 * (mhat / (sqrt(vhat) + 1e-8) + 0.05);
+    float want[3] = {(float)want_p, 0.1f, 0.03997f};
+    for (int naive = 0; naive <= 1; naive++) {
+        float got[3] = {p, m, v};
+        (naive ? icl_cpu_adamw_update_naive : icl_cpu_adamw_update)(&got[0], &got[1], &got[2], &g, 1, 0.01f, 0.9f,
+                                                                      0.999f, 1e-8f, 0.1f, 0.5f, 3);
+        TU_ASSERT_CLOSE(naive ? "adamw naive vs hand (p, m, v)" : "adamw fast vs hand (p, m, v)", got, want, 3, 1e-7,
+                        2e-6);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- finite differences
+ * The naive backward kernels against central differences of the naive
+ * forward kernels, for L = sum(gout * out) with random gout. The step is
+ * h = 1e-2 (the actual float step (x+h)-(x-h) is used as the denominator). */
+
+#define FD_H 1e-2f
+
+typedef double (*loss_fn)(void *ctx);
+
+static double weighted_sum(const float *out, const float *gout, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)gout[i] * (double)out[i];
+    return s;
+}
+
+/* fd[i] = dL/dx[i] by central differences; x is restored. */
+static void finite_diff(float *fd, float *x, size_t n, loss_fn loss, void *ctx) {
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        float xp = x0 + FD_H, xm = x0 - FD_H;
+        x[i] = xp;
+        double lp = loss(ctx);
+        x[i] = xm;
+        double lm = loss(ctx);
+        x[i] = x0;
+        fd[i] = (float)((lp - lm) / ((double)xp - (double)xm));
+    }
+}
+
+typedef struct {
+    int N, C;
+    float *inp, *w, *b, *out, *mean, *rstd, *gout;
+} ln_ctx;
+
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    icl_cpu_layernorm_forward_naive(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C);
+    return weighted_sum(c->out, c->gout, (size_t)c->N * c->C);
+}
+
+START_TEST(test_layernorm_backward_finite_diff) {
+    int N = 3, C = 7;
+    size_t NC = (size_t)N * C;
+    icl_rng r = stream("fd-layernorm");
+    ln_ctx c = {N, C, rand_floats(NC, 2.0f, &r), rand_floats((size_t)C, 1.5f, &r), rand_floats((size_t)C, 1.0f, &r),
+                tu_floats(NC), tu_floats((size_t)N), tu_floats((size_t)N), rand_floats(NC, 1.0f, &r)};
+    float *dinp = tu_floats(NC), *dw = tu_floats((size_t)C), *db = tu_floats((size_t)C), *fd = tu_floats(NC);
+    ln_loss(&c);
+    icl_cpu_layernorm_backward_naive(dinp, dw, db, c.gout, c.inp, c.w, c.mean, c.rstd, N, C);
+    finite_diff(fd, c.inp, NC, ln_loss, &c);
+    TU_ASSERT_CLOSE("layernorm naive dinp vs finite diff", dinp, fd, NC, 2e-4, 1e-3);
+    finite_diff(fd, c.w, (size_t)C, ln_loss, &c);
+    TU_ASSERT_CLOSE("layernorm naive dw vs finite diff", dw, fd, (size_t)C, 2e-4, 1e-3);
+    finite_diff(fd, c.b, (size_t)C, ln_loss, &c);
+    TU_ASSERT_CLOSE("layernorm naive db vs finite diff", db, fd, (size_t)C, 2e-4, 1e-3);
+    free(c.inp), free(c.w), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(c.gout);
+    free(dinp), free(dw), free(db), free(fd);
+}
+END_TEST
+
+typedef struct {
+    int B, T, C, NH;
+    float *qkv, *scores, *probs, *out, *gout;
+} attn_ctx;
+
+static double attn_loss(void *p) {
+    attn_ctx *c = p;
+    icl_cpu_attention_scores_forward_naive(c->scores, c->qkv, c->B, c->T, c->C, c->NH);
+    icl_cpu_attention_softmax_forward_naive(c->probs, c->scores, c->B, c->NH, c->T);
+    icl_cpu_attention_values_forward_naive(c->out, c->probs, c->qkv, c->B, c->T, c->C, c->NH);
+    return weighted_sum(c->out, c->gout, (size_t)c->B * c->T * c->C);
+}
+
+START_TEST(test_attention_backward_finite_diff) {
+    int B = 2, T = 5, C = 12, NH = 3;
+    size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+    icl_rng r = stream("fd-attention");
+    attn_ctx c = {B, T, C, NH, rand_floats(n_qkv, 1.5f, &r), tu_floats(n_att), tu_floats(n_att), tu_floats(n_out),
+                  rand_floats(n_out, 1.0f, &r)};
+    float *dprobs = tu_floats(n_att), *dscores = tu_floats(n_att), *dqkv = tu_floats(n_qkv), *fd = tu_floats(n_qkv);
+    attn_loss(&c);
+    icl_cpu_attention_values_backward_naive(dprobs, dqkv, c.gout, c.probs, c.qkv, B, T, C, NH);
+    icl_cpu_attention_softmax_backward_naive(dscores, dprobs, c.probs, B, NH, T);
+    icl_cpu_attention_scores_backward_naive(dqkv, dscores, c.qkv, B, T, C, NH);
+    finite_diff(fd, c.qkv, n_qkv, attn_loss, &c);
+    TU_ASSERT_CLOSE("attention chain naive dqkv vs finite diff", dqkv, fd, n_qkv, 2e-4, 1e-3);
+    free(c.qkv), free(c.scores), free(c.probs), free(c.out), free(c.gout);
+    free(dprobs), free(dscores), free(dqkv), free(fd);
+}
+END_TEST
+
+typedef struct {
+    size_t N;
+    float *inp, *out, *gout;
+} gelu_ctx;
+
+static double gelu_loss(void *p) {
+    gelu_ctx *c = p;
+    icl_cpu_gelu_forward_naive(c->out, c->inp, c->N);
+    return weighted_sum(c->out, c->gout, c->N);
+}
+
+START_TEST(test_gelu_backward_finite_diff) {
+    size_t N = 41;
+    icl_rng r = stream("fd-gelu");
+    gelu_ctx c = {N, rand_floats(N, 4.0f, &r), tu_floats(N), rand_floats(N, 1.0f, &r)};
+    float *dinp = tu_floats(N), *fd = tu_floats(N);
+    icl_cpu_gelu_backward_naive(dinp, c.inp, c.gout, N);
+    finite_diff(fd, c.inp, N, gelu_loss, &c);
+    TU_ASSERT_CLOSE("gelu naive dinp vs finite diff", dinp, fd, N, 2e-4, 1e-3);
+    free(c.inp), free(c.out), free(c.gout), free(dinp), free(fd);
+}
+END_TEST
+
+typedef struct {
+    int N, V;
+    float *logits, *losses, *probs, *weights, *dlosses;
+    int32_t *targets;
+} xent_ctx;
+
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    icl_cpu_crossentropy_forward_naive(c->losses, c->probs, c->logits, c->targets, c->weights, c->N, c->V);
+    return weighted_sum(c->losses, c->dlosses, (size_t)c->N);
+}
+
+START_TEST(test_crossentropy_backward_finite_diff) {
+    int N = 5, V = 7;
+    size_t NV = (size_t)N * V;
+    icl_rng r = stream("fd-crossentropy");
+    xent_ctx c = {N, V, rand_floats(NV, 3.0f, &r), tu_floats((size_t)N), tu_floats(NV), NULL, NULL, tu_ints((size_t)N)};
+    loss_inputs(N, 1, &c.weights, &c.dlosses, &r);
+    tu_fill_tokens(c.targets, (size_t)N, V, &r);
+    for (int n = 0; n < N; n++)
+        if (c.weights[n] == 0.0f)
+            c.targets[n] = -1;
+    float *dlogits = tu_floats(NV), *fd = tu_floats(NV);
+    xent_loss(&c);
+    icl_cpu_crossentropy_backward_naive(dlogits, c.dlosses, c.probs, c.targets, N, V);
+    finite_diff(fd, c.logits, NV, xent_loss, &c);
+    TU_ASSERT_CLOSE("crossentropy naive dlogits vs finite diff", dlogits, fd, NV, 2e-4, 1e-3);
+    free(c.logits), free(c.losses), free(c.probs), free(c.weights), free(c.dlosses), free(c.targets);
+    free(dlogits), free(fd);
+}
+END_TEST
+
+typedef struct {
+    int N, D;
+    float *out, *target, *weights, *losses, *dlosses;
+} mse_ctx;
+
+static double mse_loss(void *p) {
+    mse_ctx *c = p;
+    icl_cpu_mse_forward_naive(c->losses, c->out, c->target, c->weights, c->N, c->D);
+    return weighted_sum(c->losses, c->dlosses, (size_t)c->N);
+}
+
+START_TEST(test_mse_backward_finite_diff) {
+    int N = 5, D = 6;
+    size_t ND = (size_t)N * D;
+    icl_rng r = stream("fd-mse");
+    mse_ctx c = {N, D, rand_floats(ND, 2.0f, &r), rand_floats(ND, 2.0f, &r), NULL, tu_floats((size_t)N), NULL};
+    loss_inputs(N, 1, &c.weights, &c.dlosses, &r);
+    float *dout = tu_floats(ND), *fd = tu_floats(ND);
+    icl_cpu_mse_backward_naive(dout, c.dlosses, c.out, c.target, N, D);
+    finite_diff(fd, c.out, ND, mse_loss, &c);
+    TU_ASSERT_CLOSE("mse naive dout vs finite diff", dout, fd, ND, 2e-4, 1e-3);
+    free(c.out), free(c.target), free(c.weights), free(c.losses), free(c.dlosses), free(dout), free(fd);
+}
+END_TEST
+
+typedef struct {
+    int N, C, OC;
+    float *inp, *w, *bias, *out, *gout;
+} mm_ctx;
+
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    icl_cpu_matmul_forward_naive(c->out, c->inp, c->w, c->bias, c->N, c->C, c->OC);
+    return weighted_sum(c->out, c->gout, (size_t)c->N * c->OC);
+}
+
+START_TEST(test_matmul_backward_finite_diff) {
+    int N = 3, C = 5, OC = 4;
+    icl_rng r = stream("fd-matmul");
+    mm_ctx c = {N, C, OC, rand_floats((size_t)N * C, 1.0f, &r), rand_floats((size_t)OC * C, 1.0f, &r),
+                rand_floats((size_t)OC, 1.0f, &r), tu_floats((size_t)N * OC), rand_floats((size_t)N * OC, 1.0f, &r)};
+    float *dinp = tu_floats((size_t)N * C), *dw = tu_floats((size_t)OC * C), *dbias = tu_floats((size_t)OC);
+    float *fd = tu_floats((size_t)OC * C);
+    icl_cpu_matmul_backward_naive(dinp, dw, dbias, c.gout, c.inp, c.w, N, C, OC);
+    finite_diff(fd, c.inp, (size_t)N * C, mm_loss, &c);
+    TU_ASSERT_CLOSE("matmul naive dinp vs finite diff", dinp, fd, (size_t)N * C, 2e-4, 1e-3);
+    finite_diff(fd, c.w, (size_t)OC * C, mm_loss, &c);
+    TU_ASSERT_CLOSE("matmul naive dw vs finite diff", dw, fd, (size_t)OC * C, 2e-4, 1e-3);
+    finite_diff(fd, c.bias, (size_t)OC, mm_loss, &c);
+    TU_ASSERT_CLOSE("matmul naive dbias vs finite diff", dbias, fd, (size_t)OC, 2e-4, 1e-3);
+    free(c.inp), free(c.w), free(c.bias), free(c.out), free(c.gout), free(dinp), free(dw), free(dbias), free(fd);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- determinism */
+
+static const int thread_counts[] = {1, 2, 3};
+enum { N_THREAD_COUNTS = sizeof thread_counts / sizeof thread_counts[0] };
+
+static void set_threads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+START_TEST(test_backward_thread_count_invariant) {
+    /* big enough that OpenBLAS and OpenMP really split the work */
+    int N = 777, C = 72, OC = 200, V = 11, B = 21, T = 37;
+    icl_rng r = stream("determinism");
+    float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
+    float *dout_mm = rand_floats((size_t)N * OC, 1.0f, &r), *dout = rand_floats((size_t)N * C, 1.0f, &r);
+    float *lnw = rand_floats((size_t)C, 1.0f, &r), *mean = tu_floats((size_t)N), *rstd = tu_floats((size_t)N);
+    float *scratch = tu_floats((size_t)N * C);
+    icl_cpu_layernorm_forward(scratch, mean, rstd, inp, lnw, lnw, N, C);
+    int32_t *tokens = tu_ints((size_t)N);
+    tu_fill_tokens(tokens, (size_t)N, V, &r);
+    float *big = rand_floats((size_t)3 << 20, 1.0f, &r);
+
+    float *res[N_THREAD_COUNTS][8];
+    double sums[N_THREAD_COUNTS][2];
+    size_t sizes[8] = {(size_t)N * C, (size_t)OC * C, (size_t)OC, (size_t)N * C, (size_t)C, (size_t)C,
+                       (size_t)V * C, (size_t)T * C};
+    for (int k = 0; k < N_THREAD_COUNTS; k++) {
+        set_threads(thread_counts[k]);
+        icl_rng fill = stream("determinism-prefill"); /* same pre-filled gradients every time */
+        for (int j = 0; j < 8; j++)
+            res[k][j] = rand_floats(sizes[j], 1.0f, &fill);
+        icl_cpu_matmul_backward(res[k][0], res[k][1], res[k][2], dout_mm, inp, w, N, C, OC);
+        icl_cpu_layernorm_backward(res[k][3], res[k][4], res[k][5], dout, inp, lnw, mean, rstd, N, C);
+        icl_cpu_embed_backward(res[k][6], res[k][7], dout, tokens, B, T, C);
+        sums[k][0] = icl_cpu_sum_squares(big, (size_t)3 << 20);
+        sums[k][1] = icl_cpu_sum(big, (size_t)3 << 20);
+    }
+    static const char *names[8] = {"matmul dinp", "matmul dw", "matmul dbias", "layernorm dinp",
+                                   "layernorm dw", "layernorm db", "embed dwte", "embed dwpe"};
+    for (int k = 1; k < N_THREAD_COUNTS; k++) {
+        for (int j = 0; j < 8; j++)
+            assert_bitwise_equal(fmt("%s, 1 vs %d threads", names[j], thread_counts[k]), res[0][j], res[k][j],
+                                 sizes[j] * sizeof(float));
+        assert_bitwise_equal(fmt("sum_squares, 1 vs %d threads", thread_counts[k]), &sums[0][0], &sums[k][0],
+                             sizeof(double));
+        assert_bitwise_equal(fmt("sum, 1 vs %d threads", thread_counts[k]), &sums[0][1], &sums[k][1],
+                             sizeof(double));
+    }
+    for (int k = 0; k < N_THREAD_COUNTS; k++)
+        for (int j = 0; j < 8; j++)
+            free(res[k][j]);
+    free(inp), free(w), free(dout_mm), free(dout), free(lnw), free(mean), free(rstd), free(scratch), free(tokens);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_attention_thread_count_invariant) {
+    int B = 3, T = 33, C = 72, NH = 6;
+    size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+    icl_rng r = stream("attn-determinism");
+    float *qkv = rand_floats(n_qkv, 2.0f, &r), *dout = rand_floats(n_out, 1.0f, &r);
+    float *out[N_THREAD_COUNTS], *dqkv[N_THREAD_COUNTS];
+    for (int k = 0; k < N_THREAD_COUNTS; k++) {
+        set_threads(thread_counts[k]);
+        float *scores = tu_floats(n_att), *probs = tu_floats(n_att), *dprobs = tu_floats(n_att);
+        out[k] = tu_floats(n_out), dqkv[k] = tu_floats(n_qkv);
+        icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
+        icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
+        icl_cpu_attention_values_forward(out[k], probs, qkv, B, T, C, NH);
+        icl_cpu_attention_values_backward(dprobs, dqkv[k], dout, probs, qkv, B, T, C, NH);
+        memset(scores, 0, n_att * sizeof *scores);
+        icl_cpu_attention_softmax_backward(scores, dprobs, probs, B, NH, T);
+        icl_cpu_attention_scores_backward(dqkv[k], scores, qkv, B, T, C, NH);
+        free(scores), free(probs), free(dprobs);
+    }
+    for (int k = 1; k < N_THREAD_COUNTS; k++) {
+        assert_bitwise_equal(fmt("attention out, 1 vs %d threads", thread_counts[k]), out[0], out[k],
+                             n_out * sizeof(float));
+        assert_bitwise_equal(fmt("attention dqkv, 1 vs %d threads", thread_counts[k]), dqkv[0], dqkv[k],
+                             n_qkv * sizeof(float));
+    }
+    for (int k = 0; k < N_THREAD_COUNTS; k++)
+        free(out[k]), free(dqkv[k]);
+    free(qkv), free(dout);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- batch position */
+
+START_TEST(test_matmul_row_position_independent) {
+    int N = 21, C = 40, OC = 72;
+    icl_rng r = stream("row-position");
+    float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
+    float *bias = rand_floats((size_t)OC, 1.0f, &r), *out = tu_floats((size_t)N * OC);
+    memcpy(inp + 5 * C, inp, (size_t)C * sizeof *inp);   /* row 5 = row 0 */
+    memcpy(inp + 18 * C, inp, (size_t)C * sizeof *inp);  /* row 18 = row 0 */
+    icl_cpu_matmul_forward(out, inp, w, bias, N, C, OC);
+    assert_bitwise_equal("matmul fwd row 0 vs row 5", out, out + 5 * OC, (size_t)OC * sizeof *out);
+    assert_bitwise_equal("matmul fwd row 0 vs row 18", out, out + 18 * OC, (size_t)OC * sizeof *out);
+
+    float *dout = rand_floats((size_t)N * OC, 1.0f, &r), *dinp = tu_floats((size_t)N * C);
+    float *dw = tu_floats((size_t)OC * C);
+    memcpy(dout + 5 * OC, dout, (size_t)OC * sizeof *dout);
+    memcpy(dout + 18 * OC, dout, (size_t)OC * sizeof *dout);
+    icl_cpu_matmul_backward(dinp, dw, NULL, dout, inp, w, N, C, OC);
+    assert_bitwise_equal("matmul bwd dinp row 0 vs row 5", dinp, dinp + 5 * C, (size_t)C * sizeof *dinp);
+    assert_bitwise_equal("matmul bwd dinp row 0 vs row 18", dinp, dinp + 18 * C, (size_t)C * sizeof *dinp);
+    free(inp), free(w), free(bias), free(out), free(dout), free(dinp), free(dw);
+}
+END_TEST
+
+START_TEST(test_attention_batch_position_independent) {
+    int B = 6, T = 33, C = 72, NH = 6;
+    size_t seq_qkv = (size_t)T * 3 * C, seq_out = (size_t)T * C;
+    size_t n_qkv = B * seq_qkv, n_att = (size_t)B * NH * T * T, n_out = B * seq_out;
+    icl_rng r = stream("attn-position");
+    float *qkv = rand_floats(n_qkv, 2.0f, &r), *dout = rand_floats(n_out, 1.0f, &r);
+    memcpy(qkv + 5 * seq_qkv, qkv, seq_qkv * sizeof *qkv); /* sequence 5 = sequence 0 */
+    memcpy(dout + 5 * seq_out, dout, seq_out * sizeof *dout);
+    float *scores = tu_floats(n_att), *probs = tu_floats(n_att), *dprobs = tu_floats(n_att);
+    float *out = tu_floats(n_out), *dqkv = tu_floats(n_qkv);
+    icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
+    icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
+    icl_cpu_attention_values_forward(out, probs, qkv, B, T, C, NH);
+    icl_cpu_attention_values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
+    memset(scores, 0, n_att * sizeof *scores);
+    icl_cpu_attention_softmax_backward(scores, dprobs, probs, B, NH, T);
+    icl_cpu_attention_scores_backward(dqkv, scores, qkv, B, T, C, NH);
+    assert_bitwise_equal("attention out, batch 0 vs batch 5", out, out + 5 * seq_out, seq_out * sizeof *out);
+    assert_bitwise_equal("attention dqkv, batch 0 vs batch 5", dqkv, dqkv + 5 * seq_qkv, seq_qkv * sizeof *dqkv);
+    free(qkv), free(dout), free(scores), free(probs), free(dprobs), free(out), free(dqkv);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- backend */
+
+START_TEST(test_cpu_backend_ops_table) {
+    icl_backend *be = NULL;
+    ck_assert_int_eq(icl_backend_cpu_create(&be), ICL_OK);
+    ck_assert_ptr_nonnull(be);
+    ck_assert_int_eq(be->kind, ICL_BACKEND_CPU);
+    const icl_backend_ops *o = be->ops;
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(o->name, "cpu");
+    const void *entries[] = {
+        (const void *)o->destroy, (const void *)o->alloc, (const void *)o->release, (const void *)o->zero,
+        (const void *)o->to_device, (const void *)o->to_host, (const void *)o->copy, (const void *)o->sync,
+        (const void *)o->embed_forward, (const void *)o->position_add_forward, (const void *)o->matmul_forward,
+        (const void *)o->layernorm_forward, (const void *)o->attention_scores_forward,
+        (const void *)o->attention_softmax_forward, (const void *)o->attention_values_forward,
+        (const void *)o->gelu_forward, (const void *)o->residual_forward, (const void *)o->crossentropy_forward,
+        (const void *)o->mse_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
+        (const void *)o->matmul_backward, (const void *)o->layernorm_backward,
+        (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
+        (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->residual_backward,
+        (const void *)o->crossentropy_backward, (const void *)o->mse_backward, (const void *)o->sum,
+        (const void *)o->sum_squares, (const void *)o->adamw_update};
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        ck_assert_msg(entries[i] != NULL, "ops entry %zu is NULL", i);
+    ck_assert_int_eq(o->sync(be), ICL_OK);
+    icl_backend_destroy(be);
+    ck_assert_int_eq(icl_backend_cpu_create(NULL), ICL_ERR_INVALID_ARG);
+}
+END_TEST
+
+START_TEST(test_cpu_backend_memory) {
+    icl_backend *be = NULL;
+    ck_assert_int_eq(icl_backend_cpu_create(&be), ICL_OK);
+    const icl_backend_ops *o = be->ops;
+    static const size_t sizes[] = {0, 1, 63, 64, 1000, 100003};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        /* dirty a block of the same size first so a reused block would show */
+        unsigned char *p = NULL;
+        ck_assert_int_eq(o->alloc(be, (void **)&p, n), ICL_OK);
+        memset(p, 0xab, n);
+        o->release(be, p);
+        ck_assert_int_eq(o->alloc(be, (void **)&p, n), ICL_OK);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg((uintptr_t)p % 64 == 0, "alloc(%zu) not 64-byte aligned: %p", n, (void *)p);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(p[i] == 0, "alloc(%zu) byte %zu is %d, not 0", n, i, p[i]);
+        o->release(be, p);
+    }
+
+    float host[37], back[37], *dev = NULL, *dev2 = NULL;
+    for (int i = 0; i < 37; i++)
+        host[i] = (float)i - 3.5f;
+    ck_assert_int_eq(o->alloc(be, (void **)&dev, sizeof host), ICL_OK);
+    ck_assert_int_eq(o->alloc(be, (void **)&dev2, sizeof host), ICL_OK);
+    ck_assert_int_eq(o->to_device(be, dev, host, sizeof host), ICL_OK);
+    ck_assert_int_eq(o->copy(be, dev2, dev, sizeof host), ICL_OK);
+    ck_assert_int_eq(o->to_host(be, back, dev2, sizeof host), ICL_OK);
+    ck_assert_mem_eq(back, host, sizeof host);
+    ck_assert_int_eq(o->zero(be, dev2, sizeof host), ICL_OK);
+    ck_assert_int_eq(o->to_host(be, back, dev2, sizeof host), ICL_OK);
+    for (int i = 0; i < 37; i++)
+        ck_assert(back[i] == 0.0f);
+
+    /* argument validation and allocation failure */
+    ck_assert_int_eq(o->alloc(be, NULL, 16), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(o->to_device(be, NULL, host, 4), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(o->to_host(be, back, NULL, 4), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(o->copy(be, dev, NULL, 4), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(o->zero(be, NULL, 4), ICL_ERR_INVALID_ARG);
+    void *huge = dev;
+    ck_assert_int_eq(o->alloc(be, &huge, SIZE_MAX - 8), ICL_ERR_NOMEM);
+    ck_assert_ptr_null(huge);
+    ck_assert_int_eq(o->alloc(be, &huge, (size_t)1 << 62), ICL_ERR_NOMEM);
+    ck_assert_msg(strstr(icl_last_error(), "alloc") != NULL, "message: %s", icl_last_error());
+    o->release(be, dev);
+    o->release(be, dev2);
+    o->release(be, NULL);
+    icl_backend_destroy(be);
+}
+END_TEST
+
+START_TEST(test_cpu_backend_dispatch) {
+    /* each kernel entry runs the fast kernel with its arguments in order */
+    int B = 2, T = 5, C = 12, NH = 3, V = 7, N = B * T, OC = 9;
+    size_t NC = (size_t)N * C, n_qkv = NC * 3, n_att = (size_t)B * NH * T * T;
+    icl_backend *be = NULL;
+    ck_assert_int_eq(icl_backend_cpu_create(&be), ICL_OK);
+    const icl_backend_ops *o = be->ops;
+    icl_rng r = stream("dispatch");
+    int32_t *tok = tu_ints((size_t)N);
+    tu_fill_tokens(tok, (size_t)N, V, &r);
+    float *x = rand_floats(n_qkv, 1.0f, &r), *y = rand_floats(n_qkv, 1.0f, &r), *z = rand_floats(n_qkv, 1.0f, &r);
+    float *probs = tu_floats(n_att), *wts = rand_floats((size_t)N, 1.0f, &r);
+    icl_cpu_attention_softmax_forward(probs, x, B, NH, T);
+    float *a = rand_floats(n_qkv, 1.0f, &r), *a2 = dup_floats(a, n_qkv);
+    float *b = rand_floats(n_qkv, 1.0f, &r), *b2 = dup_floats(b, n_qkv);
+    float *c = rand_floats(n_qkv, 1.0f, &r), *c2 = dup_floats(c, n_qkv);
+#define CHECK_SAME(what)                                                    \
+    do {                                                                    \
+        ck_assert_msg(memcmp(a, a2, n_qkv * sizeof *a) == 0, "%s: out 1", what); \
+        ck_assert_msg(memcmp(b, b2, n_qkv * sizeof *b) == 0, "%s: out 2", what); \
+        ck_assert_msg(memcmp(c, c2, n_qkv * sizeof *c) == 0, "%s: out 3", what); \
+    } while (0)
+    o->embed_forward(be, a, tok, x, y, B, T, C);
+    icl_cpu_embed_forward(a2, tok, x, y, B, T, C);
+    CHECK_SAME("embed_forward");
+    o->position_add_forward(be, a, x, B, T, C);
+    icl_cpu_position_add_forward(a2, x, B, T, C);
+    CHECK_SAME("position_add_forward");
+    o->matmul_forward(be, a, x, y, z, N, C, OC);
+    icl_cpu_matmul_forward(a2, x, y, z, N, C, OC);
+    CHECK_SAME("matmul_forward");
+    o->layernorm_forward(be, a, b, c, x, y, z, N, C);
+    icl_cpu_layernorm_forward(a2, b2, c2, x, y, z, N, C);
+    CHECK_SAME("layernorm_forward");
+    o->attention_scores_forward(be, a, x, B, T, C, NH);
+    icl_cpu_attention_scores_forward(a2, x, B, T, C, NH);
+    CHECK_SAME("attention_scores_forward");
+    o->attention_softmax_forward(be, a, x, B, NH, T);
+    icl_cpu_attention_softmax_forward(a2, x, B, NH, T);
+    CHECK_SAME("attention_softmax_forward");
+    o->attention_values_forward(be, a, probs, x, B, T, C, NH);
+    icl_cpu_attention_values_forward(a2, probs, x, B, T, C, NH);
+    CHECK_SAME("attention_values_forward");
+    o->gelu_forward(be, a, x, NC);
+    icl_cpu_gelu_forward(a2, x, NC);
+    CHECK_SAME("gelu_forward");
+    o->residual_forward(be, a, x, y, NC);
+    icl_cpu_residual_forward(a2, x, y, NC);
+    CHECK_SAME("residual_forward");
+    o->crossentropy_forward(be, a, b, x, tok, wts, N, V);
+    icl_cpu_crossentropy_forward(a2, b2, x, tok, wts, N, V);
+    CHECK_SAME("crossentropy_forward");
+    o->mse_forward(be, a, x, y, wts, N, C);
+    icl_cpu_mse_forward(a2, x, y, wts, N, C);
+    CHECK_SAME("mse_forward");
+    o->embed_backward(be, a, b, x, tok, B, T, C);
+    icl_cpu_embed_backward(a2, b2, x, tok, B, T, C);
+    CHECK_SAME("embed_backward");
+    o->position_add_backward(be, a, x, B, T, C);
+    icl_cpu_position_add_backward(a2, x, B, T, C);
+    CHECK_SAME("position_add_backward");
+    o->matmul_backward(be, a, b, c, x, y, z, N, C, OC);
+    icl_cpu_matmul_backward(a2, b2, c2, x, y, z, N, C, OC);
+    CHECK_SAME("matmul_backward");
+    o->layernorm_backward(be, a, b, c, x, y, z, wts, wts, N, C);
+    icl_cpu_layernorm_backward(a2, b2, c2, x, y, z, wts, wts, N, C);
+    CHECK_SAME("layernorm_backward");
+    o->attention_values_backward(be, a, b, x, probs, y, B, T, C, NH);
+    icl_cpu_attention_values_backward(a2, b2, x, probs, y, B, T, C, NH);
+    CHECK_SAME("attention_values_backward");
+    o->attention_softmax_backward(be, a, x, probs, B, NH, T);
+    icl_cpu_attention_softmax_backward(a2, x, probs, B, NH, T);
+    CHECK_SAME("attention_softmax_backward");
+    o->attention_scores_backward(be, a, x, y, B, T, C, NH);
+    icl_cpu_attention_scores_backward(a2, x, y, B, T, C, NH);
+    CHECK_SAME("attention_scores_backward");
+    o->gelu_backward(be, a, x, y, NC);
+    icl_cpu_gelu_backward(a2, x, y, NC);
+    CHECK_SAME("gelu_backward");
+    o->residual_backward(be, a, b, x, NC);
+    icl_cpu_residual_backward(a2, b2, x, NC);
+    CHECK_SAME("residual_backward");
+    o->crossentropy_backward(be, a, wts, probs, tok, N, V);
+    icl_cpu_crossentropy_backward(a2, wts, probs, tok, N, V);
+    CHECK_SAME("crossentropy_backward");
+    o->mse_backward(be, a, wts, x, y, N, C);
+    icl_cpu_mse_backward(a2, wts, x, y, N, C);
+    CHECK_SAME("mse_backward");
+    o->adamw_update(be, a, b, c, x, NC, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
+    icl_cpu_adamw_update(a2, b2, c2, x, NC, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
+    CHECK_SAME("adamw_update");
+#undef CHECK_SAME
+    ck_assert(o->sum(be, x, n_qkv) == icl_cpu_sum(x, n_qkv));
+    ck_assert(o->sum_squares(be, x, n_qkv) == icl_cpu_sum_squares(x, n_qkv));
+    free(tok), free(x), free(y), free(z), free(probs), free(wts), free(a), free(a2), free(b), free(b2), free(c);
+    free(c2);
+    icl_backend_destroy(be);
+}
+END_TEST
+
+static Suite *kernels_suite(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("fast_vs_naive");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_embed_matches_naive);
+    tcase_add_test(tc, test_matmul_matches_naive);
+    tcase_add_test(tc, test_layernorm_matches_naive);
+    tcase_add_test(tc, test_attention_matches_naive);
+    tcase_add_test(tc, test_attention_softmax_extreme_scores);
+    tcase_add_test(tc, test_gelu_residual_match_naive);
+    tcase_add_test(tc, test_crossentropy_matches_naive);
+    tcase_add_test(tc, test_mse_matches_naive);
+    tcase_add_test(tc, test_sums_match_naive);
+    tcase_add_test(tc, test_adamw_matches_naive);
+    tcase_add_test(tc, test_adamw_hand_computed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("finite_differences");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_layernorm_backward_finite_diff);
+    tcase_add_test(tc, test_attention_backward_finite_diff);
+    tcase_add_test(tc, test_gelu_backward_finite_diff);
+    tcase_add_test(tc, test_crossentropy_backward_finite_diff);
+    tcase_add_test(tc, test_mse_backward_finite_diff);
+    tcase_add_test(tc, test_matmul_backward_finite_diff);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("determinism");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_backward_thread_count_invariant);
+    tcase_add_test(tc, test_attention_thread_count_invariant);
+    tcase_add_test(tc, test_matmul_row_position_independent);
+    tcase_add_test(tc, test_attention_batch_position_independent);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("backend");
+    tcase_add_test(tc, test_cpu_backend_ops_table);
+    tcase_add_test(tc, test_cpu_backend_memory);
+    tcase_add_test(tc, test_cpu_backend_dispatch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run(kernels_suite()); }
