@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "icl/eval.h"
 #include "icl/task.h"
 #include "icl_cli.h"
 
@@ -24,7 +25,8 @@ typedef struct {
     long total_steps, first_step, tokens_per_step;
     double t_start;
     const char *checkpoint_dir;
-    FILE *csv;
+    FILE *csv, *task_csv;
+    int eval_prompts;
     int quiet;
 } train_run;
 
@@ -56,11 +58,57 @@ static icl_status on_log(void *user, const icl_step_stats *st) {
     return ICL_OK;
 }
 
+/* Per-task loss and query metric on a fixed set of prompts: the training-dynamics curves. */
+static icl_status on_eval(void *user, const icl_step_stats *st) {
+    train_run *r = user;
+    int n = icl_task_family_num_tasks(r->family);
+    double loss[256], metric[256];
+    icl_status s = icl_eval_tasks(r->model, r->family, r->eval_prompts, 777, loss, metric);
+    for (int t = 0; s == ICL_OK && t < n && t < 256; t++)
+        fprintf(r->task_csv, "%ld,%s,%.6f,%.6f\n", st->step, icl_task_family_task_name(r->family, t), loss[t],
+                metric[t]);
+    fflush(r->task_csv);
+    return s;
+}
+
+static icl_status save_run(const train_run *r, const char *path) {
+    icl_meta_entry meta = {"user.task", r->family ? icl_task_family_spec(r->family) : ""};
+    return icl_checkpoint_save_with_meta(path, r->model, r->opt, r->data_rng, &meta, r->family ? 1 : 0);
+}
+
 static icl_status on_checkpoint(void *user, const icl_step_stats *st) {
     train_run *r = user;
     char path[4096];
     snprintf(path, sizeof path, "%s/step_%07ld.safetensors", r->checkpoint_dir, st->step);
-    return icl_checkpoint_save(path, r->model, r->opt, r->data_rng);
+    return save_run(r, path);
+}
+
+static FILE *open_csv(const char *path, const char *header) {
+    FILE *f = fopen(path, "a");
+    if (!f)
+        perror(path);
+    else if (ftell(f) == 0)
+        fputs(header, f);
+    return f;
+}
+
+/* Final evaluation against the number of in-context examples, with baselines for vector families. */
+static int final_eval(train_run *r, const char *path) {
+    static const char *const names[] = {"least_squares", "ridge", "lasso", "oracle", "knn", "averaging"};
+    icl_baseline b[6];
+    icl_eval_options o = icl_eval_options_default();
+    o.prompts_per_task = r->eval_prompts;
+    if (icl_task_family_mode(r->family) == ICL_MODE_VECTOR) {
+        for (int i = 0; i < 6; i++) icl_baseline_parse(names[i], &b[i]);
+        o.baselines = b;
+        o.n_baselines = 6;
+    }
+    icl_eval_result res;
+    icl_status s = icl_eval_by_examples(r->model, r->family, &o, &res);
+    if (s == ICL_OK)
+        s = icl_eval_write_csv(&res, r->family, path);
+    icl_eval_result_free(&res);
+    return s == ICL_OK ? 0 : cli_fail("final evaluation", s);
 }
 
 static int setup_data(train_run *r, const char *task, int symbols, int length, int examples, icl_config *cfg) {
@@ -102,7 +150,9 @@ int cmd_train(int argc, char **argv) {
     icl_config cfg = icl_config_default();
     icl_optim_config oc = icl_optim_config_default();
     const char *task = "copy", *save = NULL, *resume = NULL, *backend_name = NULL, *csv_path = NULL;
-    const char *checkpoint_dir = NULL;
+    const char *checkpoint_dir = NULL, *out_dir = NULL, *task_log = NULL, *eval_out = NULL;
+    int eval_prompts = 64;
+    long eval_every = 0;
     int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0;
     long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
     int warmup = -1;
@@ -128,7 +178,13 @@ int cmd_train(int argc, char **argv) {
         {"--wd", OPT_FLOAT, &oc.weight_decay, "weight decay on matrices [0.01]"},
         {"--clip", OPT_FLOAT, &oc.grad_clip, "global gradient-norm clip, 0 = off [1.0]"},
         {"--seed", OPT_LONG, &seed, "seed of the initialisation and the data [1]"},
+        {"--out", OPT_STRING, &out_dir, "directory for model.safetensors, train_log.csv and (task families) "
+                                          "task_log.csv, eval.csv, checkpoints/"},
         {"--save", OPT_STRING, &save, "write the final checkpoint here"},
+        {"--eval-every", OPT_LONG, &eval_every, "task families: steps between per-task evaluations [0 = off]"},
+        {"--eval-prompts", OPT_INT, &eval_prompts, "task families: prompts per task in evaluations [64]"},
+        {"--task-log", OPT_STRING, &task_log, "task families: step,task,loss,metric CSV of the evaluations"},
+        {"--eval-out", OPT_STRING, &eval_out, "task families: final accuracy/MSE by number of examples CSV"},
         {"--checkpoint-dir", OPT_STRING, &checkpoint_dir, "directory for periodic checkpoints"},
         {"--checkpoint-every", OPT_LONG, &checkpoint_every, "steps between periodic checkpoints [0 = off]"},
         {"--resume", OPT_STRING, &resume, "continue from a checkpoint saved with optimizer state"},
@@ -148,6 +204,21 @@ int cmd_train(int argc, char **argv) {
     if (batch < 1 || steps < 1 || accum < 1 || accum > ICL_MAX_GRAD_ACCUM) {
         fprintf(stderr, "icl train: --batch and --steps must be >= 1, --accum in [1, %d]\n", ICL_MAX_GRAD_ACCUM);
         return 2;
+    }
+    char out_paths[5][4096];
+    if (out_dir) {
+        if (mkdir(out_dir, 0755) != 0 && access(out_dir, W_OK) != 0) {
+            perror(out_dir);
+            return 1;
+        }
+        const char *names[5] = {"model.safetensors", "train_log.csv", "task_log.csv", "eval.csv", "checkpoints"};
+        for (int i = 0; i < 5; i++) snprintf(out_paths[i], sizeof out_paths[i], "%s/%s", out_dir, names[i]);
+        save = save ? save : out_paths[0];
+        csv_path = csv_path ? csv_path : out_paths[1];
+        task_log = task_log ? task_log : out_paths[2];
+        eval_out = eval_out ? eval_out : out_paths[3];
+        if (checkpoint_every > 0 && !checkpoint_dir)
+            checkpoint_dir = out_paths[4];
     }
     cfg.tie_embeddings = !untied;
     oc.total_steps = (int)steps;
@@ -188,15 +259,11 @@ int cmd_train(int argc, char **argv) {
         perror(checkpoint_dir);
         goto done;
     }
-    if (csv_path) {
-        r.csv = fopen(csv_path, "a");
-        if (!r.csv) {
-            perror(csv_path);
-            goto done;
-        }
-        if (ftell(r.csv) == 0)
-            fprintf(r.csv, "step,loss,lr,grad_norm,seconds\n");
-    }
+    if (csv_path && !(r.csv = open_csv(csv_path, "step,loss,lr,grad_norm,seconds\n")))
+        goto done;
+    if (r.family && eval_every > 0 && task_log && !(r.task_csv = open_csv(task_log, "step,task,loss,metric\n")))
+        goto done;
+    r.eval_prompts = eval_prompts;
     const icl_config *mc = icl_model_config(r.model);
     if (!quiet)
         fprintf(stderr, "icl train: task %s | %s mode, %d layers, d_model %d, %d heads, %zu parameters | %s backend\n",
@@ -212,6 +279,7 @@ int cmd_train(int argc, char **argv) {
     icl_train_loop_config lc = {
         .steps = steps, .grad_accum = accum, .next_batch = next_batch,
         .on_log = (quiet && !r.csv) ? NULL : on_log, .log_every = log_every,
+        .on_eval = r.task_csv ? on_eval : NULL, .eval_every = eval_every,
         .on_checkpoint = checkpoint_dir ? on_checkpoint : NULL, .checkpoint_every = checkpoint_every,
         .user = &r,
     };
@@ -219,16 +287,20 @@ int cmd_train(int argc, char **argv) {
         cli_fail("training", s);
         goto done;
     }
-    if (save && (s = icl_checkpoint_save(save, r.model, r.opt, &data_rng)) != ICL_OK) {
+    if (save && (s = save_run(&r, save)) != ICL_OK) {
         cli_fail(save, s);
         goto done;
     }
     if (save && !quiet)
         fprintf(stderr, "icl train: saved %s\n", save);
+    if (r.family && eval_out && final_eval(&r, eval_out))
+        goto done;
     result = 0;
 done:
     if (r.csv)
         fclose(r.csv);
+    if (r.task_csv)
+        fclose(r.task_csv);
     icl_optimizer_free(r.opt);
     icl_model_free(r.model);
     icl_task_batch_free(&r.tb);

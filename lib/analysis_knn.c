@@ -2,7 +2,6 @@
  * (Han et al.), over all classes and restricted to pairs of classes. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 #include "analysis_internal.h"
 #include "error.h"
 #include "icl/analysis.h"

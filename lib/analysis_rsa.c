@@ -3,7 +3,6 @@
  * rank correlation between them with a permutation p-value. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 #include "analysis_internal.h"
 #include "error.h"
 #include "icl/analysis.h"

@@ -160,7 +160,7 @@ struct icl_sidecar {
 };
 
 /* Doubles represent every integer up to 2^53 exactly. */
-#define EXACT_INT_LIMIT 9007199254740992.0
+#define EXACT_INT_LIMIT (UINT64_C(1) << 53)
 
 void icl_sidecar_free(icl_sidecar *sc) {
     if (!sc)
@@ -190,7 +190,7 @@ icl_status icl_sidecar_create(const char *probe, uint64_t seed, icl_sidecar **ou
     sc->root = cJSON_CreateObject();
     int ok = sc->root && cJSON_AddStringToObject(sc->root, "probe", probe) &&
              cJSON_AddStringToObject(sc->root, "library", "libicl " ICL_VERSION_STRING) &&
-             ((double)seed <= EXACT_INT_LIMIT ? cJSON_AddNumberToObject(sc->root, "seed", (double)seed) != NULL
+             (seed <= EXACT_INT_LIMIT ? cJSON_AddNumberToObject(sc->root, "seed", (double)seed) != NULL
                                                : cJSON_AddStringToObject(sc->root, "seed", seed_text) != NULL) &&
              cJSON_AddStringToObject(sc->root, "created", created);
     if (ok) {

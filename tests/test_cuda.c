@@ -442,8 +442,8 @@ END_TEST
 
 /* ---- losses ---- */
 
-/* Weights NULL or with zeros (where the target is out of range: it must not be read);
- * dlosses with zeros (rows to skip). */
+/* Weights NULL or with zeros (where the class target is out of range and the
+ * regression target NaN: neither may be read); dlosses with zeros (rows to skip). */
 static void losses_case(icl_backend *be, const shape *s, int with_weights, int index) {
     icl_rng r;
     rng_for(&r, "losses", index);
@@ -462,6 +462,10 @@ static void losses_case(icl_backend *be, const shape *s, int with_weights, int i
     const float *w = with_weights ? weights : NULL;
     float *losses = tu_floats(N), *probs = tu_floats(nv), *dlogits = rand_floats(nv, 1.0f, &r);
     float *out = rand_floats(nd, 1.0f, &r), *target = rand_floats(nd, 1.0f, &r), *dout = rand_floats(nd, 1.0f, &r);
+    for (int i = 0; i < N; i++)
+        if (with_weights && weights[i] == 0.0f)
+            for (int d = 0; d < D; d++)
+                target[(size_t)i * D + d] = NAN; /* masked rows: must not be read */
 
     float *d_logits = up(be, logits, nv * 4), *d_weights = up(be, weights, (size_t)N * 4);
     float *d_dlosses = up(be, dlosses, (size_t)N * 4);

@@ -637,19 +637,6 @@ START_TEST(test_relu_net_and_tree) {
     printf("  relu_net d=1: largest relative spread of y/x per side %.3g (tolerance 1e-4)\n", worst);
     ck_assert(worst < 1e-4);
     icl_task_family_free(f);
-    /* Variance: E[f(x)^2] = d with Garg's sqrt(2/h) scaling (checked within 15%). */
-    f = make("relu_net:d=4,h=100");
-    double sum2 = 0;
-    int count = 0;
-    for (int rep = 0; rep < 200; rep++) {
-        ck_assert_int_eq(icl_task_generate(f, 0, 20, NULL, &rng, &p), ICL_OK);
-        for (int i = 0; i <= 20; i++, count++)
-            sum2 += pow(p.inputs[(size_t)(2 * i + 1) * 5], 2);
-    }
-    printf("  relu_net d=4: mean y^2 %.3f (want 4 within 15%%)\n", sum2 / count);
-    ck_assert(fabs(sum2 / count - 4.0) < 0.6);
-    icl_task_family_free(f);
-
     /* A depth-4 tree on d = 2 depends only on the two signs: equal signs, equal y. */
     f = make("decision_tree:d=2");
     for (int rep = 0; rep < 20; rep++) {
@@ -667,7 +654,52 @@ START_TEST(test_relu_net_and_tree) {
         }
     }
     icl_task_family_free(f);
+    /* d = 1: every node tests x > 0, so x <= 0 always reaches the leftmost
+     * leaf and x > 0 the rightmost: two values, one per side. */
+    f = make("decision_tree:d=1");
+    int sides_differ = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        ck_assert_int_eq(icl_task_generate(f, 0, 30, NULL, &rng, &p), ICL_OK);
+        double side_y[2] = {NAN, NAN};
+        for (int i = 0; i <= 30; i++) {
+            int side = p.inputs[(size_t)(4 * i)] > 0;
+            double y = p.inputs[(size_t)(4 * i + 2)];
+            if (!isnan(side_y[side]))
+                ck_assert_msg(y == side_y[side], "tree output varies within one side of 0");
+            side_y[side] = y;
+        }
+        sides_differ += side_y[0] != side_y[1];
+    }
+    printf("  decision_tree d=1: the two sides differ in %d of 20 prompts\n", sides_differ);
+    ck_assert_int_ge(sides_differ, 18);
+    icl_task_family_free(f);
     icl_prompt_free(&p);
+}
+END_TEST
+
+/* The documented scalings give E[y^2] = d for linear, quadratic and relu_net. */
+static void check_second_moment(const char *spec, int d) {
+    icl_task_family *f = make(spec);
+    icl_rng rng;
+    icl_rng_init(&rng, 19, spec);
+    icl_prompt p = {0};
+    double sum2 = 0;
+    int count = 0;
+    for (int rep = 0; rep < 400; rep++) {
+        ck_assert_int_eq(icl_task_generate(f, 0, 10, NULL, &rng, &p), ICL_OK);
+        for (int i = 0; i <= 10; i++, count++)
+            sum2 += pow(p.inputs[(size_t)(2 * i + 1) * (d + 1)], 2);
+    }
+    printf("  %-24s mean y^2 %.3f (want %d within 15%%)\n", spec, sum2 / count, d);
+    ck_assert(fabs(sum2 / count - d) < 0.15 * d);
+    icl_prompt_free(&p);
+    icl_task_family_free(f);
+}
+
+START_TEST(test_output_scale) {
+    check_second_moment("linear:d=4", 4);
+    check_second_moment("quadratic:d=4", 4);
+    check_second_moment("relu_net:d=4,h=100", 4);
 }
 END_TEST
 
@@ -1198,6 +1230,12 @@ START_TEST(test_curriculum) {
     ck_assert_int_eq(n, 25);
     ck_assert_int_eq(icl_curriculum_at(&c, 2000, &dims, &n), ICL_OK);
     ck_assert_int_eq(n, 30);
+    /* 8 examples over 3 dims stages: steps of ceil(8/3) = 3 reach 20 with the dims. */
+    ck_assert_int_eq(icl_curriculum_default(8, 20, &c), ICL_OK);
+    ck_assert_int_eq(icl_curriculum_at(&c, 6000, &dims, &n), ICL_OK);
+    ck_assert(dims == 8 && n == 20);
+    ck_assert_int_eq(icl_curriculum_at(&c, 4000, &dims, &n), ICL_OK);
+    ck_assert(dims == 7 && n == 18);
     ck_assert_int_eq(icl_curriculum_default(5, 10, &c), ICL_OK);
     ck_assert_int_eq(icl_curriculum_at(&c, 0, &dims, &n), ICL_OK);
     ck_assert(dims == 5 && n == 10);
@@ -1234,6 +1272,7 @@ int main(void) {
     tcase_add_test(tc, test_vector_functions);
     tcase_add_test(tc, test_basis_mixture_bases);
     tcase_add_test(tc, test_relu_net_and_tree);
+    tcase_add_test(tc, test_output_scale);
     tcase_add_test(tc, test_noise_and_active_dims);
     tcase_add_test(tc, test_mix_counts);
     tcase_add_test(tc, test_mixed_retrieval);

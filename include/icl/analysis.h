@@ -233,8 +233,8 @@ icl_status icl_kth_largest(const double *v, int n, int k, double *out);
  * the total only). Use it with role labels and with group (e.g. task) labels. */
 icl_status icl_attention_fractions(const float *a, int T, const int32_t *labels, int n_labels, double *frac);
 
-/* ratio = sum_{relevant} a / sum_{irrelevant} a over two disjoint masks (T,
- * nonzero = in the set). A zero denominator gives +inf (numerator > 0) or NaN
+/* ratio = sum_{relevant} a / sum_{irrelevant} a over two disjoint, non-empty
+ * masks (T, nonzero = in the set). A zero denominator gives +inf (numerator > 0) or NaN
  * (numerator 0); no floor is applied. */
 icl_status icl_attention_ratio(const float *a, int T, const uint8_t *relevant, const uint8_t *irrelevant,
                                double *ratio);

@@ -1,30 +1,25 @@
 /* Dense layer: out = inp . w^T + bias, and its backward.
  *
- * The three matrix products run on one blocked GEMM written here rather than
- * on cblas_sgemm: OpenBLAS changes the summation order of an output element
- * with its thread count and with the element's position in the matrix (edge
- * tiles and the two halves of its 12-column Zen tile round differently), so
- * the same prompt gave different bits at batch row 0 and row 5. Here every
- * output element is one chain of multiply-adds over k = 0..K-1, started from
- * the value already in C, whatever its tile, thread or batch size. Blocking
- * only changes when the running sum is stored and reloaded, which is exact.
- * On x86-64 with AVX2+FMA (checked at run time) a 6x16 register tile uses
- * fused multiply-adds; elsewhere a portable tile uses multiply then add. */
+ * The three matrix products run on a blocked GEMM over the register tile of
+ * tile.h rather than on cblas_sgemm: OpenBLAS changes the summation order of
+ * an output element with its thread count and with the element's position
+ * in the matrix (edge tiles, and the two halves of its 12-column Zen tile,
+ * round differently), so the same prompt gave different bits at batch row 0
+ * and row 5. Here every output element is one chain of multiply-adds over
+ * k = 0..K-1, started from the value already in C, whatever its tile, thread
+ * or batch size. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cpu_kernels.h"
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#include <immintrin.h>
-#define ICL_HAVE_AVX2_PATH 1
-#endif
+#include "tile.h"
 
 enum {
-    MR = 6,    /* rows of the register tile */
-    NR = 16,   /* columns of the register tile (two 8-float vectors) */
-    MC = 72,   /* rows of C per thread task: its A block stays in L2 */
-    NC = 256,  /* columns of C per thread task */
-    KC = 256,  /* depth of one packed B panel (16 KiB, L1-resident) */
+    MR = ICL_TILE_MR,
+    NR = ICL_TILE_NR,
+    KC = ICL_TILE_KC, /* depth of one packed slice: a KC x NR B panel and MR x KC A panel fit in L1 */
+    MC = 72,          /* rows of C per thread task */
+    NC = 256,         /* columns of C per packed B block (KC x NC floats, shared by the threads) */
     BIAS_CHANNEL_BLOCK = 64 /* output channels one thread sums for dbias */
 };
 
@@ -40,96 +35,13 @@ typedef struct {
     long ldc;
 } gemm_args;
 
-/* Register tile: c (MR rows at stride ldc, NR columns) += sum over k < kc of
- * ap[k*MR + i] * bp[k*NR + j], one multiply-add chain per element. */
-typedef void (*tile_fn)(int kc, const float *ap, const float *bp, float *c, long ldc);
-
-static void tile_portable(int kc, const float *ap, const float *bp, float *c, long ldc) {
-    float acc[MR][NR];
-    for (int i = 0; i < MR; i++)
-        memcpy(acc[i], c + i * ldc, sizeof acc[i]);
-    for (int k = 0; k < kc; k++) {
-        const float *a = ap + k * MR, *b = bp + k * NR;
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += a[i] * b[j];
-    }
-    for (int i = 0; i < MR; i++)
-        memcpy(c + i * ldc, acc[i], sizeof acc[i]);
-}
-
-#ifdef ICL_HAVE_AVX2_PATH
-#define ROW_LOAD(i)                                          \
-    __m256 c##i##0 = _mm256_loadu_ps(c + (i) * ldc);         \
-    __m256 c##i##1 = _mm256_loadu_ps(c + (i) * ldc + 8)
-#define ROW_FMA(i)                                           \
-    do {                                                     \
-        __m256 a_ = _mm256_broadcast_ss(ap + (i));           \
-        c##i##0 = _mm256_fmadd_ps(a_, b0, c##i##0);          \
-        c##i##1 = _mm256_fmadd_ps(a_, b1, c##i##1);          \
-    } while (0)
-#define ROW_STORE(i)                                         \
-    do {                                                     \
-        _mm256_storeu_ps(c + (i) * ldc, c##i##0);            \
-        _mm256_storeu_ps(c + (i) * ldc + 8, c##i##1);        \
-    } while (0)
-
-__attribute__((target("avx2,fma"))) static void tile_avx2(int kc, const float *ap, const float *bp, float *c,
-                                                          long ldc) {
-    ROW_LOAD(0);
-    ROW_LOAD(1);
-    ROW_LOAD(2);
-    ROW_LOAD(3);
-    ROW_LOAD(4);
-    ROW_LOAD(5);
-    for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
-        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-        ROW_FMA(0);
-        ROW_FMA(1);
-        ROW_FMA(2);
-        ROW_FMA(3);
-        ROW_FMA(4);
-        ROW_FMA(5);
-    }
-    ROW_STORE(0);
-    ROW_STORE(1);
-    ROW_STORE(2);
-    ROW_STORE(3);
-    ROW_STORE(4);
-    ROW_STORE(5);
-}
-#undef ROW_LOAD
-#undef ROW_FMA
-#undef ROW_STORE
-#endif
-
-static tile_fn pick_tile(void) {
-#ifdef ICL_HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return tile_avx2;
-#endif
-    return tile_portable;
-}
-
-/* ap: rows i0 .. i0+rows of A, depth k0 .. k0+kc, as consecutive MR-row
- * panels laid out (kc, MR); rows past the end are zero. */
+/* ap (kc, MR) = rows [i0, i0+rows) of A (rows <= MR) at depth [k0, k0+kc),
+ * zero-padded to MR rows. */
 static void pack_a(float *ap, const gemm_args *g, int i0, int rows, int k0, int kc) {
-    int padded = (rows + MR - 1) / MR * MR;
-    if (padded > rows)
-        memset(ap + (long)(padded - MR) * kc, 0, (size_t)kc * MR * sizeof *ap);
     const float *src = g->a + (long)i0 * g->a_rs + (long)k0 * g->a_cs;
-    if (g->a_cs == 1) { /* rows contiguous in k */
-        for (int i = 0; i < rows; i++) {
-            float *dst = ap + (long)(i / MR) * kc * MR + i % MR;
-            for (int k = 0; k < kc; k++)
-                dst[k * MR] = src[i * g->a_rs + k];
-        }
-    } else { /* columns contiguous in i (A is a transposed view): read each k's rows in one sweep */
-        for (int k = 0; k < kc; k++)
-            for (int i = 0; i < rows; i++)
-                ap[(long)(i / MR) * kc * MR + k * MR + i % MR] = src[k * g->a_cs + i * g->a_rs];
-    }
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < MR; r++)
+            ap[k * MR + r] = r < rows ? src[k * g->a_cs + r * g->a_rs] : 0.0f;
 }
 
 /* bp (kc, NR) = B[k0 .. k0+kc)[j0 .. j0+cols), zero-padded to NR columns */
@@ -158,47 +70,83 @@ static void pack_b(float *bp, const gemm_args *g, int k0, int kc, int j0, int co
     }
 }
 
-/* One MC x NC block of C over the full depth K. Edge tiles run the same
- * register tile on a scratch copy of C (A and B zero-padded), so every
- * element goes through the identical sequence of operations. */
-static void gemm_block(const gemm_args *g, tile_fn tile, int i0, int j0) {
-    float ap[MC * KC], bp[KC * NR], edge[MR * NR];
-    int rows = g->M - i0 < MC ? g->M - i0 : MC, i1 = i0 + rows;
-    int j1 = j0 + NC < g->N ? j0 + NC : g->N;
-    for (int k0 = 0; k0 < g->K; k0 += KC) {
-        int kc = g->K - k0 < KC ? g->K - k0 : KC;
-        pack_a(ap, g, i0, rows, k0, kc);
-        for (int j = j0; j < j1; j += NR) {
-            int cols = j1 - j < NR ? j1 - j : NR;
-            pack_b(bp, g, k0, kc, j, cols);
-            for (int i = i0; i < i1; i += MR) {
-                int tile_rows = i1 - i < MR ? i1 - i : MR;
-                const float *a = ap + (long)(i - i0) * kc;
-                float *c = g->c + (long)i * g->ldc + j;
-                if (tile_rows == MR && cols == NR) {
-                    tile(kc, a, bp, c, g->ldc);
-                    continue;
-                }
-                for (int r = 0; r < tile_rows; r++)
-                    memcpy(edge + r * NR, c + r * g->ldc, (size_t)cols * sizeof *c);
-                tile(kc, a, bp, edge, NR);
-                for (int r = 0; r < tile_rows; r++)
-                    memcpy(c + r * g->ldc, edge + r * NR, (size_t)cols * sizeof *c);
+/* Rows [i0, i0+rows) of C against the packed B panels of columns
+ * [j0, j0+cols) at depth [k0, k0+kc). A rows contiguous in k are read in
+ * place; a transposed A, and the last partial tile of rows, are packed into
+ * MR-row panels first. Edge tiles run the same register tile on a scratch
+ * copy of C (A and B zero-padded), so every element goes through the
+ * identical sequence of operations wherever it sits. */
+static void gemm_rows(const gemm_args *g, icl_tile_fn tile, float *ap, const float *bbuf, int i0, int rows, int j0,
+                      int cols, int k0, int kc) {
+    float edge[MR * NR];
+    int in_place = g->a_cs == 1;
+    for (int r0 = 0; r0 < rows; r0 += MR) {
+        int tile_rows = rows - r0 < MR ? rows - r0 : MR;
+        const float *a = ap;
+        long a_rs = 1, a_cs = MR;
+        if (in_place && tile_rows == MR) {
+            a = g->a + (long)(i0 + r0) * g->a_rs + k0;
+            a_rs = g->a_rs;
+            a_cs = 1;
+        } else {
+            pack_a(ap, g, i0 + r0, tile_rows, k0, kc);
+        }
+        for (int q = 0; q * NR < cols; q++) {
+            int tile_cols = cols - q * NR < NR ? cols - q * NR : NR;
+            const float *bp = bbuf + (long)q * kc * NR;
+            float *c = g->c + (long)(i0 + r0) * g->ldc + j0 + q * NR;
+            if (tile_rows == MR && tile_cols == NR) {
+                tile(kc, a, a_rs, a_cs, bp, c, g->ldc);
+                continue;
             }
+            for (int r = 0; r < tile_rows; r++)
+                memcpy(edge + r * NR, c + r * g->ldc, (size_t)tile_cols * sizeof *c);
+            tile(kc, a, a_rs, a_cs, bp, edge, NR);
+            for (int r = 0; r < tile_rows; r++)
+                memcpy(c + r * g->ldc, edge + r * NR, (size_t)tile_cols * sizeof *c);
         }
     }
 }
 
-/* Threads split C into MC x NC blocks; each block is owned by one thread for
- * the whole depth, so no sum is ever split across threads. */
+/* Blocked GEMM: for each NC-column block and KC-deep slice, the threads pack
+ * the B slice together, then split the rows in MC blocks. Every element of C
+ * is updated by one thread per slice and the slices go in order (the
+ * barriers at the end of each omp for), so no sum is ever split or
+ * reordered across threads. Without memory for the packing buffers it runs
+ * on one thread with register-tile-sized blocks on the stack: slower, same
+ * results. */
 static void gemm(const gemm_args *g) {
     if (g->M <= 0 || g->N <= 0 || g->K <= 0)
         return;
-    tile_fn tile = pick_tile();
-    int row_blocks = (g->M + MC - 1) / MC, col_blocks = (g->N + NC - 1) / NC;
-#pragma omp parallel for schedule(dynamic)
-    for (int blk = 0; blk < row_blocks * col_blocks; blk++)
-        gemm_block(g, tile, blk / col_blocks * MC, blk % col_blocks * NC);
+    icl_tile_fn tile = icl_cpu_tile();
+    int threads = omp_get_max_threads();
+    float *heap = malloc(((size_t)KC * NC + (size_t)threads * MR * KC) * sizeof *heap);
+    float fallback[KC * (NR + MR)];
+    int mc = heap ? MC : MR, nc = heap ? NC : NR;
+    float *bbuf = heap ? heap : fallback, *abufs = heap ? heap + (size_t)KC * NC : fallback + KC * NR;
+    if (!heap)
+        threads = 1;
+    int row_blocks = (g->M + mc - 1) / mc;
+#pragma omp parallel num_threads(threads)
+    {
+        float *ap = abufs + (size_t)omp_get_thread_num() * MR * KC;
+        for (int j0 = 0; j0 < g->N; j0 += nc) {
+            int cols = g->N - j0 < nc ? g->N - j0 : nc, panels = (cols + NR - 1) / NR;
+            for (int k0 = 0; k0 < g->K; k0 += KC) {
+                int kc = g->K - k0 < KC ? g->K - k0 : KC;
+#pragma omp for schedule(static)
+                for (int q = 0; q < panels; q++)
+                    pack_b(bbuf + (long)q * kc * NR, g, k0, kc, j0 + q * NR,
+                           cols - q * NR < NR ? cols - q * NR : NR);
+#pragma omp for schedule(dynamic)
+                for (int blk = 0; blk < row_blocks; blk++) {
+                    int i0 = blk * mc, rows = g->M - i0 < mc ? g->M - i0 : mc;
+                    gemm_rows(g, tile, ap, bbuf, i0, rows, j0, cols, k0, kc);
+                }
+            }
+        }
+    }
+    free(heap);
 }
 
 // out (N,OC) = inp (N,C) . w (OC,C)^T + bias (OC, nullable)
@@ -211,22 +159,8 @@ void icl_cpu_matmul_forward(float *out, const float *inp, const float *w, const 
         else
             memset(out + (long)n * OC, 0, (size_t)OC * sizeof *out);
     }
-    /* B = w^T. Packing it column-wise from w is a strided gather repeated for
-     * every row block, so transpose w once when memory allows; both layouts
-     * hold the same values, so the results are identical either way. */
-    float *wt = malloc((size_t)C * OC * sizeof *wt);
-    if (wt) {
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < C; c++)
-            for (int o = 0; o < OC; o++)
-                wt[(long)c * OC + o] = w[(long)o * C + c];
-        gemm_args g = {N, OC, C, inp, C, 1, wt, OC, 1, out, OC};
-        gemm(&g);
-        free(wt);
-    } else {
-        gemm_args g = {N, OC, C, inp, C, 1, w, 1, C, out, OC};
-        gemm(&g);
-    }
+    gemm_args g = {N, OC, C, inp, C, 1, w, 1, C, out, OC};
+    gemm(&g);
 }
 
 void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, const float *bias, int N, int C,
