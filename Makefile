@@ -81,9 +81,11 @@ $(SHARED): $(LIB_OBJ)
 	ln -sf libicl.so.$(VERSION) $(BUILD)/libicl.so.$(SONAME_MAJOR)
 	ln -sf libicl.so.$(SONAME_MAJOR) $(BUILD)/libicl.so
 
-$(BUILD)/bin/icl: $(TOOL_OBJ) $(STATIC)
+# The tool links the shared library (found through $ORIGIN), so every run of
+# it also checks that libicl.so exports the public API.
+$(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) -L$(BUILD) -licl -Wl,-rpath,'$$ORIGIN/..' $(LDLIBS)
 
 $(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -1,5 +1,7 @@
 /* Option parsing and small helpers shared by the icl subcommands. */
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +110,42 @@ int cli_backend(const char *flag_value, icl_backend_kind *out) {
         name = "cpu";
     icl_status s = icl_backend_parse(name, out);
     return s == ICL_OK ? 0 : cli_fail("backend", s);
+}
+
+int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
+                            icl_model **model, icl_task_family **family) {
+    *model = NULL;
+    *family = NULL;
+    if (!model_path) {
+        fprintf(stderr, "icl: --model is required (see --help)\n");
+        return 1;
+    }
+    icl_backend_kind backend;
+    if (cli_backend(backend_name, &backend))
+        return 1;
+    char spec[1024];
+    if (!task_spec) {
+        if (icl_checkpoint_read_meta(model_path, "user.task", spec, sizeof spec) != ICL_OK) {
+            fprintf(stderr, "icl: %s does not name the task family it was trained on; pass --task\n", model_path);
+            return 1;
+        }
+        task_spec = spec;
+    }
+    icl_status s = icl_task_family_create(family, task_spec);
+    if (s != ICL_OK)
+        return cli_fail("--task", s);
+    s = icl_checkpoint_load_model(model_path, backend, model);
+    if (s != ICL_OK) {
+        icl_task_family_free(*family);
+        *family = NULL;
+        return cli_fail(model_path, s);
+    }
+    return 0;
+}
+
+int cli_make_dir(const char *dir) {
+    if (mkdir(dir, 0755) == 0 || (errno == EEXIST && access(dir, W_OK) == 0))
+        return 0;
+    fprintf(stderr, "icl: cannot create directory %s: %s\n", dir, strerror(errno));
+    return 1;
 }

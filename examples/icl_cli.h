@@ -30,10 +30,34 @@ double cli_now(void);
 /* Backend from --backend, else the ICL_BACKEND environment variable, else cpu. */
 int cli_backend(const char *flag_value, icl_backend_kind *out);
 
+/* Load a checkpoint and the task family it was trained on (its "user.task"
+ * metadata, unless task_spec overrides it). Prints the error and returns 1 on
+ * failure. */
+int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
+                            icl_model **model, icl_task_family **family);
+
+/* Create directory `dir` if needed (one level). Prints the error and returns 1 on failure. */
+int cli_make_dir(const char *dir);
+
 int cmd_train(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+
+/* `icl probe <name>` entry points, one per examples/icl_probe_<name>.c;
+ * argv[2] is the probe name and its options start at argv[3]. */
+int probe_points(int argc, char **argv);
+int probe_superposition(int argc, char **argv);
+int probe_logit_lens(int argc, char **argv);
+int probe_head_ablation(int argc, char **argv);
+int probe_task_vectors(int argc, char **argv);
+int probe_function_vectors(int argc, char **argv);
+int probe_decodability(int argc, char **argv);
+int probe_rsa(int argc, char **argv);
+int probe_linear(int argc, char **argv);
+int probe_attention(int argc, char **argv);
+int probe_finetune(int argc, char **argv);
 
 #endif

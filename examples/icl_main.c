@@ -11,6 +11,7 @@ static const struct {
     {"train", cmd_train, "train a model (built-in toy tasks or ICL task families)"},
     {"eval", cmd_eval, "accuracy / MSE against the number of in-context examples, with baselines"},
     {"forward", cmd_forward, "run a saved model on an .npy input, write logits/outputs as .npy"},
+    {"probe", cmd_probe, "run a probe on a saved model (icl probe --help lists them)"},
     {"info", cmd_info, "show a checkpoint's config and tensor table"},
     {"bench", cmd_bench, "measure training throughput"},
 };

@@ -95,9 +95,10 @@ static icl_status check_baseline(const icl_baseline *b, int d) {
 
 /* Scratch for one prediction with up to k points in d dimensions. */
 typedef struct {
-    double *a;   /* (m,k) column-major copy of the regressors */
-    double *v;   /* (m,m) right singular vectors / ridge Gram matrix */
+    double *a;   /* (k*d) the regressors, column-major X or X^T */
+    double *v;   /* (d,d) Jacobi rotations, or the ridge / lasso Gram matrix */
     double *w;   /* (d) weights */
+    double *norm2; /* (d) squared column norms */
     double *r;   /* (k) residual or distances */
     char *used;  /* (k) */
 } workspace;
@@ -107,9 +108,10 @@ static icl_status ws_alloc(workspace *ws, int k, int d) {
     ws->a = malloc(K * D * sizeof *ws->a);
     ws->v = malloc(D * D * sizeof *ws->v);
     ws->w = malloc(D * sizeof *ws->w);
+    ws->norm2 = malloc(D * sizeof *ws->norm2);
     ws->r = malloc(K * sizeof *ws->r);
     ws->used = malloc(K);
-    if (!ws->a || !ws->v || !ws->w || !ws->r || !ws->used)
+    if (!ws->a || !ws->v || !ws->w || !ws->norm2 || !ws->r || !ws->used)
         return icl_fail(ICL_ERR_NOMEM, "baseline: out of memory");
     return ICL_OK;
 }
@@ -118,6 +120,7 @@ static void ws_free(workspace *ws) {
     free(ws->a);
     free(ws->v);
     free(ws->w);
+    free(ws->norm2);
     free(ws->r);
     free(ws->used);
 }
@@ -129,65 +132,95 @@ static double dot(const double *a, const double *b, int n) {
     return s;
 }
 
-/* Minimum-norm least squares on columns cols[0..m) of xs (k,d) (cols NULL:
- * all d), by a one-sided Jacobi SVD: rotate column pairs of A = X until they
- * are orthogonal, accumulating the rotations in V, so A = U S and
- * w = V S^+ U^T y = sum_j V_j (A_j . y) / |A_j|^2 over non-negligible A_j. */
-static void min_norm_lstsq(workspace *ws, const double *xs, const double *ys, int k, int d, const int *cols, int m,
-                           double *w) {
-    double *A = ws->a, *V = ws->v, fro2 = 0.0;
-    for (int c = 0; c < m; c++)
-        for (int i = 0; i < k; i++) {
-            A[(size_t)c * k + i] = xs[(size_t)i * d + (cols ? cols[c] : c)];
-            fro2 += A[(size_t)c * k + i] * A[(size_t)c * k + i];
-        }
-    for (int i = 0; i < m * m; i++)
+/* One-sided Jacobi (Hestenes): rotate column pairs of A (rows, cols;
+ * column-major) until all are orthogonal, accumulating the rotations in V
+ * (cols, cols), so that on return A = U S and the input was A V^T. */
+static void jacobi_orthogonalize(double *A, int rows, int cols, double *V, double *norm2) {
+    for (int i = 0; i < cols * cols; i++)
         V[i] = 0.0;
-    for (int c = 0; c < m; c++)
-        V[(size_t)c * m + c] = 1.0;
+    double fro2 = 0.0;
+    for (int c = 0; c < cols; c++) {
+        V[(size_t)c * cols + c] = 1.0;
+        fro2 += dot(A + (size_t)c * rows, A + (size_t)c * rows, rows);
+    }
     /* Columns this small are numerically zero; rotating them only stirs rounding noise. */
     const double negligible = fro2 * 1e-30;
     for (int sweep = 0; sweep < MAX_SWEEPS; sweep++) {
+        /* Norms are refreshed every sweep and updated exactly by each rotation in between. */
+        for (int c = 0; c < cols; c++)
+            norm2[c] = dot(A + (size_t)c * rows, A + (size_t)c * rows, rows);
         int rotated = 0;
-        for (int p = 0; p < m - 1; p++)
-            for (int q = p + 1; q < m; q++) {
-                double *ap = A + (size_t)p * k, *aq = A + (size_t)q * k;
-                double alpha = dot(ap, ap, k), beta = dot(aq, aq, k), gamma = dot(ap, aq, k);
-                if (alpha <= negligible || beta <= negligible || fabs(gamma) <= 1e-15 * sqrt(alpha * beta))
+        for (int p = 0; p < cols - 1; p++)
+            for (int q = p + 1; q < cols; q++) {
+                double *ap = A + (size_t)p * rows, *aq = A + (size_t)q * rows;
+                double alpha = norm2[p], beta = norm2[q];
+                if (alpha <= negligible || beta <= negligible)
+                    continue;
+                double gamma = dot(ap, aq, rows);
+                if (fabs(gamma) <= 1e-15 * sqrt(alpha * beta))
                     continue;
                 rotated = 1;
                 double zeta = (beta - alpha) / (2.0 * gamma);
                 double t = copysign(1.0, zeta) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
                 double c = 1.0 / sqrt(1.0 + t * t), s = c * t;
-                for (int i = 0; i < k; i++) {
+                for (int i = 0; i < rows; i++) {
                     double x = ap[i], y = aq[i];
                     ap[i] = c * x - s * y;
                     aq[i] = s * x + c * y;
                 }
-                double *vp = V + (size_t)p * m, *vq = V + (size_t)q * m;
-                for (int i = 0; i < m; i++) {
+                double *vp = V + (size_t)p * cols, *vq = V + (size_t)q * cols;
+                for (int i = 0; i < cols; i++) {
                     double x = vp[i], y = vq[i];
                     vp[i] = c * x - s * y;
                     vq[i] = s * x + c * y;
                 }
+                norm2[p] = alpha - t * gamma;
+                norm2[q] = beta + t * gamma;
             }
         if (!rotated)
             break;
     }
+    for (int c = 0; c < cols; c++)
+        norm2[c] = dot(A + (size_t)c * rows, A + (size_t)c * rows, rows);
+}
+
+/* Minimum-norm least squares w = X^+ y on columns cols[0..m) of xs (k,d)
+ * (cols NULL: all d) from an SVD X = U S V^T by one-sided Jacobi, run on the
+ * m columns of X when k >= m and on the k columns of X^T otherwise, so the
+ * number of column pairs is min(k,m)^2/2. Singular values at or below
+ * max(k,m) * eps * s_max count as zero. */
+static void min_norm_lstsq(workspace *ws, const double *xs, const double *ys, int k, int d, const int *cols, int m,
+                           double *w) {
+    const int tall = k >= m, rows = tall ? k : m, n = tall ? m : k;
+    double *A = ws->a, *V = ws->v, *norm2 = ws->norm2;
+    for (int i = 0; i < k; i++)
+        for (int c = 0; c < m; c++) {
+            double x = xs[(size_t)i * d + (cols ? cols[c] : c)];
+            if (tall)
+                A[(size_t)c * k + i] = x; /* column c of X */
+            else
+                A[(size_t)i * m + c] = x; /* column i of X^T */
+        }
+    jacobi_orthogonalize(A, rows, n, V, norm2);
     double smax = 0.0;
-    for (int c = 0; c < m; c++)
-        smax = fmax(smax, sqrt(dot(A + (size_t)c * k, A + (size_t)c * k, k)));
+    for (int j = 0; j < n; j++)
+        smax = fmax(smax, sqrt(norm2[j]));
     const double tol = (k > m ? k : m) * DBL_EPSILON * smax;
     for (int c = 0; c < m; c++)
         w[c] = 0.0;
-    for (int j = 0; j < m; j++) {
-        const double *aj = A + (size_t)j * k;
-        double s2 = dot(aj, aj, k);
-        if (s2 == 0.0 || sqrt(s2) <= tol)
+    for (int j = 0; j < n; j++) {
+        const double *aj = A + (size_t)j * rows, *vj = V + (size_t)j * n;
+        if (norm2[j] == 0.0 || sqrt(norm2[j]) <= tol)
             continue;
-        double coef = dot(aj, ys, k) / s2;
-        for (int c = 0; c < m; c++)
-            w[c] += coef * V[(size_t)j * m + c];
+        if (tall) { /* X = (A V^T): w = sum_j v_j (a_j . y) / |a_j|^2 */
+            double coef = dot(aj, ys, k) / norm2[j];
+            for (int c = 0; c < m; c++)
+                w[c] += coef * vj[c];
+        } else { /* X^T = A V^T: w = sum_j a_j (v_j . y) / |a_j|^2 */
+            double coef = dot(vj, ys, k) / norm2[j];
+            for (int c = 0; c < m; c++)
+                w[c] += coef * aj[c];
+        }
     }
 }
 
@@ -235,30 +268,36 @@ static void ridge(workspace *ws, const double *xs, const double *ys, int k, int 
 
 static double soft_threshold(double z, double alpha) { return z > alpha ? z - alpha : z < -alpha ? z + alpha : 0.0; }
 
-/* Cyclic coordinate descent on (1/2k)|y - Xw|^2 + alpha |w|_1 with the residual kept up to date. */
+/* Cyclic coordinate descent on (1/2k)|y - Xw|^2 + alpha |w|_1 over the Gram
+ * matrix G = X^T X and c = X^T y, keeping g = G w up to date, so a
+ * coordinate update costs O(d) whatever k is. */
 static void lasso(workspace *ws, const double *xs, const double *ys, int k, int d, double alpha, double *w) {
-    double *res = ws->r;
-    for (int i = 0; i < k; i++)
-        res[i] = ys[i];
-    for (int j = 0; j < d; j++)
-        w[j] = 0.0;
+    double *G = ws->v, *c = ws->norm2, *g = ws->a;
+    for (int p = 0; p < d; p++) {
+        for (int q = 0; q < d; q++) {
+            double s = 0.0;
+            for (int i = 0; i < k; i++)
+                s += xs[(size_t)i * d + p] * xs[(size_t)i * d + q];
+            G[(size_t)p * d + q] = s;
+        }
+        double s = 0.0;
+        for (int i = 0; i < k; i++)
+            s += xs[(size_t)i * d + p] * ys[i];
+        c[p] = s;
+        w[p] = 0.0;
+        g[p] = 0.0;
+    }
     for (int sweep = 0; sweep < LASSO_MAX_SWEEPS; sweep++) {
         double max_step = 0.0, max_w = 0.0;
         for (int j = 0; j < d; j++) {
-            double z = 0.0, rho = 0.0;
-            for (int i = 0; i < k; i++) {
-                double x = xs[(size_t)i * d + j];
-                z += x * x;
-                rho += x * res[i];
-            }
-            if (z == 0.0)
+            const double *Gj = G + (size_t)j * d;
+            if (Gj[j] == 0.0)
                 continue;
-            z /= k;
-            rho = rho / k + z * w[j];
+            double z = Gj[j] / k, rho = (c[j] - g[j]) / k + z * w[j];
             double next = soft_threshold(rho, alpha) / z, step = next - w[j];
             if (step != 0.0)
-                for (int i = 0; i < k; i++)
-                    res[i] -= step * xs[(size_t)i * d + j];
+                for (int q = 0; q < d; q++)
+                    g[q] += step * Gj[q];
             w[j] = next;
             max_step = fmax(max_step, fabs(step));
             max_w = fmax(max_w, fabs(next));

@@ -26,9 +26,7 @@
 #include "icl/rng.h"
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 /* ---- Task decodability (Han et al.): leave-one-out k-nearest neighbours ----
  * Each point i is classified by a majority vote of its k nearest other points
@@ -239,7 +237,5 @@ icl_status icl_attention_fractions(const float *a, int T, const int32_t *labels,
 icl_status icl_attention_ratio(const float *a, int T, const uint8_t *relevant, const uint8_t *irrelevant,
                                double *ratio);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

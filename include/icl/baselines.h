@@ -23,9 +23,7 @@
 #include "icl/status.h"
 #include "icl/task.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef enum {
     ICL_BASELINE_LEAST_SQUARES = 0,
@@ -73,7 +71,5 @@ icl_status icl_baseline_predict_prefixes(const icl_baseline *b, const double *xs
 icl_status icl_baseline_predict_prompt(const icl_baseline *b, const icl_task_family *f, const icl_prompt *p,
                                        double *pred, int max_pred);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

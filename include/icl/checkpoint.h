@@ -14,9 +14,7 @@
 #include "icl/rng.h"
 #include "icl/train.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 /* Save model parameters; if `opt` is non-NULL also its moments, step count
  * and optimizer config; if `rng` is non-NULL also its state. */
@@ -54,7 +52,5 @@ icl_status icl_checkpoint_load_state(const char *path, icl_optimizer *opt, icl_r
 typedef void (*icl_text_fn)(void *user, const char *line);
 icl_status icl_checkpoint_describe(const char *path, icl_text_fn emit, void *user);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

@@ -8,9 +8,7 @@
 #include <stddef.h>
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef enum {
     ICL_MODE_TOKEN = 0, /* int32 tokens in, logits over a vocabulary out, cross-entropy */
@@ -49,7 +47,5 @@ size_t icl_config_num_params(const icl_config *cfg);
 icl_status icl_config_to_json(const icl_config *cfg, char *buf, size_t buf_size);
 icl_status icl_config_from_json(icl_config *cfg, const char *json);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

@@ -10,9 +10,7 @@
 #include "icl/model.h"
 #include "icl/task.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef struct {
     int prompts_per_task; /* >= 1 */
@@ -58,7 +56,5 @@ icl_status icl_eval_write_csv(const icl_eval_result *r, const icl_task_family *f
 icl_status icl_eval_tasks(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed,
                           double *loss, double *metric);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

@@ -13,6 +13,12 @@
 #include "icl/checkpoint.h"
 #include "icl/npy.h"
 #include "icl/toy.h"
+#include "icl/task.h"
+#include "icl/baselines.h"
+#include "icl/eval.h"
+#include "icl/probe.h"
+#include "icl/analysis.h"
+#include "icl/results.h"
 
 #define ICL_VERSION_MAJOR 0
 #define ICL_VERSION_MINOR 1

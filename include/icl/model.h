@@ -12,9 +12,7 @@
 #include "icl/points.h"
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef enum { ICL_BACKEND_CPU = 0, ICL_BACKEND_CUDA = 1 } icl_backend_kind;
 
@@ -116,7 +114,5 @@ icl_status icl_model_point_copy(const icl_model *m, icl_point p, int layer, floa
 /* Install (fn != NULL) or remove the hook called at every point. */
 void icl_model_set_hook(icl_model *m, icl_hook_fn fn, void *user);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

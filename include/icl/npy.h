@@ -7,9 +7,7 @@
 #include <stdint.h>
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 #define ICL_NPY_MAX_DIM 8
 
@@ -33,7 +31,5 @@ icl_status icl_npy_read(const char *path, icl_array *out);
 /* Write atomically (temp file + rename). */
 icl_status icl_npy_write(const char *path, icl_dtype dtype, int ndim, const size_t *shape, const void *data);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

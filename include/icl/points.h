@@ -13,9 +13,7 @@
 #include <stddef.h>
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef enum {
     ICL_POINT_EMBED = 0,   /* (B,T,C)   token/read-in embedding + position, = resid_pre of layer 0 */
@@ -66,7 +64,5 @@ const char *icl_point_alias(icl_point p);
 /* 1 if the point exists once per block, 0 if once per model. */
 int icl_point_is_per_layer(icl_point p);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

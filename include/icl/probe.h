@@ -15,9 +15,7 @@
 #include "icl/model.h"
 #include "icl/points.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 /* ---- the point catalogue ---- */
 
@@ -139,7 +137,5 @@ icl_intervention icl_intervention_make(icl_point p, int layer, icl_iv_op op);
 icl_status icl_forward_with(icl_model *m, const icl_batch *batch, const icl_row_labels *labels,
                             const icl_intervention *iv, int n_iv, float *loss);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

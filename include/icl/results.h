@@ -23,9 +23,7 @@
 #include <stdint.h>
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 /* ---- CSV ----
  * Header row of column names, then rows of exactly n_columns cells, "\n"
@@ -75,7 +73,5 @@ icl_status icl_sidecar_add_file(icl_sidecar *sc, const char *name);
 icl_status icl_sidecar_write(const icl_sidecar *sc, const char *path);
 void icl_sidecar_free(icl_sidecar *sc);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

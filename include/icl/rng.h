@@ -11,9 +11,7 @@
 #include <stdint.h>
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef struct {
     uint64_t key;
@@ -42,7 +40,5 @@ void icl_rng_shuffle_int(icl_rng *r, int *a, int n);
 void icl_rng_to_string(const icl_rng *r, char buf[64]);
 icl_status icl_rng_from_string(icl_rng *r, const char *s);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

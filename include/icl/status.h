@@ -9,9 +9,19 @@
 #ifndef ICL_STATUS_H
 #define ICL_STATUS_H
 
+/* Public declarations: C linkage, and exported from libicl.so (the library is
+ * built with -fvisibility=hidden so that internal functions stay private). */
 #ifdef __cplusplus
-extern "C" {
+#define ICL_LINKAGE_BEGIN extern "C" {
+#define ICL_LINKAGE_END }
+#else
+#define ICL_LINKAGE_BEGIN
+#define ICL_LINKAGE_END
 #endif
+#define ICL_BEGIN_DECLS ICL_LINKAGE_BEGIN _Pragma("GCC visibility push(default)")
+#define ICL_END_DECLS _Pragma("GCC visibility pop") ICL_LINKAGE_END
+
+ICL_BEGIN_DECLS
 
 typedef enum {
     ICL_OK = 0,
@@ -36,7 +46,5 @@ const char *icl_last_error(void);
 typedef enum { ICL_LOG_DEBUG, ICL_LOG_INFO, ICL_LOG_WARN, ICL_LOG_ERROR } icl_log_level;
 typedef void (*icl_log_fn)(void *user, icl_log_level level, const char *message);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

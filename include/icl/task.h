@@ -26,9 +26,7 @@
 #include "icl/rng.h"
 #include "icl/status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 /* Special tokens, the same in every token family; content tokens start at 3. */
 #define ICL_TOKEN_BOS 0
@@ -252,7 +250,5 @@ icl_status icl_curriculum_validate(const icl_curriculum *c);
 /* Values at training step `step` >= 0. */
 icl_status icl_curriculum_at(const icl_curriculum *c, long step, int *active_dims, int *n_examples);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

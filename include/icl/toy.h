@@ -13,9 +13,7 @@
 #include "icl/model.h"
 #include "icl/rng.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef enum { ICL_TOY_COPY = 0, ICL_TOY_REVERSE = 1 } icl_toy_kind;
 
@@ -37,7 +35,5 @@ int icl_toy_seq_len(const icl_toy_task *t);
 icl_status icl_toy_fill(const icl_toy_task *t, icl_rng *rng, int B, int32_t *tokens, int32_t *targets,
                         float *weights, icl_batch *batch);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

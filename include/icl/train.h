@@ -7,9 +7,7 @@
 #include "icl/model.h"
 #include "icl/rng.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+ICL_BEGIN_DECLS
 
 typedef struct {
     float lr;            /* peak learning rate */
@@ -93,7 +91,5 @@ typedef struct {
  * from `data_rng` (saved by checkpoints, so a resumed run continues the stream). */
 icl_status icl_train_loop(icl_model *m, icl_optimizer *o, icl_rng *data_rng, const icl_train_loop_config *cfg);
 
-#ifdef __cplusplus
-}
-#endif
+ICL_END_DECLS
 #endif

@@ -1,0 +1,13 @@
+/* Placeholder until the probe is written. */
+#include <stdio.h>
+#include "icl_cli.h"
+int probe_logit_lens(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "icl probe %s: not built yet\n", argv[2]);
+    return 2;
+}
+int probe_head_ablation(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "icl probe %s: not built yet\n", argv[2]);
+    return 2;
+}
