@@ -9,7 +9,7 @@
 
 #define MAX_SWEEPS 60
 #define LASSO_MAX_SWEEPS 10000
-#define LASSO_TOL 1e-10
+#define LASSO_TOL 1e-8
 
 static const char *const kind_names[ICL_BASELINE_COUNT] = {"least_squares", "ridge", "lasso",
                                                           "oracle",        "knn",   "averaging"};
@@ -99,7 +99,8 @@ typedef struct {
     double *v;   /* (d,d) Jacobi rotations, or the ridge / lasso Gram matrix */
     double *w;   /* (d) weights */
     double *norm2; /* (d) squared column norms */
-    double *r;   /* (k) residual or distances */
+    double *r;   /* (k) Q^T y or distances */
+    double *h;   /* (k) Householder vector */
     char *used;  /* (k) */
 } workspace;
 
@@ -110,8 +111,9 @@ static icl_status ws_alloc(workspace *ws, int k, int d) {
     ws->w = malloc(D * sizeof *ws->w);
     ws->norm2 = malloc(D * sizeof *ws->norm2);
     ws->r = malloc(K * sizeof *ws->r);
+    ws->h = malloc(K * sizeof *ws->h);
     ws->used = malloc(K);
-    if (!ws->a || !ws->v || !ws->w || !ws->norm2 || !ws->r || !ws->used)
+    if (!ws->a || !ws->v || !ws->w || !ws->norm2 || !ws->r || !ws->h || !ws->used)
         return icl_fail(ICL_ERR_NOMEM, "baseline: out of memory");
     return ICL_OK;
 }
@@ -122,6 +124,7 @@ static void ws_free(workspace *ws) {
     free(ws->w);
     free(ws->norm2);
     free(ws->r);
+    free(ws->h);
     free(ws->used);
 }
 
@@ -184,15 +187,71 @@ static void jacobi_orthogonalize(double *A, int rows, int cols, double *V, doubl
         norm2[c] = dot(A + (size_t)c * rows, A + (size_t)c * rows, rows);
 }
 
+/* Thin Householder QR of A (k,m), k >= m, column-major, applied to y (k) as
+ * well: on return A's leading (m,m) block, packed contiguously, is R and
+ * y[0..m) is Q^T y. h (k) is scratch. */
+static void householder_qr(double *A, int k, int m, double *y, double *h) {
+    for (int c = 0; c < m; c++) {
+        double *ac = A + (size_t)c * k;
+        double norm = sqrt(dot(ac + c, ac + c, k - c));
+        if (norm == 0.0)
+            continue;
+        double alpha = -copysign(norm, ac[c]);
+        for (int i = c; i < k; i++)
+            h[i] = ac[i];
+        h[c] -= alpha;
+        double hh = dot(h + c, h + c, k - c);
+        if (hh == 0.0)
+            continue;
+        for (int j = c; j < m; j++) {
+            double *aj = A + (size_t)j * k;
+            double f = 2.0 * dot(h + c, aj + c, k - c) / hh;
+            for (int i = c; i < k; i++)
+                aj[i] -= f * h[i];
+        }
+        double f = 2.0 * dot(h + c, y + c, k - c) / hh;
+        for (int i = c; i < k; i++)
+            y[i] -= f * h[i];
+    }
+    /* Pack R: column c moves from c*k to c*m (never ahead of unread data since m <= k). */
+    for (int c = 0; c < m; c++) {
+        memmove(A + (size_t)c * m, A + (size_t)c * k, (size_t)(c + 1) * sizeof *A);
+        for (int i = c + 1; i < m; i++)
+            A[(size_t)c * m + i] = 0.0;
+    }
+}
+
+/* Back substitution R w = z for a packed upper-triangular R (m,m) whose
+ * diagonal is far from zero (then X has full column rank, and the least
+ * squares solution is unique and equal to the minimum-norm one). Returns 0,
+ * leaving w alone, when some |R_ii| <= 1e-8 max|R_jj|: the SVD decides then. */
+static int solve_well_conditioned(const double *R, int m, const double *z, double *w) {
+    double dmax = 0.0, dmin = INFINITY;
+    for (int i = 0; i < m; i++) {
+        dmax = fmax(dmax, fabs(R[(size_t)i * m + i]));
+        dmin = fmin(dmin, fabs(R[(size_t)i * m + i]));
+    }
+    if (!(dmin > 1e-8 * dmax))
+        return 0;
+    for (int i = m - 1; i >= 0; i--) {
+        double t = z[i];
+        for (int c = i + 1; c < m; c++)
+            t -= R[(size_t)c * m + i] * w[c];
+        w[i] = t / R[(size_t)i * m + i];
+    }
+    return 1;
+}
+
 /* Minimum-norm least squares w = X^+ y on columns cols[0..m) of xs (k,d)
- * (cols NULL: all d) from an SVD X = U S V^T by one-sided Jacobi, run on the
- * m columns of X when k >= m and on the k columns of X^T otherwise, so the
- * number of column pairs is min(k,m)^2/2. Singular values at or below
+ * (cols NULL: all d). When k >= m, X = QR first (X^+ y = R^+ Q^T y since Q
+ * has orthonormal columns): a well-conditioned R is solved directly, any
+ * other goes through an SVD of R by one-sided Jacobi. When k < m the SVD is
+ * of X^T, whose k columns are fewer than X's. Singular values at or below
  * max(k,m) * eps * s_max count as zero. */
 static void min_norm_lstsq(workspace *ws, const double *xs, const double *ys, int k, int d, const int *cols, int m,
                            double *w) {
-    const int tall = k >= m, rows = tall ? k : m, n = tall ? m : k;
-    double *A = ws->a, *V = ws->v, *norm2 = ws->norm2;
+    const int tall = k >= m, n = tall ? m : k;
+    double *A = ws->a, *V = ws->v, *norm2 = ws->norm2, *qy = ws->r;
     for (int i = 0; i < k; i++)
         for (int c = 0; c < m; c++) {
             double x = xs[(size_t)i * d + (cols ? cols[c] : c)];
@@ -201,7 +260,14 @@ static void min_norm_lstsq(workspace *ws, const double *xs, const double *ys, in
             else
                 A[(size_t)i * m + c] = x; /* column i of X^T */
         }
-    jacobi_orthogonalize(A, rows, n, V, norm2);
+    for (int i = 0; i < k; i++)
+        qy[i] = ys[i];
+    if (tall) {
+        householder_qr(A, k, m, qy, ws->h);
+        if (solve_well_conditioned(A, m, qy, w))
+            return;
+    }
+    jacobi_orthogonalize(A, m, n, V, norm2); /* columns of length m either way */
     double smax = 0.0;
     for (int j = 0; j < n; j++)
         smax = fmax(smax, sqrt(norm2[j]));
@@ -209,15 +275,15 @@ static void min_norm_lstsq(workspace *ws, const double *xs, const double *ys, in
     for (int c = 0; c < m; c++)
         w[c] = 0.0;
     for (int j = 0; j < n; j++) {
-        const double *aj = A + (size_t)j * rows, *vj = V + (size_t)j * n;
+        const double *aj = A + (size_t)j * m, *vj = V + (size_t)j * n;
         if (norm2[j] == 0.0 || sqrt(norm2[j]) <= tol)
             continue;
-        if (tall) { /* X = (A V^T): w = sum_j v_j (a_j . y) / |a_j|^2 */
-            double coef = dot(aj, ys, k) / norm2[j];
+        if (tall) { /* R = A V^T: w = sum_j v_j (a_j . Q^T y) / |a_j|^2 */
+            double coef = dot(aj, qy, m) / norm2[j];
             for (int c = 0; c < m; c++)
                 w[c] += coef * vj[c];
         } else { /* X^T = A V^T: w = sum_j a_j (v_j . y) / |a_j|^2 */
-            double coef = dot(vj, ys, k) / norm2[j];
+            double coef = dot(vj, qy, k) / norm2[j];
             for (int c = 0; c < m; c++)
                 w[c] += coef * aj[c];
         }

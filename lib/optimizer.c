@@ -134,14 +134,23 @@ icl_status icl_optimizer_freeze_layers(icl_optimizer *o, int first, int count, i
     return ICL_OK;
 }
 
-/* Global norm of the trainable tensors' gradients. A tied embedding is one
- * tensor, so it is counted once. */
+/* Global norm of the trainable tensors' gradients. Tensors are contiguous in
+ * the gradient buffer, so each run of consecutive trainable tensors is one
+ * reduction (one host round trip on a GPU). A tied embedding is one tensor,
+ * so it is counted once. */
 static double trainable_grad_norm(const icl_optimizer *o) {
     const icl_model *m = o->model;
     double ss = 0.0;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (!o->frozen[i])
-            ss += m->be->ops->sum_squares(m->be, m->grads + m->tensors[i].offset, m->tensors[i].numel);
+    for (int i = 0; i < m->n_tensors;) {
+        if (o->frozen[i]) {
+            i++;
+            continue;
+        }
+        size_t begin = m->tensors[i].offset, end = begin;
+        for (; i < m->n_tensors && !o->frozen[i]; i++)
+            end = m->tensors[i].offset + m->tensors[i].numel;
+        ss += m->be->ops->sum_squares(m->be, m->grads + begin, end - begin);
+    }
     return sqrt(ss);
 }
 

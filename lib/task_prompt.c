@@ -259,7 +259,7 @@ static void finalize(icl_prompt *p, icl_loss_mask loss) {
         if (p->mode == ICL_MODE_TOKEN) {
             p->targets[t] = has_next ? p->tokens[t + 1] : -1;
             if (loss == ICL_LOSS_ALL)
-                w = has_next;
+                w = has_next ? 1.0f : 0.0f;
             else if (loss == ICL_LOSS_ANSWERS)
                 w = r == ICL_ROLE_EX_ANSWER || r == ICL_ROLE_QUERY_ANSWER;
             else

@@ -354,6 +354,34 @@ START_TEST(test_prompt_baselines) {
 }
 END_TEST
 
+START_TEST(test_curriculum_prompt) {
+    /* linear d=6 with 3 active dims: the design has 3 zero columns, so least
+     * squares must find the minimum-norm fit and be exact from k = 3 on. */
+    icl_task_family *f = NULL;
+    ck_assert_int_eq(icl_task_family_create(&f, "linear:d=6"), ICL_OK);
+    icl_rng rng;
+    icl_rng_init(&rng, 8, "curriculum");
+    icl_prompt p = {0};
+    icl_gen_options opt = icl_gen_options_default();
+    opt.active_dims = 3;
+    icl_baseline ls = icl_baseline_default(ICL_BASELINE_LEAST_SQUARES);
+    double got[10 * 8], want[10 * 8], pred[11], xs[11 * 6], ys[11];
+    int m = 0;
+    for (int rep = 0; rep < 10; rep++) {
+        ck_assert_int_eq(icl_task_generate(f, 0, 10, &opt, &rng, &p), ICL_OK);
+        ck_assert_int_eq(icl_baseline_predict_prompt(&ls, f, &p, pred, 11), ICL_OK);
+        ck_assert_int_eq(icl_prompt_points(&p, xs, ys, 11), ICL_OK);
+        for (int j = 3; j <= 10; j++) {
+            got[m] = pred[j];
+            want[m++] = ys[j];
+        }
+    }
+    assert_close_d("least squares, 3 of 6 dims active, k >= 3", got, want, m, 1e-5);
+    icl_prompt_free(&p);
+    icl_task_family_free(f);
+}
+END_TEST
+
 START_TEST(test_parse_and_errors) {
     icl_baseline b;
     for (int kind = 0; kind < ICL_BASELINE_COUNT; kind++) {
@@ -407,6 +435,7 @@ int main(void) {
     tcase_add_test(tc, test_knn_and_averaging);
     tcase_add_test(tc, test_zero_examples_and_prefixes);
     tcase_add_test(tc, test_prompt_baselines);
+    tcase_add_test(tc, test_curriculum_prompt);
     tcase_add_test(tc, test_parse_and_errors);
     suite_add_tcase(s, tc);
     return tu_run(s);

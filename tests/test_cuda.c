@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "backend.h"
 #include "cpu_kernels.h"
 #include "icl/icl.h"
@@ -470,7 +472,8 @@ static void losses_case(icl_backend *be, const shape *s, int with_weights, int i
     float *d_logits = up(be, logits, nv * 4), *d_weights = up(be, weights, (size_t)N * 4);
     float *d_dlosses = up(be, dlosses, (size_t)N * 4);
     int32_t *d_targets = up(be, targets, (size_t)N * 4);
-    float *d_losses = up(be, NULL, (size_t)N * 4), *d_probs = up(be, NULL, nv * 4), *d_dlogits = up(be, dlogits, nv * 4);
+    float *d_losses = up(be, NULL, (size_t)N * 4), *d_probs = up(be, NULL, nv * 4);
+    float *d_dlogits = up(be, dlogits, nv * 4);
     float *d_out = up(be, out, nd * 4), *d_target = up(be, target, nd * 4), *d_dout = up(be, dout, nd * 4);
     float *dw = with_weights ? d_weights : NULL;
 
@@ -650,17 +653,30 @@ END_TEST
 
 /* ---- no device ---- */
 
-/* Why CUDA cannot be used here, or NULL if it can. */
+/* Why CUDA cannot be used here, or NULL if it can. The device is looked for
+ * in a child process: Check forks every test after main has run, and a CUDA
+ * driver initialised before fork() cannot be used in the children. */
 static const char *unavailable_reason(void) {
 #ifndef ICL_WITH_CUDA
     return "this libicl was built without CUDA";
 #else
-    return icl_backend_available(ICL_BACKEND_CUDA) ? NULL : "the CUDA runtime reports no usable device";
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return "could not fork a process to look for a CUDA device";
+    if (pid == 0)
+        _exit(icl_backend_available(ICL_BACKEND_CUDA) ? 0 : 1);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return "the process looking for a CUDA device failed";
+    return WEXITSTATUS(status) == 0 ? NULL : "the CUDA runtime reports no usable device";
 #endif
 }
 
+static const char *skip_reason;
+
 START_TEST(test_skipped_without_device) {
-    printf("test_cuda: SKIPPED — no CUDA device present (%s)\n", unavailable_reason());
+    printf("test_cuda: SKIPPED — no CUDA device present (%s)\n", skip_reason);
     icl_backend *be = NULL;
     icl_status s = icl_backend_create(&be, ICL_BACKEND_CUDA);
     ck_assert_int_eq(s, ICL_ERR_BACKEND);
@@ -678,7 +694,8 @@ int main(void) {
     Suite *s = suite_create("cuda");
     TCase *tc = tcase_create("cuda");
     tcase_set_timeout(tc, 120);
-    if (unavailable_reason()) {
+    skip_reason = unavailable_reason();
+    if (skip_reason) {
         tcase_add_test(tc, test_skipped_without_device);
     } else {
         tcase_add_test(tc, test_memory);

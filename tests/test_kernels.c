@@ -2,7 +2,6 @@
  * shapes, the naive backward kernels against finite differences of their
  * forward kernels, thread-count determinism, batch-position independence,
  * AdamW against a hand computation, and the CPU backend's ops table. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -108,7 +107,8 @@ START_TEST(test_embed_matches_naive) {
 END_TEST
 
 START_TEST(test_matmul_matches_naive) {
-    static const int shapes[][3] = {{1, 24, 5}, {21, 40, 19}, {99, 72, 37}, {33, 24, 72}, {7, 1, 3}}; /* N,C,OC */
+    /* N,C,OC; 300 > the 256-deep k slices of the tiled product */
+    static const int shapes[][3] = {{1, 24, 5}, {21, 40, 19}, {99, 72, 37}, {33, 24, 72}, {7, 1, 3}, {13, 300, 17}, {9, 7, 300}};
     icl_rng r = stream("matmul");
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
@@ -131,10 +131,11 @@ START_TEST(test_matmul_matches_naive) {
             float *db = with_bias ? dbias : NULL, *db_ref = with_bias ? dbias_ref : NULL;
             icl_cpu_matmul_backward(di, dw, db, dout, inp, w, N, C, OC);
             icl_cpu_matmul_backward_naive(di_ref, dw_ref, db_ref, dout, inp, w, N, C, OC);
-            TU_ASSERT_CLOSE(fmt("matmul bwd dinp N=%d C=%d OC=%d", N, C, OC), dinp, dinp_ref, (size_t)N * C, ATOL,
-                            RTOL);
+            TU_ASSERT_CLOSE(fmt("matmul bwd dinp%s N=%d C=%d OC=%d", with_bias ? "" : " (NULL, untouched)", N, C, OC),
+                            dinp, dinp_ref, (size_t)N * C, ATOL, RTOL);
             TU_ASSERT_CLOSE(fmt("matmul bwd dw N=%d C=%d OC=%d", N, C, OC), dw, dw_ref, (size_t)OC * C, ATOL, RTOL);
-            TU_ASSERT_CLOSE(fmt("matmul bwd dbias N=%d OC=%d", N, OC), dbias, dbias_ref, (size_t)OC, ATOL, RTOL);
+            TU_ASSERT_CLOSE(fmt("matmul bwd dbias%s N=%d OC=%d", with_bias ? "" : " (NULL, untouched)", N, OC), dbias,
+                            dbias_ref, (size_t)OC, ATOL, RTOL);
             free(inp), free(w), free(bias), free(out), free(out_ref), free(dout);
             free(dinp), free(dw), free(dbias), free(dinp_ref), free(dw_ref), free(dbias_ref);
         }
@@ -174,8 +175,8 @@ START_TEST(test_layernorm_matches_naive) {
 }
 END_TEST
 
-/* B, T, C, NH with C % NH == 0 and head sizes 1..24 */
-static const int attn_shapes[][4] = {{1, 1, 24, 3}, {3, 7, 40, 4}, {1, 33, 72, 6}, {3, 33, 24, 1}, {2, 7, 6, 6}};
+/* B, T, C, NH with C % NH == 0, head sizes 1..24, and T = 261 > the 256-deep k slices */
+static const int attn_shapes[][4] = {{1, 1, 24, 3}, {3, 7, 40, 4}, {1, 33, 72, 6}, {3, 33, 24, 1}, {2, 7, 6, 6}, {1, 261, 12, 2}};
 enum { N_ATTN_SHAPES = sizeof attn_shapes / sizeof attn_shapes[0] };
 
 START_TEST(test_attention_matches_naive) {
@@ -614,13 +615,10 @@ END_TEST
 static const int thread_counts[] = {1, 2, 3};
 enum { N_THREAD_COUNTS = sizeof thread_counts / sizeof thread_counts[0] };
 
-static void set_threads(int n) {
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
+static void set_threads(int n) { omp_set_num_threads(n); }
 
 START_TEST(test_backward_thread_count_invariant) {
-    /* big enough that OpenBLAS and OpenMP really split the work */
+    /* big enough that the threads really split the work (dw is 777 deep: several k slices) */
     int N = 777, C = 72, OC = 200, V = 11, B = 21, T = 37;
     icl_rng r = stream("determinism");
     float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
@@ -699,7 +697,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- batch position */
 
-START_TEST(test_matmul_row_position_independent) {
+START_TEST(test_matmul_batch_position_independent) {
     int N = 21, C = 40, OC = 72;
     icl_rng r = stream("row-position");
     float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
@@ -709,6 +707,9 @@ START_TEST(test_matmul_row_position_independent) {
     icl_cpu_matmul_forward(out, inp, w, bias, N, C, OC);
     assert_bitwise_equal("matmul fwd row 0 vs row 5", out, out + 5 * OC, (size_t)OC * sizeof *out);
     assert_bitwise_equal("matmul fwd row 0 vs row 18", out, out + 18 * OC, (size_t)OC * sizeof *out);
+    float *alone = tu_floats((size_t)OC);
+    icl_cpu_matmul_forward(alone, inp, w, bias, 1, C, OC); /* the same row in a batch of one */
+    assert_bitwise_equal("matmul fwd row 0 of 21 vs batch of 1", out, alone, (size_t)OC * sizeof *out);
 
     float *dout = rand_floats((size_t)N * OC, 1.0f, &r), *dinp = tu_floats((size_t)N * C);
     float *dw = tu_floats((size_t)OC * C);
@@ -717,7 +718,11 @@ START_TEST(test_matmul_row_position_independent) {
     icl_cpu_matmul_backward(dinp, dw, NULL, dout, inp, w, N, C, OC);
     assert_bitwise_equal("matmul bwd dinp row 0 vs row 5", dinp, dinp + 5 * C, (size_t)C * sizeof *dinp);
     assert_bitwise_equal("matmul bwd dinp row 0 vs row 18", dinp, dinp + 18 * C, (size_t)C * sizeof *dinp);
-    free(inp), free(w), free(bias), free(out), free(dout), free(dinp), free(dw);
+    float *dinp_alone = tu_floats((size_t)C), *dw_alone = tu_floats((size_t)OC * C);
+    icl_cpu_matmul_backward(dinp_alone, dw_alone, NULL, dout, inp, w, 1, C, OC);
+    assert_bitwise_equal("matmul bwd dinp row 0 of 21 vs batch of 1", dinp, dinp_alone, (size_t)C * sizeof *dinp);
+    free(inp), free(w), free(bias), free(out), free(dout), free(dinp), free(dw), free(alone), free(dinp_alone);
+    free(dw_alone);
 }
 END_TEST
 
@@ -740,7 +745,21 @@ START_TEST(test_attention_batch_position_independent) {
     icl_cpu_attention_scores_backward(dqkv, scores, qkv, B, T, C, NH);
     assert_bitwise_equal("attention out, batch 0 vs batch 5", out, out + 5 * seq_out, seq_out * sizeof *out);
     assert_bitwise_equal("attention dqkv, batch 0 vs batch 5", dqkv, dqkv + 5 * seq_qkv, seq_qkv * sizeof *dqkv);
-    free(qkv), free(dout), free(scores), free(probs), free(dprobs), free(out), free(dqkv);
+
+    /* the same sequence alone in a batch of one */
+    float *out1 = tu_floats(seq_out), *dqkv1 = tu_floats(seq_qkv);
+    memset(scores, 0, n_att * sizeof *scores);
+    memset(dprobs, 0, n_att * sizeof *dprobs);
+    icl_cpu_attention_scores_forward(scores, qkv, 1, T, C, NH);
+    icl_cpu_attention_softmax_forward(probs, scores, 1, NH, T);
+    icl_cpu_attention_values_forward(out1, probs, qkv, 1, T, C, NH);
+    icl_cpu_attention_values_backward(dprobs, dqkv1, dout, probs, qkv, 1, T, C, NH);
+    memset(scores, 0, n_att * sizeof *scores);
+    icl_cpu_attention_softmax_backward(scores, dprobs, probs, 1, NH, T);
+    icl_cpu_attention_scores_backward(dqkv1, scores, qkv, 1, T, C, NH);
+    assert_bitwise_equal("attention out, batch 0 of 6 vs batch of 1", out, out1, seq_out * sizeof *out);
+    assert_bitwise_equal("attention dqkv, batch 0 of 6 vs batch of 1", dqkv, dqkv1, seq_qkv * sizeof *dqkv);
+    free(qkv), free(dout), free(scores), free(probs), free(dprobs), free(out), free(dqkv), free(out1), free(dqkv1);
 }
 END_TEST
 
@@ -958,7 +977,7 @@ static Suite *kernels_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_backward_thread_count_invariant);
     tcase_add_test(tc, test_attention_thread_count_invariant);
-    tcase_add_test(tc, test_matmul_row_position_independent);
+    tcase_add_test(tc, test_matmul_batch_position_independent);
     tcase_add_test(tc, test_attention_batch_position_independent);
     suite_add_tcase(s, tc);
 

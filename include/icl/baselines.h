@@ -3,14 +3,15 @@
  * a query x. With k = 0 every baseline predicts 0.
  *
  *   least_squares  minimum-norm least squares w = X^+ y (pseudo-inverse by a
- *                  one-sided Jacobi SVD; singular values below
+ *                  Householder QR and a one-sided Jacobi SVD; singular values below
  *                  max(k,d) * eps * s_max count as 0). Exact once k >= d on
  *                  noise-free linear data; when k < d it is the ridge solution
  *                  in the limit lambda -> 0, which is what Garg et al. report.
  *   ridge          w = (X^T X + lambda I)^-1 X^T y, lambda > 0.
  *   lasso          minimises (1/2k) |y - X w|^2 + alpha |w|_1 (scikit-learn's
  *                  scaling, as in Garg et al.'s alpha grid) by cyclic coordinate
- *                  descent until no weight moves by more than 1e-10 (max 10000 sweeps).
+ *                  descent until no weight moves by more than 1e-8 * max(1, max|w|)
+ *                  in a sweep (at most 10000 sweeps).
  *   oracle         least squares on the given input coordinates only (for
  *                  basis_mixture: the prompt's basis), Han et al.'s r-dim regression.
  *   knn            mean y of the `neighbors` nearest x_i (Euclidean; ties to the

@@ -3,9 +3,9 @@
  * The three matrix products run on a blocked GEMM over the register tile of
  * tile.h rather than on cblas_sgemm: OpenBLAS changes the summation order of
  * an output element with its thread count and with the element's position
- * in the matrix (edge tiles, and the two halves of its 12-column Zen tile,
- * round differently), so the same prompt gave different bits at batch row 0
- * and row 5. Here every output element is one chain of multiply-adds over
+ * in the matrix (edge tiles, and even rows within one full tile, round
+ * differently), so the same prompt gave different bits at batch row 0 and
+ * row 5. Here every output element is one chain of multiply-adds over
  * k = 0..K-1, started from the value already in C, whatever its tile, thread
  * or batch size. */
 #include <omp.h>
@@ -18,8 +18,8 @@ enum {
     MR = ICL_TILE_MR,
     NR = ICL_TILE_NR,
     KC = ICL_TILE_KC, /* depth of one packed slice: a KC x NR B panel and MR x KC A panel fit in L1 */
-    MC = 72,          /* rows of C per thread task */
-    NC = 256,         /* columns of C per packed B block (KC x NC floats, shared by the threads) */
+    MC = 240,         /* most rows of C per thread task: B is packed once per task */
+    NC = 256,         /* most columns of C per thread task */
     BIAS_CHANNEL_BLOCK = 64 /* output channels one thread sums for dbias */
 };
 
@@ -39,6 +39,12 @@ typedef struct {
  * zero-padded to MR rows. */
 static void pack_a(float *ap, const gemm_args *g, int i0, int rows, int k0, int kc) {
     const float *src = g->a + (long)i0 * g->a_rs + (long)k0 * g->a_cs;
+    if (rows == MR && g->a_rs == 1) { /* a transposed view (dW = dout^T . inp): MR floats in a row per k */
+        for (int k = 0; k < kc; k++)
+            for (int r = 0; r < MR; r++)
+                ap[k * MR + r] = src[k * g->a_cs + r];
+        return;
+    }
     for (int k = 0; k < kc; k++)
         for (int r = 0; r < MR; r++)
             ap[k * MR + r] = r < rows ? src[k * g->a_cs + r * g->a_rs] : 0.0f;
@@ -108,45 +114,53 @@ static void gemm_rows(const gemm_args *g, icl_tile_fn tile, float *ap, const flo
     }
 }
 
-/* Blocked GEMM: for each NC-column block and KC-deep slice, the threads pack
- * the B slice together, then split the rows in MC blocks. Every element of C
- * is updated by one thread per slice and the slices go in order (the
- * barriers at the end of each omp for), so no sum is ever split or
- * reordered across threads. Without memory for the packing buffers it runs
- * on one thread with register-tile-sized blocks on the stack: slower, same
- * results. */
+/* One task: C rows [i0, i0+rows) x columns [j0, j0+cols) over the whole
+ * depth, slice by slice in order. bbuf holds `cols` (rounded up to NR)
+ * columns of a packed B slice; with less room (bbuf_cols < cols) the
+ * columns go in chunks, at the cost of repacking A. */
+static void gemm_task(const gemm_args *g, icl_tile_fn tile, float *ap, float *bbuf, int bbuf_cols, int i0, int rows,
+                      int j0, int cols) {
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        for (int jc = j0; jc < j0 + cols; jc += bbuf_cols) {
+            int chunk = j0 + cols - jc < bbuf_cols ? j0 + cols - jc : bbuf_cols;
+            for (int q = 0; q * NR < chunk; q++)
+                pack_b(bbuf + (long)q * kc * NR, g, k0, kc, jc + q * NR, chunk - q * NR < NR ? chunk - q * NR : NR);
+            gemm_rows(g, tile, ap, bbuf, i0, rows, jc, chunk, k0, kc);
+        }
+    }
+}
+
+/* Threads take whole blocks of C (no barriers, no shared buffers): every
+ * element of C is computed by one thread, its whole chain in order, so
+ * nothing depends on the thread count. Blocks are as large as MC x NC to
+ * amortise packing B, and smaller when needed to give every thread work. */
 static void gemm(const gemm_args *g) {
     if (g->M <= 0 || g->N <= 0 || g->K <= 0)
         return;
     icl_tile_fn tile = icl_cpu_tile();
-    int threads = omp_get_max_threads();
-    float *heap = malloc(((size_t)KC * NC + (size_t)threads * MR * KC) * sizeof *heap);
-    float fallback[KC * (NR + MR)];
-    int mc = heap ? MC : MR, nc = heap ? NC : NR;
-    float *bbuf = heap ? heap : fallback, *abufs = heap ? heap + (size_t)KC * NC : fallback + KC * NR;
-    if (!heap)
-        threads = 1;
+    int nc = g->N < NC ? (g->N + NR - 1) / NR * NR : NC;
+    int col_blocks = (g->N + nc - 1) / nc;
+    int want_row_blocks = (2 * omp_get_max_threads() + col_blocks - 1) / col_blocks;
+    int mc = (g->M + want_row_blocks - 1) / want_row_blocks;
+    mc = mc < MR ? MR : mc > MC ? MC : (mc + MR - 1) / MR * MR;
     int row_blocks = (g->M + mc - 1) / mc;
-#pragma omp parallel num_threads(threads)
+    int kc_max = g->K < KC ? g->K : KC;
+#pragma omp parallel
     {
-        float *ap = abufs + (size_t)omp_get_thread_num() * MR * KC;
-        for (int j0 = 0; j0 < g->N; j0 += nc) {
-            int cols = g->N - j0 < nc ? g->N - j0 : nc, panels = (cols + NR - 1) / NR;
-            for (int k0 = 0; k0 < g->K; k0 += KC) {
-                int kc = g->K - k0 < KC ? g->K - k0 : KC;
-#pragma omp for schedule(static)
-                for (int q = 0; q < panels; q++)
-                    pack_b(bbuf + (long)q * kc * NR, g, k0, kc, j0 + q * NR,
-                           cols - q * NR < NR ? cols - q * NR : NR);
+        /* per thread: a packed B slice for a whole block, or one panel on the stack if out of memory */
+        float panel[KC * NR], ap[KC * MR];
+        float *heap = malloc((size_t)kc_max * nc * sizeof *heap);
+        float *bbuf = heap ? heap : panel;
+        int bbuf_cols = heap ? nc : NR;
 #pragma omp for schedule(dynamic)
-                for (int blk = 0; blk < row_blocks; blk++) {
-                    int i0 = blk * mc, rows = g->M - i0 < mc ? g->M - i0 : mc;
-                    gemm_rows(g, tile, ap, bbuf, i0, rows, j0, cols, k0, kc);
-                }
-            }
+        for (int blk = 0; blk < row_blocks * col_blocks; blk++) {
+            int i0 = blk / col_blocks * mc, j0 = blk % col_blocks * nc;
+            int rows = g->M - i0 < mc ? g->M - i0 : mc, cols = g->N - j0 < nc ? g->N - j0 : nc;
+            gemm_task(g, tile, ap, bbuf, bbuf_cols, i0, rows, j0, cols);
         }
+        free(heap);
     }
-    free(heap);
 }
 
 // out (N,OC) = inp (N,C) . w (OC,C)^T + bias (OC, nullable)
@@ -159,8 +173,19 @@ void icl_cpu_matmul_forward(float *out, const float *inp, const float *w, const 
         else
             memset(out + (long)n * OC, 0, (size_t)OC * sizeof *out);
     }
-    gemm_args g = {N, OC, C, inp, C, 1, w, 1, C, out, OC};
+    /* B = w^T: packing it straight from w is a strided gather repeated in
+     * every task, so transpose w once when memory allows. Both layouts hold
+     * the same values, so the results are identical either way. */
+    float *wt = malloc((size_t)C * OC * sizeof *wt);
+    if (wt) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++)
+            for (int o = 0; o < OC; o++)
+                wt[(long)c * OC + o] = w[(long)o * C + c];
+    }
+    gemm_args g = {N, OC, C, inp, C, 1, wt ? wt : w, wt ? OC : 1, wt ? 1 : C, out, OC};
     gemm(&g);
+    free(wt);
 }
 
 void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, const float *bias, int N, int C,

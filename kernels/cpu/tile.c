@@ -9,18 +9,62 @@
 
 enum { MR = ICL_TILE_MR, NR = ICL_TILE_NR };
 
+/* GCC/Clang vector extension: 4 floats, lowered to SSE on x86-64 and NEON on
+ * arm64. Multiply then add (ISO C mode does not contract them into an FMA).
+ * The tile runs as two 6 x 8 halves so that the 12 accumulators fit in the
+ * 16 SSE registers; the split does not change any element's chain. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static v4f load4(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+#define P_ROW_LOAD(i)                            \
+    v4f c##i##0 = load4(ch + (i) * ldc);         \
+    v4f c##i##1 = load4(ch + (i) * ldc + 4)
+#define P_ROW_MADD(i)                            \
+    do {                                         \
+        float ai_ = ak[(i) * a_rs];              \
+        v4f a_ = {ai_, ai_, ai_, ai_};           \
+        c##i##0 += a_ * b0;                      \
+        c##i##1 += a_ * b1;                      \
+    } while (0)
+#define P_ROW_STORE(i)                           \
+    do {                                         \
+        store4(ch + (i) * ldc, c##i##0);         \
+        store4(ch + (i) * ldc + 4, c##i##1);     \
+    } while (0)
+
 static void tile_portable(int kc, const float *a, long a_rs, long a_cs, const float *bp, float *c, long ldc) {
-    float acc[MR][NR];
-    for (int i = 0; i < MR; i++)
-        memcpy(acc[i], c + i * ldc, sizeof acc[i]);
-    for (int k = 0; k < kc; k++, a += a_cs, bp += NR)
-        for (int i = 0; i < MR; i++) {
-            float ai = a[i * a_rs];
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += ai * bp[j];
+    for (int half = 0; half < 2; half++) {
+        float *ch = c + half * 8;
+        const float *bh = bp + half * 8, *ak = a;
+        P_ROW_LOAD(0);
+        P_ROW_LOAD(1);
+        P_ROW_LOAD(2);
+        P_ROW_LOAD(3);
+        P_ROW_LOAD(4);
+        P_ROW_LOAD(5);
+        for (int k = 0; k < kc; k++, ak += a_cs, bh += NR) {
+            v4f b0 = load4(bh), b1 = load4(bh + 4);
+            P_ROW_MADD(0);
+            P_ROW_MADD(1);
+            P_ROW_MADD(2);
+            P_ROW_MADD(3);
+            P_ROW_MADD(4);
+            P_ROW_MADD(5);
         }
-    for (int i = 0; i < MR; i++)
-        memcpy(c + i * ldc, acc[i], sizeof acc[i]);
+        P_ROW_STORE(0);
+        P_ROW_STORE(1);
+        P_ROW_STORE(2);
+        P_ROW_STORE(3);
+        P_ROW_STORE(4);
+        P_ROW_STORE(5);
+    }
 }
 
 #ifdef ICL_HAVE_AVX2_TILE

@@ -1,0 +1,700 @@
+/* Task vectors (include/icl/task_vectors.h): prompt sets, answer scoring under
+ * interventions, extraction of mean residuals, and the patching experiments of
+ * Hendel et al., Han et al. and Xiong et al. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "error.h"
+#include "icl/readout.h"
+#include "icl/task_vectors.h"
+#include "model_internal.h"
+#include "task_internal.h"
+
+/* ---- prompt sets ---- */
+
+/* Permute the example answers of a token prompt among its examples (each
+ * answer is answer_len contiguous tokens), then refresh the targets. */
+static icl_status shuffle_answers(icl_prompt *p, icl_rng *rng) {
+    int A = p->answer_len, n = 0;
+    int *start = malloc((size_t)(p->n_examples > 0 ? p->n_examples : 1) * sizeof *start);
+    int *order = malloc((size_t)(p->n_examples > 0 ? p->n_examples : 1) * sizeof *order);
+    int32_t *saved = malloc((size_t)(p->n_examples > 0 ? p->n_examples : 1) * A * sizeof *saved);
+    if (!start || !order || !saved) {
+        free(start);
+        free(order);
+        free(saved);
+        return icl_fail(ICL_ERR_NOMEM, "shuffle labels: out of memory");
+    }
+    for (int t = 0; t < p->T && n < p->n_examples; t++)
+        if (p->roles[t] == ICL_ROLE_EX_ANSWER && (t == 0 || p->roles[t - 1] != ICL_ROLE_EX_ANSWER))
+            start[n++] = t;
+    for (int e = 0; e < n; e++) {
+        order[e] = e;
+        memcpy(saved + (size_t)e * A, p->tokens + start[e], (size_t)A * sizeof *saved);
+    }
+    icl_rng_shuffle_int(rng, order, n);
+    for (int e = 0; e < n; e++)
+        memcpy(p->tokens + start[e], saved + (size_t)order[e] * A, (size_t)A * sizeof *saved);
+    for (int t = 0; t + 1 < p->T; t++)
+        p->targets[t] = p->tokens[t + 1];
+    free(start);
+    free(order);
+    free(saved);
+    return ICL_OK;
+}
+
+icl_status icl_prompt_set_batch(const icl_task_family *f, const icl_prompt_set *ps, int first, int count,
+                                icl_task_batch *out) {
+    if (!f || !ps || !ps->stream || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: NULL argument");
+    if (ps->task < 0 || ps->task >= f->n_tasks)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: unknown task %d (family %s has tasks 0..%d)",
+                        ps->task, f->name, f->n_tasks - 1);
+    if (ps->n_examples < 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: n_examples must be >= 0, got %d", ps->n_examples);
+    if (first < 0 || count < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: need first >= 0 and count >= 1, got %d and %d",
+                        first, count);
+    if (ps->shuffle_labels && f->ops->mode != ICL_MODE_TOKEN)
+        return icl_fail(ICL_ERR_UNSUPPORTED, "icl_prompt_set_batch: shuffled labels need a token family, not %s",
+                        f->name);
+    icl_gen_options gen = icl_gen_options_default();
+    gen.loss = ps->loss;
+    gen.ctx = ps->ctx;
+    icl_rng root, per_task;
+    icl_rng_init(&root, ps->seed, ps->stream);
+    icl_rng_split(&per_task, &root, (uint64_t)ps->task);
+    icl_prompt *prompts = calloc((size_t)count, sizeof *prompts);
+    const icl_prompt **rows = malloc((size_t)count * sizeof *rows);
+    icl_status s = (prompts && rows) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_prompt_set_batch: out of memory");
+    for (int i = 0; s == ICL_OK && i < count; i++) {
+        icl_rng r;
+        icl_rng_split(&r, &per_task, (uint64_t)(first + i));
+        s = icl_task_generate(f, ps->task, ps->n_examples, &gen, &r, &prompts[i]);
+        if (s == ICL_OK && ps->shuffle_labels)
+            s = shuffle_answers(&prompts[i], &r);
+        rows[i] = &prompts[i];
+    }
+    if (s == ICL_OK)
+        s = icl_task_batch_pack(out, rows, count, 0);
+    for (int i = 0; prompts && i < count; i++)
+        icl_prompt_free(&prompts[i]);
+    free(prompts);
+    free(rows);
+    return s;
+}
+
+/* Positions of row b holding `role`, in order, into pos[0..n) (at most cap). */
+static int role_positions(const icl_task_batch *tb, int b, icl_role role, int *pos, int cap) {
+    int n = 0;
+    for (int t = 0; t < tb->T && n < cap; t++)
+        if (tb->roles[(size_t)b * tb->T + t] == (int32_t)role)
+            pos[n++] = t;
+    return n;
+}
+
+icl_status icl_query_answers(const icl_task_family *f, const icl_task_batch *tb, int task, int32_t *answers) {
+    if (!f || !tb || !answers)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: NULL argument");
+    if (f->ops->mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: needs a token family and a non-empty token batch");
+    if (task < 0 || task >= f->n_tasks)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: unknown task %d (family %s has tasks 0..%d)", task,
+                        f->name, f->n_tasks - 1);
+    int Lx = f->input_len, A = f->answer_len;
+    int *pos = malloc((size_t)(Lx > A ? Lx : A) * sizeof *pos);
+    int32_t *x = malloc((size_t)Lx * sizeof *x);
+    icl_status s = (pos && x) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_query_answers: out of memory");
+    icl_rng root;
+    icl_rng_init(&root, (uint64_t)task, "query_answers");
+    for (int b = 0; s == ICL_OK && b < tb->B; b++) {
+        const int32_t *row = tb->tokens + (size_t)b * tb->T;
+        int32_t *y = answers + (size_t)b * A;
+        if (tb->prompt_task[b] == task) {
+            if (role_positions(tb, b, ICL_ROLE_QUERY_ANSWER, pos, A) != A)
+                s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query answer", b, A);
+            for (int j = 0; s == ICL_OK && j < A; j++)
+                y[j] = row[pos[j]];
+            continue;
+        }
+        if (role_positions(tb, b, ICL_ROLE_QUERY_INPUT, pos, Lx) != Lx) {
+            s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query input", b, Lx);
+            break;
+        }
+        for (int j = 0; j < Lx; j++)
+            x[j] = row[pos[j]];
+        icl_rng r;
+        icl_rng_split(&r, &root, (uint64_t)b);
+        f->ops->answer(f, task, x, &r, y);
+    }
+    free(pos);
+    free(x);
+    return s;
+}
+
+/* ---- scoring ---- */
+
+icl_status icl_score_answers(icl_model *m, const icl_task_batch *tb, const int32_t *answers, int n_cand,
+                             const icl_intervention *iv, int n_iv, double *probs, double *exact) {
+    if (!m || !tb || !answers || !probs || n_cand < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: NULL argument or n_cand < 1");
+    if (m->cfg.mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: needs a token-mode model and a non-empty batch");
+    int B = tb->B, T = tb->T, V = m->V, A = tb->prompts[0].answer_len;
+    for (size_t i = 0; i < (size_t)B * n_cand * A; i++)
+        if (answers[i] < 0 || answers[i] >= V)
+            return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: answer token %d outside [0, %d)", answers[i], V);
+    int32_t *tokens = malloc((size_t)B * T * sizeof *tokens);
+    float *p = malloc((size_t)B * T * V * sizeof *p);
+    int *slots = malloc((size_t)A * sizeof *slots);
+    icl_status s = (tokens && p && slots) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_score_answers: out of memory");
+    icl_row_labels labels = {tb->roles, tb->prompt_len};
+    /* One-token answers: the scored answer is never part of the input, so one pass serves every candidate. */
+    int passes = A == 1 ? 1 : n_cand;
+    for (int c = 0; s == ICL_OK && c < passes; c++) {
+        memcpy(tokens, tb->tokens, (size_t)B * T * sizeof *tokens);
+        for (int b = 0; b < B && A > 1 && s == ICL_OK; b++) {
+            if (role_positions(tb, b, ICL_ROLE_QUERY_ANSWER, slots, A) != A)
+                s = icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: row %d lacks a %d-token query answer", b, A);
+            for (int j = 0; s == ICL_OK && j < A; j++)
+                tokens[(size_t)b * T + slots[j]] = answers[((size_t)b * n_cand + c) * A + j];
+        }
+        icl_batch batch = {B, T, tokens, NULL, NULL, NULL, NULL};
+        if (s == ICL_OK)
+            s = icl_forward_with(m, &batch, &labels, iv, n_iv, NULL);
+        if (s == ICL_OK)
+            s = icl_model_probs(m, p, (size_t)B * T * V);
+        for (int b = 0; s == ICL_OK && b < B; b++) {
+            int q = tb->query_pos[b];
+            for (int cc = (A == 1 ? 0 : c); cc < (A == 1 ? n_cand : c + 1); cc++) {
+                const int32_t *ans = answers + ((size_t)b * n_cand + cc) * A;
+                double prod = 1.0;
+                int hit = 1;
+                for (int j = 0; j < A; j++) {
+                    const float *row = p + ((size_t)b * T + q + j) * V;
+                    int best = 0;
+                    for (int v = 1; v < V; v++)
+                        if (row[v] > row[best]) best = v;
+                    prod *= row[ans[j]];
+                    hit &= best == ans[j];
+                }
+                probs[(size_t)b * n_cand + cc] = prod;
+                if (exact)
+                    exact[(size_t)b * n_cand + cc] = hit;
+            }
+        }
+    }
+    free(tokens);
+    free(p);
+    free(slots);
+    return s;
+}
+
+icl_status icl_query_sq_error(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
+                              double *err) {
+    if (!m || !tb || !err)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_sq_error: NULL argument");
+    if (m->cfg.mode != ICL_MODE_VECTOR || tb->mode != ICL_MODE_VECTOR || tb->B < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_sq_error: needs a vector-mode model and a non-empty batch");
+    if (tb->d_out != m->OUT)
+        return icl_fail(ICL_ERR_SHAPE, "icl_query_sq_error: batch d_out %d, model d_out %d", tb->d_out, m->OUT);
+    int B = tb->B, T = tb->T, O = m->OUT;
+    icl_row_labels labels = {tb->roles, tb->prompt_len};
+    icl_batch batch = tb->batch;
+    batch.target_values = NULL; /* the error is computed here; no loss needed */
+    batch.loss_weights = NULL;
+    ICL_TRY(icl_forward_with(m, &batch, &labels, iv, n_iv, NULL));
+    float *y = malloc((size_t)B * T * O * sizeof *y);
+    if (!y)
+        return icl_fail(ICL_ERR_NOMEM, "icl_query_sq_error: out of memory");
+    icl_status s = icl_model_outputs(m, y, (size_t)B * T * O);
+    for (int b = 0; s == ICL_OK && b < B; b++) {
+        size_t at = ((size_t)b * T + tb->query_pos[b]) * O;
+        double e = 0.0;
+        for (int o = 0; o < O; o++) {
+            double d = (double)y[at + o] - tb->target_values[at + o];
+            e += d * d;
+        }
+        err[b] = e / O;
+    }
+    free(y);
+    return s;
+}
+
+/* ---- task vectors ---- */
+
+icl_role icl_tv_query_role(icl_input_mode mode) {
+    return mode == ICL_MODE_VECTOR ? ICL_ROLE_QUERY_INPUT : ICL_ROLE_QUERY_SEP;
+}
+
+icl_status icl_tv_intervention(const icl_model *m, int level, icl_tv_mode mode, const float *vector,
+                               icl_intervention *out) {
+    if (!m || !vector || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: NULL argument");
+    if (level < 0 || level > m->L)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: level %d out of range [0, %d] (0 = embedding, "
+                                             "l+1 = resid_post of block l)", level, m->L);
+    if (mode != ICL_TV_REPLACE && mode != ICL_TV_ADD)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: unknown mode %d", (int)mode);
+    *out = level == 0 ? icl_intervention_make(ICL_POINT_EMBED, -1, ICL_IV_SET)
+                      : icl_intervention_make(ICL_POINT_RESID_POST, level - 1, ICL_IV_SET);
+    out->op = mode == ICL_TV_REPLACE ? ICL_IV_SET : ICL_IV_ADD;
+    out->pos = icl_pos_role(icl_tv_query_role(m->cfg.mode));
+    out->vector = vector;
+    return ICL_OK;
+}
+
+/* The family's prompts fit the model: same mode, and the tokens or widths agree. */
+static icl_status check_pair(const icl_model *m, const icl_task_family *f, const char *fn) {
+    if (m->cfg.mode != f->ops->mode)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: the model is %s-mode but family %s is not", fn,
+                        m->cfg.mode == ICL_MODE_TOKEN ? "token" : "vector", f->name);
+    if (m->cfg.mode == ICL_MODE_TOKEN && f->vocab_size > m->V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, f->name,
+                        f->vocab_size, m->V);
+    if (m->cfg.mode == ICL_MODE_VECTOR && (icl_task_family_d_in(f) != m->cfg.d_in ||
+                                           icl_task_family_d_out(f) != m->cfg.d_out))
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has d_in %d, d_out %d; the model %d, %d", fn, f->name,
+                        icl_task_family_d_in(f), icl_task_family_d_out(f), m->cfg.d_in, m->cfg.d_out);
+    return ICL_OK;
+}
+
+/* Task ids valid in f; tasks NULL means every task. */
+static icl_status check_tasks(const icl_task_family *f, const int *tasks, int n_tasks, const char *fn) {
+    if (!tasks)
+        return ICL_OK;
+    if (n_tasks < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: the task set is empty", fn);
+    for (int i = 0; i < n_tasks; i++)
+        if (tasks[i] < 0 || tasks[i] >= f->n_tasks)
+            return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown task %d (family %s has tasks 0..%d)", fn, tasks[i],
+                            f->name, f->n_tasks - 1);
+    return ICL_OK;
+}
+
+static icl_prompt_set prompt_set(const icl_model *m, uint64_t seed, const char *stream, int task, int k) {
+    icl_prompt_set ps = {seed, stream, task, k, 0, m->cfg.ctx,
+                         m->cfg.mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
+    return ps;
+}
+
+icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const int *tasks, int n_tasks,
+                                 int n_examples, int n_prompts, int batch, uint64_t seed, const char *stream,
+                                 float *means) {
+    const char *fn = "icl_tv_mean_residuals";
+    if (!m || !f || !tasks || !stream || !means)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    ICL_TRY(check_pair(m, f, fn));
+    ICL_TRY(check_tasks(f, tasks, n_tasks, fn));
+    if (n_examples < 0 || n_prompts < 1 || batch < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: need k >= 0, n_prompts >= 1 and batch >= 1, got %d, %d, %d", fn,
+                        n_examples, n_prompts, batch);
+    int NL = m->L + 1, C = m->C, chunk = batch < n_prompts ? batch : n_prompts;
+    size_t per_task = (size_t)NL * C;
+    double *sum = malloc(per_task * sizeof *sum);
+    float *res = malloc((size_t)NL * chunk * C * sizeof *res);
+    icl_task_batch tb = {0};
+    icl_status s = (sum && res) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
+    icl_positions pos = icl_pos_role(icl_tv_query_role(m->cfg.mode));
+    for (int i = 0; s == ICL_OK && i < n_tasks; i++) {
+        icl_prompt_set ps = prompt_set(m, seed, stream, tasks[i], n_examples);
+        memset(sum, 0, per_task * sizeof *sum);
+        for (int first = 0; s == ICL_OK && first < n_prompts; first += chunk) {
+            int cnt = n_prompts - first < chunk ? n_prompts - first : chunk;
+            s = icl_prompt_set_batch(f, &ps, first, cnt, &tb);
+            if (s == ICL_OK)
+                s = icl_residuals_at(m, &tb, pos, NULL, 0, res);
+            for (int l = 0; s == ICL_OK && l < NL; l++)
+                for (int b = 0; b < cnt; b++)
+                    for (int c = 0; c < C; c++)
+                        sum[(size_t)l * C + c] += res[((size_t)l * cnt + b) * C + c];
+        }
+        for (size_t j = 0; s == ICL_OK && j < per_task; j++)
+            means[i * per_task + j] = (float)(sum[j] / n_prompts);
+    }
+    icl_task_batch_free(&tb);
+    free(sum);
+    free(res);
+    return s;
+}
+
+icl_tv_options icl_tv_options_default(const icl_task_family *f) {
+    icl_tv_options o;
+    memset(&o, 0, sizeof o);
+    o.n_prompts = 100;
+    o.n_examples = f ? icl_task_family_default_examples(f) : 8;
+    o.eval_prompts = 100;
+    o.target_examples = o.n_examples;
+    o.mode = ICL_TV_REPLACE;
+    o.level = -1;
+    o.n_alpha = 11;
+    o.batch = 64;
+    o.seed = 1;
+    return o;
+}
+
+void icl_tv_result_free(icl_tv_result *r) {
+    if (!r)
+        return;
+    free(r->tasks);
+    free(r->vectors);
+    free(r->zs_p0);
+    free(r->zs_acc0);
+    free(r->zs_p);
+    free(r->zs_acc);
+    free(r->base_p);
+    free(r->base_acc);
+    free(r->mat_p);
+    free(r->mat_acc);
+    free(r->mat_p_own);
+    free(r->mat_acc_own);
+    free(r->pairs);
+    free(r->alphas);
+    free(r->interp);
+    free(r->base_mse);
+    free(r->mat_mse);
+    memset(r, 0, sizeof *r);
+}
+
+static icl_status check_tv_options(const icl_model *m, const icl_task_family *f, const icl_tv_options *o) {
+    const char *fn = "icl_task_vectors_run";
+    ICL_TRY(check_pair(m, f, fn));
+    ICL_TRY(check_tasks(f, o->tasks, o->n_tasks, fn));
+    if (o->n_examples < 0 || o->target_examples < 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: examples per prompt must be >= 0, got k = %d, target k = %d", fn,
+                        o->n_examples, o->target_examples);
+    if (o->n_prompts < 1 || o->eval_prompts < 1 || o->batch < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: need n_prompts, eval_prompts and batch >= 1, got %d, %d, %d", fn,
+                        o->n_prompts, o->eval_prompts, o->batch);
+    if (o->mode != ICL_TV_REPLACE && o->mode != ICL_TV_ADD)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown mode %d", fn, (int)o->mode);
+    if (o->level < -1 || o->level > m->L)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: level %d out of range [0, %d] (-1 = the best level)", fn, o->level,
+                        m->L);
+    if (o->n_alpha < 2)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: the interpolation needs n_alpha >= 2, got %d", fn, o->n_alpha);
+    return ICL_OK;
+}
+
+/* Shared state of one run. */
+typedef struct {
+    icl_model *m;
+    const icl_task_family *f;
+    const icl_tv_options *o;
+    icl_tv_result *r;
+    int n, NL, C, A;
+    icl_task_batch tb;
+    float *vec;     /* (C) the vector being patched */
+    float *base;    /* (n, NL, C) means of the current kind of targets, for ADD */
+} tv_run;
+
+/* The vector to patch: v, or for ADD (not raw) v - base. */
+static const float *patch_vector(tv_run *x, const float *v, const float *base) {
+    for (int c = 0; c < x->C; c++)
+        x->vec[c] = (x->o->mode == ICL_TV_ADD && !x->o->add_raw) ? v[c] - base[c] : v[c];
+    return x->vec;
+}
+
+static const float *vector_of(const tv_run *x, int task_index, int level) {
+    return x->r->vectors + ((size_t)task_index * x->NL + level) * x->C;
+}
+
+/* Means of the targets (stream, k) of every task, when ADD subtracts them. */
+static icl_status target_means(tv_run *x, const char *stream, int k, int n_prompts) {
+    if (x->o->mode != ICL_TV_ADD || x->o->add_raw)
+        return ICL_OK;
+    return icl_tv_mean_residuals(x->m, x->f, x->r->tasks, x->n, k, n_prompts, x->o->batch, x->o->seed, stream,
+                                 x->base);
+}
+
+/* Zero-shot prompts of each task, without and with its own vector at every level (Hendel). */
+static icl_status zero_shot_sweep(tv_run *x) {
+    const icl_tv_options *o = x->o;
+    icl_tv_result *r = x->r;
+    int n = x->n, NL = x->NL, A = x->A, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    ICL_TRY(target_means(x, ICL_TV_STREAM_ZERO_SHOT, 0, o->eval_prompts));
+    int32_t *ans = malloc((size_t)chunk * A * sizeof *ans);
+    double *p = malloc((size_t)chunk * sizeof *p), *hit = malloc((size_t)chunk * sizeof *hit);
+    icl_status s = (ans && p && hit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    for (int i = 0; s == ICL_OK && i < n; i++) {
+        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_ZERO_SHOT, r->tasks[i], 0);
+        for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
+            int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+            s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
+            if (s == ICL_OK)
+                s = icl_query_answers(x->f, &x->tb, r->tasks[i], ans);
+            if (s == ICL_OK)
+                s = icl_score_answers(x->m, &x->tb, ans, 1, NULL, 0, p, hit);
+            for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                r->zs_p0[i] += p[b] / o->eval_prompts;
+                r->zs_acc0[i] += hit[b] / o->eval_prompts;
+            }
+            for (int l = 0; s == ICL_OK && l < NL; l++) {
+                icl_intervention iv;
+                s = icl_tv_intervention(x->m, l, o->mode,
+                                        patch_vector(x, vector_of(x, i, l), x->base + ((size_t)i * NL + l) * x->C), &iv);
+                if (s == ICL_OK)
+                    s = icl_score_answers(x->m, &x->tb, ans, 1, &iv, 1, p, hit);
+                for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                    r->zs_p[(size_t)i * NL + l] += p[b] / o->eval_prompts;
+                    r->zs_acc[(size_t)i * NL + l] += hit[b] / o->eval_prompts;
+                }
+            }
+        }
+    }
+    free(ans);
+    free(p);
+    free(hit);
+    return s;
+}
+
+/* k-shot prompts of each task p with each task v's vector at every level:
+ * P / accuracy of v's answer and of p's own answer (token families). */
+static icl_status token_matrix(tv_run *x) {
+    const icl_tv_options *o = x->o;
+    icl_tv_result *r = x->r;
+    int n = x->n, NL = x->NL, A = x->A, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    ICL_TRY(target_means(x, ICL_TV_STREAM_TARGET, o->target_examples, o->eval_prompts));
+    int32_t *ans = malloc((size_t)chunk * n * A * sizeof *ans), *one = malloc((size_t)chunk * A * sizeof *one);
+    double *p = malloc((size_t)chunk * n * sizeof *p), *hit = malloc((size_t)chunk * n * sizeof *hit);
+    icl_status s = (ans && one && p && hit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    const double w = 1.0 / o->eval_prompts;
+    for (int pt = 0; s == ICL_OK && pt < n; pt++) {
+        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_TARGET, r->tasks[pt], o->target_examples);
+        for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
+            int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+            s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
+            /* candidates (cnt, n, A): every studied task's answer to each query */
+            for (int v = 0; s == ICL_OK && v < n; v++) {
+                s = icl_query_answers(x->f, &x->tb, r->tasks[v], one);
+                for (int b = 0; s == ICL_OK && b < cnt; b++)
+                    memcpy(ans + ((size_t)b * n + v) * A, one + (size_t)b * A, (size_t)A * sizeof *ans);
+            }
+            if (s == ICL_OK)
+                s = icl_score_answers(x->m, &x->tb, ans, n, NULL, 0, p, hit);
+            for (int b = 0; s == ICL_OK && b < cnt; b++)
+                for (int v = 0; v < n; v++) {
+                    r->base_p[(size_t)v * n + pt] += p[(size_t)b * n + v] * w;
+                    r->base_acc[(size_t)v * n + pt] += hit[(size_t)b * n + v] * w;
+                }
+            for (int l = 0; s == ICL_OK && l < NL; l++)
+                for (int v = 0; s == ICL_OK && v < n; v++) {
+                    icl_intervention iv;
+                    s = icl_tv_intervention(x->m, l, o->mode,
+                                            patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
+                                            &iv);
+                    if (s == ICL_OK)
+                        s = icl_score_answers(x->m, &x->tb, ans, n, &iv, 1, p, hit);
+                    size_t cell = ((size_t)l * n + v) * n + pt;
+                    for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                        r->mat_p[cell] += p[(size_t)b * n + v] * w;
+                        r->mat_acc[cell] += hit[(size_t)b * n + v] * w;
+                        r->mat_p_own[cell] += p[(size_t)b * n + pt] * w;
+                        r->mat_acc_own[cell] += hit[(size_t)b * n + pt] * w;
+                    }
+                }
+        }
+    }
+    free(ans);
+    free(one);
+    free(p);
+    free(hit);
+    return s;
+}
+
+/* Prompts of each basis p with each basis v's vector at every level: query squared error (Han, Fig. 7). */
+static icl_status vector_matrix(tv_run *x) {
+    const icl_tv_options *o = x->o;
+    icl_tv_result *r = x->r;
+    int n = x->n, NL = x->NL, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    ICL_TRY(target_means(x, ICL_TV_STREAM_TARGET, o->target_examples, o->eval_prompts));
+    double *err = malloc((size_t)chunk * sizeof *err);
+    icl_status s = err ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    const double w = 1.0 / o->eval_prompts;
+    for (int pt = 0; s == ICL_OK && pt < n; pt++) {
+        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_TARGET, r->tasks[pt], o->target_examples);
+        for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
+            int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+            s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
+            if (s == ICL_OK)
+                s = icl_query_sq_error(x->m, &x->tb, NULL, 0, err);
+            for (int b = 0; s == ICL_OK && b < cnt; b++)
+                r->base_mse[pt] += err[b] * w;
+            for (int l = 0; s == ICL_OK && l < NL; l++)
+                for (int v = 0; s == ICL_OK && v < n; v++) {
+                    icl_intervention iv;
+                    s = icl_tv_intervention(x->m, l, o->mode,
+                                            patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
+                                            &iv);
+                    if (s == ICL_OK)
+                        s = icl_query_sq_error(x->m, &x->tb, &iv, 1, err);
+                    for (int b = 0; s == ICL_OK && b < cnt; b++)
+                        r->mat_mse[((size_t)l * n + v) * n + pt] += err[b] * w;
+                }
+        }
+    }
+    free(err);
+    return s;
+}
+
+/* Token: the level with the highest mean zero-shot accuracy (then P, then the
+ * lower level). Vector: the lowest mean diagonal dMSE. */
+static int best_level(const tv_run *x) {
+    const icl_tv_result *r = x->r;
+    int best = 0;
+    double best_a = -INFINITY, best_b = -INFINITY;
+    for (int l = 0; l < x->NL; l++) {
+        double a = 0.0, b = 0.0;
+        for (int i = 0; i < x->n; i++) {
+            if (r->mode == ICL_MODE_TOKEN) {
+                a += r->zs_acc[(size_t)i * x->NL + l];
+                b += r->zs_p[(size_t)i * x->NL + l];
+            } else {
+                a -= r->mat_mse[((size_t)l * x->n + i) * x->n + i] - r->base_mse[i];
+            }
+        }
+        if (a > best_a || (a == best_a && b > best_b)) {
+            best = l;
+            best_a = a;
+            best_b = b;
+        }
+    }
+    return best;
+}
+
+/* alpha v_i + (1 - alpha) v_j on zero-shot prompts of task i (Xiong). */
+static icl_status interpolation(tv_run *x) {
+    const icl_tv_options *o = x->o;
+    icl_tv_result *r = x->r;
+    int A = x->A, l = r->interp_level, C = x->C, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    int32_t *ans = malloc((size_t)chunk * 2 * A * sizeof *ans), *one = malloc((size_t)chunk * A * sizeof *one);
+    double *p = malloc((size_t)chunk * 2 * sizeof *p);
+    float *mix = malloc((size_t)C * sizeof *mix);
+    icl_status s = (ans && one && p && mix) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    if (s == ICL_OK)
+        s = target_means(x, ICL_TV_STREAM_INTERP, 0, o->eval_prompts);
+    const double w = 1.0 / o->eval_prompts;
+    for (int pr = 0; s == ICL_OK && pr < r->n_pairs; pr++) {
+        int ti = r->pairs[2 * pr], tj = r->pairs[2 * pr + 1];
+        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_INTERP, r->tasks[ti], 0);
+        for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
+            int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+            s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
+            for (int side = 0; s == ICL_OK && side < 2; side++) {
+                s = icl_query_answers(x->f, &x->tb, r->tasks[side ? tj : ti], one);
+                for (int b = 0; s == ICL_OK && b < cnt; b++)
+                    memcpy(ans + ((size_t)b * 2 + side) * A, one + (size_t)b * A, (size_t)A * sizeof *ans);
+            }
+            for (int a = 0; s == ICL_OK && a < r->n_alpha; a++) {
+                float al = (float)r->alphas[a];
+                const float *vi = vector_of(x, ti, l), *vj = vector_of(x, tj, l);
+                for (int c = 0; c < C; c++)
+                    mix[c] = al * vi[c] + (1.0f - al) * vj[c];
+                icl_intervention iv;
+                s = icl_tv_intervention(x->m, l, o->mode, patch_vector(x, mix, x->base + ((size_t)ti * x->NL + l) * C),
+                                        &iv);
+                if (s == ICL_OK)
+                    s = icl_score_answers(x->m, &x->tb, ans, 2, &iv, 1, p, NULL);
+                double *cell = r->interp + ((size_t)pr * r->n_alpha + a) * 3;
+                for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                    int same = memcmp(ans + (size_t)b * 2 * A, ans + ((size_t)b * 2 + 1) * A, (size_t)A * sizeof *ans) == 0;
+                    double pi = p[2 * b], pj = p[2 * b + 1];
+                    cell[0] += pi * w;
+                    cell[1] += pj * w;
+                    cell[2] += (1.0 - pi - (same ? 0.0 : pj)) * w;
+                }
+            }
+        }
+    }
+    free(ans);
+    free(one);
+    free(p);
+    free(mix);
+    return s;
+}
+
+static icl_status alloc_result(tv_run *x) {
+    icl_tv_result *r = x->r;
+    size_t n = (size_t)x->n, NL = (size_t)x->NL, C = (size_t)x->C, cells = NL * n * n;
+    r->vectors = malloc(n * NL * C * sizeof *r->vectors);
+    x->vec = malloc(C * sizeof *x->vec);
+    x->base = calloc(n * NL * C, sizeof *x->base);
+    int ok = r->vectors && x->vec && x->base;
+    if (r->mode == ICL_MODE_TOKEN) {
+        r->n_pairs = x->n * (x->n - 1) / 2;
+        r->n_alpha = x->o->n_alpha;
+        r->zs_p0 = calloc(n, sizeof(double));
+        r->zs_acc0 = calloc(n, sizeof(double));
+        r->zs_p = calloc(n * NL, sizeof(double));
+        r->zs_acc = calloc(n * NL, sizeof(double));
+        r->base_p = calloc(n * n, sizeof(double));
+        r->base_acc = calloc(n * n, sizeof(double));
+        r->mat_p = calloc(cells, sizeof(double));
+        r->mat_acc = calloc(cells, sizeof(double));
+        r->mat_p_own = calloc(cells, sizeof(double));
+        r->mat_acc_own = calloc(cells, sizeof(double));
+        r->pairs = malloc((size_t)(r->n_pairs ? r->n_pairs : 1) * 2 * sizeof(int));
+        r->alphas = malloc((size_t)r->n_alpha * sizeof(double));
+        r->interp = calloc((size_t)(r->n_pairs ? r->n_pairs : 1) * r->n_alpha * 3, sizeof(double));
+        ok = ok && r->zs_p0 && r->zs_acc0 && r->zs_p && r->zs_acc && r->base_p && r->base_acc && r->mat_p &&
+             r->mat_acc && r->mat_p_own && r->mat_acc_own && r->pairs && r->alphas && r->interp;
+        if (ok) {
+            int k = 0;
+            for (int i = 0; i < x->n; i++)
+                for (int j = i + 1; j < x->n; j++) {
+                    r->pairs[2 * k] = i;
+                    r->pairs[2 * k + 1] = j;
+                    k++;
+                }
+            for (int a = 0; a < r->n_alpha; a++)
+                r->alphas[a] = (double)a / (r->n_alpha - 1);
+        }
+    } else {
+        r->base_mse = calloc(n, sizeof(double));
+        r->mat_mse = calloc(cells, sizeof(double));
+        ok = ok && r->base_mse && r->mat_mse;
+    }
+    return ok ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+}
+
+icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const icl_tv_options *opt,
+                                icl_tv_result *out) {
+    if (!m || !f || !opt || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_task_vectors_run: NULL argument");
+    memset(out, 0, sizeof *out);
+    ICL_TRY(check_tv_options(m, f, opt));
+    tv_run x = {.m = m, .f = f, .o = opt, .r = out, .n = opt->tasks ? opt->n_tasks : f->n_tasks, .NL = m->L + 1,
+                .C = m->C, .A = f->answer_len};
+    out->mode = m->cfg.mode;
+    out->n_tasks = x.n;
+    out->n_levels = x.NL;
+    out->C = x.C;
+    out->tasks = malloc((size_t)x.n * sizeof *out->tasks);
+    icl_status s = out->tasks ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    for (int i = 0; s == ICL_OK && i < x.n; i++)
+        out->tasks[i] = opt->tasks ? opt->tasks[i] : i;
+    if (s == ICL_OK)
+        s = alloc_result(&x);
+    if (s == ICL_OK)
+        s = icl_tv_mean_residuals(m, f, out->tasks, x.n, opt->n_examples, opt->n_prompts, opt->batch, opt->seed,
+                                  ICL_TV_STREAM_DEMO, out->vectors);
+    if (s == ICL_OK && out->mode == ICL_MODE_TOKEN) {
+        s = zero_shot_sweep(&x);
+        if (s == ICL_OK)
+            s = token_matrix(&x);
+        out->best_level = best_level(&x);
+        out->interp_level = opt->level >= 0 ? opt->level : out->best_level;
+        if (s == ICL_OK)
+            s = interpolation(&x);
+    } else if (s == ICL_OK) {
+        s = vector_matrix(&x);
+        out->best_level = best_level(&x);
+        out->interp_level = -1;
+    }
+    icl_task_batch_free(&x.tb);
+    free(x.vec);
+    free(x.base);
+    if (s != ICL_OK)
+        icl_tv_result_free(out);
+    return s;
+}
