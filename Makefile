@@ -39,7 +39,8 @@ ifeq ($(CUDA),1)
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS  ?= -O2 -lineinfo
-NVCCFLAGS  += -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib -Ikernels/cuda
+# Flags the build needs whatever NVCCFLAGS the caller sets.
+NVCC_REQUIRED := -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib -Ikernels/cuda
 CFLAGS     += -DICL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
 LIB_OBJ    += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
@@ -70,7 +71,7 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 
 $(BUILD)/obj/%.o: %.cu $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCC_REQUIRED) $(NVCCFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -1,13 +1,498 @@
-/* Placeholder until the probe is written. */
+/* icl probe logit-lens: each task's answer probability read out of every
+ * layer, on single-task and mixed prompts.
+ * icl probe head-ablation: change of each task's answer probability and
+ * accuracy when one head at a time is zeroed or replaced by its mean. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "icl/lens.h"
+#include "icl/superposition.h"
 #include "icl_cli.h"
-int probe_logit_lens(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "icl probe %s: not built yet\n", argv[2]);
-    return 2;
+
+#define MAX_TASKS 64
+
+/* Task selection shared by both probes: --tasks, or every task of the family. */
+static int select_tasks(const icl_task_family *f, const char *list, int *sel, int *n_sel) {
+    *n_sel = icl_task_family_num_tasks(f) < MAX_TASKS ? icl_task_family_num_tasks(f) : MAX_TASKS;
+    for (int t = 0; t < *n_sel; t++) sel[t] = t;
+    icl_status s;
+    if (list && (s = icl_task_family_parse_tasks(f, list, sel, MAX_TASKS, n_sel)) != ICL_OK)
+        return cli_fail("--tasks", s);
+    return 0;
 }
+
+static void add_model_config(icl_sidecar *sc, const icl_model *m) {
+    char json[1024];
+    if (icl_config_to_json(icl_model_config(m), json, sizeof json) == ICL_OK)
+        icl_sidecar_set_json(sc, "model_config", json);
+}
+
+static int finish_sidecar(icl_sidecar *sc, const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    icl_status s = icl_sidecar_write(sc, path);
+    return s == ICL_OK ? 0 : cli_fail(path, s);
+}
+
+/* ---- logit lens ---- */
+
+typedef struct {
+    const char *model_path, *task, *tasks_list, *out, *backend;
+    int prompts, examples, batch, no_mixed;
+    long seed;
+} lens_options;
+
+static const char *const lens_columns[] = {"prompts", "prompt_tasks", "level", "point", "task",
+                                           "lambda",  "p_mean",       "p_sd",  "n_prompts"};
+
+static void level_point(int level, char *buf, size_t size) {
+    if (level == 0)
+        snprintf(buf, size, "hook_embed");
+    else
+        snprintf(buf, size, "blocks.%d.hook_resid_post", level - 1);
+}
+
+static icl_status lens_rows(icl_csv *csv, const icl_task_family *f, const char *kind, const char *prompt_tasks,
+                            const icl_superposition_result *r) {
+    char point[64];
+    for (int l = 0; l < r->levels; l++) {
+        level_point(l, point, sizeof point);
+        for (int j = 0; j < r->K; j++) {
+            icl_csv_string(csv, kind);
+            icl_csv_string(csv, prompt_tasks);
+            icl_csv_int(csv, l);
+            icl_csv_string(csv, point);
+            icl_csv_string(csv, icl_task_family_task_name(f, r->tasks[j]));
+            icl_csv_number(csv, r->lambda[j]);
+            icl_csv_number(csv, r->lens[l].mean[j]);
+            icl_csv_number(csv, r->lens[l].sd[j]);
+            icl_csv_int(csv, r->n);
+            icl_status s = icl_csv_end_row(csv);
+            if (s != ICL_OK)
+                return s;
+        }
+    }
+    return ICL_OK;
+}
+
+static void lens_summary(const icl_task_family *f, const char *prompt_tasks, const icl_superposition_result *r) {
+    printf("%-28s", prompt_tasks);
+    for (int l = 0; l < r->levels; l++) {
+        printf("  L%d:", l);
+        for (int j = 0; j < r->K; j++) printf(" %.2f", r->lens[l].mean[j]);
+    }
+    printf("   (%s", icl_task_family_task_name(f, r->tasks[0]));
+    for (int j = 1; j < r->K; j++) printf(",%s", icl_task_family_task_name(f, r->tasks[j]));
+    printf(")\n");
+}
+
+static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
+    int sel[MAX_TASKS], K, rc = select_tasks(f, o->tasks_list, sel, &K);
+    if (rc)
+        return rc;
+    if (K < 2) {
+        fprintf(stderr, "icl probe logit-lens: needs at least 2 tasks to compare answers; --tasks selects %d\n", K);
+        return 1;
+    }
+    if (cli_make_dir(o->out))
+        return 1;
+    int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
+    icl_superposition_opts so;
+    icl_superposition_opts_default(&so);
+    so.n_prompts = n;
+    so.n_examples = o->examples;
+    so.batch = o->batch;
+    so.lens = 1;
+    so.solved = 0;
+    icl_rng rng;
+    icl_rng_init(&rng, (uint64_t)o->seed, "logit-lens");
+    float *P = malloc((size_t)n_configs * levels * n * K * sizeof *P);
+    icl_csv *csv = NULL;
+    icl_sidecar *sc = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/logit_lens.csv", o->out);
+    icl_status s = P ? icl_csv_create(path, 9, lens_columns, &csv) : ICL_ERR_NOMEM;
+    if (s != ICL_OK)
+        rc = cli_fail(path, s);
+    for (int c = 0; rc == 0 && c < n_configs; c++) {
+        /* Single-task prompts are one-hot mixtures, so every task's answer to the query is known. */
+        double lambda[MAX_TASKS];
+        char prompt_tasks[512];
+        for (int j = 0; j < K; j++) lambda[j] = c < K ? (j == c) : 1.0 / K;
+        if (c < K)
+            snprintf(prompt_tasks, sizeof prompt_tasks, "%s", icl_task_family_task_name(f, sel[c]));
+        else
+            snprintf(prompt_tasks, sizeof prompt_tasks, "uniform");
+        icl_superposition_result r;
+        if ((s = icl_superposition_run(m, f, sel, lambda, K, &so, &rng, &r)) != ICL_OK) {
+            rc = cli_fail("logit lens", s);
+            break;
+        }
+        lens_summary(f, prompt_tasks, &r);
+        for (size_t i = 0; i < (size_t)levels * n * K; i++) P[(size_t)c * levels * n * K + i] = (float)r.lens_P[i];
+        if ((s = lens_rows(csv, f, c < K ? "single" : "mixed", prompt_tasks, &r)) != ICL_OK)
+            rc = cli_fail(path, s);
+        icl_superposition_result_free(&r);
+    }
+    if (rc == 0) {
+        s = icl_csv_close(csv);
+        csv = NULL;
+        if (s != ICL_OK)
+            rc = cli_fail(path, s);
+    }
+    size_t shape[4] = {(size_t)n_configs, (size_t)levels, (size_t)n, (size_t)K};
+    snprintf(path, sizeof path, "%s/lens_P.npy", o->out);
+    if (rc == 0 && (s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, P)) != ICL_OK)
+        rc = cli_fail(path, s);
+    if (rc == 0 && (s = icl_sidecar_create("logit-lens", (uint64_t)o->seed, &sc)) != ICL_OK)
+        rc = cli_fail("sidecar", s);
+    if (rc == 0) {
+        icl_sidecar_set_string(sc, "model", o->model_path);
+        icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
+        icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+        icl_sidecar_set_number(sc, "prompts", n);
+        icl_sidecar_set_number(sc, "examples", o->examples);
+        icl_sidecar_set_number(sc, "mixed", !o->no_mixed);
+        add_model_config(sc, m);
+        icl_sidecar_add_file(sc, "logit_lens.csv");
+        icl_sidecar_add_file(sc, "lens_P.npy");
+        rc = finish_sidecar(sc, o->out, "logit_lens.json");
+    }
+    if (rc == 0)
+        printf("wrote %s/logit_lens.csv, lens_P.npy (configs, levels, prompts, tasks), logit_lens.json\n", o->out);
+    if (csv)
+        icl_csv_abort(csv);
+    icl_sidecar_free(sc);
+    free(P);
+    return rc;
+}
+
+int probe_logit_lens(int argc, char **argv) {
+    lens_options o = {.out = "out/probe-logit-lens", .prompts = 100, .examples = -1, .batch = 64, .seed = 1};
+    cli_option opts[] = {
+        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
+        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
+        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks (at least 2) [all]"},
+        {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},
+        {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
+        {"--no-mixed", OPT_FLAG, &o.no_mixed, "skip the uniform mixture of the tasks"},
+        {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
+        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
+        {"--out", OPT_STRING, &o.out, "output directory [out/probe-logit-lens]"},
+        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
+    };
+    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
+                       "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
+                       "Probability of every task's answer read out of each layer (final layernorm +\n"
+                       "unembedding), on single-task prompts of each task and on their uniform mixture.",
+                       NULL, 0, NULL);
+    if (rc)
+        return rc < 0 ? 2 : 0;
+    icl_model *m;
+    icl_task_family *f;
+    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
+        return 1;
+    rc = lens_run(&o, m, f);
+    icl_task_family_free(f);
+    icl_model_free(m);
+    return rc;
+}
+
+/* ---- head ablation ---- */
+
+typedef struct {
+    const char *model_path, *task, *tasks_list, *mode, *out, *backend;
+    int prompts, examples, batch, layer;
+    long seed;
+} ablation_options;
+
+static const char *const ablation_columns[] = {"layer", "head", "mode", "task", "p_base", "p_ablated", "delta_p",
+                                               "acc_base", "acc_ablated", "delta_acc", "n_prompts"};
+
+/* Single-task prompts of each selected task, in batches. */
+typedef struct {
+    int n_tasks, per_task; /* batches per task */
+    icl_task_batch *tb;    /* (n_tasks, per_task) */
+    double *p;             /* (max batch) */
+    uint8_t *ok;           /* (max batch) */
+} ablation_data;
+
+static void ablation_data_free(ablation_data *d) {
+    for (int i = 0; d->tb && i < d->n_tasks * d->per_task; i++) icl_task_batch_free(&d->tb[i]);
+    free(d->tb);
+    free(d->p);
+    free(d->ok);
+}
+
+static int make_prompts(const ablation_options *o, const icl_task_family *f, const int *sel, ablation_data *d) {
+    d->per_task = (o->prompts + o->batch - 1) / o->batch;
+    d->tb = calloc((size_t)d->n_tasks * d->per_task, sizeof *d->tb);
+    d->p = malloc((size_t)o->batch * sizeof *d->p);
+    d->ok = malloc((size_t)o->batch * sizeof *d->ok);
+    if (!d->tb || !d->p || !d->ok) {
+        fprintf(stderr, "icl probe head-ablation: out of memory\n");
+        return 1;
+    }
+    icl_rng root, r;
+    icl_rng_init(&root, (uint64_t)o->seed, "head-ablation");
+    for (int t = 0; t < d->n_tasks; t++) {
+        icl_rng_split(&r, &root, (uint64_t)sel[t]);
+        for (int k = 0; k < d->per_task; k++) {
+            icl_task_batch_options bo = icl_task_batch_options_default();
+            int left = o->prompts - k * o->batch;
+            bo.B = left < o->batch ? left : o->batch;
+            bo.n_examples = o->examples;
+            bo.tasks = &sel[t];
+            bo.n_tasks = 1;
+            bo.gen.query_unseen = 1;
+            icl_status s = icl_task_batch_generate(f, &bo, &r, &d->tb[t * d->per_task + k]);
+            if (s != ICL_OK)
+                return cli_fail("prompts", s);
+        }
+    }
+    return 0;
+}
+
+/* Mean answer probability and accuracy of task t's prompts, with (layer, head)
+ * ablated, or without ablation for layer < 0. */
+static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, int head, icl_ablation_mode mode,
+                              const icl_head_means *hm, double *p_mean, double *acc) {
+    double sp = 0.0, sa = 0.0;
+    int count = 0;
+    for (int k = 0; k < d->per_task; k++) {
+        const icl_task_batch *tb = &d->tb[t * d->per_task + k];
+        icl_status s = layer < 0 ? icl_answer_self_probs(m, tb, NULL, 0, d->p, d->ok)
+                                 : icl_head_ablation(m, tb, layer, head, mode, hm, d->p, d->ok);
+        if (s != ICL_OK)
+            return s;
+        for (int b = 0; b < tb->B; b++) {
+            sp += d->p[b];
+            sa += d->ok[b];
+        }
+        count += tb->B;
+    }
+    *p_mean = sp / count;
+    *acc = sa / count;
+    return ICL_OK;
+}
+
+static int parse_modes(const char *text, icl_ablation_mode *modes, int *n) {
+    if (strcmp(text, "zero") == 0 || strcmp(text, "mean") == 0) {
+        modes[0] = strcmp(text, "zero") == 0 ? ICL_ABLATE_ZERO : ICL_ABLATE_MEAN;
+        *n = 1;
+        return 0;
+    }
+    if (strcmp(text, "both") == 0) {
+        modes[0] = ICL_ABLATE_ZERO;
+        modes[1] = ICL_ABLATE_MEAN;
+        *n = 2;
+        return 0;
+    }
+    fprintf(stderr, "icl probe head-ablation: --mode must be zero, mean or both, got \"%s\"\n", text);
+    return 1;
+}
+
+/* Head means over every prompt of every selected task. */
+static int make_means(icl_model *m, const ablation_data *d, icl_head_means **hm) {
+    int T = 0;
+    for (int i = 0; i < d->n_tasks * d->per_task; i++)
+        if (d->tb[i].T > T) T = d->tb[i].T;
+    icl_status s = icl_head_means_create(m, T, hm);
+    for (int i = 0; s == ICL_OK && i < d->n_tasks * d->per_task; i++) s = icl_head_means_add(*hm, m, &d->tb[i]);
+    return s == ICL_OK ? 0 : cli_fail("head means", s);
+}
+
+typedef struct {
+    int n_modes, L, NH, n_tasks;
+    float *dp, *da; /* (modes, L, NH, tasks) */
+} ablation_grid;
+
+static int ablation_sweep(const ablation_options *o, icl_model *m, const icl_task_family *f, const int *sel,
+                          ablation_data *d, const icl_ablation_mode *modes, const icl_head_means *hm,
+                          ablation_grid *g, icl_csv *csv) {
+    int first = o->layer < 0 ? 0 : o->layer, last = o->layer < 0 ? g->L - 1 : o->layer;
+    double *base_p = malloc((size_t)g->n_tasks * sizeof *base_p), *base_a = malloc((size_t)g->n_tasks * sizeof *base_a);
+    icl_status s = base_p && base_a ? ICL_OK : ICL_ERR_NOMEM;
+    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) s = task_scores(m, d, t, -1, 0, 0, NULL, &base_p[t], &base_a[t]);
+    for (int mi = 0; s == ICL_OK && mi < g->n_modes; mi++)
+        for (int l = first; s == ICL_OK && l <= last; l++)
+            for (int h = 0; s == ICL_OK && h < g->NH; h++)
+                for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) {
+                    double p, a;
+                    s = task_scores(m, d, t, l, h, modes[mi], hm, &p, &a);
+                    if (s != ICL_OK)
+                        break;
+                    size_t at = (((size_t)mi * g->L + l) * g->NH + h) * g->n_tasks + t;
+                    g->dp[at] = (float)(p - base_p[t]);
+                    g->da[at] = (float)(a - base_a[t]);
+                    icl_csv_int(csv, l);
+                    icl_csv_int(csv, h);
+                    icl_csv_string(csv, icl_ablation_mode_name(modes[mi]));
+                    icl_csv_string(csv, icl_task_family_task_name(f, sel[t]));
+                    icl_csv_number(csv, base_p[t]);
+                    icl_csv_number(csv, p);
+                    icl_csv_number(csv, p - base_p[t]);
+                    icl_csv_number(csv, base_a[t]);
+                    icl_csv_number(csv, a);
+                    icl_csv_number(csv, a - base_a[t]);
+                    icl_csv_int(csv, o->prompts);
+                    s = icl_csv_end_row(csv);
+                }
+    if (s == ICL_OK) {
+        printf("baseline:");
+        for (int t = 0; t < g->n_tasks; t++)
+            printf("  %s p %.3f acc %.3f", icl_task_family_task_name(f, sel[t]), base_p[t], base_a[t]);
+        printf("\n");
+    }
+    free(base_p);
+    free(base_a);
+    return s == ICL_OK ? 0 : cli_fail("head ablation", s);
+}
+
+/* Mean change of the answer probability over tasks, per layer (rows) and head (columns). */
+static void ablation_summary(const ablation_options *o, const icl_ablation_mode *modes, const ablation_grid *g) {
+    int first = o->layer < 0 ? 0 : o->layer, last = o->layer < 0 ? g->L - 1 : o->layer;
+    for (int mi = 0; mi < g->n_modes; mi++) {
+        printf("%s ablation: mean delta P(answer) over tasks; rows layer, columns head\n",
+               icl_ablation_mode_name(modes[mi]));
+        for (int l = first; l <= last; l++) {
+            printf("  L%-3d", l);
+            for (int h = 0; h < g->NH; h++) {
+                double sum = 0.0;
+                for (int t = 0; t < g->n_tasks; t++) sum += g->dp[(((size_t)mi * g->L + l) * g->NH + h) * g->n_tasks + t];
+                printf(" %+7.3f", sum / g->n_tasks);
+            }
+            printf("\n");
+        }
+    }
+}
+
+static int ablation_write(const ablation_options *o, const icl_task_family *f, const icl_model *m,
+                          const ablation_grid *g) {
+    size_t shape[4] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH, (size_t)g->n_tasks};
+    const char *names[2] = {"delta_p.npy", "delta_acc.npy"};
+    const float *data[2] = {g->dp, g->da};
+    char path[1024];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", o->out, names[i]);
+        icl_status s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, data[i]);
+        if (s != ICL_OK)
+            return cli_fail(path, s);
+    }
+    icl_sidecar *sc;
+    icl_status s = icl_sidecar_create("head-ablation", (uint64_t)o->seed, &sc);
+    if (s != ICL_OK)
+        return cli_fail("sidecar", s);
+    icl_sidecar_set_string(sc, "model", o->model_path);
+    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
+    icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+    icl_sidecar_set_string(sc, "mode", o->mode);
+    icl_sidecar_set_number(sc, "layer", o->layer);
+    icl_sidecar_set_number(sc, "prompts", o->prompts);
+    icl_sidecar_set_number(sc, "examples", o->examples);
+    icl_sidecar_set_string(sc, "npy_axes", "(mode, layer, head, task); layers not swept are NaN");
+    add_model_config(sc, m);
+    icl_sidecar_add_file(sc, "head_ablation.csv");
+    icl_sidecar_add_file(sc, names[0]);
+    icl_sidecar_add_file(sc, names[1]);
+    int rc = finish_sidecar(sc, o->out, "head_ablation.json");
+    icl_sidecar_free(sc);
+    return rc;
+}
+
+static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family *f) {
+    int sel[MAX_TASKS], n_sel, n_modes, rc;
+    icl_ablation_mode modes[2];
+    const icl_config *cfg = icl_model_config(m);
+    if ((rc = select_tasks(f, o->tasks_list, sel, &n_sel)) || (rc = parse_modes(o->mode, modes, &n_modes)))
+        return rc;
+    if (o->layer < -1 || o->layer >= cfg->n_layer) {
+        fprintf(stderr, "icl probe head-ablation: --layer %d out of range [0, %d) (-1 = every layer)\n", o->layer,
+                cfg->n_layer);
+        return 1;
+    }
+    if (o->prompts < 1 || o->batch < 1) {
+        fprintf(stderr, "icl probe head-ablation: --prompts and --batch must be >= 1\n");
+        return 1;
+    }
+    if (cli_make_dir(o->out))
+        return 1;
+    ablation_data d = {n_sel, 0, NULL, NULL, NULL};
+    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, n_sel, NULL, NULL};
+    icl_head_means *hm = NULL;
+    icl_csv *csv = NULL;
+    char path[1024];
+    size_t cells = (size_t)n_modes * g.L * g.NH * n_sel;
+    g.dp = malloc(cells * sizeof *g.dp);
+    g.da = malloc(cells * sizeof *g.da);
+    if (!g.dp || !g.da) {
+        fprintf(stderr, "icl probe head-ablation: out of memory\n");
+        rc = 1;
+    }
+    for (size_t i = 0; rc == 0 && i < cells; i++) g.dp[i] = g.da[i] = NAN;
+    double t0 = cli_now();
+    if (rc == 0)
+        rc = make_prompts(o, f, sel, &d);
+    if (rc == 0)
+        rc = make_means(m, &d, &hm);
+    snprintf(path, sizeof path, "%s/head_ablation.csv", o->out);
+    icl_status s;
+    if (rc == 0 && (s = icl_csv_create(path, 11, ablation_columns, &csv)) != ICL_OK)
+        rc = cli_fail(path, s);
+    if (rc == 0)
+        rc = ablation_sweep(o, m, f, sel, &d, modes, hm, &g, csv);
+    if (rc == 0) {
+        s = icl_csv_close(csv);
+        csv = NULL;
+        if (s != ICL_OK)
+            rc = cli_fail(path, s);
+    }
+    if (rc == 0)
+        rc = ablation_write(o, f, m, &g);
+    if (rc == 0) {
+        ablation_summary(o, modes, &g);
+        printf("%d prompts per task in %.1f s; wrote %s/head_ablation.csv, delta_p.npy, delta_acc.npy, "
+               "head_ablation.json\n", o->prompts, cli_now() - t0, o->out);
+    }
+    if (csv)
+        icl_csv_abort(csv);
+    icl_head_means_free(hm);
+    ablation_data_free(&d);
+    free(g.dp);
+    free(g.da);
+    return rc;
+}
+
 int probe_head_ablation(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "icl probe %s: not built yet\n", argv[2]);
-    return 2;
+    ablation_options o = {.mode = "both", .out = "out/probe-head-ablation", .prompts = 100, .examples = -1,
+                          .batch = 64, .layer = -1, .seed = 1};
+    cli_option opts[] = {
+        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
+        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
+        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks [all]"},
+        {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},
+        {"--layer", OPT_INT, &o.layer, "ablate the heads of this layer only [-1 = every layer]"},
+        {"--prompts", OPT_INT, &o.prompts, "single-task prompts per task [100]"},
+        {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
+        {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
+        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
+        {"--out", OPT_STRING, &o.out, "output directory [out/probe-head-ablation]"},
+        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
+    };
+    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
+                       "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
+                       "Change of each task's answer probability and accuracy when one attention head at a\n"
+                       "time is zeroed or replaced by its per-position mean over all the prompts.",
+                       NULL, 0, NULL);
+    if (rc)
+        return rc < 0 ? 2 : 0;
+    icl_model *m;
+    icl_task_family *f;
+    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
+        return 1;
+    rc = ablation_run(&o, m, f);
+    icl_task_family_free(f);
+    icl_model_free(m);
+    return rc;
 }

@@ -1,8 +1,418 @@
-/* Placeholder until the probe is written. */
+/* icl probe superposition: P(each task's answer) on mixed prompts against
+ * the tasks' proportions (Xiong et al.), over 2-task lambda sweeps and
+ * uniform mixtures of 2..K tasks, optionally per layer through the logit lens. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "icl/superposition.h"
 #include "icl_cli.h"
+
+#define MAX_TASKS 64
+#define MAX_LAMBDAS 101
+
+typedef struct {
+    const char *sweep; /* "pairs", "uniform" or "custom" */
+    int K;
+    int tasks[MAX_TASKS];
+    double lambda[MAX_TASKS];
+} mixture;
+
+typedef struct {
+    mixture *items;
+    int n, cap;
+} mixture_list;
+
+typedef struct {
+    const char *model_path, *task, *tasks_list, *pair, *lambdas, *custom, *out, *backend;
+    int prompts, examples, max_tasks, subsets, lens, beam, batch, no_pairs, no_uniform;
+    long seed;
+} options;
+
+static int push(mixture_list *l, const mixture *m) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        mixture *items = realloc(l->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            fprintf(stderr, "icl probe superposition: out of memory\n");
+            return 1;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *m;
+    return 0;
+}
+
+static int parse_lambdas(const char *text, double *out, int *n) {
+    *n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(v >= 0.0 && v <= 1.0) || *n == MAX_LAMBDAS) {
+            fprintf(stderr, "icl probe superposition: --lambdas wants up to %d numbers in [0,1] separated by commas, "
+                    "got \"%s\"\n", MAX_LAMBDAS, text);
+            return 1;
+        }
+        out[(*n)++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return *n ? 0 : (fprintf(stderr, "icl probe superposition: --lambdas is empty\n"), 1);
+}
+
+/* 2-task mixtures (a: lambda, b: 1 - lambda) of one pair. */
+static int add_pair(mixture_list *l, int a, int b, const double *lambdas, int n_l) {
+    mixture m = {"pairs", 2, {a, b}, {0}};
+    for (int k = 0; k < n_l; k++) {
+        m.lambda[0] = lambdas[k];
+        m.lambda[1] = 1.0 - lambdas[k];
+        if (push(l, &m))
+            return 1;
+    }
+    return 0;
+}
+
+/* The given pair, or every pair of the selected tasks. */
+static int add_pairs(mixture_list *l, const int *sel, int n_sel, const int *pair, const double *lambdas, int n_l) {
+    if (pair)
+        return add_pair(l, pair[0], pair[1], lambdas, n_l);
+    for (int a = 0; a < n_sel; a++)
+        for (int b = a + 1; b < n_sel; b++)
+            if (add_pair(l, sel[a], sel[b], lambdas, n_l))
+                return 1;
+    return 0;
+}
+
+static double binomial(int n, int k) {
+    double c = 1.0;
+    for (int i = 1; i <= k; i++) c = c * (n - k + i) / i;
+    return c;
+}
+
+/* Uniform mixtures of k = 2..max_k tasks: every k-subset of the selected
+ * tasks when there are at most `cap` of them, else the n cyclic windows
+ * {s, s+1, ..., s+k-1} (each task equally often). */
+static int add_uniform(mixture_list *l, const int *sel, int n_sel, int max_k, int cap) {
+    for (int k = 2; k <= max_k; k++) {
+        mixture m = {"uniform", k, {0}, {0}};
+        for (int j = 0; j < k; j++) m.lambda[j] = 1.0 / k;
+        if (binomial(n_sel, k) > cap) {
+            for (int s = 0; s < n_sel; s++) {
+                for (int j = 0; j < k; j++) m.tasks[j] = sel[(s + j) % n_sel];
+                if (push(l, &m))
+                    return 1;
+            }
+            continue;
+        }
+        int idx[MAX_TASKS];
+        for (int j = 0; j < k; j++) idx[j] = j;
+        for (;;) {
+            for (int j = 0; j < k; j++) m.tasks[j] = sel[idx[j]];
+            if (push(l, &m))
+                return 1;
+            int j = k - 1;
+            while (j >= 0 && idx[j] == n_sel - k + j) j--;
+            if (j < 0)
+                break;
+            idx[j]++;
+            for (int i = j + 1; i < k; i++) idx[i] = idx[i - 1] + 1;
+        }
+    }
+    return 0;
+}
+
+static void join_tasks(const icl_task_family *f, const mixture *m, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int j = 0; j < m->K && used < size; j++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", j ? "+" : "", icl_task_family_task_name(f, m->tasks[j]));
+}
+
+/* Rows of one readout: one per task. */
+static icl_status write_rows(icl_csv *csv, const icl_task_family *f, const mixture *mx, int index,
+                             const icl_superposition_result *r, const char *readout, int level,
+                             const icl_superposition_stats *st) {
+    char tasks[512];
+    join_tasks(f, mx, tasks, sizeof tasks);
+    for (int j = 0; j < r->K; j++) {
+        icl_csv_string(csv, mx->sweep);
+        icl_csv_int(csv, index);
+        icl_csv_int(csv, r->K);
+        icl_csv_string(csv, tasks);
+        icl_csv_string(csv, readout);
+        icl_csv_int(csv, level);
+        icl_csv_string(csv, icl_task_family_task_name(f, r->tasks[j]));
+        icl_csv_number(csv, mx->lambda[j]);
+        icl_csv_number(csv, r->lambda[j]);
+        icl_csv_int(csv, r->counts[j]);
+        icl_csv_number(csv, st->mean[j]);
+        icl_csv_number(csv, st->sd[j]);
+        icl_csv_number(csv, st->solved[j]);
+        icl_csv_number(csv, st->other);
+        icl_csv_number(csv, st->kl_raw);
+        icl_csv_number(csv, st->kl_renorm);
+        icl_csv_number(csv, st->r);
+        icl_csv_number(csv, st->pk_exact);
+        icl_csv_int(csv, r->collisions);
+        icl_csv_int(csv, r->n);
+        icl_status s = icl_csv_end_row(csv);
+        if (s != ICL_OK)
+            return s;
+    }
+    return ICL_OK;
+}
+
+static const char *const csv_columns[] = {"sweep",  "mixture", "n_tasks", "tasks",  "readout",   "level",     "task",
+                                          "lambda", "lambda_actual", "count", "p_mean", "p_sd", "solved", "other",
+                                          "kl_raw", "kl_renorm", "r", "pk_exact", "collisions", "n_prompts"};
+#define N_COLUMNS ((int)(sizeof csv_columns / sizeof csv_columns[0]))
+
+/* Per-sweep P arrays: (M, n, Kmax) and (M, levels, n, Kmax), NaN where a mixture has fewer tasks. */
+typedef struct {
+    const char *name;
+    int M, Kmax;
+    float *P, *lens_P;
+} sweep_arrays;
+
+static void store_P(sweep_arrays *sa, int i, const icl_superposition_result *r) {
+    for (int p = 0; p < r->n; p++)
+        for (int j = 0; j < r->K; j++) sa->P[((size_t)i * r->n + p) * sa->Kmax + j] = (float)r->P[(size_t)p * r->K + j];
+    for (int l = 0; l < r->levels; l++)
+        for (int p = 0; p < r->n; p++)
+            for (int j = 0; j < r->K; j++)
+                sa->lens_P[(((size_t)i * r->levels + l) * r->n + p) * sa->Kmax + j] =
+                    (float)r->lens_P[((size_t)l * r->n + p) * r->K + j];
+}
+
+static void print_summary(const icl_task_family *f, const mixture *mx, const icl_superposition_result *r) {
+    char tasks[512];
+    join_tasks(f, mx, tasks, sizeof tasks);
+    printf("%-8s %-28s lambda", mx->sweep, tasks);
+    for (int j = 0; j < r->K; j++) printf(" %.3f", r->lambda[j]);
+    printf("  P");
+    for (int j = 0; j < r->K; j++) printf(" %.3f", r->out.mean[j]);
+    printf("  other %.3f  KL %.3f/%.3f  r %.2f\n", r->out.other, r->out.kl_raw, r->out.kl_renorm, r->out.r);
+}
+
+static int write_npy(const char *dir, const char *prefix, const char *sweep, int ndim, const size_t *shape,
+                     const float *data, icl_sidecar *sc) {
+    char name[128], path[1024];
+    snprintf(name, sizeof name, "%s_%s.npy", prefix, sweep);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    icl_status s = icl_npy_write(path, ICL_DTYPE_F32, ndim, shape, data);
+    if (s != ICL_OK)
+        return cli_fail(path, s);
+    icl_sidecar_add_file(sc, name);
+    return 0;
+}
+
+static int write_sweep_npys(const options *o, const mixture_list *l, const char *sweep, int n, int levels,
+                            const icl_superposition_result *all, icl_sidecar *sc) {
+    sweep_arrays sa = {sweep, 0, 0, NULL, NULL};
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].sweep, sweep) == 0) {
+            sa.M++;
+            if (l->items[i].K > sa.Kmax) sa.Kmax = l->items[i].K;
+        }
+    if (sa.M == 0)
+        return 0;
+    size_t np = (size_t)sa.M * n * sa.Kmax, nl = np * (size_t)levels;
+    sa.P = malloc(np * sizeof *sa.P);
+    sa.lens_P = malloc((nl ? nl : 1) * sizeof *sa.lens_P);
+    if (!sa.P || !sa.lens_P) {
+        free(sa.P);
+        free(sa.lens_P);
+        fprintf(stderr, "icl probe superposition: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < np; i++) sa.P[i] = NAN;
+    for (size_t i = 0; i < nl; i++) sa.lens_P[i] = NAN;
+    for (int i = 0, k = 0; i < l->n; i++)
+        if (strcmp(l->items[i].sweep, sweep) == 0) store_P(&sa, k++, &all[i]);
+    size_t shape[4] = {(size_t)sa.M, (size_t)n, (size_t)sa.Kmax, 0};
+    size_t lshape[4] = {(size_t)sa.M, (size_t)levels, (size_t)n, (size_t)sa.Kmax};
+    int rc = write_npy(o->out, "P", sweep, 3, shape, sa.P, sc);
+    if (rc == 0 && levels)
+        rc = write_npy(o->out, "P_lens", sweep, 4, lshape, sa.lens_P, sc);
+    free(sa.P);
+    free(sa.lens_P);
+    return rc;
+}
+
+static int build_mixtures(const options *o, const icl_task_family *f, mixture_list *l) {
+    int sel[MAX_TASKS], n_sel = icl_task_family_num_tasks(f), pair[2], n_pair = 0, n_l = 0;
+    double lambdas[MAX_LAMBDAS];
+    icl_status s;
+    if (n_sel > MAX_TASKS)
+        n_sel = MAX_TASKS;
+    for (int t = 0; t < n_sel; t++) sel[t] = t;
+    if (o->tasks_list && (s = icl_task_family_parse_tasks(f, o->tasks_list, sel, MAX_TASKS, &n_sel)) != ICL_OK)
+        return cli_fail("--tasks", s);
+    if (o->pair && (s = icl_task_family_parse_tasks(f, o->pair, pair, 2, &n_pair)) != ICL_OK)
+        return cli_fail("--pair", s);
+    if (o->pair && (n_pair != 2 || pair[0] == pair[1])) {
+        fprintf(stderr, "icl probe superposition: --pair wants two different task names\n");
+        return 1;
+    }
+    if (parse_lambdas(o->lambdas, lambdas, &n_l))
+        return 1;
+    if (n_sel < 2 && !o->no_uniform) {
+        fprintf(stderr, "icl probe superposition: uniform mixtures need at least 2 tasks; --tasks selects %d\n", n_sel);
+        return 1;
+    }
+    if (!o->no_pairs && add_pairs(l, sel, n_sel, o->pair ? pair : NULL, lambdas, n_l))
+        return 1;
+    int max_k = o->max_tasks > 0 && o->max_tasks < n_sel ? o->max_tasks : n_sel;
+    if (!o->no_uniform && add_uniform(l, sel, n_sel, max_k, o->subsets))
+        return 1;
+    if (o->custom) {
+        mixture m = {"custom", 0, {0}, {0}};
+        if ((s = icl_superposition_parse_mixture(f, o->custom, m.tasks, m.lambda, MAX_TASKS, &m.K)) != ICL_OK)
+            return cli_fail("--mixture", s);
+        if (push(l, &m))
+            return 1;
+    }
+    if (l->n == 0) {
+        fprintf(stderr, "icl probe superposition: no mixtures to run\n");
+        return 1;
+    }
+    return 0;
+}
+
+static int set_config(icl_sidecar *sc, const options *o, const icl_task_family *f, const icl_model *m) {
+    char json[1024];
+    icl_sidecar_set_string(sc, "model", o->model_path);
+    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
+    icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+    icl_sidecar_set_string(sc, "pair", o->pair ? o->pair : "all pairs");
+    icl_sidecar_set_string(sc, "lambdas", o->lambdas);
+    icl_sidecar_set_string(sc, "mixture", o->custom ? o->custom : "");
+    icl_sidecar_set_number(sc, "prompts", o->prompts);
+    icl_sidecar_set_number(sc, "examples", o->examples);
+    icl_sidecar_set_number(sc, "max_tasks", o->max_tasks);
+    icl_sidecar_set_number(sc, "subsets", o->subsets);
+    icl_sidecar_set_number(sc, "lens", o->lens);
+    icl_sidecar_set_number(sc, "beam", o->beam);
+    icl_sidecar_set_number(sc, "pairs", !o->no_pairs);
+    icl_sidecar_set_number(sc, "uniform", !o->no_uniform);
+    if (icl_config_to_json(icl_model_config(m), json, sizeof json) == ICL_OK)
+        icl_sidecar_set_json(sc, "model_config", json);
+    return 0;
+}
+
+static int run(const options *o, icl_model *m, icl_task_family *f) {
+    mixture_list l = {NULL, 0, 0};
+    icl_superposition_result *res = NULL;
+    icl_csv *csv = NULL;
+    icl_sidecar *sc = NULL;
+    int rc = build_mixtures(o, f, &l), L = icl_model_config(m)->n_layer;
+    icl_status s = ICL_OK;
+    char path[1024];
+    if (rc == 0)
+        rc = cli_make_dir(o->out);
+    if (rc == 0 && !(res = calloc((size_t)l.n, sizeof *res))) {
+        fprintf(stderr, "icl probe superposition: out of memory\n");
+        rc = 1;
+    }
+    icl_superposition_opts so;
+    icl_superposition_opts_default(&so);
+    so.n_prompts = o->prompts;
+    so.n_examples = o->examples;
+    so.batch = o->batch;
+    so.beam = o->beam;
+    so.lens = o->lens;
+    icl_rng rng;
+    icl_rng_init(&rng, (uint64_t)o->seed, "superposition");
+    snprintf(path, sizeof path, "%s/superposition.csv", o->out);
+    if (rc == 0 && (s = icl_csv_create(path, N_COLUMNS, csv_columns, &csv)) != ICL_OK)
+        rc = cli_fail(path, s);
+    double t0 = cli_now();
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        const mixture *mx = &l.items[i];
+        if ((s = icl_superposition_run(m, f, mx->tasks, mx->lambda, mx->K, &so, &rng, &res[i])) != ICL_OK) {
+            rc = cli_fail("superposition", s);
+            break;
+        }
+        print_summary(f, mx, &res[i]);
+        s = write_rows(csv, f, mx, i, &res[i], "output", L, &res[i].out);
+        for (int lv = 0; s == ICL_OK && lv < res[i].levels; lv++)
+            s = write_rows(csv, f, mx, i, &res[i], "lens", lv, &res[i].lens[lv]);
+        if (s != ICL_OK)
+            rc = cli_fail(path, s);
+    }
+    if (rc == 0) {
+        s = icl_csv_close(csv);
+        csv = NULL;
+        if (s != ICL_OK)
+            rc = cli_fail(path, s);
+    }
+    if (rc == 0 && (s = icl_sidecar_create("superposition", (uint64_t)o->seed, &sc)) != ICL_OK)
+        rc = cli_fail("sidecar", s);
+    if (rc == 0) {
+        icl_sidecar_add_file(sc, "superposition.csv");
+        set_config(sc, o, f, m);
+        const char *sweeps[] = {"pairs", "uniform", "custom"};
+        for (int k = 0; rc == 0 && k < 3; k++)
+            rc = write_sweep_npys(o, &l, sweeps[k], o->prompts, o->lens ? L + 1 : 0, res, sc);
+    }
+    snprintf(path, sizeof path, "%s/superposition.json", o->out);
+    if (rc == 0 && (s = icl_sidecar_write(sc, path)) != ICL_OK)
+        rc = cli_fail(path, s);
+    if (rc == 0)
+        printf("%d mixtures x %d prompts in %.1f s; wrote %s/superposition.csv, P_*.npy, superposition.json\n", l.n,
+               o->prompts, cli_now() - t0, o->out);
+    if (csv)
+        icl_csv_abort(csv);
+    for (int i = 0; res && i < l.n; i++) icl_superposition_result_free(&res[i]);
+    free(res);
+    free(l.items);
+    icl_sidecar_free(sc);
+    return rc;
+}
+
 int probe_superposition(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "icl probe %s: not built yet\n", argv[2]);
-    return 2;
+    options o = {.lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
+                 .out = "out/probe-superposition",
+                 .prompts = 100,
+                 .examples = -1,
+                 .subsets = 20,
+                 .beam = 16,
+                 .batch = 64,
+                 .seed = 1};
+    cli_option opts[] = {
+        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
+        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
+        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks to mix [all]"},
+        {"--pair", OPT_STRING, &o.pair, "lambda sweep of this pair only, e.g. ret_1,ret_2 [every pair]"},
+        {"--lambdas", OPT_STRING, &o.lambdas, "proportions of the first task of a pair [0,0.125,...,1]"},
+        {"--max-tasks", OPT_INT, &o.max_tasks, "uniform mixtures of 2..N tasks [all selected]"},
+        {"--subsets", OPT_INT, &o.subsets, "most task subsets per size, else cyclic windows [20]"},
+        {"--mixture", OPT_STRING, &o.custom, "one more mixture, e.g. ret_1=0.75,ret_2=0.25"},
+        {"--no-pairs", OPT_FLAG, &o.no_pairs, "skip the 2-task lambda sweep"},
+        {"--no-uniform", OPT_FLAG, &o.no_uniform, "skip the uniform mixtures"},
+        {"--prompts", OPT_INT, &o.prompts, "mixed prompts per mixture [100]"},
+        {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
+        {"--lens", OPT_FLAG, &o.lens, "also read every layer through the logit lens"},
+        {"--beam", OPT_INT, &o.beam, "beam width for p_(K) with multi-token answers [16]"},
+        {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
+        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
+        {"--out", OPT_STRING, &o.out, "output directory [out/probe-superposition]"},
+        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
+    };
+    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
+                       "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
+                       "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
+                       "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
+                       NULL, 0, NULL);
+    if (rc)
+        return rc < 0 ? 2 : 0;
+    icl_model *m;
+    icl_task_family *f;
+    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
+        return 1;
+    rc = run(&o, m, f);
+    icl_task_family_free(f);
+    icl_model_free(m);
+    return rc;
 }

@@ -133,7 +133,7 @@ icl_fv_options icl_fv_options_default(const icl_task_family *f) {
     o.n_prompts = 100;
     o.n_examples = k > 0 ? k : 1;
     o.eval_prompts = 100;
-    o.top_k = 10;
+    o.top_k = -1;
     o.fv_layer = -1;
     o.batch = 64;
     o.seed = 1;
@@ -170,9 +170,11 @@ static icl_status check_fv_options(const icl_model *m, const icl_task_family *f,
                             f->name, f->n_tasks - 1);
     if (o->n_examples < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: shuffled labels need k >= 1 examples, got %d", fn, o->n_examples);
-    if (o->n_prompts < 1 || o->eval_prompts < 1 || o->batch < 1 || o->top_k < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: need n_prompts, eval_prompts, batch and top_k >= 1, got %d, %d, %d, %d",
-                        fn, o->n_prompts, o->eval_prompts, o->batch, o->top_k);
+    if (o->n_prompts < 1 || o->eval_prompts < 1 || o->batch < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: need n_prompts, eval_prompts and batch >= 1, got %d, %d, %d", fn,
+                        o->n_prompts, o->eval_prompts, o->batch);
+    if (o->top_k < -1 || o->top_k == 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: top_k must be >= 1 (or -1 for the default), got %d", fn, o->top_k);
     if (o->fv_layer < -1 || o->fv_layer >= m->L)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: fv_layer %d out of range [0, %d) (-1 = default)", fn, o->fv_layer,
                         m->L);
@@ -267,7 +269,9 @@ icl_status icl_function_vectors_run(icl_model *m, const icl_task_family *f, cons
     r->NH = m->NH;
     r->C = m->C;
     r->HS = m->C / m->NH;
-    r->top_k = opt->top_k < r->L * r->NH ? opt->top_k : r->L * r->NH;
+    /* Todd et al. keep 10 of ~1000 heads; a tiny model keeps at most half of its heads so the ranking matters. */
+    int half = r->L * r->NH / 2 > 0 ? r->L * r->NH / 2 : 1;
+    r->top_k = opt->top_k < 0 ? (half < 10 ? half : 10) : opt->top_k < r->L * r->NH ? opt->top_k : r->L * r->NH;
     /* Todd et al. add the FV about a third of the way up: the residual after round(L/3) blocks. */
     r->fv_layer = opt->fv_layer >= 0 ? opt->fv_layer : (int)lround(r->L / 3.0) - 1;
     if (r->fv_layer < 0)

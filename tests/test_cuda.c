@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "backend.h"
 #include "cpu_kernels.h"
@@ -653,26 +652,6 @@ END_TEST
 
 /* ---- no device ---- */
 
-/* Why CUDA cannot be used here, or NULL if it can. The device is looked for
- * in a child process: Check forks every test after main has run, and a CUDA
- * driver initialised before fork() cannot be used in the children. */
-static const char *unavailable_reason(void) {
-#ifndef ICL_WITH_CUDA
-    return "this libicl was built without CUDA";
-#else
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return "could not fork a process to look for a CUDA device";
-    if (pid == 0)
-        _exit(icl_backend_available(ICL_BACKEND_CUDA) ? 0 : 1);
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return "the process looking for a CUDA device failed";
-    return WEXITSTATUS(status) == 0 ? NULL : "the CUDA runtime reports no usable device";
-#endif
-}
-
 static const char *skip_reason;
 
 START_TEST(test_skipped_without_device) {
@@ -694,7 +673,7 @@ int main(void) {
     Suite *s = suite_create("cuda");
     TCase *tc = tcase_create("cuda");
     tcase_set_timeout(tc, 120);
-    skip_reason = unavailable_reason();
+    skip_reason = tu_cuda_unavailable_reason();
     if (skip_reason) {
         tcase_add_test(tc, test_skipped_without_device);
     } else {

@@ -108,7 +108,8 @@ END_TEST
 
 START_TEST(test_matmul_matches_naive) {
     /* N,C,OC; 300 > the 256-deep k slices of the tiled product */
-    static const int shapes[][3] = {{1, 24, 5}, {21, 40, 19}, {99, 72, 37}, {33, 24, 72}, {7, 1, 3}, {13, 300, 17}, {9, 7, 300}};
+    static const int shapes[][3] = {{1, 24, 5},  {21, 40, 19},   {99, 72, 37}, {33, 24, 72},
+                                    {7, 1, 3},   {13, 300, 17},  {9, 7, 300}};
     icl_rng r = stream("matmul");
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
@@ -163,7 +164,8 @@ START_TEST(test_layernorm_matches_naive) {
 
         float *dout = rand_floats(NC, 1.0f, &r), *dinp = rand_floats(NC, 1.0f, &r);
         float *dw = rand_floats((size_t)C, 1.0f, &r), *db = rand_floats((size_t)C, 1.0f, &r);
-        float *dinp_ref = dup_floats(dinp, NC), *dw_ref = dup_floats(dw, (size_t)C), *db_ref = dup_floats(db, (size_t)C);
+        float *dinp_ref = dup_floats(dinp, NC), *dw_ref = dup_floats(dw, (size_t)C);
+        float *db_ref = dup_floats(db, (size_t)C);
         icl_cpu_layernorm_backward(dinp, dw, db, dout, inp, w, mean_ref, rstd_ref, N, C);
         icl_cpu_layernorm_backward_naive(dinp_ref, dw_ref, db_ref, dout, inp, w, mean_ref, rstd_ref, N, C);
         TU_ASSERT_CLOSE(fmt("layernorm bwd dinp N=%d C=%d", N, C), dinp, dinp_ref, NC, ATOL, RTOL);
@@ -176,7 +178,8 @@ START_TEST(test_layernorm_matches_naive) {
 END_TEST
 
 /* B, T, C, NH with C % NH == 0, head sizes 1..24, and T = 261 > the 256-deep k slices */
-static const int attn_shapes[][4] = {{1, 1, 24, 3}, {3, 7, 40, 4}, {1, 33, 72, 6}, {3, 33, 24, 1}, {2, 7, 6, 6}, {1, 261, 12, 2}};
+static const int attn_shapes[][4] = {{1, 1, 24, 3},  {3, 7, 40, 4}, {1, 33, 72, 6},
+                                     {3, 33, 24, 1}, {2, 7, 6, 6},  {1, 261, 12, 2}};
 enum { N_ATTN_SHAPES = sizeof attn_shapes / sizeof attn_shapes[0] };
 
 START_TEST(test_attention_matches_naive) {

@@ -176,13 +176,14 @@ static void td_against_manual(const char *spec, int layers) {
     double *pw = malloc((size_t)nt * nt * sizeof *pw);
     ck_assert_int_eq(icl_knn_pairwise(res + (size_t)best * set.n * C, set.labels, set.n, C, nt, 5, pw), ICL_OK);
     ck_assert(memcmp(td.pairwise, pw, (size_t)nt * nt * sizeof *pw) == 0);
-    double *coords = malloc((size_t)set.n * 2 * sizeof *coords);
-    ck_assert_int_eq(icl_pca(res + (size_t)L1 / 2 * set.n * C, set.n, C, 2, NULL, NULL, coords), ICL_OK);
+    double *coords = malloc((size_t)set.n * 2 * sizeof *coords), *comp = malloc((size_t)2 * C * sizeof *comp);
+    ck_assert_int_eq(icl_pca(res + (size_t)L1 / 2 * set.n * C, set.n, C, 2, comp, NULL, coords), ICL_OK);
     ck_assert(memcmp(td.pca + (size_t)L1 / 2 * set.n * 2, coords, (size_t)set.n * 2 * sizeof *coords) == 0);
     printf("  %s: TD per level", spec);
     for (int l = 0; l < L1; l++) printf(" %.3f", td.td_mean[l]);
     printf(" (pipeline == manual, bitwise)\n");
     free(coords);
+    free(comp);
     free(pw);
     free(want);
     free(want_mean);

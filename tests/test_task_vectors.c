@@ -516,6 +516,9 @@ START_TEST(test_bad_requests_rejected) {
     ck_assert_int_eq(icl_function_vectors_run(x.m, x.f, &fo, &fr), ICL_ERR_INVALID_ARG);
     printf("  fv layer: %s\n", icl_last_error());
     fo.fv_layer = -1;
+    fo.top_k = 0;
+    ck_assert_int_eq(icl_function_vectors_run(x.m, x.f, &fo, &fr), ICL_ERR_INVALID_ARG);
+    fo.top_k = -1;
     fo.n_examples = 0;
     ck_assert_int_eq(icl_function_vectors_run(x.m, x.f, &fo, &fr), ICL_ERR_INVALID_ARG);
     printf("  fv k: %s\n", icl_last_error());

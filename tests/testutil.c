@@ -2,6 +2,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "icl/model.h"
 
 void tu_fill_uniform(float *x, size_t n, float scale, icl_rng *r) {
     for (size_t i = 0; i < n; i++)
@@ -49,4 +52,21 @@ int32_t *tu_ints(size_t n) {
     int32_t *p = calloc(n ? n : 1, sizeof *p);
     ck_assert_ptr_nonnull(p);
     return p;
+}
+
+const char *tu_cuda_unavailable_reason(void) {
+#ifndef ICL_WITH_CUDA
+    return "this libicl was built without CUDA";
+#else
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return "could not fork a process to look for a CUDA device";
+    if (pid == 0)
+        _exit(icl_backend_available(ICL_BACKEND_CUDA) ? 0 : 1);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return "the process looking for a CUDA device failed";
+    return WEXITSTATUS(status) == 0 ? NULL : "the CUDA runtime reports no usable device";
+#endif
 }

@@ -24,6 +24,11 @@ double tu_compare(const char *label, const float *got, const float *want, size_t
         ck_assert_msg(tu_ratio_ <= 1.0, "%s: error is %.3g x the tolerance", (label), tu_ratio_); \
     } while (0)
 
+/* Why the CUDA backend cannot be used here, or NULL if it can. Looks in a
+ * child process: Check forks every test, and a CUDA driver initialised
+ * before fork() cannot be used in the children. Call it from main. */
+const char *tu_cuda_unavailable_reason(void);
+
 /* Run the suite, print Check's summary, return the process exit status. */
 int tu_run(Suite *s);
 

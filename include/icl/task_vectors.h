@@ -175,7 +175,7 @@ typedef struct {
     int n_prompts;      /* clean prompts per task for the mean head outputs, >= 1 */
     int n_examples;     /* k >= 1 examples of the clean and the shuffled prompts */
     int eval_prompts;   /* shuffled / zero-shot / clean evaluation prompts per task, >= 1 */
-    int top_k;          /* heads in the function vector, 1 .. L*NH */
+    int top_k;          /* heads in the function vector, >= 1 (capped at L*NH); -1 = min(10, L*NH/2) */
     int fv_layer;       /* block whose residual receives the FV; -1 = round(L/3) - 1, at least 0 */
     int fv_mid;         /* 0: resid_post of fv_layer; 1: resid_mid of fv_layer */
     int batch;
@@ -183,8 +183,8 @@ typedef struct {
 } icl_fv_options;
 
 /* Every task, 100 clean prompts of the family's default k (at least 1), 100
- * evaluation prompts, top 10 heads (capped at L*NH when run), the default
- * layer, resid_post, batch 64, seed 1. */
+ * evaluation prompts, top_k -1 (10 heads, or half of a smaller model's), the
+ * default layer, resid_post, batch 64, seed 1. */
 icl_fv_options icl_fv_options_default(const icl_task_family *f);
 
 enum { ICL_FV_CLEAN = 0, ICL_FV_ZERO_SHOT, ICL_FV_SHUFFLED, ICL_FV_N_CONDITIONS };

@@ -116,7 +116,8 @@ static void pack_a(float *ap, const product_args *p, int r0, int rows, int k0, i
         int col = k0 + k;
         const float *src = p->a + (long)r0 * p->a_rs + (long)col * p->a_cs;
         float *dst = ap + k * MR;
-        int unmasked = rows == MR && (p->mask == MASK_NONE || (p->mask == MASK_K_LE_ROW ? col <= r0 : col >= r0 + MR - 1));
+        int unmasked = rows == MR && (p->mask == MASK_NONE ||
+                                      (p->mask == MASK_K_LE_ROW ? col <= r0 : col >= r0 + MR - 1));
         if (unmasked) {
             for (int r = 0; r < MR; r++)
                 dst[r] = src[r * p->a_rs];
@@ -136,6 +137,11 @@ static void depth_range(const product_args *p, int r0, int rows, int *lo, int *h
     *hi = p->mask == MASK_K_LE_ROW ? min_int(p->depth, r0 + rows) : p->depth;
 }
 
+/* The product of product_args, NR columns of C at a time: pack the B panel
+ * slice, then run each MR-row group over the depth it needs, reading A in
+ * place where no entry is masked and packing it (masked) elsewhere. Tiles
+ * at the edges or across the c_lower diagonal go through a scratch copy of
+ * C and only their valid entries are written back. */
 static void product(const product_args *p, icl_tile_fn tile) {
     float bp[KC * NR], ap[KC * MR], scratch[MR * NR];
     for (int j0 = 0; j0 < p->cols; j0 += NR) {
@@ -162,7 +168,6 @@ static void product(const product_args *p, icl_tile_fn tile) {
                     for (int r = 0; r < rows; r++)
                         memcpy(scratch + r * NR, c + (long)r * p->ldc, (size_t)cols * sizeof *c);
                 }
-                /* A in place where no entry is masked (rows contiguous in depth), packed elsewhere */
                 int split = lo;
                 if (p->a_cs == 1 && rows == MR && p->mask != MASK_K_GE_ROW)
                     split = p->mask == MASK_NONE ? hi : max_int(lo, min_int(hi, r0));
