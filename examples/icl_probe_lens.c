@@ -207,30 +207,43 @@ typedef struct {
     long seed;
 } ablation_options;
 
-static const char *const ablation_columns[] = {"layer", "head", "mode", "task", "p_base", "p_ablated", "delta_p",
-                                               "acc_base", "acc_ablated", "delta_acc", "n_prompts"};
+/* Token families fill p and acc, vector families mse; the others stay NaN. */
+typedef struct {
+    double p, acc, mse;
+} score;
+
+#define N_METRICS 3
+static const char *const metric_names[N_METRICS] = {"p", "acc", "mse"};
+
+static const char *const ablation_columns[] = {"layer",       "head",      "mode",     "task",       "p_base",
+                                               "p_ablated",   "delta_p",   "acc_base", "acc_ablated", "delta_acc",
+                                               "mse_base",    "mse_ablated", "delta_mse", "n_prompts"};
+#define N_ABLATION_COLUMNS ((int)(sizeof ablation_columns / sizeof ablation_columns[0]))
+
+static double metric_of(const score *s, int k) { return k == 0 ? s->p : k == 1 ? s->acc : s->mse; }
 
 /* Single-task prompts of each selected task, in batches. */
 typedef struct {
     int n_tasks, per_task; /* batches per task */
+    int token;             /* token family (else vector) */
     icl_task_batch *tb;    /* (n_tasks, per_task) */
-    double *p;             /* (max batch) */
+    double *v;             /* (max batch) */
     uint8_t *ok;           /* (max batch) */
 } ablation_data;
 
 static void ablation_data_free(ablation_data *d) {
     for (int i = 0; d->tb && i < d->n_tasks * d->per_task; i++) icl_task_batch_free(&d->tb[i]);
     free(d->tb);
-    free(d->p);
+    free(d->v);
     free(d->ok);
 }
 
 static int make_prompts(const ablation_options *o, const icl_task_family *f, const int *sel, ablation_data *d) {
     d->per_task = (o->prompts + o->batch - 1) / o->batch;
     d->tb = calloc((size_t)d->n_tasks * d->per_task, sizeof *d->tb);
-    d->p = malloc((size_t)o->batch * sizeof *d->p);
+    d->v = malloc((size_t)o->batch * sizeof *d->v);
     d->ok = malloc((size_t)o->batch * sizeof *d->ok);
-    if (!d->tb || !d->p || !d->ok) {
+    if (!d->tb || !d->v || !d->ok) {
         fprintf(stderr, "icl probe head-ablation: out of memory\n");
         return 1;
     }
@@ -245,7 +258,7 @@ static int make_prompts(const ablation_options *o, const icl_task_family *f, con
             bo.n_examples = o->examples;
             bo.tasks = &sel[t];
             bo.n_tasks = 1;
-            bo.gen.query_unseen = 1;
+            bo.gen.query_unseen = d->token;
             icl_status s = icl_task_batch_generate(f, &bo, &r, &d->tb[t * d->per_task + k]);
             if (s != ICL_OK)
                 return cli_fail("prompts", s);
@@ -254,26 +267,29 @@ static int make_prompts(const ablation_options *o, const icl_task_family *f, con
     return 0;
 }
 
-/* Mean answer probability and accuracy of task t's prompts, with (layer, head)
- * ablated, or without ablation for layer < 0. */
+/* Scores of task t's prompts, averaged, with (layer, head) ablated, or without ablation for layer < 0. */
 static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, int head, icl_ablation_mode mode,
-                              const icl_head_means *hm, double *p_mean, double *acc) {
-    double sp = 0.0, sa = 0.0;
+                              const icl_head_means *hm, score *out) {
+    double sv = 0.0, sa = 0.0;
     int count = 0;
     for (int k = 0; k < d->per_task; k++) {
         const icl_task_batch *tb = &d->tb[t * d->per_task + k];
-        icl_status s = layer < 0 ? icl_answer_self_probs(m, tb, NULL, 0, d->p, d->ok)
-                                 : icl_head_ablation(m, tb, layer, head, mode, hm, d->p, d->ok);
+        icl_status s;
+        if (d->token)
+            s = layer < 0 ? icl_answer_self_probs(m, tb, NULL, 0, d->v, d->ok)
+                          : icl_head_ablation(m, tb, layer, head, mode, hm, d->v, d->ok);
+        else
+            s = layer < 0 ? icl_query_sq_errors(m, tb, NULL, 0, d->v)
+                          : icl_head_ablation_errors(m, tb, layer, head, mode, hm, d->v);
         if (s != ICL_OK)
             return s;
         for (int b = 0; b < tb->B; b++) {
-            sp += d->p[b];
-            sa += d->ok[b];
+            sv += d->v[b];
+            sa += d->token ? d->ok[b] : 0;
         }
         count += tb->B;
     }
-    *p_mean = sp / count;
-    *acc = sa / count;
+    *out = d->token ? (score){sv / count, sa / count, NAN} : (score){NAN, NAN, sv / count};
     return ICL_OK;
 }
 
@@ -305,63 +321,78 @@ static int make_means(icl_model *m, const ablation_data *d, icl_head_means **hm)
 
 typedef struct {
     int n_modes, L, NH, n_tasks;
-    float *dp, *da; /* (modes, L, NH, tasks) */
+    float *delta[N_METRICS]; /* (modes, L, NH, tasks) each */
 } ablation_grid;
+
+static size_t grid_at(const ablation_grid *g, int mi, int l, int h, int t) {
+    return (((size_t)mi * g->L + l) * g->NH + h) * g->n_tasks + t;
+}
+
+static icl_status ablation_row(icl_csv *csv, int l, int h, icl_ablation_mode mode, const char *task,
+                               const score *base, const score *abl, int n) {
+    icl_csv_int(csv, l);
+    icl_csv_int(csv, h);
+    icl_csv_string(csv, icl_ablation_mode_name(mode));
+    icl_csv_string(csv, task);
+    for (int k = 0; k < N_METRICS; k++) {
+        icl_csv_number(csv, metric_of(base, k));
+        icl_csv_number(csv, metric_of(abl, k));
+        icl_csv_number(csv, metric_of(abl, k) - metric_of(base, k));
+    }
+    icl_csv_int(csv, n);
+    return icl_csv_end_row(csv);
+}
 
 static int ablation_sweep(const ablation_options *o, icl_model *m, const icl_task_family *f, const int *sel,
                           ablation_data *d, const icl_ablation_mode *modes, const icl_head_means *hm,
                           ablation_grid *g, icl_csv *csv) {
     int first = o->layer < 0 ? 0 : o->layer, last = o->layer < 0 ? g->L - 1 : o->layer;
-    double *base_p = malloc((size_t)g->n_tasks * sizeof *base_p), *base_a = malloc((size_t)g->n_tasks * sizeof *base_a);
-    icl_status s = base_p && base_a ? ICL_OK : ICL_ERR_NOMEM;
-    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) s = task_scores(m, d, t, -1, 0, 0, NULL, &base_p[t], &base_a[t]);
+    score *base = malloc((size_t)g->n_tasks * sizeof *base);
+    if (!base) {
+        fprintf(stderr, "icl probe head-ablation: out of memory\n");
+        return 1;
+    }
+    icl_status s = ICL_OK;
+    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) s = task_scores(m, d, t, -1, 0, ICL_ABLATE_ZERO, NULL, &base[t]);
     for (int mi = 0; s == ICL_OK && mi < g->n_modes; mi++)
         for (int l = first; s == ICL_OK && l <= last; l++)
             for (int h = 0; s == ICL_OK && h < g->NH; h++)
                 for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) {
-                    double p, a;
-                    s = task_scores(m, d, t, l, h, modes[mi], hm, &p, &a);
+                    score a;
+                    s = task_scores(m, d, t, l, h, modes[mi], hm, &a);
                     if (s != ICL_OK)
                         break;
-                    size_t at = (((size_t)mi * g->L + l) * g->NH + h) * g->n_tasks + t;
-                    g->dp[at] = (float)(p - base_p[t]);
-                    g->da[at] = (float)(a - base_a[t]);
-                    icl_csv_int(csv, l);
-                    icl_csv_int(csv, h);
-                    icl_csv_string(csv, icl_ablation_mode_name(modes[mi]));
-                    icl_csv_string(csv, icl_task_family_task_name(f, sel[t]));
-                    icl_csv_number(csv, base_p[t]);
-                    icl_csv_number(csv, p);
-                    icl_csv_number(csv, p - base_p[t]);
-                    icl_csv_number(csv, base_a[t]);
-                    icl_csv_number(csv, a);
-                    icl_csv_number(csv, a - base_a[t]);
-                    icl_csv_int(csv, o->prompts);
-                    s = icl_csv_end_row(csv);
+                    for (int k = 0; k < N_METRICS; k++)
+                        g->delta[k][grid_at(g, mi, l, h, t)] = (float)(metric_of(&a, k) - metric_of(&base[t], k));
+                    s = ablation_row(csv, l, h, modes[mi], icl_task_family_task_name(f, sel[t]), &base[t], &a,
+                                     o->prompts);
                 }
     if (s == ICL_OK) {
         printf("baseline:");
         for (int t = 0; t < g->n_tasks; t++)
-            printf("  %s p %.3f acc %.3f", icl_task_family_task_name(f, sel[t]), base_p[t], base_a[t]);
+            if (d->token)
+                printf("  %s p %.3f acc %.3f", icl_task_family_task_name(f, sel[t]), base[t].p, base[t].acc);
+            else
+                printf("  %s mse %.4f", icl_task_family_task_name(f, sel[t]), base[t].mse);
         printf("\n");
     }
-    free(base_p);
-    free(base_a);
+    free(base);
     return s == ICL_OK ? 0 : cli_fail("head ablation", s);
 }
 
-/* Mean change of the answer probability over tasks, per layer (rows) and head (columns). */
-static void ablation_summary(const ablation_options *o, const icl_ablation_mode *modes, const ablation_grid *g) {
-    int first = o->layer < 0 ? 0 : o->layer, last = o->layer < 0 ? g->L - 1 : o->layer;
+/* Mean change over tasks of the headline metric, per layer (rows) and head (columns). */
+static void ablation_summary(const ablation_options *o, const icl_ablation_mode *modes, const ablation_grid *g,
+                             int token) {
+    int first = o->layer < 0 ? 0 : o->layer, last = o->layer < 0 ? g->L - 1 : o->layer, k = token ? 0 : 2;
     for (int mi = 0; mi < g->n_modes; mi++) {
-        printf("%s ablation: mean delta P(answer) over tasks; rows layer, columns head\n",
-               icl_ablation_mode_name(modes[mi]));
+        printf("%s ablation: mean change of %s over tasks; rows layer, columns head\n",
+               icl_ablation_mode_name(modes[mi]), token ? "P(answer)" : "the query squared error");
         for (int l = first; l <= last; l++) {
             printf("  L%-3d", l);
             for (int h = 0; h < g->NH; h++) {
                 double sum = 0.0;
-                for (int t = 0; t < g->n_tasks; t++) sum += g->dp[(((size_t)mi * g->L + l) * g->NH + h) * g->n_tasks + t];
-                printf(" %+7.3f", sum / g->n_tasks);
+                for (int t = 0; t < g->n_tasks; t++) sum += g->delta[k][grid_at(g, mi, l, h, t)];
+                printf(" %+8.4f", sum / g->n_tasks);
             }
             printf("\n");
         }
@@ -369,21 +400,24 @@ static void ablation_summary(const ablation_options *o, const icl_ablation_mode 
 }
 
 static int ablation_write(const ablation_options *o, const icl_task_family *f, const icl_model *m,
-                          const ablation_grid *g) {
+                          const ablation_grid *g, int token) {
     size_t shape[4] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH, (size_t)g->n_tasks};
-    const char *names[2] = {"delta_p.npy", "delta_acc.npy"};
-    const float *data[2] = {g->dp, g->da};
-    char path[1024];
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", o->out, names[i]);
-        icl_status s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, data[i]);
-        if (s != ICL_OK)
-            return cli_fail(path, s);
-    }
+    char path[1024], name[64];
     icl_sidecar *sc;
     icl_status s = icl_sidecar_create("head-ablation", (uint64_t)o->seed, &sc);
     if (s != ICL_OK)
         return cli_fail("sidecar", s);
+    icl_sidecar_add_file(sc, "head_ablation.csv");
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < N_METRICS; k++) {
+        if ((k < 2) != token)
+            continue;
+        snprintf(name, sizeof name, "delta_%s.npy", metric_names[k]);
+        snprintf(path, sizeof path, "%s/%s", o->out, name);
+        if ((s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, g->delta[k])) != ICL_OK)
+            rc = cli_fail(path, s);
+        icl_sidecar_add_file(sc, name);
+    }
     icl_sidecar_set_string(sc, "model", o->model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
@@ -393,10 +427,8 @@ static int ablation_write(const ablation_options *o, const icl_task_family *f, c
     icl_sidecar_set_number(sc, "examples", o->examples);
     icl_sidecar_set_string(sc, "npy_axes", "(mode, layer, head, task); layers not swept are NaN");
     add_model_config(sc, m);
-    icl_sidecar_add_file(sc, "head_ablation.csv");
-    icl_sidecar_add_file(sc, names[0]);
-    icl_sidecar_add_file(sc, names[1]);
-    int rc = finish_sidecar(sc, o->out, "head_ablation.json");
+    if (rc == 0)
+        rc = finish_sidecar(sc, o->out, "head_ablation.json");
     icl_sidecar_free(sc);
     return rc;
 }
@@ -418,19 +450,20 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
     }
     if (cli_make_dir(o->out))
         return 1;
-    ablation_data d = {n_sel, 0, NULL, NULL, NULL};
-    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, n_sel, NULL, NULL};
+    ablation_data d = {n_sel, 0, icl_task_family_mode(f) == ICL_MODE_TOKEN, NULL, NULL, NULL};
+    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, n_sel, {NULL, NULL, NULL}};
     icl_head_means *hm = NULL;
     icl_csv *csv = NULL;
     char path[1024];
     size_t cells = (size_t)n_modes * g.L * g.NH * n_sel;
-    g.dp = malloc(cells * sizeof *g.dp);
-    g.da = malloc(cells * sizeof *g.da);
-    if (!g.dp || !g.da) {
-        fprintf(stderr, "icl probe head-ablation: out of memory\n");
-        rc = 1;
+    for (int k = 0; k < N_METRICS; k++) {
+        g.delta[k] = malloc(cells * sizeof *g.delta[k]);
+        if (!g.delta[k])
+            rc = 1;
+        for (size_t i = 0; g.delta[k] && i < cells; i++) g.delta[k][i] = NAN;
     }
-    for (size_t i = 0; rc == 0 && i < cells; i++) g.dp[i] = g.da[i] = NAN;
+    if (rc)
+        fprintf(stderr, "icl probe head-ablation: out of memory\n");
     double t0 = cli_now();
     if (rc == 0)
         rc = make_prompts(o, f, sel, &d);
@@ -438,7 +471,7 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
         rc = make_means(m, &d, &hm);
     snprintf(path, sizeof path, "%s/head_ablation.csv", o->out);
     icl_status s;
-    if (rc == 0 && (s = icl_csv_create(path, 11, ablation_columns, &csv)) != ICL_OK)
+    if (rc == 0 && (s = icl_csv_create(path, N_ABLATION_COLUMNS, ablation_columns, &csv)) != ICL_OK)
         rc = cli_fail(path, s);
     if (rc == 0)
         rc = ablation_sweep(o, m, f, sel, &d, modes, hm, &g, csv);
@@ -449,18 +482,17 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
             rc = cli_fail(path, s);
     }
     if (rc == 0)
-        rc = ablation_write(o, f, m, &g);
+        rc = ablation_write(o, f, m, &g, d.token);
     if (rc == 0) {
-        ablation_summary(o, modes, &g);
-        printf("%d prompts per task in %.1f s; wrote %s/head_ablation.csv, delta_p.npy, delta_acc.npy, "
-               "head_ablation.json\n", o->prompts, cli_now() - t0, o->out);
+        ablation_summary(o, modes, &g, d.token);
+        printf("%d prompts per task in %.1f s; wrote %s/head_ablation.csv, delta_*.npy, head_ablation.json\n",
+               o->prompts, cli_now() - t0, o->out);
     }
     if (csv)
         icl_csv_abort(csv);
     icl_head_means_free(hm);
     ablation_data_free(&d);
-    free(g.dp);
-    free(g.da);
+    for (int k = 0; k < N_METRICS; k++) free(g.delta[k]);
     return rc;
 }
 
@@ -482,8 +514,9 @@ int probe_head_ablation(int argc, char **argv) {
     };
     int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
                        "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
-                       "Change of each task's answer probability and accuracy when one attention head at a\n"
-                       "time is zeroed or replaced by its per-position mean over all the prompts.",
+                       "Change of each task's answer probability and accuracy (token families) or query\n"
+                       "squared error (vector families) when one attention head at a time is zeroed or\n"
+                       "replaced by its per-position mean over all the prompts.",
                        NULL, 0, NULL);
     if (rc)
         return rc < 0 ? 2 : 0;

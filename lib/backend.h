@@ -42,9 +42,10 @@ typedef struct {
                           const float *wpe, int B, int T, int C);
     /* out (B,T,C) += wpe[t]; wpe (>=T,C) (vector mode: position after the read-in matmul) */
     void (*position_add_forward)(icl_backend *be, float *out, const float *wpe, int B, int T, int C);
-    /* out (N,OC) = inp (N,C) . w(OC,C)^T + bias (OC, nullable) */
+    /* out (B,T,OC) = inp (B,T,C) . w(OC,C)^T + bias (OC, nullable). A prompt's outputs must not
+     * depend on B or on its row in the batch (the CPU issues one product per prompt). */
     void (*matmul_forward)(icl_backend *be, float *out, const float *inp, const float *w,
-                           const float *bias, int N, int C, int OC);
+                           const float *bias, int B, int T, int C, int OC);
     /* out (N,C) = (inp - mean)/sqrt(var + 1e-5) * w + b; saves mean (N), rstd (N) */
     void (*layernorm_forward)(icl_backend *be, float *out, float *mean, float *rstd, const float *inp,
                               const float *w, const float *b, int N, int C);

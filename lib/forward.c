@@ -105,7 +105,7 @@ static icl_status block_forward(icl_model *m, int l) {
     ICL_TRY(visit(m, ICL_POINT_RESID_PRE, l));
     ops->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
     ICL_TRY(visit(m, ICL_POINT_LN1, l));
-    ops->matmul_forward(be, a->qkv, a->ln1, p->qkv_w, p->qkv_b, N, C, 3 * C);
+    ops->matmul_forward(be, a->qkv, a->ln1, p->qkv_w, p->qkv_b, B, T, C, 3 * C);
     ICL_TRY(visit(m, ICL_POINT_Q, l));
     ICL_TRY(visit(m, ICL_POINT_K, l));
     ICL_TRY(visit(m, ICL_POINT_V, l));
@@ -115,18 +115,18 @@ static icl_status block_forward(icl_model *m, int l) {
     ICL_TRY(visit(m, ICL_POINT_ATTN_PROBS, l));
     ops->attention_values_forward(be, a->head_out, a->probs, a->qkv, B, T, C, NH);
     ICL_TRY(visit(m, ICL_POINT_HEAD_OUT, l));
-    ops->matmul_forward(be, a->attn_out, a->head_out, p->proj_w, p->proj_b, N, C, C);
+    ops->matmul_forward(be, a->attn_out, a->head_out, p->proj_w, p->proj_b, B, T, C, C);
     ICL_TRY(visit(m, ICL_POINT_ATTN_OUT, l));
     ops->residual_forward(be, a->resid_mid, x, a->attn_out, (size_t)N * C);
     ICL_TRY(visit(m, ICL_POINT_RESID_MID, l));
 
     ops->layernorm_forward(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->resid_mid, p->ln2_w, p->ln2_b, N, C);
     ICL_TRY(visit(m, ICL_POINT_LN2, l));
-    ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, N, C, F);
+    ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
     ICL_TRY(visit(m, ICL_POINT_MLP_PRE, l));
     ops->gelu_forward(be, a->mlp_post, a->mlp_pre, (size_t)N * F);
     ICL_TRY(visit(m, ICL_POINT_MLP_POST, l));
-    ops->matmul_forward(be, a->mlp_out, a->mlp_post, p->fcproj_w, p->fcproj_b, N, F, C);
+    ops->matmul_forward(be, a->mlp_out, a->mlp_post, p->fcproj_w, p->fcproj_b, B, T, F, C);
     ICL_TRY(visit(m, ICL_POINT_MLP_OUT, l));
     ops->residual_forward(be, m->a.resid[l + 1], a->resid_mid, a->mlp_out, (size_t)N * C);
     return visit(m, ICL_POINT_RESID_POST, l);
@@ -148,7 +148,7 @@ icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) 
     if (token) {
         ops->embed_forward(be, m->a.resid[0], m->tokens, m->p.tok_embed, m->p.pos_embed, B, T, C);
     } else {
-        ops->matmul_forward(be, m->a.resid[0], m->a.inputs, m->p.read_in_w, m->p.read_in_b, N, m->cfg.d_in, C);
+        ops->matmul_forward(be, m->a.resid[0], m->a.inputs, m->p.read_in_w, m->p.read_in_b, B, T, m->cfg.d_in, C);
         ops->position_add_forward(be, m->a.resid[0], m->p.pos_embed, B, T, C);
     }
     ICL_TRY(visit(m, ICL_POINT_EMBED, -1));
@@ -159,11 +159,11 @@ icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) 
                            C);
     ICL_TRY(visit(m, ICL_POINT_LN_FINAL, -1));
     if (token) {
-        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.lm_head, NULL, N, C, m->V);
+        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.lm_head, NULL, B, T, C, m->V);
         ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
         ops->crossentropy_forward(be, m->a.losses, m->a.probs, m->a.logits, m->targets, m->a.weights, N, m->V);
     } else {
-        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.read_out_w, m->p.read_out_b, N, C, m->OUT);
+        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.read_out_w, m->p.read_out_b, B, T, C, m->OUT);
         ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
         if (has_targets)
             ops->mse_forward(be, m->a.losses, m->a.logits, m->a.target_values, m->a.weights, N, m->OUT);

@@ -368,46 +368,123 @@ icl_status icl_answer_self_probs(icl_model *m, const icl_task_batch *tb, const i
     return self_probs(m, tb, &labels, iv, n_iv, probs, correct);
 }
 
-icl_status icl_head_ablation(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
-                             const icl_head_means *hm, double *probs, uint8_t *correct) {
-    static const char fn[] = "icl_head_ablation";
-    ICL_TRY(check_token_batch(m, tb, fn));
-    if (!probs)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: probs is NULL", fn);
+/* Validate an ablation request and build its interventions: one ZERO at
+ * every position, or one MEAN per position t with the mean at t. *iv and
+ * *mean are allocated (free both). */
+static icl_status ablation_ivs(const icl_model *m, int T, int layer, int head, icl_ablation_mode mode,
+                               const icl_head_means *hm, const char *fn, icl_intervention **iv, float **mean,
+                               int *n_iv) {
+    *iv = NULL;
+    *mean = NULL;
     if (layer < 0 || layer >= m->L)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: layer %d out of range [0, %d)", fn, layer, m->L);
     if (head < 0 || head >= m->NH)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: head %d out of range [0, %d)", fn, head, m->NH);
     if (mode != ICL_ABLATE_ZERO && mode != ICL_ABLATE_MEAN)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown ablation mode %d", fn, (int)mode);
+    if (mode == ICL_ABLATE_MEAN && !hm)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: mean ablation needs head means", fn);
+    if (mode == ICL_ABLATE_MEAN && (hm->L != m->L || hm->C != m->C || hm->NH != m->NH || hm->T < T))
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: the head means were made for another model or for %d < %d "
+                        "positions", fn, hm->T, T);
+    int HS = m->C / m->NH;
+    *n_iv = mode == ICL_ABLATE_ZERO ? 1 : T;
+    *iv = malloc((size_t)*n_iv * sizeof **iv);
+    if (mode == ICL_ABLATE_MEAN)
+        *mean = malloc((size_t)hm->T * HS * sizeof **mean);
+    if (!*iv || (mode == ICL_ABLATE_MEAN && !*mean))
+        return icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
+    if (mode == ICL_ABLATE_ZERO) {
+        (*iv)[0] = icl_intervention_make(ICL_POINT_HEAD_OUT, layer, ICL_IV_ZERO);
+        (*iv)[0].head = head;
+        return ICL_OK;
+    }
+    ICL_TRY(icl_head_means_get(hm, layer, head, *mean));
+    for (int t = 0; t < T; t++) {
+        (*iv)[t] = icl_intervention_make(ICL_POINT_HEAD_OUT, layer, ICL_IV_MEAN);
+        (*iv)[t].head = head;
+        (*iv)[t].pos = icl_pos_index(t);
+        (*iv)[t].vector = *mean + (size_t)t * HS;
+    }
+    return ICL_OK;
+}
+
+icl_status icl_head_ablation(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
+                             const icl_head_means *hm, double *probs, uint8_t *correct) {
+    static const char fn[] = "icl_head_ablation";
+    ICL_TRY(check_token_batch(m, tb, fn));
+    if (!probs)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: probs is NULL", fn);
+    icl_intervention *iv;
+    float *mean;
+    int n_iv;
+    icl_status s = ablation_ivs(m, tb->T, layer, head, mode, hm, fn, &iv, &mean, &n_iv);
     /* Every position of the padded batch: padding comes after a row's content,
      * so what is written there is never read by the positions that matter. */
     icl_row_labels labels = {tb->roles, NULL};
-    if (mode == ICL_ABLATE_ZERO) {
-        icl_intervention iv = icl_intervention_make(ICL_POINT_HEAD_OUT, layer, ICL_IV_ZERO);
-        iv.head = head;
-        return self_probs(m, tb, &labels, &iv, 1, probs, correct);
-    }
-    if (!hm)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: mean ablation needs head means", fn);
-    if (hm->L != m->L || hm->C != m->C || hm->NH != m->NH || hm->T < tb->T)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: the head means were made for another model or for %d < %d "
-                        "positions", fn, hm->T, tb->T);
-    int T = tb->T, HS = m->C / m->NH;
-    float *mean = malloc((size_t)hm->T * HS * sizeof *mean);
-    icl_intervention *iv = malloc((size_t)T * sizeof *iv);
-    icl_status s = (mean && iv) ? icl_head_means_get(hm, layer, head, mean) : icl_fail(ICL_ERR_NOMEM, "%s: out of "
-                                                                                       "memory", fn);
-    // one MEAN intervention per position: position t gets the mean at t
-    for (int t = 0; s == ICL_OK && t < T; t++) {
-        iv[t] = icl_intervention_make(ICL_POINT_HEAD_OUT, layer, ICL_IV_MEAN);
-        iv[t].head = head;
-        iv[t].pos = icl_pos_index(t);
-        iv[t].vector = mean + (size_t)t * HS;
-    }
     if (s == ICL_OK)
-        s = self_probs(m, tb, &labels, iv, T, probs, correct);
-    free(mean);
+        s = self_probs(m, tb, &labels, iv, n_iv, probs, correct);
     free(iv);
+    free(mean);
+    return s;
+}
+
+static icl_status sq_errors(icl_model *m, const icl_task_batch *tb, const icl_row_labels *labels,
+                            const icl_intervention *iv, int n_iv, double *err) {
+    int T = tb->T, O = m->OUT;
+    ICL_TRY(icl_forward_with(m, &tb->batch, labels, iv, n_iv, NULL));
+    float *row = malloc((size_t)O * sizeof *row);
+    if (!row)
+        return icl_fail(ICL_ERR_NOMEM, "icl_query_sq_errors: out of memory");
+    icl_status s = ICL_OK;
+    for (int b = 0; s == ICL_OK && b < tb->B; b++) {
+        size_t at = (size_t)b * T + tb->query_pos[b];
+        s = m->be->ops->to_host(m->be, row, m->a.logits + at * O, (size_t)O * sizeof *row);
+        double se = 0.0;
+        for (int d = 0; d < O; d++) {
+            double e = (double)row[d] - tb->target_values[at * O + d];
+            se += e * e;
+        }
+        err[b] = se / O;
+    }
+    free(row);
+    return s;
+}
+
+static icl_status check_vector_batch(const icl_model *m, const icl_task_batch *tb, const double *err,
+                                     const char *fn) {
+    if (!m || !tb || !err)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (m->cfg.mode != ICL_MODE_VECTOR || tb->mode != ICL_MODE_VECTOR || tb->d_out != m->OUT)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: needs a vector-mode model and batch of the same d_out", fn);
+    if (tb->B < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: empty batch", fn);
+    for (int b = 0; b < tb->B; b++)
+        if (tb->query_pos[b] < 0 || tb->query_pos[b] >= tb->T)
+            return icl_fail(ICL_ERR_INVALID_ARG, "%s: row %d has query position %d outside its %d positions", fn, b,
+                            tb->query_pos[b], tb->T);
+    return ICL_OK;
+}
+
+icl_status icl_query_sq_errors(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
+                               double *err) {
+    ICL_TRY(check_vector_batch(m, tb, err, "icl_query_sq_errors"));
+    icl_row_labels labels = {tb->roles, tb->prompt_len};
+    return sq_errors(m, tb, &labels, iv, n_iv, err);
+}
+
+icl_status icl_head_ablation_errors(icl_model *m, const icl_task_batch *tb, int layer, int head,
+                                    icl_ablation_mode mode, const icl_head_means *hm, double *err) {
+    static const char fn[] = "icl_head_ablation_errors";
+    ICL_TRY(check_vector_batch(m, tb, err, fn));
+    icl_intervention *iv;
+    float *mean;
+    int n_iv;
+    icl_status s = ablation_ivs(m, tb->T, layer, head, mode, hm, fn, &iv, &mean, &n_iv);
+    icl_row_labels labels = {tb->roles, NULL};
+    if (s == ICL_OK)
+        s = sq_errors(m, tb, &labels, iv, n_iv, err);
+    free(iv);
+    free(mean);
     return s;
 }

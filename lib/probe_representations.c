@@ -34,6 +34,44 @@ icl_repr_site icl_repr_site_default(const icl_task_family *f) {
     return s;
 }
 
+icl_status icl_repr_site_parse(const icl_task_family *f, const char *role, const char *nth, const char *pool,
+                               int min_shots, icl_repr_site *out) {
+    if (!f || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_repr_site_parse: NULL argument");
+    icl_repr_site s = icl_repr_site_default(f);
+    if (!role && icl_task_family_mode(f) == ICL_MODE_VECTOR && min_shots == 0)
+        s.pos = icl_pos_role_nth(ICL_ROLE_QUERY_INPUT, 0);
+    if (role && strcmp(role, "all") == 0) {
+        if (nth)
+            return icl_fail(ICL_ERR_INVALID_ARG, "an occurrence (nth) needs a role, not \"all\"");
+        s.pos = icl_pos_all();
+    } else if (role || nth) {
+        int r = s.pos.role;
+        if (role)
+            ICL_TRY(icl_role_parse(role, &r));
+        if (nth) {
+            char *end;
+            long k = strtol(nth, &end, 10);
+            if (*nth == '\0' || *end != '\0' || k < -100000 || k > 100000)
+                return icl_fail(ICL_ERR_INVALID_ARG, "occurrence \"%s\" is not an integer", nth);
+            s.pos = icl_pos_role_nth(r, (int)k);
+        } else {
+            s.pos = icl_pos_role(r);
+        }
+    }
+    if (pool) {
+        static const char *const names[] = {"last", "mean", "max"};
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(pool, names[i]) == 0) found = i;
+        if (found < 0)
+            return icl_fail(ICL_ERR_INVALID_ARG, "unknown pooling \"%s\" (last, mean, max)", pool);
+        s.pool = (icl_pool_mode)found;
+    }
+    *out = s;
+    return ICL_OK;
+}
+
 /* ---- prompt sets ---- */
 
 icl_prompt_set_options icl_prompt_set_options_default(void) {

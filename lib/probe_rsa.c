@@ -140,16 +140,16 @@ icl_status icl_rsa_levels(const icl_repr_set *r, const icl_rsa_hypothesis *hyp, 
 }
 
 /* The site of the RSA: the caller's, or the default one that exists at every shot count. */
-static icl_repr_site rsa_site(const icl_task_family *f, const icl_repr_site *site, const icl_rsa_options *o) {
-    if (site)
-        return *site;
-    icl_repr_site st = icl_repr_site_default(f);
+static icl_status rsa_site(const icl_task_family *f, const icl_repr_site *site, const icl_rsa_options *o,
+                           icl_repr_site *out) {
+    if (site) {
+        *out = *site;
+        return ICL_OK;
+    }
     int min_shots = o->shots[0];
     for (int c = 1; c < o->n_shots; c++)
         if (o->shots[c] < min_shots) min_shots = o->shots[c];
-    if (icl_task_family_mode(f) == ICL_MODE_VECTOR && min_shots == 0)
-        st.pos = icl_pos_role_nth(ICL_ROLE_QUERY_INPUT, 0);
-    return st;
+    return icl_repr_site_parse(f, NULL, NULL, NULL, min_shots, out);
 }
 
 static icl_status check_rsa_options(const icl_rsa_options *o) {
@@ -233,7 +233,8 @@ icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_promp
         return icl_fail(ICL_ERR_INVALID_ARG, "prompts per task must be >= 1, got %d", popt->prompts_per_task);
     if (popt->tasks && popt->n_tasks < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "the task set is empty");
-    icl_repr_site st = rsa_site(f, site, ropt);
+    icl_repr_site st;
+    ICL_TRY(rsa_site(f, site, ropt, &st));
     int nt = popt->tasks ? popt->n_tasks : icl_task_family_num_tasks(f);
     int levels = icl_model_config(m)->n_layer + 1, n = nt * popt->prompts_per_task, C = ropt->n_shots;
     out->n_shots = C;

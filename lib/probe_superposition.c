@@ -7,6 +7,7 @@
 #include <string.h>
 #include "error.h"
 #include "icl/analysis.h"
+#include "icl/readout.h"
 #include "icl/superposition.h"
 #include "model_internal.h"
 
@@ -444,6 +445,8 @@ icl_status icl_superposition_run(icl_model *m, const icl_task_family *f, const i
                                  int K, const icl_superposition_opts *opts, const icl_rng *rng,
                                  icl_superposition_result *out) {
     int n_examples = 0;
+    if (out)
+        memset(out, 0, sizeof *out);
     ICL_TRY(check_run(m, f, tasks, lambda, K, opts, rng, out, &n_examples));
     int n = opts->n_prompts, levels = opts->lens ? m->L + 1 : 0;
     icl_status s = result_alloc(out, K, n, levels);

@@ -232,8 +232,8 @@ static void matmul_case(icl_backend *be, const shape *s, int OC, int with_bias, 
     float *d_dinp = up(be, dinp, nin * 4), *d_dw = up(be, dw, nw * 4), *d_dbias = up(be, dbias, (size_t)OC * 4);
 
     float *out = tu_floats(nout);
-    icl_cpu_matmul_forward(out, inp, w, with_bias ? bias : NULL, N, C, OC);
-    be->ops->matmul_forward(be, d_out, d_inp, d_w, with_bias ? d_bias : NULL, N, C, OC);
+    icl_cpu_matmul_forward(out, inp, w, with_bias ? bias : NULL, 1, N, C, OC);
+    be->ops->matmul_forward(be, d_out, d_inp, d_w, with_bias ? d_bias : NULL, 1, N, C, OC);
     synced(be, "matmul_forward");
     check_dev(be, with_bias ? "matmul_forward (bias)" : "matmul_forward (no bias)", s, d_out, out, nout, 2e-5, 1e-5);
 
@@ -638,7 +638,7 @@ END_TEST
 START_TEST(test_errors_reported_at_sync) {
     icl_backend *be = cuda_backend();
     float *d = up(be, NULL, 64 * sizeof(float));
-    be->ops->matmul_forward(be, d, d, d, NULL, -1, 4, 4);
+    be->ops->matmul_forward(be, d, d, d, NULL, 1, -1, 4, 4);
     icl_status s = be->ops->sync(be);
     ck_assert_int_eq(s, ICL_ERR_BACKEND);
     printf("  recorded error: %s\n", icl_last_error());

@@ -1,13 +1,15 @@
 /* Logit lens and head ablation: the lens at the last level is the model's own
  * output, every level reads the residual it claims to, zero ablation equals
  * zeroing the head's columns of attn.proj, mean ablation with a prompt's own
- * means is a bitwise no-op, and bad requests are rejected. */
+ * means is a bitwise no-op (token and vector models), and bad requests are
+ * rejected. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "icl/icl.h"
 #include "icl/lens.h"
+#include "icl/readout.h"
 #include "testutil.h"
 
 typedef struct {
@@ -287,6 +289,46 @@ START_TEST(test_mean_ablation_own_prompt_is_noop) {
 }
 END_TEST
 
+/* Vector mode: query squared errors by hand from the outputs, and ZERO
+ * ablation against the weight edit (Han et al.'s head pruning). */
+START_TEST(test_vector_errors_and_zero_ablation) {
+    fixture x;
+    setup(&x, "basis_mixture_small:K=4", 3, 4, 1);
+    int B = 3, T = x.tb.T, C = 24, HS = 8, head = 2;
+    double err[3], abl[3], edit[3];
+    ck_assert_int_eq(icl_query_sq_errors(x.m, &x.tb, NULL, 0, err), ICL_OK);
+    float *out = tu_floats((size_t)B * T);
+    ck_assert_int_eq(icl_model_outputs(x.m, out, (size_t)B * T), ICL_OK);
+    float got[3], want[3];
+    for (int b = 0; b < B; b++) {
+        size_t at = (size_t)b * T + x.tb.query_pos[b];
+        double e = (double)out[at] - x.tb.target_values[at];
+        got[b] = (float)err[b];
+        want[b] = (float)(e * e);
+    }
+    TU_ASSERT_CLOSE("query squared error vs manual", got, want, 3, 0.0, 1e-6);
+    ck_assert_int_eq(icl_head_ablation_errors(x.m, &x.tb, 0, head, ICL_ABLATE_ZERO, NULL, abl), ICL_OK);
+    size_t P = icl_model_num_params(x.m);
+    float *p = tu_floats(P);
+    ck_assert_int_eq(icl_model_get_params(x.m, p, P), ICL_OK);
+    const icl_param_info *t = icl_model_tensor(x.m, icl_model_find_tensor(x.m, "blocks.0.attn.proj.weight"));
+    for (int o = 0; o < C; o++)
+        for (int i = head * HS; i < (head + 1) * HS; i++) p[t->offset + (size_t)o * C + i] = 0.0f;
+    ck_assert_int_eq(icl_model_set_params(x.m, p, P), ICL_OK);
+    ck_assert_int_eq(icl_query_sq_errors(x.m, &x.tb, NULL, 0, edit), ICL_OK);
+    for (int b = 0; b < B; b++) {
+        got[b] = (float)abl[b];
+        want[b] = (float)edit[b];
+    }
+    TU_ASSERT_CLOSE("vector zero ablation vs zeroed attn.proj columns", got, want, 3, 1e-9, 1e-5);
+    ck_assert_int_eq(icl_head_ablation(x.m, &x.tb, 0, head, ICL_ABLATE_ZERO, NULL, err, NULL), ICL_ERR_INVALID_ARG);
+    printf("  token readout on a vector model: %s\n", icl_last_error());
+    free(out);
+    free(p);
+    teardown(&x);
+}
+END_TEST
+
 START_TEST(test_bad_requests_rejected) {
     fixture x;
     setup(&x, "retrieval:A=8,L=4,tasks=3,n=3", 2, 3, 1);
@@ -357,6 +399,7 @@ int main(void) {
     tcase_add_test(tc, test_zero_ablation_equals_weight_edit);
     tcase_add_test(tc, test_head_means_by_hand);
     tcase_add_test(tc, test_mean_ablation_own_prompt_is_noop);
+    tcase_add_test(tc, test_vector_errors_and_zero_ablation);
     tcase_add_test(tc, test_bad_requests_rejected);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -450,7 +450,7 @@ START_TEST(test_linear_planted) {
     o.prompts_per_task = 30;
     icl_prompt_set set;
     ck_assert_int_eq(icl_prompt_set_generate(fv, &o, &set), ICL_OK);
-    int n = set.n, D = 8, d = D + 2;
+    int n = set.n, D = 8, d = D + 3;
     double *y = malloc((size_t)n * sizeof *y), *w = malloc((size_t)n * D * sizeof *w);
     ck_assert_int_eq(icl_prompt_set_answer_values(&set, y), ICL_OK);
     ck_assert_int_eq(icl_prompt_set_weights(&set, w), ICL_OK);
@@ -467,14 +467,15 @@ START_TEST(test_linear_planted) {
     ck_assert(worst < 0.4);
     icl_rng r;
     icl_rng_init(&r, 6, "planted");
-    /* level 0: noise; level 1: [y, task one-hot-ish, w, noise] */
+    /* level 0: noise; level 1: [y, the task's two bits (noisy), w] */
     icl_repr_set rs = {2, n, d, tu_floats((size_t)2 * n * d), NULL};
     tu_fill_uniform(rs.X, (size_t)n * d, 1.0f, &r);
     for (int i = 0; i < n; i++) {
         float *x = rs.X + ((size_t)n + i) * d;
         x[0] = (float)y[i];
-        x[1] = (float)set.labels[i] + 0.1f * icl_rng_normal(&r);
-        for (int j = 0; j < D; j++) x[2 + j] = (float)w[(size_t)i * D + j];
+        x[1] = (float)(set.labels[i] & 1) + 0.05f * icl_rng_normal(&r);
+        x[2] = (float)(set.labels[i] >> 1) + 0.05f * icl_rng_normal(&r);
+        for (int j = 0; j < D; j++) x[3 + j] = (float)w[(size_t)i * D + j];
     }
     icl_linear_options lo = icl_linear_options_default();
     double metric[2], chance;

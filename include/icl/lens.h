@@ -14,14 +14,15 @@
  * zeroing the head's columns of attn.proj) or by its mean at that position
  * over a set of prompts (MEAN, icl_intervention ICL_IV_MEAN); the readout is
  * each prompt's own query answer: its teacher-forced probability and whether
- * greedy decoding reproduces it. Token-mode models only. */
+ * greedy decoding reproduces it (token mode), or the squared error of the
+ * query prediction (vector mode; Han et al.'s head pruning). The logit lens
+ * needs a token-mode model. */
 #ifndef ICL_LENS_H
 #define ICL_LENS_H
 
 #include <stdint.h>
 #include "icl/model.h"
 #include "icl/probe.h"
-#include "icl/readout.h"
 #include "icl/task.h"
 
 ICL_BEGIN_DECLS
@@ -55,7 +56,7 @@ icl_status icl_lens_answer_probs(icl_model *m, const icl_lens *lens, const icl_t
                                  const int32_t *answers, int n_cand, const icl_intervention *iv, int n_iv,
                                  double *probs);
 
-/* ---- head ablation ---- */
+/* ---- head ablation (token and vector mode) ---- */
 
 typedef enum { ICL_ABLATE_ZERO = 0, ICL_ABLATE_MEAN = 1 } icl_ablation_mode;
 
@@ -87,6 +88,17 @@ icl_status icl_answer_self_probs(icl_model *m, const icl_task_batch *tb, const i
  * T >= tb->T); ZERO ignores hm. */
 icl_status icl_head_ablation(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
                              const icl_head_means *hm, double *probs, uint8_t *correct);
+
+/* Vector mode: squared error of each row's query prediction, mean over
+ * d_out, against its target (tb->target_values at query_pos), after a
+ * forward pass with the interventions: err (B). */
+icl_status icl_query_sq_errors(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
+                               double *err);
+
+/* icl_query_sq_errors with head `head` of block `layer` ablated at every
+ * position, as in icl_head_ablation. */
+icl_status icl_head_ablation_errors(icl_model *m, const icl_task_batch *tb, int layer, int head,
+                                    icl_ablation_mode mode, const icl_head_means *hm, double *err);
 
 ICL_END_DECLS
 #endif

@@ -42,6 +42,15 @@ typedef struct {
  * "y-token of the last demonstration". Pool LAST. */
 icl_repr_site icl_repr_site_default(const icl_task_family *f);
 
+/* A site from text, e.g. command-line options. role: a role name
+ * (icl_role_parse), "all" for every position of the prompt, or NULL for the
+ * family default (which, for a vector family probed at min_shots = 0 where
+ * no example answer exists, becomes the query input x_q). nth: NULL = every
+ * position of the role, else an occurrence ("0" first, "-1" last). pool:
+ * "last" (NULL), "mean" or "max". ICL_ERR_INVALID_ARG naming the bad part. */
+icl_status icl_repr_site_parse(const icl_task_family *f, const char *role, const char *nth, const char *pool,
+                               int min_shots, icl_repr_site *out);
+
 /* ---- prompt sets ---- */
 
 typedef struct {

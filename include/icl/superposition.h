@@ -27,7 +27,6 @@
 #include <stdint.h>
 #include "icl/lens.h"
 #include "icl/model.h"
-#include "icl/readout.h"
 #include "icl/rng.h"
 #include "icl/task.h"
 
@@ -75,7 +74,8 @@ typedef struct {
  * example but its answer is still scored). Prompt i is drawn from
  * icl_rng_split(rng, i), so the same stream gives the same queries and
  * strings for every mixture (common random numbers); rng is not advanced.
- * *out is allocated here; free it with icl_superposition_result_free. */
+ * *out is allocated here; free it with icl_superposition_result_free (on
+ * failure nothing is left to free). */
 icl_status icl_superposition_run(icl_model *m, const icl_task_family *f, const int *tasks, const double *lambda,
                                  int K, const icl_superposition_opts *opts, const icl_rng *rng,
                                  icl_superposition_result *out);

@@ -89,9 +89,9 @@ static void cpu_position_add_forward(icl_backend *be, float *out, const float *w
 }
 
 static void cpu_matmul_forward(icl_backend *be, float *out, const float *inp, const float *w, const float *bias,
-                               int N, int C, int OC) {
+                               int B, int T, int C, int OC) {
     (void)be;
-    icl_cpu_matmul_forward(out, inp, w, bias, N, C, OC);
+    icl_cpu_matmul_forward(out, inp, w, bias, B, T, C, OC);
 }
 
 static void cpu_layernorm_forward(icl_backend *be, float *out, float *mean, float *rstd, const float *inp,

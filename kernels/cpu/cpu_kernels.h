@@ -26,7 +26,7 @@ ICL_CPU_KERNEL_PAIR(void, embed_backward, float *dwte, float *dwpe, const float 
 ICL_CPU_KERNEL_PAIR(void, position_add_forward, float *out, const float *wpe, int B, int T, int C);
 ICL_CPU_KERNEL_PAIR(void, position_add_backward, float *dwpe, const float *dout, int B, int T, int C);
 ICL_CPU_KERNEL_PAIR(void, matmul_forward, float *out, const float *inp, const float *w, const float *bias,
-                    int N, int C, int OC);
+                    int B, int T, int C, int OC);
 ICL_CPU_KERNEL_PAIR(void, matmul_backward, float *dinp, float *dw, float *dbias, const float *dout,
                     const float *inp, const float *w, int N, int C, int OC);
 ICL_CPU_KERNEL_PAIR(void, layernorm_forward, float *out, float *mean, float *rstd, const float *inp,

@@ -1,21 +1,20 @@
-/* Internal: branch-free exponentials for the CPU kernels.
+/* Internal: a branch-free exponential for the CPU kernels.
  *
  * glibc's expf and tanhf are scalar calls (tanhf costs ~25 ns here) and
- * dominated GELU and the softmaxes. These versions are straight-line
+ * dominated GELU and the softmaxes. This version is straight-line
  * arithmetic that the compiler vectorises inside `#pragma omp simd` loops
  * (clamps are done on integer bits: float compares block vectorisation under
- * the default -ftrapping-math). Being fixed sequences of IEEE operations they
- * give the same bits on every run and for any thread count. */
+ * the default -ftrapping-math). Being a fixed sequence of IEEE operations it
+ * gives the same bits on every run and for any thread count. */
 #ifndef ICL_CPU_FAST_MATH_H
 #define ICL_CPU_FAST_MATH_H
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 /* e^(-|x|) within 2 float ulps; |x| > 87 (infinity included) gives e^-87
  * (~1.6e-38, negligible next to the terms >= 1 it is summed with), NaN gives
- * NaN. Callers only need exponents <= 0: softmax's x - max, tanh's -2|x|. */
+ * NaN. Callers only need exponents <= 0: softmax's x - max, GELU's -2|u|. */
 static inline float icl_fast_exp_minus_abs(float x) {
     const uint32_t abs_mask = 0x7fffffffu, limit_bits = 0x42ae0000u /* 87.0f */, inf_bits = 0x7f800000u;
     uint32_t bits;
@@ -60,13 +59,6 @@ static inline float icl_fast_exp_minus_abs(float x) {
     result_bits |= nan_mask & 0x7fc00000u; /* NaN in, NaN out */
     memcpy(&result, &result_bits, sizeof result);
     return result;
-}
-
-/* tanh(x) = sign(x) (1 - e) / (1 + e), e = e^(-2|x|); absolute error ~1e-7. */
-static inline float icl_fast_tanhf(float x) {
-    float e = icl_fast_exp_minus_abs(2.0f * x);
-    float t = (1.0f - e) / (1.0f + e);
-    return copysignf(t, x);
 }
 
 #endif

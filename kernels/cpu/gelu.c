@@ -6,13 +6,23 @@
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715
 
+/* With u = k (x + a x^3), e = e^(-2|u|) and s = sign(u):
+ *   1 + tanh(u) = ((1 + s) + e (1 - s)) / (1 + e)   (2/(1+e) or 2e/(1+e))
+ *   1 - tanh(u)^2 = 4e / (1 + e)^2
+ * Both keep full relative precision in the tails, where 1 + tanh(u) and
+ * 1 - tanh(u) computed directly would cancel. */
+static inline float one_plus_tanh(float e, float u) {
+    float s = copysignf(1.0f, u);
+    return ((1.0f + s) + e * (1.0f - s)) / (1.0f + e);
+}
+
 // out (N) = GELU(inp (N))
 void icl_cpu_gelu_forward(float *out, const float *inp, size_t N) {
     const float k = (float)GELU_K, a = (float)GELU_A;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + icl_fast_tanhf(k * (x + a * x * x * x)));
+        float x = inp[i], u = k * (x + a * x * x * x);
+        out[i] = 0.5f * x * one_plus_tanh(icl_fast_exp_minus_abs(2.0f * u), u);
     }
 }
 
@@ -28,9 +38,10 @@ void icl_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, siz
     const float k = (float)GELU_K, a = (float)GELU_A;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        float th = icl_fast_tanhf(k * (x + a * x * x * x));
-        float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * a * x * x);
+        float x = inp[i], u = k * (x + a * x * x * x);
+        float e = icl_fast_exp_minus_abs(2.0f * u);
+        float sech2 = 4.0f * e / ((1.0f + e) * (1.0f + e));
+        float grad = 0.5f * one_plus_tanh(e, u) + 0.5f * x * sech2 * k * (1.0f + 3.0f * a * x * x);
         dinp[i] += grad * dout[i];
     }
 }

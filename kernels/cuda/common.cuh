@@ -107,8 +107,8 @@ void icl_cuda_embed_backward(icl_backend *be, float *dwte, float *dwpe, const fl
                              int B, int T, int C);
 void icl_cuda_position_add_backward(icl_backend *be, float *dwpe, const float *dout, int B, int T, int C);
 /* matmul.cu */
-void icl_cuda_matmul_forward(icl_backend *be, float *out, const float *inp, const float *w, const float *bias, int N,
-                             int C, int OC);
+void icl_cuda_matmul_forward(icl_backend *be, float *out, const float *inp, const float *w, const float *bias, int B,
+                             int T, int C, int OC);
 void icl_cuda_matmul_backward(icl_backend *be, float *dinp, float *dw, float *dbias, const float *dout,
                               const float *inp, const float *w, int N, int C, int OC);
 /* layernorm.cu */
