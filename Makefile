@@ -107,7 +107,7 @@ check: setup
 
 demo: setup
 	@$(MAKE) --no-print-directory all
-	sh scripts/demo.sh
+	bash scripts/demo.sh
 
 bench: all
 	$(BUILD)/bin/icl bench

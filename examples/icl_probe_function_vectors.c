@@ -109,7 +109,7 @@ static void print_summary(const icl_task_family *f, const icl_fv_result *r) {
            r->L * r->NH, r->n_tasks, r->top_k, r->fv_mid ? "resid_mid" : "resid_post", r->fv_layer);
     for (int i = 0; i < r->top_k && i < 10; i++) {
         int l = r->heads[2 * i], h = r->heads[2 * i + 1];
-        printf("  #%d  layer %d head %d  AIE %+.4f\n", i + 1, l, h, r->aie_mean[l * r->NH + h]);
+        printf("  #%d  layer %d head %d  AIE %+.3g\n", i + 1, l, h, r->aie_mean[l * r->NH + h]);
     }
     printf("accuracy without -> with the FV:\n  %-10s %17s %17s %17s\n", "task", "clean", "zero-shot", "shuffled");
     for (int t = 0; t < r->n_tasks; t++) {

@@ -112,9 +112,13 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
     icl_sidecar *sc = NULL;
     char path[1024];
     snprintf(path, sizeof path, "%s/logit_lens.csv", o->out);
-    icl_status s = P ? icl_csv_create(path, 9, lens_columns, &csv) : ICL_ERR_NOMEM;
-    if (s != ICL_OK)
+    icl_status s = ICL_OK;
+    if (!P) {
+        fprintf(stderr, "icl probe logit-lens: out of memory\n");
+        rc = 1;
+    } else if ((s = icl_csv_create(path, 9, lens_columns, &csv)) != ICL_OK) {
         rc = cli_fail(path, s);
+    }
     for (int c = 0; rc == 0 && c < n_configs; c++) {
         /* Single-task prompts are one-hot mixtures, so every task's answer to the query is known. */
         double lambda[MAX_TASKS];

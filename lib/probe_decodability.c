@@ -38,6 +38,15 @@ static icl_status check_repr(const icl_repr_set *r, const int32_t *labels, int n
     return ICL_OK;
 }
 
+/* 1 if the n items of X (n,d) are all the same vector: the k-NN vote would
+ * only reflect the tie rule, so such a level gets TD NaN. */
+static int all_equal(const float *X, int n, int d) {
+    for (int i = 1; i < n; i++)
+        if (memcmp(X, X + (size_t)i * d, (size_t)d * sizeof *X) != 0)
+            return 0;
+    return 1;
+}
+
 /* PCA coordinates of every level into out->pca / pca_var. */
 static icl_status td_pca(const icl_repr_set *r, icl_td_result *out) {
     int m = out->pca_dims, n = r->n, d = r->d;
@@ -79,15 +88,32 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     icl_status s = (out->td && out->td_mean && out->pairwise && out->score && count)
                        ? ICL_OK
                        : icl_fail(ICL_ERR_NOMEM, "icl_td_from_repr: out of memory");
-    for (int level = 0; s == ICL_OK && level < L1; level++)
-        s = icl_knn_decodability(r->X + (size_t)level * n * d, labels, n, d, n_tasks, o.k,
-                                 out->td + (size_t)level * n_tasks, &out->td_mean[level], NULL);
+    for (int level = 0; s == ICL_OK && level < L1; level++) {
+        const float *X = r->X + (size_t)level * n * d;
+        if (all_equal(X, n, d)) {
+            for (int t = 0; t < n_tasks; t++) out->td[(size_t)level * n_tasks + t] = NAN;
+            out->td_mean[level] = NAN;
+            continue;
+        }
+        s = icl_knn_decodability(X, labels, n, d, n_tasks, o.k, out->td + (size_t)level * n_tasks,
+                                 &out->td_mean[level], NULL);
+    }
     if (s == ICL_OK) {
-        out->best_level = 0;
-        for (int level = 1; level < L1; level++)
-            if (out->td_mean[level] > out->td_mean[out->best_level]) out->best_level = level;
+        out->best_level = -1;
+        for (int level = 0; level < L1; level++)
+            if (!isnan(out->td_mean[level]) && (out->best_level < 0 || out->td_mean[level] > out->td_mean[out->best_level]))
+                out->best_level = level;
+        if (out->best_level < 0)
+            s = icl_fail(ICL_ERR_INVALID_ARG, "every item has the same representation at every level: nothing to decode");
+    }
+    if (s == ICL_OK) {
         out->pairwise_level = o.pairwise_level >= 0 ? o.pairwise_level : out->best_level;
-        s = icl_knn_pairwise(r->X + (size_t)out->pairwise_level * n * d, labels, n, d, n_tasks, o.k, out->pairwise);
+        const float *X = r->X + (size_t)out->pairwise_level * n * d;
+        if (all_equal(X, n, d))
+            for (int a = 0; a < n_tasks; a++)
+                for (int b = 0; b < n_tasks; b++) out->pairwise[(size_t)a * n_tasks + b] = a == b ? 1.0 : NAN;
+        else
+            s = icl_knn_pairwise(X, labels, n, d, n_tasks, o.k, out->pairwise);
     }
     if (s == ICL_OK && r->score) {
         for (int i = 0; i < n; i++) {

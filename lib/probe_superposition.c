@@ -79,16 +79,19 @@ static icl_status kth_one_token(icl_model *m, const icl_task_batch *tb, int K, c
     return s;
 }
 
-/* Beam search state of one group of G prompts, W beams each. */
+/* Beam search state of one group of G prompts, W beams each. A pass has R
+ * >= G*W rows, the caller's batch size when it holds a beam, so that the
+ * model's activations keep their shape between passes; rows past G*W are
+ * filler. */
 typedef struct {
-    int G, W, A, V, T;
-    int32_t *tokens;          /* (G*W, T) */
-    int32_t *rows, *pos;      /* (G*W) */
+    int G, W, R, A, V, T;
+    int32_t *tokens;          /* (R, T) */
+    int32_t *rows, *pos;      /* (R) */
     int32_t *prefix, *next;   /* (G*W, A) */
     double *score, *next_score; /* (G*W) */
     int *live;                /* (G) beams alive */
     double *pruned;           /* (G) best probability of a pruned prefix */
-    double *dist;             /* (G*W, V) */
+    double *dist;             /* (R, V) */
     float *row;               /* (V) */
     candidate *cand;          /* (W*V) */
 } beam_state;
@@ -109,14 +112,14 @@ static void beam_free(beam_state *st) {
 }
 
 static icl_status beam_alloc(beam_state *st) {
-    size_t R = (size_t)st->G * st->W;
+    size_t R = (size_t)st->R, GW = (size_t)st->G * st->W;
     st->tokens = malloc(R * st->T * sizeof *st->tokens);
     st->rows = malloc(R * sizeof *st->rows);
     st->pos = malloc(R * sizeof *st->pos);
-    st->prefix = malloc(R * st->A * sizeof *st->prefix);
-    st->next = malloc(R * st->A * sizeof *st->next);
-    st->score = malloc(R * sizeof *st->score);
-    st->next_score = malloc(R * sizeof *st->next_score);
+    st->prefix = malloc(GW * st->A * sizeof *st->prefix);
+    st->next = malloc(GW * st->A * sizeof *st->next);
+    st->score = malloc(GW * sizeof *st->score);
+    st->next_score = malloc(GW * sizeof *st->next_score);
     st->live = malloc((size_t)st->G * sizeof *st->live);
     st->pruned = malloc((size_t)st->G * sizeof *st->pruned);
     st->dist = malloc(R * st->V * sizeof *st->dist);
@@ -141,6 +144,11 @@ static void beam_rows(beam_state *st, const icl_task_batch *tb, int g0, int Gc, 
             st->rows[r] = r;
             st->pos[r] = q + j;
         }
+    }
+    for (int r = st->G * st->W; r < st->R; r++) {
+        memcpy(st->tokens + (size_t)r * st->T, st->tokens, (size_t)st->T * sizeof *st->tokens);
+        st->rows[r] = r;
+        st->pos[r] = st->pos[0];
     }
 }
 
@@ -182,8 +190,9 @@ static icl_status kth_beam(icl_model *m, const icl_task_batch *tb, int K, int be
     st.A = tb->prompts[0].answer_len;
     st.V = m->V;
     st.T = tb->T;
-    /* As many prompts per pass as keep the pass no larger than the caller's batch (or one beam). */
-    st.G = (tb->B > beam ? tb->B : beam) / beam;
+    /* As many prompts per pass as fit in the caller's batch size (or one beam). */
+    st.R = tb->B > beam ? tb->B : beam;
+    st.G = st.R / beam;
     icl_status s = beam_alloc(&st);
     for (int g0 = 0; s == ICL_OK && g0 < tb->B; g0 += st.G) {
         int Gc = tb->B - g0 < st.G ? tb->B - g0 : st.G;
@@ -194,7 +203,7 @@ static icl_status kth_beam(icl_model *m, const icl_task_batch *tb, int K, int be
         }
         for (int j = 0; s == ICL_OK && j < st.A; j++) {
             beam_rows(&st, tb, g0, Gc, j);
-            s = next_token_dists(m, lens, level, st.G * st.W, st.T, st.tokens, st.rows, st.pos, st.row, st.dist);
+            s = next_token_dists(m, lens, level, st.R, st.T, st.tokens, st.rows, st.pos, st.row, st.dist);
             for (int g = 0; s == ICL_OK && g < Gc; g++) s = beam_step(&st, g, j, K, &pK[g0 + g], &exact[g0 + g]);
         }
     }
@@ -412,7 +421,9 @@ static icl_status run_batch(icl_model *m, const icl_task_family *f, const double
 static icl_status run_all(icl_model *m, const icl_task_family *f, const double *lambda,
                           const icl_superposition_opts *o, const icl_rng *rng, icl_superposition_result *out) {
     int K = out->K, n = out->n, A = out->answer_len, levels = out->levels;
-    int batch = o->batch < n ? o->batch : n;
+    /* Equal chunks (the last one at most a few prompts shorter) keep the model's activations from
+     * being reallocated for a short last batch. */
+    int chunks = (n + o->batch - 1) / o->batch, batch = (n + chunks - 1) / chunks;
     run_scratch sc;
     memset(&sc, 0, sizeof sc);
     icl_lens *lens = NULL;

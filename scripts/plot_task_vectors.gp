@@ -91,8 +91,7 @@ if (token) {
         rows = (np + cols - 1) / cols
         set terminal pngcairo size 380 * cols, 340 * rows font ",9" noenhanced
         set output dir."/interpolation.png"
-        set multiplot layout rows, cols title "patched alpha v_1 + (1 - alpha) v_2 into zero-shot prompts"
-        set xlabel "alpha"
+        set multiplot layout rows, cols title "alpha v_1 + (1 - alpha) v_2 patched into zero-shot prompts (x: alpha)"
         set ylabel "probability"
         set xrange [0:1]
         set yrange [0:1]

@@ -139,9 +139,11 @@ icl_td_options icl_td_options_default(void);
 
 typedef struct {
     int levels, n_tasks, n, pca_dims;
-    double *td;          /* (levels, n_tasks): TD_t = fraction of task t's items whose k nearest others vote t */
+    double *td;          /* (levels, n_tasks): TD_t = fraction of task t's items whose k nearest others vote t;
+                            NaN at a level where every item has the same representation (e.g. the
+                            embedding of one token at one position), where the vote is only the tie rule */
     double *td_mean;     /* (levels): unweighted mean over tasks */
-    int best_level;      /* argmax of td_mean, the lowest level on ties */
+    int best_level;      /* argmax of td_mean over the defined levels, the lowest level on ties */
     int pairwise_level;
     double *pairwise;    /* (n_tasks, n_tasks) icl_knn_pairwise at pairwise_level */
     double *score;       /* (n_tasks) mean behaviour score of each task's items (icl_repr_set.score) */
