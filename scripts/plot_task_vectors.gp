@@ -46,6 +46,7 @@ if (token) {
 # Heatmap of one metric at the best level: x = prompt task, y = vector task.
 names = system("awk -F, 'NR > 1 && !seen[$3]++ {printf \"%s \", $3}' ".mx)
 n = words(names)
+if (!token) set terminal pngcairo size 720,560 font ",10" noenhanced
 set output dir."/matrix.png"
 set xrange [-0.5:n - 0.5]
 set yrange [n - 0.5:-0.5]
@@ -92,6 +93,7 @@ if (token) {
         set terminal pngcairo size 380 * cols, 340 * rows font ",9" noenhanced
         set output dir."/interpolation.png"
         set multiplot layout rows, cols title "alpha v_1 + (1 - alpha) v_2 patched into zero-shot prompts (x: alpha)"
+        unset xlabel
         set ylabel "probability"
         set xrange [0:1]
         set yrange [0:1]

@@ -17,6 +17,8 @@
 #include "icl/baselines.h"
 #include "icl/eval.h"
 #include "icl/probe.h"
+#include "icl/readout.h"
+#include "icl/task_vectors.h"
 #include "icl/analysis.h"
 #include "icl/results.h"
 

@@ -239,7 +239,9 @@ typedef struct {
 } icl_rsa_result;
 
 /* RSA per condition and level. popt->n_examples and keep_examples are set
- * from the shots; site NULL = icl_repr_site_default. */
+ * from the shots (independent prompts use a seed derived from popt->seed and
+ * the shot count); site NULL = icl_repr_site_parse(f, NULL, NULL, NULL,
+ * min(shots)), a site that exists at every shot count. */
 icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
                          const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out);
 void icl_rsa_result_free(icl_rsa_result *r);
