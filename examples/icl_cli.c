@@ -144,8 +144,28 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
 }
 
 int cli_make_dir(const char *dir) {
-    if (mkdir(dir, 0755) == 0 || (errno == EEXIST && access(dir, W_OK) == 0))
-        return 0;
-    fprintf(stderr, "icl: cannot create directory %s: %s\n", dir, strerror(errno));
-    return 1;
+    /* like mkdir -p: create each missing parent first */
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        fprintf(stderr, "icl: directory name too long: %s\n", dir);
+        return 1;
+    }
+    for (char *p = path + 1;; p++) {
+        char c = *p;
+        if (c != '/' && c != '\0')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "icl: cannot create directory %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "icl: cannot write to directory %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
 }

@@ -36,7 +36,7 @@ int cli_backend(const char *flag_value, icl_backend_kind *out);
 int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
                             icl_model **model, icl_task_family **family);
 
-/* Create directory `dir` if needed (one level). Prints the error and returns 1 on failure. */
+/* Create directory `dir` and its missing parents. Prints the error and returns 1 on failure. */
 int cli_make_dir(const char *dir);
 
 int cmd_train(int argc, char **argv);

@@ -30,7 +30,7 @@ static const char *out_path(outputs *o, const char *name, char *buf, size_t size
     return buf;
 }
 
-static icl_status write_td(outputs *o, const icl_task_family *f, const icl_prompt_set *set, const icl_td_result *r) {
+static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     char path[1024];
     const char *cols[] = {"layer", "task", "task_id", "metric", "value"};
     icl_csv *csv;
@@ -107,7 +107,7 @@ static icl_status write_td(outputs *o, const icl_task_family *f, const icl_promp
     return s;
 }
 
-static icl_status write_pca(outputs *o, const icl_task_family *f, const icl_prompt_set *set, const icl_td_result *r) {
+static icl_status write_pca(outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     char path[1024];
     int m = r->pca_dims;
     const char *cols[3 + MAX_PCA] = {"layer", "item", "task"};
@@ -189,7 +189,7 @@ static icl_status write_curve(outputs *o, const icl_task_family *f, const int *t
     return s;
 }
 
-static void print_td(const icl_task_family *f, const icl_prompt_set *set, const icl_td_result *r) {
+static void print_td(const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     printf("task decodability (leave-one-out kNN) per layer; layer 0 = embeddings, l = output of block l\n");
     printf("%-12s", "task \\ layer");
     for (int l = 0; l < r->levels; l++) printf(" %6d", l);
@@ -241,12 +241,12 @@ int probe_decodability(int argc, char **argv) {
     int result = 1, task_ids[256], n_ids = 0;
     icl_status s = ICL_OK;
     const char *what = "decodability";
-    icl_prompt_set set = {0};
+    icl_repr_prompts set = {0};
     icl_td_result td = {0};
     icl_td_curve curve = {0};
     icl_checkpoint_list list = {0};
     outputs o = {out, NULL};
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.n_examples = examples;
     po.seed = (uint64_t)seed;
@@ -281,7 +281,7 @@ int probe_decodability(int argc, char **argv) {
     icl_sidecar_set_string(o.sc, "role", role ? role : "default");
     icl_sidecar_set_string(o.sc, "nth", nth ? nth : "default");
     icl_sidecar_set_string(o.sc, "pool", pool ? pool : "last");
-    if ((s = icl_prompt_set_generate(f, &po, &set)) != ICL_OK)
+    if ((s = icl_repr_prompts_generate(f, &po, &set)) != ICL_OK)
         goto done;
     if ((s = icl_task_decodability(m, f, &po, &site, &to, &td)) != ICL_OK)
         goto done;
@@ -328,7 +328,7 @@ done:
     icl_checkpoint_list_free(&list);
     icl_td_curve_free(&curve);
     icl_td_result_free(&td);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     icl_task_family_free(f);
     icl_model_free(m);
     return result;

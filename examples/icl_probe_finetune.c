@@ -146,7 +146,7 @@ int probe_finetune(int argc, char **argv) {
     fo.tasks = tasks_list ? task_ids : NULL;
     fo.n_tasks = n_ids;
     fo.seed = (uint64_t)seed;
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.seed = (uint64_t)seed;
     icl_repr_site site;

@@ -40,18 +40,18 @@ static int parse_targets(const char *text, icl_linear_target *t, int cap) {
 }
 
 /* One shot count: prompts, representations and every target's probe; rows into csv. */
-static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *po,
+static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *po,
                             const icl_repr_site *site, const icl_linear_target *targets, int n_targets,
                             const icl_linear_options *lo, int shots, icl_csv *csv) {
-    icl_prompt_set_options o = *po;
+    icl_repr_prompts_options o = *po;
     o.n_examples = shots;
-    icl_prompt_set set;
-    icl_status s = icl_prompt_set_generate(f, &o, &set);
+    icl_repr_prompts set;
+    icl_status s = icl_repr_prompts_generate(f, &o, &set);
     if (s != ICL_OK)
         return s;
     icl_repr_set r;
     if ((s = icl_repr_collect(m, set.prompts, set.n, site, ICL_REPR_BATCH, &r)) != ICL_OK) {
-        icl_prompt_set_free(&set);
+        icl_repr_prompts_free(&set);
         return s;
     }
     double *metric = malloc((size_t)r.levels * sizeof *metric);
@@ -89,7 +89,7 @@ static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_pr
     }
     free(metric);
     icl_repr_set_free(&r);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     return s;
 }
 
@@ -147,7 +147,7 @@ int probe_linear(int argc, char **argv) {
         what = "--tasks";
         goto done;
     }
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.seed = (uint64_t)seed;
     po.tasks = tasks_list ? task_ids : NULL;

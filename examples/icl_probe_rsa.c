@@ -165,7 +165,7 @@ int probe_rsa(int argc, char **argv) {
     icl_rsa_result r = {0};
     icl_array labels = {0};
     icl_sidecar *sc = NULL;
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.seed = (uint64_t)seed;
     icl_rsa_options ro = icl_rsa_options_default(f);

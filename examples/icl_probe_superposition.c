@@ -148,6 +148,7 @@ static icl_status write_rows(icl_csv *csv, const icl_task_family *f, const mixtu
         icl_csv_int(csv, r->counts[j]);
         icl_csv_number(csv, st->mean[j]);
         icl_csv_number(csv, st->sd[j]);
+        icl_csv_number(csv, st->sorted[j]);
         icl_csv_number(csv, st->solved[j]);
         icl_csv_number(csv, st->other);
         icl_csv_number(csv, st->kl_raw);
@@ -163,9 +164,10 @@ static icl_status write_rows(icl_csv *csv, const icl_task_family *f, const mixtu
     return ICL_OK;
 }
 
-static const char *const csv_columns[] = {"sweep",  "mixture", "n_tasks", "tasks",  "readout",   "level",     "task",
-                                          "lambda", "lambda_actual", "count", "p_mean", "p_sd", "solved", "other",
-                                          "kl_raw", "kl_renorm", "r", "pk_exact", "collisions", "n_prompts"};
+static const char *const csv_columns[] = {
+    "sweep",  "mixture", "n_tasks", "tasks",  "readout", "level",       "task",   "lambda", "lambda_actual",
+    "count",  "p_mean",  "p_sd",    "sorted_mean", "solved", "other", "kl_raw", "kl_renorm", "r",
+    "pk_exact", "collisions", "n_prompts"};
 #define N_COLUMNS ((int)(sizeof csv_columns / sizeof csv_columns[0]))
 
 /* Per-sweep P arrays: (M, n, Kmax) and (M, levels, n, Kmax), NaN where a mixture has fewer tasks. */

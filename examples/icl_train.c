@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "icl/eval.h"
 #include "icl/task.h"
 #include "icl_cli.h"
@@ -207,10 +205,8 @@ int cmd_train(int argc, char **argv) {
     }
     char out_paths[5][4096];
     if (out_dir) {
-        if (mkdir(out_dir, 0755) != 0 && access(out_dir, W_OK) != 0) {
-            perror(out_dir);
+        if (cli_make_dir(out_dir))
             return 1;
-        }
         const char *names[5] = {"model.safetensors", "train_log.csv", "task_log.csv", "eval.csv", "checkpoints"};
         for (int i = 0; i < 5; i++) snprintf(out_paths[i], sizeof out_paths[i], "%s/%s", out_dir, names[i]);
         save = save ? save : out_paths[0];
@@ -255,10 +251,8 @@ int cmd_train(int argc, char **argv) {
         cli_fail(resume, s);
         goto done;
     }
-    if (checkpoint_dir && mkdir(checkpoint_dir, 0755) != 0 && access(checkpoint_dir, W_OK) != 0) {
-        perror(checkpoint_dir);
+    if (checkpoint_dir && cli_make_dir(checkpoint_dir))
         goto done;
-    }
     if (csv_path && !(r.csv = open_csv(csv_path, "step,loss,lr,grad_norm,seconds\n")))
         goto done;
     if (r.family && eval_every > 0 && task_log && !(r.task_csv = open_csv(task_log, "step,task,loss,metric\n")))

@@ -152,7 +152,8 @@ icl_status icl_attn_stats_add(icl_attn_stats *s, icl_model *m, const icl_task_ba
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_attn_stats_add: NULL argument");
     const icl_config *cfg = icl_model_config(m);
     if (cfg->n_layer != s->n_layer || cfg->n_head != s->n_head)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_attn_stats_add: statistics for %d layers x %d heads, model has %d x %d",
+        return icl_fail(ICL_ERR_INVALID_ARG,
+                        "icl_attn_stats_add: statistics for %d layers x %d heads, model has %d x %d",
                         s->n_layer, s->n_head, cfg->n_layer, cfg->n_head);
     if ((from.kind == ICL_POS_ROLE || from.kind == ICL_POS_ROLE_NTH) && (from.role < 0 || from.role >= ICL_ROLE_COUNT))
         return icl_fail(ICL_ERR_INVALID_ARG, "unknown role %d (roles are 0..%d)", from.role, ICL_ROLE_COUNT - 1);
@@ -213,7 +214,7 @@ icl_status icl_attn_stats_finish(icl_attn_stats *s) {
 
 icl_attn_options icl_attn_options_default(const icl_task_family *f) {
     icl_attn_options o;
-    o.prompts = icl_prompt_set_options_default();
+    o.prompts = icl_repr_prompts_options_default();
     o.prompts.prompts_per_task = 50;
     o.from = (f && icl_task_family_mode(f) == ICL_MODE_VECTOR) ? icl_pos_role_nth(ICL_ROLE_QUERY_INPUT, 0)
                                                                : icl_pos_role_nth(ICL_ROLE_QUERY_SEP, 0);
@@ -230,7 +231,8 @@ void icl_attn_result_free(icl_attn_result *r) {
 }
 
 /* Accumulate single-task prompts of a set, `batch` at a time. */
-static icl_status add_prompt_set(icl_attn_stats *s, icl_model *m, const icl_prompt_set *set, const icl_attn_options *o) {
+static icl_status add_prompt_set(icl_attn_stats *s, icl_model *m, const icl_repr_prompts *set,
+                                 const icl_attn_options *o) {
     icl_task_batch tb;
     memset(&tb, 0, sizeof tb);
     const icl_prompt **ptrs = malloc((size_t)o->batch * sizeof *ptrs);
@@ -249,7 +251,7 @@ static icl_status add_prompt_set(icl_attn_stats *s, icl_model *m, const icl_prom
 
 /* Mixed prompts: item (j, i) has tasks[j] dominant with share mix and the
  * other task cycling through the rest; relevant = tasks[j]. */
-static icl_status add_mixed(icl_attn_stats *s, icl_model *m, const icl_task_family *f, const icl_prompt_set *set,
+static icl_status add_mixed(icl_attn_stats *s, icl_model *m, const icl_task_family *f, const icl_repr_prompts *set,
                             int n_ex, const icl_attn_options *o) {
     int nt = set->n_tasks, N = set->prompts_per_task, n = set->n;
     icl_mixed_prompt *mp = calloc((size_t)o->batch, sizeof *mp);
@@ -285,7 +287,7 @@ static icl_status add_mixed(icl_attn_stats *s, icl_model *m, const icl_task_fami
 }
 
 static icl_status run_condition(icl_attn_result *out, icl_model *m, const icl_task_family *f, const char *name,
-                                int shots, const icl_prompt_set *set, const icl_attn_options *o) {
+                                int shots, const icl_repr_prompts *set, const icl_attn_options *o) {
     int c = out->n_cond;
     snprintf(out->names[c], sizeof out->names[c], "%s", name);
     out->shots[c] = shots;
@@ -310,22 +312,22 @@ icl_status icl_attention_probe(icl_model *m, const icl_task_family *f, const icl
     int k = opt->prompts.n_examples < 0 ? icl_task_family_default_examples(f) : opt->prompts.n_examples;
     if (k < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "attention probe: the k-shot condition needs >= 1 example, got %d", k);
-    icl_prompt_set_options po = opt->prompts;
+    icl_repr_prompts_options po = opt->prompts;
     po.n_examples = k;
     po.keep_examples = -1;
-    icl_prompt_set kshot, zero;
+    icl_repr_prompts kshot, zero;
     memset(&zero, 0, sizeof zero);
-    ICL_TRY(icl_prompt_set_generate(f, &po, &kshot));
+    ICL_TRY(icl_repr_prompts_generate(f, &po, &kshot));
     po.keep_examples = 0;
-    icl_status s = icl_prompt_set_generate(f, &po, &zero);
+    icl_status s = icl_repr_prompts_generate(f, &po, &zero);
     if (s == ICL_OK)
         s = run_condition(out, m, f, "0-shot", 0, &zero, opt);
     if (s == ICL_OK)
         s = run_condition(out, m, f, "k-shot", k, &kshot, opt);
     if (s == ICL_OK && opt->mix_lambda > 0.0 && kshot.n_tasks >= 2)
         s = run_condition(out, m, f, "mixed", k, &kshot, opt);
-    icl_prompt_set_free(&kshot);
-    icl_prompt_set_free(&zero);
+    icl_repr_prompts_free(&kshot);
+    icl_repr_prompts_free(&zero);
     if (s != ICL_OK)
         icl_attn_result_free(out);
     return s;

@@ -101,10 +101,12 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     if (s == ICL_OK) {
         out->best_level = -1;
         for (int level = 0; level < L1; level++)
-            if (!isnan(out->td_mean[level]) && (out->best_level < 0 || out->td_mean[level] > out->td_mean[out->best_level]))
+            if (!isnan(out->td_mean[level]) &&
+                (out->best_level < 0 || out->td_mean[level] > out->td_mean[out->best_level]))
                 out->best_level = level;
         if (out->best_level < 0)
-            s = icl_fail(ICL_ERR_INVALID_ARG, "every item has the same representation at every level: nothing to decode");
+            s = icl_fail(ICL_ERR_INVALID_ARG,
+                         "every item has the same representation at every level: nothing to decode");
     }
     if (s == ICL_OK) {
         out->pairwise_level = o.pairwise_level >= 0 ? o.pairwise_level : out->best_level;
@@ -130,14 +132,14 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     return s;
 }
 
-icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
+icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                                  const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out) {
     if (!m || !f || !popt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_task_decodability: NULL argument");
     memset(out, 0, sizeof *out);
     icl_repr_site st = site ? *site : icl_repr_site_default(f);
-    icl_prompt_set set;
-    ICL_TRY(icl_prompt_set_generate(f, popt, &set));
+    icl_repr_prompts set;
+    ICL_TRY(icl_repr_prompts_generate(f, popt, &set));
     icl_repr_set r;
     icl_status s = set.n_tasks < 2 ? icl_fail(ICL_ERR_INVALID_ARG, "task decodability needs at least 2 tasks")
                                    : icl_repr_collect(m, set.prompts, set.n, &st, ICL_REPR_BATCH, &r);
@@ -145,7 +147,7 @@ icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const i
         s = icl_td_from_repr(&r, set.labels, set.n_tasks, topt, out);
         icl_repr_set_free(&r);
     }
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     return s;
 }
 
@@ -239,7 +241,7 @@ void icl_td_curve_free(icl_td_curve *c) {
 }
 
 /* TD of one checkpoint into row `i` of the curve. */
-static icl_status curve_row(const char *path, icl_backend_kind backend, const icl_prompt_set *set,
+static icl_status curve_row(const char *path, icl_backend_kind backend, const icl_repr_prompts *set,
                             const icl_repr_site *site, int k, icl_td_curve *c, int i) {
     icl_model *m;
     ICL_TRY(icl_checkpoint_load_model(path, backend, &m));
@@ -265,7 +267,7 @@ static icl_status curve_row(const char *path, icl_backend_kind backend, const ic
 }
 
 icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_kind backend,
-                                   const icl_task_family *f, const icl_prompt_set_options *popt,
+                                   const icl_task_family *f, const icl_repr_prompts_options *popt,
                                    const icl_repr_site *site, int k, icl_td_curve *out) {
     if (!list || !f || !popt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_td_over_checkpoints: NULL argument");
@@ -275,8 +277,8 @@ icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_
     icl_config cfg;
     ICL_TRY(icl_checkpoint_read_config(list->paths[0], &cfg));
     icl_repr_site st = site ? *site : icl_repr_site_default(f);
-    icl_prompt_set set;
-    ICL_TRY(icl_prompt_set_generate(f, popt, &set));
+    icl_repr_prompts set;
+    ICL_TRY(icl_repr_prompts_generate(f, popt, &set));
     out->n_ckpt = list->n;
     out->levels = cfg.n_layer + 1;
     out->n_tasks = set.n_tasks;
@@ -294,7 +296,7 @@ icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_
         out->steps[i] = list->steps[i];
         s = curve_row(list->paths[i], backend, &set, &st, k, out, i);
     }
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     if (s != ICL_OK)
         icl_td_curve_free(out);
     return s;

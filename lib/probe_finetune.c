@@ -156,7 +156,7 @@ void icl_finetune_result_free(icl_finetune_result *r) {
 
 /* Decodability and accuracy of one variant into row v of the result. */
 static icl_status measure(icl_model *m, const icl_task_family *f, const icl_finetune_eval *ev,
-                          const icl_prompt_set_options *po, int v, icl_finetune_result *out) {
+                          const icl_repr_prompts_options *po, int v, icl_finetune_result *out) {
     icl_td_options to = icl_td_options_default();
     to.k = ev->k;
     icl_td_result td;
@@ -189,7 +189,7 @@ icl_status icl_finetune_compare(icl_model *m, const icl_task_family *f, const ic
     icl_finetune_eval e = ev ? *ev : icl_finetune_eval_default();
     if (e.eval_prompts < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "evaluation prompts per task must be >= 1, got %d", e.eval_prompts);
-    icl_prompt_set_options po = e.td_prompts ? *e.td_prompts : icl_prompt_set_options_default();
+    icl_repr_prompts_options po = e.td_prompts ? *e.td_prompts : icl_repr_prompts_options_default();
     out->n_tasks = icl_task_family_num_tasks(f);
     out->variant_names[0] = "original";
     out->variant_names[1] = icl_ft_part_name(ICL_FT_FIRST);

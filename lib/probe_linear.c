@@ -59,7 +59,8 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
         icl_rng rng;
         icl_rng_init(&rng, o->seed, "linear-probe-folds");
         icl_logistic_probe *p;
-        ICL_TRY(icl_logistic_probe_fit(r->X + (size_t)level * r->n * r->d, labels, r->n, r->d, n_classes, &lo, &rng, &p));
+        ICL_TRY(icl_logistic_probe_fit(r->X + (size_t)level * r->n * r->d, labels, r->n, r->d, n_classes, &lo, &rng,
+                                       &p));
         metric[level] = p->cv_accuracy;
         icl_logistic_probe_free(p);
     }
@@ -86,7 +87,7 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
     return ICL_OK;
 }
 
-icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_prompt_set *s, icl_linear_target target,
+icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
                                    const icl_linear_options *opt, double *metric, double *chance) {
     if (!r || !r->X || !s || !s->prompts || !metric)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_linear_probe_levels: NULL argument");
@@ -105,20 +106,21 @@ icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_prompt_set *
         int n_ids;
         if (!ids)
             return icl_fail(ICL_ERR_NOMEM, "linear probe: out of memory");
-        icl_status st = icl_prompt_set_answer_ids(s, ids, &n_ids);
+        icl_status st = icl_repr_prompts_answer_ids(s, ids, &n_ids);
         if (st == ICL_OK)
             st = logistic_levels(r, ids, n_ids, &o, metric, chance);
         free(ids);
         return st;
     }
     if (target == ICL_LINEAR_WEIGHTS && !vector)
-        return icl_fail(ICL_ERR_INVALID_ARG, "the weights target needs a vector family (token prompts have no weights)");
+        return icl_fail(ICL_ERR_INVALID_ARG,
+                        "the weights target needs a vector family (token prompts have no weights)");
     int n_out = target == ICL_LINEAR_WEIGHTS ? s->prompts[0].d_in - 1 : 1;
     double *v = malloc((size_t)n * n_out * sizeof *v);
     float *Y = malloc((size_t)n * n_out * sizeof *Y);
     icl_status st = (v && Y) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "linear probe: out of memory");
     if (st == ICL_OK)
-        st = target == ICL_LINEAR_WEIGHTS ? icl_prompt_set_weights(s, v) : icl_prompt_set_answer_values(s, v);
+        st = target == ICL_LINEAR_WEIGHTS ? icl_repr_prompts_weights(s, v) : icl_repr_prompts_answer_values(s, v);
     for (size_t i = 0; st == ICL_OK && i < (size_t)n * n_out; i++) Y[i] = (float)v[i];
     if (st == ICL_OK)
         st = ridge_levels(r, Y, n_out, &o, metric, chance);

@@ -74,8 +74,8 @@ icl_status icl_repr_site_parse(const icl_task_family *f, const char *role, const
 
 /* ---- prompt sets ---- */
 
-icl_prompt_set_options icl_prompt_set_options_default(void) {
-    icl_prompt_set_options o;
+icl_repr_prompts_options icl_repr_prompts_options_default(void) {
+    icl_repr_prompts_options o;
     memset(&o, 0, sizeof o);
     o.tasks = NULL;
     o.n_tasks = 0;
@@ -87,7 +87,7 @@ icl_prompt_set_options icl_prompt_set_options_default(void) {
     return o;
 }
 
-void icl_prompt_set_free(icl_prompt_set *s) {
+void icl_repr_prompts_free(icl_repr_prompts *s) {
     if (!s)
         return;
     for (int i = 0; s->prompts && i < s->n; i++)
@@ -115,9 +115,10 @@ static icl_status check_tasks(const icl_task_family *f, const int *tasks, int n_
     return ICL_OK;
 }
 
-icl_status icl_prompt_set_generate(const icl_task_family *f, const icl_prompt_set_options *opt, icl_prompt_set *out) {
+icl_status icl_repr_prompts_generate(const icl_task_family *f, const icl_repr_prompts_options *opt,
+                                     icl_repr_prompts *out) {
     if (!f || !opt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_generate: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_repr_prompts_generate: NULL argument");
     memset(out, 0, sizeof *out);
     ICL_TRY(check_tasks(f, opt->tasks, opt->n_tasks));
     if (opt->prompts_per_task < 1)
@@ -136,8 +137,8 @@ icl_status icl_prompt_set_generate(const icl_task_family *f, const icl_prompt_se
     out->labels = malloc((size_t)out->n * sizeof *out->labels);
     out->prompts = calloc((size_t)out->n, sizeof *out->prompts);
     if (!out->tasks || !out->labels || !out->prompts) {
-        icl_prompt_set_free(out);
-        return icl_fail(ICL_ERR_NOMEM, "icl_prompt_set_generate: out of memory for %d prompts", nt * N);
+        icl_repr_prompts_free(out);
+        return icl_fail(ICL_ERR_NOMEM, "icl_repr_prompts_generate: out of memory for %d prompts", nt * N);
     }
     icl_rng base, task_rng, rng;
     icl_rng_init(&base, opt->seed, "prompt-set");
@@ -155,7 +156,7 @@ icl_status icl_prompt_set_generate(const icl_task_family *f, const icl_prompt_se
         }
     }
     if (s != ICL_OK)
-        icl_prompt_set_free(out);
+        icl_repr_prompts_free(out);
     return s;
 }
 
@@ -197,16 +198,16 @@ icl_status icl_prompt_keep_examples(const icl_prompt *src, int k, icl_prompt *ds
     return ICL_OK;
 }
 
-icl_status icl_prompt_set_answer_ids(const icl_prompt_set *s, int32_t *ids, int *n_ids) {
+icl_status icl_repr_prompts_answer_ids(const icl_repr_prompts *s, int32_t *ids, int *n_ids) {
     if (!s || !ids || !n_ids || s->n < 1 || !s->prompts)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_answer_ids: NULL or empty argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_repr_prompts_answer_ids: NULL or empty argument");
     if (s->prompts[0].mode != ICL_MODE_TOKEN)
         return icl_fail(ICL_ERR_INVALID_ARG, "answer ids need token prompts; vector prompts have answer values");
     int A = s->prompts[0].answer_len, count = 0;
     /* first[c]: the item that introduced id c */
     int *first = malloc((size_t)s->n * sizeof *first);
     if (!first)
-        return icl_fail(ICL_ERR_NOMEM, "icl_prompt_set_answer_ids: out of memory");
+        return icl_fail(ICL_ERR_NOMEM, "icl_repr_prompts_answer_ids: out of memory");
     for (int i = 0; i < s->n; i++) {
         const icl_prompt *p = &s->prompts[i];
         const int32_t *ans = p->tokens + p->query_pos + 1;
@@ -226,7 +227,7 @@ icl_status icl_prompt_set_answer_ids(const icl_prompt_set *s, int32_t *ids, int 
     return ICL_OK;
 }
 
-static icl_status check_vector_set(const icl_prompt_set *s, const void *out, const char *fn) {
+static icl_status check_vector_set(const icl_repr_prompts *s, const void *out, const char *fn) {
     if (!s || !out || s->n < 1 || !s->prompts)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL or empty argument", fn);
     if (s->prompts[0].mode != ICL_MODE_VECTOR)
@@ -234,8 +235,8 @@ static icl_status check_vector_set(const icl_prompt_set *s, const void *out, con
     return ICL_OK;
 }
 
-icl_status icl_prompt_set_answer_values(const icl_prompt_set *s, double *values) {
-    ICL_TRY(check_vector_set(s, values, "icl_prompt_set_answer_values"));
+icl_status icl_repr_prompts_answer_values(const icl_repr_prompts *s, double *values) {
+    ICL_TRY(check_vector_set(s, values, "icl_repr_prompts_answer_values"));
     for (int i = 0; i < s->n; i++) {
         const icl_prompt *p = &s->prompts[i];
         values[i] = p->target_values[(size_t)p->query_pos * p->d_out];
@@ -243,14 +244,14 @@ icl_status icl_prompt_set_answer_values(const icl_prompt_set *s, double *values)
     return ICL_OK;
 }
 
-icl_status icl_prompt_set_weights(const icl_prompt_set *s, double *w) {
-    ICL_TRY(check_vector_set(s, w, "icl_prompt_set_weights"));
+icl_status icl_repr_prompts_weights(const icl_repr_prompts *s, double *w) {
+    ICL_TRY(check_vector_set(s, w, "icl_repr_prompts_weights"));
     int D = s->prompts[0].d_in - 1, max_points = 0;
     for (int i = 0; i < s->n; i++)
         if (s->prompts[i].n_examples + 1 > max_points) max_points = s->prompts[i].n_examples + 1;
     double *xs = malloc((size_t)max_points * D * sizeof *xs), *ys = malloc((size_t)max_points * sizeof *ys);
     double *unit = calloc((size_t)D, sizeof *unit);
-    icl_status st = (xs && ys && unit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_prompt_set_weights: out of memory");
+    icl_status st = (xs && ys && unit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_repr_prompts_weights: out of memory");
     icl_baseline ls = icl_baseline_default(ICL_BASELINE_LEAST_SQUARES);
     /* A linear fit without intercept predicts w_j at the unit vector e_j. */
     for (int i = 0; st == ICL_OK && i < s->n; i++) {
@@ -380,7 +381,8 @@ static icl_status collect_chunk(icl_model *m, const icl_prompt *prompts, int fir
                 return icl_fail(ICL_ERR_INVALID_ARG, "prompt %d has no position at the representation site",
                                 first + b);
             for (int k = 0; k < n_sel; k++)
-                memcpy(w->gather + (size_t)k * C, w->dense + ((size_t)b * T + w->pos[k]) * C, (size_t)C * sizeof(float));
+                memcpy(w->gather + (size_t)k * C, w->dense + ((size_t)b * T + w->pos[k]) * C,
+                       (size_t)C * sizeof(float));
             ICL_TRY(icl_pool_span(w->gather, n_sel, C, 0, n_sel, site->pool,
                                   r->X + ((size_t)level * r->n + first + b) * C));
         }
@@ -411,7 +413,8 @@ icl_status icl_repr_collect(icl_model *m, const icl_prompt *prompts, int n, cons
     collect_work w;
     memset(&w, 0, sizeof w);
     w.ptrs = malloc((size_t)(batch < n ? batch : n) * sizeof *w.ptrs);
-    icl_status s = (out->X && out->score && w.ptrs) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_repr_collect: out of memory");
+    icl_status s =
+        (out->X && out->score && w.ptrs) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_repr_collect: out of memory");
     for (int first = 0; s == ICL_OK && first < n; first += batch)
         s = collect_chunk(m, prompts, first, n - first < batch ? n - first : batch, site, &w, out);
     icl_task_batch_free(&w.tb);

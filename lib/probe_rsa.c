@@ -110,7 +110,8 @@ icl_status icl_rsa_levels(const icl_repr_set *r, const icl_rsa_hypothesis *hyp, 
     if (!r || !r->X || !hyp || !rng || !rho || !p)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_levels: NULL argument");
     if (n_hyp < 1 || n_perm < 1 || r->n < 3)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_levels: need a hypothesis, n_perm >= 1 and >= 3 items (got %d, %d, %d)",
+        return icl_fail(ICL_ERR_INVALID_ARG,
+                        "icl_rsa_levels: need a hypothesis, n_perm >= 1 and >= 3 items (got %d, %d, %d)",
                         n_hyp, n_perm, r->n);
     for (int h = 0; h < n_hyp; h++)
         if (!hyp[h].labels == !hyp[h].values)
@@ -154,7 +155,8 @@ static icl_status rsa_site(const icl_task_family *f, const icl_repr_site *site, 
 
 static icl_status check_rsa_options(const icl_rsa_options *o) {
     if (o->n_shots < 1 || o->n_shots > ICL_RSA_MAX_SHOTS)
-        return icl_fail(ICL_ERR_INVALID_ARG, "RSA: between 1 and %d shot counts, got %d", ICL_RSA_MAX_SHOTS, o->n_shots);
+        return icl_fail(ICL_ERR_INVALID_ARG, "RSA: between 1 and %d shot counts, got %d", ICL_RSA_MAX_SHOTS,
+                        o->n_shots);
     for (int c = 0; c < o->n_shots; c++)
         if (o->shots[c] < 0)
             return icl_fail(ICL_ERR_INVALID_ARG, "RSA: shot count %d is negative", o->shots[c]);
@@ -164,9 +166,9 @@ static icl_status check_rsa_options(const icl_rsa_options *o) {
 }
 
 /* One condition: prompts with `shots` examples, RSA of every level into row c of the result. */
-static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
+static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                                 const icl_repr_site *site, const icl_rsa_options *o, int c, icl_rsa_result *out) {
-    icl_prompt_set_options po = *popt;
+    icl_repr_prompts_options po = *popt;
     int max_shots = 0;
     for (int i = 0; i < o->n_shots; i++)
         if (o->shots[i] > max_shots) max_shots = o->shots[i];
@@ -178,8 +180,8 @@ static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const ic
         po.keep_examples = -1;
         po.seed = popt->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(o->shots[c] + 1));
     }
-    icl_prompt_set set;
-    ICL_TRY(icl_prompt_set_generate(f, &po, &set));
+    icl_repr_prompts set;
+    ICL_TRY(icl_repr_prompts_generate(f, &po, &set));
     icl_repr_set r;
     memset(&r, 0, sizeof r);
     int32_t *answer_ids = malloc((size_t)set.n * sizeof *answer_ids);
@@ -193,10 +195,10 @@ static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const ic
         memcpy(out->task_labels, set.labels, (size_t)set.n * sizeof *set.labels);
         hyp[n_hyp++] = (icl_rsa_hypothesis){"task", set.labels, NULL};
         if (icl_task_family_mode(f) == ICL_MODE_TOKEN) {
-            s = icl_prompt_set_answer_ids(&set, answer_ids, &n_ids);
+            s = icl_repr_prompts_answer_ids(&set, answer_ids, &n_ids);
             hyp[n_hyp++] = (icl_rsa_hypothesis){"answer", answer_ids, NULL};
         } else {
-            s = icl_prompt_set_answer_values(&set, answer_values);
+            s = icl_repr_prompts_answer_values(&set, answer_values);
             hyp[n_hyp++] = (icl_rsa_hypothesis){"answer", NULL, answer_values};
         }
         if (o->labels)
@@ -217,13 +219,13 @@ static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const ic
         out->n_hyp = n_hyp;
     }
     icl_repr_set_free(&r);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     free(answer_ids);
     free(answer_values);
     return s;
 }
 
-icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
+icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                          const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out) {
     if (!m || !f || !popt || !ropt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_probe: NULL argument");

@@ -246,6 +246,7 @@ void icl_superposition_result_free(icl_superposition_result *r) {
     free(r->pK_exact);
     free(r->out.mean);
     free(r->out.sd);
+    free(r->out.sorted);
     free(r->out.solved);
     free(r->lens_P);
     free(r->lens_pK);
@@ -253,6 +254,7 @@ void icl_superposition_result_free(icl_superposition_result *r) {
     for (int l = 0; r->lens && l < r->levels; l++) {
         free(r->lens[l].mean);
         free(r->lens[l].sd);
+        free(r->lens[l].sorted);
         free(r->lens[l].solved);
     }
     free(r->lens);
@@ -317,8 +319,9 @@ static icl_status check_run(const icl_model *m, const icl_task_family *f, const 
 static icl_status stats_alloc(icl_superposition_stats *st, int K) {
     st->mean = malloc((size_t)K * sizeof *st->mean);
     st->sd = malloc((size_t)K * sizeof *st->sd);
+    st->sorted = malloc((size_t)K * sizeof *st->sorted);
     st->solved = malloc((size_t)K * sizeof *st->solved);
-    return st->mean && st->sd && st->solved ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_superposition_run: out of memory");
+    return st->mean && st->sd && st->sorted && st->solved ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_superposition_run: out of memory");
 }
 
 static icl_status result_alloc(icl_superposition_result *r, int K, int n, int levels) {
@@ -352,6 +355,7 @@ static icl_status summarize(const double *P, const double *pK, const uint8_t *ex
                             const double *lambda, int solved, icl_superposition_stats *st) {
     ICL_TRY(icl_superposition_summary(P, n, K, st->mean, st->sd, NULL, &st->other));
     for (int j = 0; j < K; j++) st->sd[j] = sqrt(st->sd[j]);
+    ICL_TRY(icl_superposition_sorted_mean(P, n, K, st->sorted));
     ICL_TRY(icl_superposition_kl(P, n, K, lambda, 0, NULL, &st->kl_raw));
     ICL_TRY(icl_superposition_kl(P, n, K, lambda, 1, NULL, &st->kl_renorm));
     if (!solved) {

@@ -14,7 +14,7 @@ set grid
 set key top left
 
 # Columns: 1 sweep, 2 mixture, 3 n_tasks, 4 tasks, 5 readout, 6 level, 7 task, 8 lambda, 9 lambda_actual,
-# 10 count, 11 p_mean, 12 p_sd, 13 solved, 14 other, 15 kl_raw, 16 kl_renorm, 17 r, 18 pk_exact.
+# 10 count, 11 p_mean, 12 p_sd, 13 sorted_mean, 14 solved, 15 other, 16 kl_raw, 17 kl_renorm, 18 r, 19 pk_exact.
 sel(cond) = sprintf("< awk -F, 'NR > 1 && (%s)' '%s'", cond, in)
 count(cond) = system(sprintf("awk -F, 'NR > 1 && (%s)' '%s' | wc -l", cond, in)) + 0
 
@@ -35,7 +35,7 @@ plot x with lines dt 2 lc "gray40" title "P = lambda", \
 
 # r and KL against the number of tasks, averaged over the task subsets of each size.
 if (count("$1 == \"uniform\" && $5 == \"output\"") > 0) {
-    agg = sprintf("< awk -F, 'NR > 1 && $1 == \"uniform\" && $5 == \"output\" && !seen[$2]++ {n[$3]++; r[$3] += $17; kr[$3] += $15; kn[$3] += $16} END {for (k in n) print k \",\" r[k] / n[k] \",\" kr[k] / n[k] \",\" kn[k] / n[k]}' '%s' | sort -n", in)
+    agg = sprintf("< awk -F, 'NR > 1 && $1 == \"uniform\" && $5 == \"output\" && !seen[$2]++ {n[$3]++; r[$3] += $18; kr[$3] += $16; kn[$3] += $17} END {for (k in n) print k \",\" r[k] / n[k] \",\" kr[k] / n[k] \",\" kn[k] / n[k]}' '%s' | sort -n", in)
     set output base."_tasks.png"
     set terminal pngcairo size 1100,460 font ",10" noenhanced
     set multiplot layout 1,2 title "uniform mixtures (mean over task subsets of each size)"

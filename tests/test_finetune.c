@@ -118,7 +118,7 @@ START_TEST(test_compare_original_row) {
     icl_finetune_options o = icl_finetune_options_default();
     o.steps = 3;
     o.batch = 8;
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = 10;
     icl_finetune_eval ev = icl_finetune_eval_default();
     ev.td_prompts = &po;

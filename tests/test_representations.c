@@ -111,17 +111,17 @@ END_TEST
 /* Prompt j of task t does not depend on the other tasks of the set, and kept-example sets share queries. */
 START_TEST(test_prompt_set_streams) {
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 5;
-    icl_prompt_set all, one, zero;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &all), ICL_OK);
+    icl_repr_prompts all, one, zero;
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &all), ICL_OK);
     int t2 = 2;
     o.tasks = &t2;
     o.n_tasks = 1;
     o.prompts_per_task = 3;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &one), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &one), ICL_OK);
     o.keep_examples = 0;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &zero), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &zero), ICL_OK);
     ck_assert_int_eq(all.n, 4 * 5);
     for (int j = 0; j < 3; j++) {
         const icl_prompt *a = &all.prompts[2 * 5 + j], *b = &one.prompts[j], *z = &zero.prompts[j];
@@ -131,9 +131,9 @@ START_TEST(test_prompt_set_streams) {
         /* same query input and answer tokens */
         ck_assert(memcmp(z->tokens + 1, b->tokens + b->T - 6, 6 * sizeof(int32_t)) == 0);
     }
-    icl_prompt_set_free(&all);
-    icl_prompt_set_free(&one);
-    icl_prompt_set_free(&zero);
+    icl_repr_prompts_free(&all);
+    icl_repr_prompts_free(&one);
+    icl_repr_prompts_free(&zero);
     icl_task_family_free(f);
 }
 END_TEST
@@ -141,7 +141,7 @@ END_TEST
 /* The decodability pipeline equals icl_residuals_at + icl_knn_decodability on the same prompts. */
 static void td_against_manual(const char *spec, int layers) {
     icl_task_family *f = family(spec);
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 12; /* 4 tasks x 12 = 48 prompts: one forward pass either way */
     int T;
     ck_assert_int_eq(icl_task_family_prompt_len(f, icl_task_family_default_examples(f), &T), ICL_OK);
@@ -152,8 +152,8 @@ static void td_against_manual(const char *spec, int layers) {
     icl_td_result td;
     ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_OK);
 
-    icl_prompt_set set;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &set), ICL_OK);
+    icl_repr_prompts set;
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &set), ICL_OK);
     const icl_prompt **ptrs = malloc((size_t)set.n * sizeof *ptrs);
     for (int i = 0; i < set.n; i++) ptrs[i] = &set.prompts[i];
     icl_task_batch tb = {0};
@@ -174,8 +174,8 @@ static void td_against_manual(const char *spec, int layers) {
             degenerate++;
             continue;
         }
-        ck_assert_int_eq(icl_knn_decodability(X, set.labels, set.n, C, nt, 5, want + (size_t)l * nt, &want_mean[l], NULL),
-                         ICL_OK);
+        ck_assert_int_eq(
+            icl_knn_decodability(X, set.labels, set.n, C, nt, 5, want + (size_t)l * nt, &want_mean[l], NULL), ICL_OK);
         ck_assert(memcmp(td.td + (size_t)l * nt, want + (size_t)l * nt, (size_t)nt * sizeof *want) == 0);
         ck_assert(memcmp(&td.td_mean[l], &want_mean[l], sizeof *want_mean) == 0);
         if (best < 0 || want_mean[l] > want_mean[best]) best = l;
@@ -200,7 +200,7 @@ static void td_against_manual(const char *spec, int layers) {
     free(res);
     free(ptrs);
     icl_task_batch_free(&tb);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     icl_td_result_free(&td);
     icl_model_free(m);
     icl_task_family_free(f);
@@ -215,7 +215,7 @@ END_TEST
 START_TEST(test_td_bad_requests) {
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
     icl_model *m = small_model(f, 2, 28, 1);
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 6;
     icl_td_options to = icl_td_options_default();
     to.k = 3;
@@ -281,7 +281,7 @@ START_TEST(test_td_over_checkpoints) {
     ck_assert_int_eq(list.steps[0], 5);
     ck_assert_int_eq(list.steps[1], 20);
     ck_assert_int_eq(list.steps[2], 100);
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 8;
     icl_td_curve c;
     ck_assert_int_eq(icl_td_over_checkpoints(&list, ICL_BACKEND_CPU, f, &o, NULL, 4, &c), ICL_OK);
@@ -361,7 +361,7 @@ END_TEST
 START_TEST(test_rsa_matches_manual) {
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
     icl_model *m = small_model(f, 2, 28, 3);
-    icl_prompt_set_options po = icl_prompt_set_options_default();
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = 8;
     icl_rsa_options ro = icl_rsa_options_default(f);
     ro.shots[1] = 3;
@@ -373,11 +373,11 @@ START_TEST(test_rsa_matches_manual) {
     ck_assert_str_eq(res.hyp_names[0], "task");
     ck_assert_str_eq(res.hyp_names[1], "answer");
     for (int c = 0; c < 2; c++) {
-        icl_prompt_set_options o = po;
+        icl_repr_prompts_options o = po;
         o.n_examples = 3;
         o.keep_examples = res.shots[c];
-        icl_prompt_set set;
-        ck_assert_int_eq(icl_prompt_set_generate(f, &o, &set), ICL_OK);
+        icl_repr_prompts set;
+        ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &set), ICL_OK);
         icl_repr_site site = icl_repr_site_default(f);
         icl_repr_set rs;
         ck_assert_int_eq(icl_repr_collect(m, set.prompts, set.n, &site, 64, &rs), ICL_OK);
@@ -400,7 +400,7 @@ START_TEST(test_rsa_matches_manual) {
         }
         free(S);
         icl_repr_set_free(&rs);
-        icl_prompt_set_free(&set);
+        icl_repr_prompts_free(&set);
     }
     icl_rsa_result_free(&res);
     ro.n_shots = 0;
@@ -456,14 +456,14 @@ END_TEST
 /* Linear probes on planted representations: a feature that is the target gives accuracy / R^2 ~ 1. */
 START_TEST(test_linear_planted) {
     icl_task_family *fv = family("basis_mixture_small:K=10");
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 30;
-    icl_prompt_set set;
-    ck_assert_int_eq(icl_prompt_set_generate(fv, &o, &set), ICL_OK);
+    icl_repr_prompts set;
+    ck_assert_int_eq(icl_repr_prompts_generate(fv, &o, &set), ICL_OK);
     int n = set.n, D = 8, d = D + 3;
     double *y = malloc((size_t)n * sizeof *y), *w = malloc((size_t)n * D * sizeof *w);
-    ck_assert_int_eq(icl_prompt_set_answer_values(&set, y), ICL_OK);
-    ck_assert_int_eq(icl_prompt_set_weights(&set, w), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_answer_values(&set, y), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_weights(&set, w), ICL_OK);
     /* the weights fit the prompt's own points: residual at the noise level */
     const icl_prompt *p0 = &set.prompts[0];
     double xs[11 * 8], ys[11], worst = 0.0;
@@ -501,26 +501,26 @@ START_TEST(test_linear_planted) {
 
     /* token prompts: the weights target does not exist */
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
-    icl_prompt_set ts;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &ts), ICL_OK);
+    icl_repr_prompts ts;
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &ts), ICL_OK);
     ck_assert_int_eq(icl_linear_probe_levels(&rs, &ts, ICL_LINEAR_WEIGHTS, &lo, metric, NULL), ICL_ERR_INVALID_ARG);
     printf("  %s\n", icl_last_error());
     icl_linear_target tgt;
     ck_assert_int_eq(icl_linear_target_parse("answer", &tgt), ICL_OK);
     ck_assert_int_eq(tgt, ICL_LINEAR_ANSWER);
     ck_assert_int_eq(icl_linear_target_parse("colour", &tgt), ICL_ERR_INVALID_ARG);
-    icl_prompt_set_free(&ts);
+    icl_repr_prompts_free(&ts);
     icl_task_family_free(f);
     free(rs.X);
     free(y);
     free(w);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     icl_task_family_free(fv);
 }
 END_TEST
 
 /* Pack a prompt set into one batch. */
-static void pack_set(const icl_prompt_set *s, icl_task_batch *tb) {
+static void pack_set(const icl_repr_prompts *s, icl_task_batch *tb) {
     const icl_prompt **ptrs = malloc((size_t)s->n * sizeof *ptrs);
     for (int i = 0; i < s->n; i++) ptrs[i] = &s->prompts[i];
     ck_assert_int_eq(icl_task_batch_pack(tb, ptrs, s->n, 0), ICL_OK);
@@ -534,13 +534,13 @@ static void pack_set(const icl_prompt_set *s, icl_task_batch *tb) {
 START_TEST(test_attention_planted_roles) {
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
     icl_model *m = small_model(f, 2, 28, 4);
-    icl_prompt_set_options o = icl_prompt_set_options_default();
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
     int task = 1;
     o.tasks = &task;
     o.n_tasks = 1;
     o.prompts_per_task = 4;
-    icl_prompt_set set;
-    ck_assert_int_eq(icl_prompt_set_generate(f, &o, &set), ICL_OK);
+    icl_repr_prompts set;
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &set), ICL_OK);
     icl_task_batch tb = {0};
     pack_set(&set, &tb);
     int T = tb.T, q = 26, NH = 3;
@@ -596,7 +596,7 @@ START_TEST(test_attention_planted_roles) {
     icl_attn_stats_free(&st);
     free(pattern);
     icl_task_batch_free(&tb);
-    icl_prompt_set_free(&set);
+    icl_repr_prompts_free(&set);
     icl_model_free(m);
     icl_task_family_free(f);
 }
@@ -634,7 +634,8 @@ START_TEST(test_attention_planted_task_ratio) {
     iv.vector = pattern;
     icl_attn_stats st;
     ck_assert_int_eq(icl_attn_stats_init(&st, m, 4), ICL_OK);
-    ck_assert_int_eq(icl_attn_stats_add(&st, m, &tb, icl_pos_role_nth(ICL_ROLE_QUERY_SEP, 0), relevant, &iv, 1), ICL_OK);
+    icl_positions from = icl_pos_role_nth(ICL_ROLE_QUERY_SEP, 0);
+    ck_assert_int_eq(icl_attn_stats_add(&st, m, &tb, from, relevant, &iv, 1), ICL_OK);
     ck_assert_int_eq(icl_attn_stats_finish(&st), ICL_OK);
     size_t cells = (size_t)2 * (NH + 1);
     const double *ratio = st.ratio + ICL_ATTN_TASK * cells + (size_t)1 * (NH + 1);

@@ -54,7 +54,7 @@ icl_status icl_model_clone(const icl_model *m, icl_model **out);
 #define ICL_FT_VARIANTS 3 /* original, first-n finetuned, last-n finetuned */
 
 typedef struct {
-    const icl_prompt_set_options *td_prompts; /* decodability prompts (NULL: 100 per task, seed 1) */
+    const icl_repr_prompts_options *td_prompts; /* decodability prompts (NULL: 100 per task, seed 1) */
     const icl_repr_site *site;                /* NULL: icl_repr_site_default */
     int k;                                    /* kNN neighbours */
     int eval_prompts;                         /* icl_eval_tasks prompts per task */

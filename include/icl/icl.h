@@ -19,6 +19,8 @@
 #include "icl/probe.h"
 #include "icl/readout.h"
 #include "icl/task_vectors.h"
+#include "icl/representations.h"
+#include "icl/finetune.h"
 #include "icl/analysis.h"
 #include "icl/results.h"
 

@@ -62,10 +62,10 @@ typedef struct {
                               here share their queries (0-shot vs k-shot on the same queries) */
     icl_gen_options gen;   /* loss mask and query redraw of the generator */
     uint64_t seed;         /* prompt j of task t depends only on (seed, t, j, n_examples) */
-} icl_prompt_set_options;
+} icl_repr_prompts_options;
 
 /* N 100, family default examples, keep all, every task, icl_gen_options_default(), seed 1. */
-icl_prompt_set_options icl_prompt_set_options_default(void);
+icl_repr_prompts_options icl_repr_prompts_options_default(void);
 
 typedef struct {
     int n;                 /* prompts = n_tasks * prompts_per_task */
@@ -74,13 +74,14 @@ typedef struct {
     int *tasks;            /* (n_tasks) task ids */
     int32_t *labels;       /* (n) index into tasks of each prompt's task: i / prompts_per_task */
     icl_prompt *prompts;   /* (n) */
-} icl_prompt_set;
+} icl_repr_prompts;
 
 /* Generate a task-major prompt set. ICL_ERR_INVALID_ARG for an empty or
  * repeated task list, a task out of range, N < 1, keep_examples out of
- * [-1, n_examples]. Free with icl_prompt_set_free. */
-icl_status icl_prompt_set_generate(const icl_task_family *f, const icl_prompt_set_options *opt, icl_prompt_set *out);
-void icl_prompt_set_free(icl_prompt_set *s);
+ * [-1, n_examples]. Free with icl_repr_prompts_free. */
+icl_status icl_repr_prompts_generate(const icl_task_family *f, const icl_repr_prompts_options *opt,
+                                     icl_repr_prompts *out);
+void icl_repr_prompts_free(icl_repr_prompts *s);
 
 /* dst = src with only its first k examples kept (k in [0, src->n_examples]),
  * followed by the same query: positions are dropped, labels, targets and
@@ -90,15 +91,15 @@ icl_status icl_prompt_keep_examples(const icl_prompt *src, int k, icl_prompt *ds
 /* Dense ids of each prompt's query answer: prompts with the same answer
  * tokens (token mode) share an id, ids numbered by first appearance.
  * ids (n); *n_ids receives the number of distinct answers. ICL_ERR_INVALID_ARG
- * for vector prompts (use icl_prompt_set_answer_values). */
-icl_status icl_prompt_set_answer_ids(const icl_prompt_set *s, int32_t *ids, int *n_ids);
+ * for vector prompts (use icl_repr_prompts_answer_values). */
+icl_status icl_repr_prompts_answer_ids(const icl_repr_prompts *s, int32_t *ids, int *n_ids);
 /* Vector mode: the query's target y_q of each prompt (noise included), values (n). */
-icl_status icl_prompt_set_answer_values(const icl_prompt_set *s, double *values);
+icl_status icl_repr_prompts_answer_values(const icl_repr_prompts *s, double *values);
 /* Vector mode: least-squares weights w (n, D) of each prompt's n_examples+1
  * points (x_i, y_i), the query included (minimum-norm least squares, an
  * estimate of the drawn function's weights; exact for noise-free linear
  * prompts with at least D points). */
-icl_status icl_prompt_set_weights(const icl_prompt_set *s, double *w);
+icl_status icl_repr_prompts_weights(const icl_repr_prompts *s, double *w);
 
 /* ---- residual representations ---- */
 
@@ -156,7 +157,7 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
                             icl_td_result *out);
 /* Generate the prompt set, collect it at `site` (NULL = icl_repr_site_default)
  * and compute TD. Needs at least 2 tasks. */
-icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
+icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                                  const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out);
 void icl_td_result_free(icl_td_result *r);
 
@@ -184,7 +185,7 @@ typedef struct {
  * of the list (each loaded on `backend`); the checkpoints must share one
  * config. Han et al.'s TD over training (their Figs. 9-10). */
 icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_kind backend,
-                                   const icl_task_family *f, const icl_prompt_set_options *popt,
+                                   const icl_task_family *f, const icl_repr_prompts_options *popt,
                                    const icl_repr_site *site, int k, icl_td_curve *out);
 void icl_td_curve_free(icl_td_curve *c);
 
@@ -242,7 +243,7 @@ typedef struct {
  * from the shots (independent prompts use a seed derived from popt->seed and
  * the shot count); site NULL = icl_repr_site_parse(f, NULL, NULL, NULL,
  * min(shots)), a site that exists at every shot count. */
-icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_prompt_set_options *popt,
+icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                          const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out);
 void icl_rsa_result_free(icl_rsa_result *r);
 
@@ -250,9 +251,9 @@ void icl_rsa_result_free(icl_rsa_result *r);
 
 typedef enum {
     ICL_LINEAR_TASK = 0, /* multinomial logistic on the task; metric: cross-validated accuracy */
-    ICL_LINEAR_ANSWER,   /* token: logistic on the query answer (icl_prompt_set_answer_ids), accuracy;
+    ICL_LINEAR_ANSWER,   /* token: logistic on the query answer (icl_repr_prompts_answer_ids), accuracy;
                             vector: ridge on the query answer value, R^2 */
-    ICL_LINEAR_WEIGHTS,  /* vector: ridge on the prompt's least-squares weights (icl_prompt_set_weights),
+    ICL_LINEAR_WEIGHTS,  /* vector: ridge on the prompt's least-squares weights (icl_repr_prompts_weights),
                             mean R^2 over the D weights */
     ICL_LINEAR_COUNT
 } icl_linear_target;
@@ -275,7 +276,7 @@ icl_linear_options icl_linear_options_default(void);
  * accuracy of always predicting the most frequent class (NaN for ridge).
  * ICL_ERR_INVALID_ARG for a target the set's mode has not, or a target with
  * a single class. */
-icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_prompt_set *s, icl_linear_target target,
+icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
                                    const icl_linear_options *opt, double *metric, double *chance);
 
 /* ---- attention to roles (Yousefi et al.) ---- */
@@ -329,7 +330,7 @@ icl_status icl_attn_stats_finish(icl_attn_stats *s);
 void icl_attn_stats_free(icl_attn_stats *s);
 
 typedef struct {
-    icl_prompt_set_options prompts; /* single-task prompts of the k-shot condition */
+    icl_repr_prompts_options prompts; /* single-task prompts of the k-shot condition */
     icl_positions from;             /* attending position; default: the query position */
     double mix_lambda;              /* > 0: add a mixed condition whose prompts give this share of the examples
                                        to a dominant task and the rest to one other task; default 0.75 */

@@ -46,6 +46,7 @@ void icl_superposition_opts_default(icl_superposition_opts *o);
 /* Summary of one readout (the model output, or one lens level). */
 typedef struct {
     double *mean, *sd; /* (K) of P_j over prompts (sample sd) */
+    double *sorted;    /* (K) mean over prompts of the k-th largest P_ij (Xiong's sorted mean) */
     double *solved;    /* (K) fraction of prompts solving task j; NaN without opts.solved */
     double other;      /* mean of 1 - sum_j P_j */
     double kl_raw, kl_renorm; /* means over prompts; +inf if any prompt gives a task with lambda_j > 0 probability 0 */
