@@ -1,14 +1,16 @@
 #!/bin/bash
-# The main job (make demo): train the default retrieval model, evaluate it,
-# run the superposition, task-vector and decodability probes, plot
-# everything, and write out/demo/report.md. About 5 minutes on 2 cores.
-#   ICL=path/to/icl  OUT=dir  STEPS=n  SEED=s  sh scripts/demo.sh
+# The main job (make demo): train the default model on single-task prompts
+# of the sum-translation family (a + b written in one of 4 alphabets: Xiong
+# et al.'s add-translate setting), evaluate it, run the superposition,
+# task-vector and decodability probes, plot everything, and write
+# out/demo/report.md. About 5 minutes on 2 cores.
+#   ICL=path/to/icl  OUT=dir  STEPS=n  SEED=s  TASK=spec  bash scripts/demo.sh
 set -euo pipefail
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/demo}
-STEPS=${STEPS:-2500}
+STEPS=${STEPS:-1500}
 SEED=${SEED:-1}
-TASK=${TASK:-retrieval}
+TASK=${TASK:-translation:K=4,sum=1}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 start=$(date +%s)

@@ -140,6 +140,14 @@ static void check_mixture(const char *spec, int n, const int *tasks, const doubl
     char label[128];
     snprintf(label, sizeof label, "P_j vs manual teacher forcing (%s)", spec);
     TU_ASSERT_CLOSE(label, got, want, (size_t)5 * K, 1e-9, 1e-5);
+    /* the sorted-mean profile decreases and has the same total as the per-task means */
+    double total_sorted = 0, total_mean = 0;
+    for (int j = 0; j < K; j++) {
+        total_sorted += r.out.sorted[j];
+        total_mean += r.out.mean[j];
+        ck_assert(j == 0 || r.out.sorted[j] <= r.out.sorted[j - 1]);
+    }
+    ck_assert(fabs(total_sorted - total_mean) < 1e-12);
     float kl_got[2] = {(float)r.out.kl_raw, (float)r.out.kl_renorm}, kl_want[2] = {(float)kl_raw, (float)kl_renorm};
     TU_ASSERT_CLOSE("KL raw, renormalised vs manual", kl_got, kl_want, 2, 1e-7, 1e-5);
     if (x.A == 1) {

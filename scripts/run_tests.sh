@@ -1,0 +1,26 @@
+#!/bin/bash
+# Run every test program given, show its output, and finish with one line
+# summing Check's counts over all suites: "tests: N passed, M failed".
+# Exits non-zero if any suite failed or could not run.
+set -uo pipefail
+passed=0 failed=0 broken=0
+for t in "$@"; do
+    echo "== $t"
+    out=$("$t" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "!! $t printed no Check summary (exit $rc)"
+        broken=$((broken + 1))
+        continue
+    fi
+    checks=$(printf '%s' "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+    fails=$(printf '%s' "$line" | sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/')
+    fails=$((fails))
+    passed=$((passed + checks - fails))
+    failed=$((failed + fails))
+    [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ] && broken=$((broken + 1))
+done
+echo "tests: $passed passed, $((failed + broken)) failed"
+[ "$failed" -eq 0 ] && [ "$broken" -eq 0 ]
