@@ -279,6 +279,14 @@ static int build_mixtures(const options *o, const icl_task_family *f, mixture_li
         fprintf(stderr, "icl probe superposition: no mixtures to run\n");
         return 1;
     }
+    int max_mix = 0;
+    for (int i = 0; i < l->n; i++)
+        if (l->items[i].K > max_mix) max_mix = l->items[i].K;
+    if (icl_task_family_answer_len(f) > 1 && o->beam < max_mix) {
+        fprintf(stderr, "icl probe superposition: --beam %d is narrower than the largest mixture (%d tasks)\n",
+                o->beam, max_mix);
+        return 1;
+    }
     return 0;
 }
 

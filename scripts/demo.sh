@@ -6,6 +6,8 @@
 # out/demo/report.md. About 5 minutes on 2 cores.
 #   ICL=path/to/icl  OUT=dir  STEPS=n  SEED=s  TASK=spec  bash scripts/demo.sh
 set -euo pipefail
+# Sleep rather than spin at OpenMP barriers: a loaded machine slows spinning threads badly.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/demo}
 STEPS=${STEPS:-1500}
@@ -17,16 +19,18 @@ start=$(date +%s)
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-# Run a probe: its summary goes to DIR/summary.txt (and the terminal), then its plot script.
+# Run a probe; its printed summary goes to OUT/<name>/summary.txt (and the terminal).
 probe() {
     name=$1
-    plot=$2
-    shift 2
-    dir="$OUT/$name"
+    shift
     step "icl probe $name"
-    "$ICL" probe "$name" --model "$OUT/model/model.safetensors" --out "$dir" "$@" | tee "$dir.summary.txt"
-    mv "$dir.summary.txt" "$dir/summary.txt"
-    gnuplot -e "dir='$dir'" "scripts/plot_$plot.gp"
+    "$ICL" probe "$name" --model "$OUT/model/model.safetensors" --out "$OUT/$name" "$@" | tee "$OUT/$name.txt"
+    mv "$OUT/$name.txt" "$OUT/$name/summary.txt"
+}
+
+# plot SCRIPT DIR CSV [PNG [extra gnuplot assignments]]: the probe plot scripts read in= and out=.
+plot() {
+    gnuplot -e "in='$2/$3'; out='$2/${4:-${3%.csv}.png}'; ${5:-}" "scripts/plot_$1.gp"
 }
 
 step "train $TASK for $STEPS steps (checkpoints every 500 steps, per-task evaluation every 250)"
@@ -40,9 +44,14 @@ step "evaluate against the number of in-context examples"
 "$ICL" eval --model "$OUT/model/model.safetensors" --prompts 100 --out "$OUT/model/eval.csv" | tee "$OUT/eval.txt"
 gnuplot -e "dir='$OUT/model'" scripts/plot_training.gp
 
-probe superposition superposition --prompts 100
-probe task-vectors task_vectors --prompts 50
-probe decodability decodability --prompts 100 --checkpoints "$OUT/model/checkpoints"
+probe superposition --prompts 100
+plot superposition "$OUT/superposition" superposition.csv
+probe task-vectors --prompts 50
+gnuplot -e "dir='$OUT/task-vectors'" scripts/plot_task_vectors.gp
+probe decodability --prompts 100 --checkpoints "$OUT/model/checkpoints"
+plot decodability "$OUT/decodability" td.csv
+plot decodability "$OUT/decodability" pairwise.csv pairwise.png "plot='pairwise'"
+plot decodability "$OUT/decodability" td_steps.csv td_steps.png "plot='steps'"
 done_at=$(date +%s)
 
 sh scripts/report.sh "$OUT" "$TASK" "$STEPS" "$SEED" $((trained - start)) $((done_at - start)) > "$OUT/report.md.tmp"

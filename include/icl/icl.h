@@ -18,6 +18,8 @@
 #include "icl/eval.h"
 #include "icl/probe.h"
 #include "icl/readout.h"
+#include "icl/superposition.h"
+#include "icl/lens.h"
 #include "icl/task_vectors.h"
 #include "icl/representations.h"
 #include "icl/finetune.h"
