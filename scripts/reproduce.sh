@@ -1,0 +1,50 @@
+#!/bin/bash
+# Reproduce the experiments of docs/results.md on our tiny models, over seeds:
+#   bash scripts/reproduce.sh [OUT=out/results] [SEEDS="1 2 3"]
+# Each experiment writes its CSV/NPY/JSON and PNG files under OUT/<paper>/s<seed>/.
+# About 5 minutes per seed on 2 cores.
+set -uo pipefail
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+ICL=${ICL:-build/bin/icl}
+OUT=${OUT:-out/results}
+SEEDS=${SEEDS:-1 2 3}
+XIONG_TASK="translation:K=4,sum=1"
+HAN_TASK="basis_mixture_small"
+
+run() { # run a command, log it, keep going if it fails (the log says so)
+    echo "+ $*" >> "$OUT/commands.log"
+    "$@" > "$LOG" 2>&1 || echo "FAILED ($?): $*" | tee -a "$OUT/commands.log"
+}
+
+mkdir -p "$OUT"
+: > "$OUT/commands.log"
+for s in $SEEDS; do
+    # Xiong: superposition, task-vector interpolation, logit lens; Yousefi: RSA and attention
+    d="$OUT/xiong/s$s"
+    mkdir -p "$d"
+    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --steps 1500 --batch 32 --lr 2e-3 --seed "$s" \
+        --eval-every 250 --out "$d/model"
+    m="$d/model/model.safetensors"
+    LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
+    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 50 --eval-prompts 50 --seed "$s" --out "$d/task-vectors"
+    LOG="$d/logit-lens.log" run "$ICL" probe logit-lens --model "$m" --prompts 50 --seed "$s" --out "$d/logit-lens"
+    LOG="$d/rsa.log" run "$ICL" probe rsa --model "$m" --prompts 40 --perm 200 --seed "$s" --out "$d/rsa"
+    LOG="$d/attention.log" run "$ICL" probe attention --model "$m" --prompts 40 --seed "$s" --out "$d/attention"
+
+    # Han: per-basis loss and decodability over training, patching matrix, partial finetuning
+    d="$OUT/han/s$s"
+    mkdir -p "$d"
+    LOG="$d/train.log" run "$ICL" train --task "$HAN_TASK" --layers 3 --steps 4000 --batch 64 --lr 1e-3 --seed "$s" \
+        --eval-every 250 --checkpoint-every 500 --out "$d/model"
+    m="$d/model/model.safetensors"
+    LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
+        --checkpoints "$d/model/checkpoints" --out "$d/decodability"
+    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 100 --eval-prompts 100 --seed "$s" --out "$d/task-vectors"
+    LOG="$d/finetune.log" run "$ICL" probe finetune --model "$m" --n 1 --steps 300 --seed "$s" --out "$d/finetune"
+done
+
+# Garg's toy linear regression (d = 5): error against the number of examples, with baselines
+d="$OUT/garg/s1"
+mkdir -p "$d"
+LOG="$d/train.log" run "$ICL" train --task linear_toy --steps 3000 --batch 64 --lr 1e-3 --seed 1 --eval-every 500 --out "$d/model"
+echo "done" >> "$OUT/commands.log"
