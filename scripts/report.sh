@@ -27,10 +27,11 @@ and what the papers found.
 
 ## Training
 
-Per-task loss and query accuracy on fixed evaluation prompts during training
-(\`model/task_log.csv\`):
+Training loss, per-task loss and query accuracy on fixed evaluation prompts during training
+(\`model/task_log.csv\`), and accuracy against the number of in-context examples:
 
 $(images model)
+
 ## Accuracy against the number of in-context examples
 
 \`icl eval\` on 100 fresh prompts per task and per number of examples k (\`model/eval.csv\`):
@@ -46,6 +47,7 @@ Prompts that mix tasks with proportions λ: the probability the model gives each
 
 $(summary superposition)
 $(images superposition)
+
 ## Task vectors (Hendel et al.; Han et al.)
 
 The mean residual at the query separator of demonstration prompts, patched into zero-shot and
@@ -53,6 +55,7 @@ other-task prompts (\`task-vectors/\`).
 
 $(summary task-vectors)
 $(images task-vectors)
+
 ## Task decodability (Han et al.)
 
 Leave-one-out 10-nearest-neighbour decoding of the task from the residual stream at the query

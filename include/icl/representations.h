@@ -8,7 +8,7 @@
  * embedding output, level l (1..L) the output of block l-1, so a model of L
  * blocks has L+1 levels (the layout of icl_residuals_at). Prompts come in
  * task-major sets: item i of a set of N prompts per task is prompt i % N of
- * the (i / N)-th task of the set. docs/probes_representations.md gives the
+ * the (i / N)-th task of the set. docs/probes.md gives the
  * formulas, defaults and output files of each probe. */
 #ifndef ICL_REPRESENTATIONS_H
 #define ICL_REPRESENTATIONS_H
