@@ -13,6 +13,7 @@ CC       ?= gcc
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA     ?= $(if $(NVCC),1,0)
 SONAME_MAJOR := 0
+NPROC    := $(shell nproc 2>/dev/null || echo 2)
 VERSION  := 0.1.0
 
 # OpenBLAS's OpenMP build: it shares our OpenMP thread pool and runs single-threaded
@@ -102,11 +103,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 
 # Every suite runs (Check prints its own summary), then one line sums them all.
 check: setup
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(TEST_BIN)
 
 demo: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	bash scripts/demo.sh
 
 bench: all
