@@ -10,7 +10,7 @@ set -euo pipefail
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/demo}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-2500}
 SEED=${SEED:-1}
 TASK=${TASK:-translation:K=4,sum=1}
 rm -rf "$OUT"

@@ -2,7 +2,7 @@
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
 #   bash scripts/reproduce.sh [OUT=out/results] [SEEDS="1 2 3"]
 # Each experiment writes its CSV/NPY/JSON and PNG files under OUT/<paper>/s<seed>/.
-# About 5 minutes per seed on 2 cores.
+# About 8 minutes per seed on 2 cores.
 set -uo pipefail
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
@@ -22,7 +22,7 @@ for s in $SEEDS; do
     # Xiong: superposition, task-vector interpolation, logit lens; Yousefi: RSA and attention
     d="$OUT/xiong/s$s"
     mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --steps 1500 --batch 32 --lr 2e-3 --seed "$s" \
+    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --steps 3000 --batch 32 --lr 2e-3 --seed "$s" \
         --eval-every 250 --out "$d/model"
     m="$d/model/model.safetensors"
     LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
