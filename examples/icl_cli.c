@@ -169,3 +169,12 @@ int cli_make_dir(const char *dir) {
     }
     return 0;
 }
+
+void cli_default_baselines(icl_baseline *out) {
+    static const icl_baseline_kind kinds[CLI_N_BASELINES] = {
+        ICL_BASELINE_LEAST_SQUARES, ICL_BASELINE_RIDGE, ICL_BASELINE_LASSO,
+        ICL_BASELINE_ORACLE,        ICL_BASELINE_KNN,   ICL_BASELINE_AVERAGING,
+    };
+    for (int i = 0; i < CLI_N_BASELINES; i++)
+        out[i] = icl_baseline_default(kinds[i]);
+}

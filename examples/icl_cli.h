@@ -36,6 +36,11 @@ int cli_backend(const char *flag_value, icl_backend_kind *out);
 int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
                             icl_model **model, icl_task_family **family);
 
+/* The regression baselines written beside a vector family's model error,
+ * with default parameters: out has room for CLI_N_BASELINES. */
+#define CLI_N_BASELINES 6
+void cli_default_baselines(icl_baseline *out);
+
 /* Create directory `dir` and its missing parents. Prints the error and returns 1 on failure. */
 int cli_make_dir(const char *dir);
 

@@ -6,10 +6,6 @@
 #include "icl/eval.h"
 #include "icl_cli.h"
 
-/* The baselines written beside a vector family's model error. */
-static const char *const default_baselines[] = {"least_squares", "ridge", "lasso", "oracle", "knn", "averaging"};
-#define N_DEFAULT_BASELINES 6
-
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *task = NULL, *out = NULL, *backend_name = NULL, *tasks_list = NULL;
     int prompts = 100, max_examples = -1, batch = 64, quiet = 0;
@@ -42,7 +38,7 @@ int cmd_eval(int argc, char **argv) {
     icl_model *m = NULL;
     icl_task_family *f = NULL;
     icl_eval_result r = {0};
-    icl_baseline baselines[N_DEFAULT_BASELINES];
+    icl_baseline baselines[CLI_N_BASELINES];
     int task_ids[64], n_task_ids = 0, result = 1;
     char spec[512];
     icl_status s;
@@ -75,10 +71,9 @@ int cmd_eval(int argc, char **argv) {
         o.n_tasks = n_task_ids;
     }
     if (icl_task_family_mode(f) == ICL_MODE_VECTOR) {
-        for (int i = 0; i < N_DEFAULT_BASELINES; i++)
-            icl_baseline_parse(default_baselines[i], &baselines[i]);
+        cli_default_baselines(baselines);
         o.baselines = baselines;
-        o.n_baselines = N_DEFAULT_BASELINES;
+        o.n_baselines = CLI_N_BASELINES;
     }
     if ((s = icl_eval_by_examples(m, f, &o, &r)) != ICL_OK) {
         cli_fail("eval", s);

@@ -92,14 +92,13 @@ static FILE *open_csv(const char *path, const char *header) {
 
 /* Final evaluation against the number of in-context examples, with baselines for vector families. */
 static int final_eval(train_run *r, const char *path) {
-    static const char *const names[] = {"least_squares", "ridge", "lasso", "oracle", "knn", "averaging"};
-    icl_baseline b[6];
+    icl_baseline b[CLI_N_BASELINES];
     icl_eval_options o = icl_eval_options_default();
     o.prompts_per_task = r->eval_prompts;
     if (icl_task_family_mode(r->family) == ICL_MODE_VECTOR) {
-        for (int i = 0; i < 6; i++) icl_baseline_parse(names[i], &b[i]);
+        cli_default_baselines(b);
         o.baselines = b;
-        o.n_baselines = 6;
+        o.n_baselines = CLI_N_BASELINES;
     }
     icl_eval_result res;
     icl_status s = icl_eval_by_examples(r->model, r->family, &o, &res);
