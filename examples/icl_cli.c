@@ -170,11 +170,15 @@ int cli_make_dir(const char *dir) {
     return 0;
 }
 
-void cli_default_baselines(icl_baseline *out) {
+int cli_default_baselines(const icl_task_family *f, icl_baseline *out) {
     static const icl_baseline_kind kinds[CLI_N_BASELINES] = {
         ICL_BASELINE_LEAST_SQUARES, ICL_BASELINE_RIDGE, ICL_BASELINE_LASSO,
         ICL_BASELINE_ORACLE,        ICL_BASELINE_KNN,   ICL_BASELINE_AVERAGING,
     };
+    int coords[64], r, n = 0;
+    int has_bases = icl_task_family_basis(f, 0, coords, 64, &r) == ICL_OK;
     for (int i = 0; i < CLI_N_BASELINES; i++)
-        out[i] = icl_baseline_default(kinds[i]);
+        if (kinds[i] != ICL_BASELINE_ORACLE || has_bases)
+            out[n++] = icl_baseline_default(kinds[i]);
+    return n;
 }

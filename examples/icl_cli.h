@@ -37,9 +37,10 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
                             icl_model **model, icl_task_family **family);
 
 /* The regression baselines written beside a vector family's model error,
- * with default parameters: out has room for CLI_N_BASELINES. */
+ * with default parameters, into out (room for CLI_N_BASELINES); returns how
+ * many. The oracle-basis baseline only for families with bases. */
 #define CLI_N_BASELINES 6
-void cli_default_baselines(icl_baseline *out);
+int cli_default_baselines(const icl_task_family *f, icl_baseline *out);
 
 /* Create directory `dir` and its missing parents. Prints the error and returns 1 on failure. */
 int cli_make_dir(const char *dir);

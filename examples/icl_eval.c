@@ -71,9 +71,8 @@ int cmd_eval(int argc, char **argv) {
         o.n_tasks = n_task_ids;
     }
     if (icl_task_family_mode(f) == ICL_MODE_VECTOR) {
-        cli_default_baselines(baselines);
+        o.n_baselines = cli_default_baselines(f, baselines);
         o.baselines = baselines;
-        o.n_baselines = CLI_N_BASELINES;
     }
     if ((s = icl_eval_by_examples(m, f, &o, &r)) != ICL_OK) {
         cli_fail("eval", s);

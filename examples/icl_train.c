@@ -96,9 +96,8 @@ static int final_eval(train_run *r, const char *path) {
     icl_eval_options o = icl_eval_options_default();
     o.prompts_per_task = r->eval_prompts;
     if (icl_task_family_mode(r->family) == ICL_MODE_VECTOR) {
-        cli_default_baselines(b);
+        o.n_baselines = cli_default_baselines(r->family, b);
         o.baselines = b;
-        o.n_baselines = CLI_N_BASELINES;
     }
     icl_eval_result res;
     icl_status s = icl_eval_by_examples(r->model, r->family, &o, &res);
