@@ -16,6 +16,8 @@ typedef struct {
     icl_task_batch_options batch_opt;
     icl_task_batch tb;
     int batch;
+    int use_curriculum; /* vector families: Garg's growing dimensions and prompt length */
+    icl_curriculum curriculum;
     /* bookkeeping for the callbacks */
     icl_model *model;
     icl_optimizer *opt;
@@ -29,12 +31,15 @@ typedef struct {
 } train_run;
 
 static icl_status next_batch(void *user, long step, int micro, icl_rng *rng, icl_batch *batch) {
-    (void)step;
     (void)micro;
     train_run *r = user;
     if (!r->family)
         return icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
-    icl_status s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
+    icl_status s = ICL_OK;
+    if (r->use_curriculum)
+        s = icl_curriculum_at(&r->curriculum, step - 1, &r->batch_opt.gen.active_dims, &r->batch_opt.n_examples);
+    if (s == ICL_OK)
+        s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
     if (s == ICL_OK)
         *batch = r->tb.batch;
     return s;
@@ -107,7 +112,8 @@ static int final_eval(train_run *r, const char *path) {
     return s == ICL_OK ? 0 : cli_fail("final evaluation", s);
 }
 
-static int setup_data(train_run *r, const char *task, int symbols, int length, int examples, icl_config *cfg) {
+static int setup_data(train_run *r, const char *task, int symbols, int length, int examples, int curriculum,
+                      icl_config *cfg) {
     icl_toy_kind kind;
     if (icl_toy_parse(task, &kind) == ICL_OK) {
         r->toy = (icl_toy_task){kind, symbols, length};
@@ -139,6 +145,16 @@ static int setup_data(train_run *r, const char *task, int symbols, int length, i
     if (cfg->ctx < T)
         cfg->ctx = T;
     r->tokens_per_step = (long)r->batch * T;
+    if (curriculum) {
+        if (icl_task_family_mode(r->family) != ICL_MODE_VECTOR) {
+            fprintf(stderr, "icl train: --curriculum needs a vector task family\n");
+            return 1;
+        }
+        r->use_curriculum = 1;
+        if ((s = icl_curriculum_default(icl_task_family_dim(r->family), r->batch_opt.n_examples, &r->curriculum)) !=
+            ICL_OK)
+            return cli_fail("--curriculum", s);
+    }
     return 0;
 }
 
@@ -147,7 +163,7 @@ int cmd_train(int argc, char **argv) {
     icl_optim_config oc = icl_optim_config_default();
     const char *task = "copy", *save = NULL, *resume = NULL, *backend_name = NULL, *csv_path = NULL;
     const char *checkpoint_dir = NULL, *out_dir = NULL, *task_log = NULL, *eval_out = NULL;
-    int eval_prompts = 64;
+    int eval_prompts = 64, curriculum = 0;
     long eval_every = 0;
     int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0;
     long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
@@ -157,6 +173,7 @@ int cmd_train(int argc, char **argv) {
         {"--symbols", OPT_INT, &symbols, "toy tasks: alphabet size [10]"},
         {"--length", OPT_INT, &length, "toy tasks: string length [8]"},
         {"--examples", OPT_INT, &examples, "task families: in-context examples per prompt [family default]"},
+        {"--curriculum", OPT_FLAG, &curriculum, "vector families: Garg's curriculum (dimensions and examples grow)"},
         {"--steps", OPT_LONG, &steps, "optimizer steps [1000]"},
         {"--batch", OPT_INT, &batch, "prompts per micro-batch [32]"},
         {"--accum", OPT_INT, &accum, "micro-batches per step (gradient accumulation) [1]"},
@@ -221,7 +238,7 @@ int cmd_train(int argc, char **argv) {
     train_run r = {0};
     r.batch = batch;
     int result = 1;
-    if (setup_data(&r, task, symbols, length, examples, &cfg))
+    if (setup_data(&r, task, symbols, length, examples, curriculum, &cfg))
         goto done;
     icl_rng data_rng;
     icl_status s;
