@@ -7,7 +7,7 @@ OUT=${1:-${OUT:-out/results}}
 
 # mean ± sd over the values of one key, from "key value" lines
 msd() { awk '{s[$1]+=$2; q[$1]+=$2*$2; n[$1]++} END {for (k in s) {m=s[k]/n[k]; v=q[k]/n[k]-m*m; if (v<0) v=0;
-        printf "%s %.3f ± %.3f (n=%d)\n", k, m, sqrt(v), n[k]}}' | sort -V; }
+        printf "%s %.3f ± %.3f (n=%d)\n", k, m, sqrt(v), n[k]}}' | sort -t" " -k1,1g -k1,1V; }
 
 echo "## Xiong: P(answer of task j) against its proportion lambda_j (2-task sweeps, all pairs and tasks)"
 for f in "$OUT"/xiong/s*/superposition/superposition.csv; do
