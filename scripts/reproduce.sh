@@ -47,4 +47,23 @@ done
 d="$OUT/garg/s1"
 mkdir -p "$d"
 LOG="$d/train.log" run "$ICL" train --task linear_toy --steps 3000 --batch 64 --lr 1e-3 --seed 1 --eval-every 500 --out "$d/model"
+LOG="$d/eval.log" run "$ICL" eval --model "$d/model/model.safetensors" --prompts 100 --out "$d/model/eval.csv"
+
+# Figures (PNG) next to each run's CSV files
+for d in "$OUT"/xiong/s*; do
+    gnuplot -e "dir='$d/model'" scripts/plot_training.gp
+    gnuplot -e "in='$d/superposition/superposition.csv'; out='$d/superposition/superposition.png'" scripts/plot_superposition.gp
+    gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
+    gnuplot -e "in='$d/logit-lens/logit_lens.csv'; out='$d/logit-lens/logit_lens.png'" scripts/plot_lens.gp
+    gnuplot -e "in='$d/rsa/rsa.csv'; out='$d/rsa/rsa.png'" scripts/plot_rsa.gp
+    gnuplot -e "in='$d/attention/attention.csv'; out='$d/attention/attention.png'; plot='roles'" scripts/plot_attention.gp
+done
+for d in "$OUT"/han/s* "$OUT"/garg/s*; do
+    gnuplot -e "dir='$d/model'" scripts/plot_training.gp
+done
+for d in "$OUT"/han/s*; do
+    gnuplot -e "in='$d/decodability/td_steps.csv'; out='$d/decodability/td_steps.png'; plot='steps'" scripts/plot_decodability.gp
+    gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
+    gnuplot -e "in='$d/finetune/finetune.csv'; out='$d/finetune/finetune.png'" scripts/plot_finetune.gp
+done 2>/dev/null
 echo "done" >> "$OUT/commands.log"
