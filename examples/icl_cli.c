@@ -182,3 +182,23 @@ int cli_default_baselines(const icl_task_family *f, icl_baseline *out) {
             out[n++] = icl_baseline_default(kinds[i]);
     return n;
 }
+
+const char *cli_out_path(cli_outputs *o, const char *name) {
+    snprintf(o->path, sizeof o->path, "%s/%s", o->dir, name);
+    icl_sidecar_add_file(o->sc, name);
+    return o->path;
+}
+
+icl_status cli_write_doubles(cli_outputs *o, const char *name, const double *x, int ndim, const size_t *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    if (!f) {
+        fprintf(stderr, "icl: out of memory writing %s\n", name);
+        return ICL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) f[i] = (float)x[i];
+    icl_status s = icl_npy_write(cli_out_path(o, name), ICL_DTYPE_F32, ndim, shape, f);
+    free(f);
+    return s;
+}

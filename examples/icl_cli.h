@@ -45,6 +45,18 @@ int cli_default_baselines(const icl_task_family *f, icl_baseline *out);
 /* Create directory `dir` and its missing parents. Prints the error and returns 1 on failure. */
 int cli_make_dir(const char *dir);
 
+/* Where a probe writes: files go into dir and are listed in the sidecar. */
+typedef struct {
+    const char *dir;
+    icl_sidecar *sc;
+    char path[1024];
+} cli_outputs;
+
+/* dir/name (valid until the next call), and name added to the sidecar's file list. */
+const char *cli_out_path(cli_outputs *o, const char *name);
+/* Write doubles as a float32 .npy file dir/name. */
+icl_status cli_write_doubles(cli_outputs *o, const char *name, const double *x, int ndim, const size_t *shape);
+
 int cmd_train(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -18,23 +18,11 @@
 /* PCA components written to pca.csv at most. */
 #define MAX_PCA 16
 
-typedef struct {
-    const char *dir;
-    icl_sidecar *sc;
-} outputs;
 
-/* dir/name into buf, and the name into the sidecar's file list. */
-static const char *out_path(outputs *o, const char *name, char *buf, size_t size) {
-    snprintf(buf, size, "%s/%s", o->dir, name);
-    icl_sidecar_add_file(o->sc, name);
-    return buf;
-}
-
-static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
-    char path[1024];
+static icl_status write_td(cli_outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     const char *cols[] = {"layer", "task", "task_id", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "td.csv", path, sizeof path), 5, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "td.csv"), 5, cols, &csv));
     icl_status s = ICL_OK;
     for (int l = 0; l < r->levels; l++)
         for (int t = -1; t < r->n_tasks; t++) {
@@ -52,7 +40,7 @@ static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_
     TRY(icl_csv_close(csv));
 
     const char *pcols[] = {"layer", "task_a", "task_b", "td"};
-    TRY(icl_csv_create(out_path(o, "pairwise.csv", path, sizeof path), 4, pcols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "pairwise.csv"), 4, pcols, &csv));
     for (int a = 0; a < r->n_tasks; a++)
         for (int b = 0; b < r->n_tasks; b++) {
             s = s ? s : icl_csv_int(csv, r->pairwise_level);
@@ -68,7 +56,7 @@ static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_
     TRY(icl_csv_close(csv));
 
     const char *scols[] = {"task", "task_id", "metric", "value"};
-    TRY(icl_csv_create(out_path(o, "score.csv", path, sizeof path), 4, scols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "score.csv"), 4, scols, &csv));
     int token = icl_task_family_mode(f) == ICL_MODE_TOKEN;
     for (int t = 0; t < r->n_tasks; t++) {
         s = s ? s : icl_csv_string(csv, icl_task_family_task_name(f, set->tasks[t]));
@@ -89,11 +77,11 @@ static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_
         return ICL_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) buf[i] = (float)r->td[i];
     size_t shape[2] = {(size_t)r->levels, (size_t)r->n_tasks};
-    s = icl_npy_write(out_path(o, "td.npy", path, sizeof path), ICL_DTYPE_F32, 2, shape, buf);
+    s = icl_npy_write(cli_out_path(o, "td.npy"), ICL_DTYPE_F32, 2, shape, buf);
     for (size_t i = 0; i < pn; i++) buf[i] = (float)r->pairwise[i];
     shape[0] = shape[1] = (size_t)r->n_tasks;
     if (s == ICL_OK)
-        s = icl_npy_write(out_path(o, "pairwise.npy", path, sizeof path), ICL_DTYPE_F32, 2, shape, buf);
+        s = icl_npy_write(cli_out_path(o, "pairwise.npy"), ICL_DTYPE_F32, 2, shape, buf);
     free(buf);
     if (s == ICL_OK) {
         int32_t *ids = malloc((size_t)set->n * sizeof *ids);
@@ -101,14 +89,13 @@ static icl_status write_td(outputs *o, const icl_task_family *f, const icl_repr_
             return ICL_ERR_NOMEM;
         for (int i = 0; i < set->n; i++) ids[i] = set->tasks[set->labels[i]];
         size_t len = (size_t)set->n;
-        s = icl_npy_write(out_path(o, "labels.npy", path, sizeof path), ICL_DTYPE_I32, 1, &len, ids);
+        s = icl_npy_write(cli_out_path(o, "labels.npy"), ICL_DTYPE_I32, 1, &len, ids);
         free(ids);
     }
     return s;
 }
 
-static icl_status write_pca(outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
-    char path[1024];
+static icl_status write_pca(cli_outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     int m = r->pca_dims;
     const char *cols[3 + MAX_PCA] = {"layer", "item", "task"};
     char names[MAX_PCA][8];
@@ -117,7 +104,7 @@ static icl_status write_pca(outputs *o, const icl_task_family *f, const icl_repr
         cols[3 + k] = names[k];
     }
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "pca.csv", path, sizeof path), 3 + m, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "pca.csv"), 3 + m, cols, &csv));
     icl_status s = ICL_OK;
     for (int l = 0; l < r->levels; l++)
         for (int i = 0; i < r->n; i++) {
@@ -139,16 +126,15 @@ static icl_status write_pca(outputs *o, const icl_task_family *f, const icl_repr
         return ICL_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) buf[i] = (float)r->pca[i];
     size_t shape[3] = {(size_t)r->levels, (size_t)r->n, (size_t)m};
-    s = icl_npy_write(out_path(o, "pca.npy", path, sizeof path), ICL_DTYPE_F32, 3, shape, buf);
+    s = icl_npy_write(cli_out_path(o, "pca.npy"), ICL_DTYPE_F32, 3, shape, buf);
     free(buf);
     return s;
 }
 
-static icl_status write_curve(outputs *o, const icl_task_family *f, const int *tasks, const icl_td_curve *c) {
-    char path[1024];
+static icl_status write_curve(cli_outputs *o, const icl_task_family *f, const int *tasks, const icl_td_curve *c) {
     const char *cols[] = {"step", "layer", "task", "task_id", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "td_steps.csv", path, sizeof path), 6, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "td_steps.csv"), 6, cols, &csv));
     icl_status s = ICL_OK;
     const char *score_name = icl_task_family_mode(f) == ICL_MODE_TOKEN ? "accuracy" : "mse";
     for (int i = 0; i < c->n_ckpt; i++) {
@@ -184,7 +170,7 @@ static icl_status write_curve(outputs *o, const icl_task_family *f, const int *t
         return ICL_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) buf[i] = (float)c->td[i];
     size_t shape[3] = {(size_t)c->n_ckpt, (size_t)c->levels, (size_t)c->n_tasks};
-    s = icl_npy_write(out_path(o, "td_steps.npy", path, sizeof path), ICL_DTYPE_F32, 3, shape, buf);
+    s = icl_npy_write(cli_out_path(o, "td_steps.npy"), ICL_DTYPE_F32, 3, shape, buf);
     free(buf);
     return s;
 }
@@ -245,7 +231,7 @@ int probe_decodability(int argc, char **argv) {
     icl_td_result td = {0};
     icl_td_curve curve = {0};
     icl_checkpoint_list list = {0};
-    outputs o = {out, NULL};
+    cli_outputs o = {out, NULL, {0}};
     icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.n_examples = examples;
@@ -313,9 +299,8 @@ int probe_decodability(int argc, char **argv) {
         if ((s = write_curve(&o, f, set.tasks, &curve)) != ICL_OK)
             goto done;
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/decodability.json", out);
-    if ((s = icl_sidecar_write(o.sc, path)) != ICL_OK)
+    snprintf(o.path, sizeof o.path, "%s/decodability.json", out);
+    if ((s = icl_sidecar_write(o.sc, o.path)) != ICL_OK)
         goto done;
     printf("wrote %s/{td.csv,pairwise.csv,score.csv,...}; plots: gnuplot -e \"in='%s/td.csv'; out='%s/td.png'\" "
            "scripts/plot_decodability.gp (plot='pairwise' / 'steps' / 'pca' for the others)\n",

@@ -18,36 +18,12 @@
 
 static const char *const condition_names[ICL_FV_N_CONDITIONS] = {"clean", "zero_shot", "shuffled"};
 
-typedef struct {
-    const char *dir;
-    icl_sidecar *sc;
-    char path[1024];
-} outputs;
 
-static const char *out_path(outputs *o, const char *name) {
-    snprintf(o->path, sizeof o->path, "%s/%s", o->dir, name);
-    icl_sidecar_add_file(o->sc, name);
-    return o->path;
-}
 
-static icl_status write_f32(outputs *o, const char *name, const double *x, int ndim, const size_t *shape) {
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *f = malloc(n * sizeof *f);
-    if (!f) {
-        fprintf(stderr, "icl probe function-vectors: out of memory for %s\n", name);
-        return ICL_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) f[i] = (float)x[i];
-    icl_status s = icl_npy_write(out_path(o, name), ICL_DTYPE_F32, ndim, shape, f);
-    free(f);
-    return s;
-}
-
-static icl_status write_aie(outputs *o, const icl_task_family *f, const icl_fv_result *r) {
+static icl_status write_aie(cli_outputs *o, const icl_task_family *f, const icl_fv_result *r) {
     const char *cols[] = {"layer", "head", "task", "aie", "rank"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "aie.csv"), 5, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "aie.csv"), 5, cols, &csv));
     int heads = r->L * r->NH;
     for (int t = -1; t < r->n_tasks; t++)
         for (int j = 0; j < heads; j++) {
@@ -60,14 +36,14 @@ static icl_status write_aie(outputs *o, const icl_task_family *f, const icl_fv_r
         }
     TRY(icl_csv_close(csv));
     size_t s3[3] = {(size_t)r->n_tasks, (size_t)r->L, (size_t)r->NH};
-    TRY(write_f32(o, "aie.npy", r->aie, 3, s3));
-    return write_f32(o, "aie_mean.npy", r->aie_mean, 2, s3 + 1);
+    TRY(cli_write_doubles(o, "aie.npy", r->aie, 3, s3));
+    return cli_write_doubles(o, "aie_mean.npy", r->aie_mean, 2, s3 + 1);
 }
 
-static icl_status write_eval(outputs *o, const icl_task_family *f, const icl_fv_result *r) {
+static icl_status write_eval(cli_outputs *o, const icl_task_family *f, const icl_fv_result *r) {
     const char *cols[] = {"task", "condition", "fv", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "fv_eval.csv"), 5, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "fv_eval.csv"), 5, cols, &csv));
     for (int t = 0; t < r->n_tasks; t++)
         for (int c = 0; c < ICL_FV_N_CONDITIONS; c++)
             for (int w = 0; w < 2; w++)
@@ -83,14 +59,14 @@ static icl_status write_eval(outputs *o, const icl_task_family *f, const icl_fv_
     return icl_csv_close(csv);
 }
 
-static icl_status write_all(outputs *o, icl_model *m, const icl_task_family *f, const icl_fv_result *r) {
+static icl_status write_all(cli_outputs *o, icl_model *m, const icl_task_family *f, const icl_fv_result *r) {
     TRY(write_aie(o, f, r));
     TRY(write_eval(o, f, r));
     size_t hm[4] = {(size_t)r->n_tasks, (size_t)r->L, (size_t)r->NH, (size_t)r->HS};
-    TRY(icl_npy_write(out_path(o, "head_means.npy"), ICL_DTYPE_F32, 4, hm, r->head_means));
+    TRY(icl_npy_write(cli_out_path(o, "head_means.npy"), ICL_DTYPE_F32, 4, hm, r->head_means));
     size_t fv[2] = {(size_t)r->n_tasks, (size_t)r->C}, hd[2] = {(size_t)r->top_k, 2};
-    TRY(icl_npy_write(out_path(o, "fv.npy"), ICL_DTYPE_F32, 2, fv, r->fv));
-    TRY(icl_npy_write(out_path(o, "fv_heads.npy"), ICL_DTYPE_I32, 2, hd, r->heads));
+    TRY(icl_npy_write(cli_out_path(o, "fv.npy"), ICL_DTYPE_F32, 2, fv, r->fv));
+    TRY(icl_npy_write(cli_out_path(o, "fv_heads.npy"), ICL_DTYPE_I32, 2, hd, r->heads));
     char json[2048];
     TRY(icl_config_to_json(icl_model_config(m), json, sizeof json));
     TRY(icl_sidecar_set_json(o->sc, "model_config", json));
@@ -161,7 +137,7 @@ int probe_function_vectors(int argc, char **argv) {
         return 1;
     int ids[MAX_TASKS], n_ids = 0, result = 1;
     icl_fv_result r = {0};
-    outputs o = {dir, NULL, {0}};
+    cli_outputs o = {dir, NULL, {0}};
     icl_fv_options opt = icl_fv_options_default(f);
     icl_status s;
     if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {

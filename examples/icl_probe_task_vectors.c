@@ -16,41 +16,16 @@
             return try_s_;                 \
     } while (0)
 
-typedef struct {
-    const char *dir;
-    icl_sidecar *sc;
-    char path[1024];
-} outputs;
 
-static const char *out_path(outputs *o, const char *name) {
-    snprintf(o->path, sizeof o->path, "%s/%s", o->dir, name);
-    icl_sidecar_add_file(o->sc, name);
-    return o->path;
-}
-
-/* Doubles to a float32 NPY of the given shape. */
-static icl_status write_npy(outputs *o, const char *name, const double *x, int ndim, const size_t *shape) {
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *f = malloc((n ? n : 1) * sizeof *f);
-    if (!f) {
-        fprintf(stderr, "icl probe task-vectors: out of memory for %s\n", name);
-        return ICL_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) f[i] = (float)x[i];
-    icl_status s = icl_npy_write(out_path(o, name), ICL_DTYPE_F32, ndim, shape, f);
-    free(f);
-    return s;
-}
 
 static const char *task_name(const icl_task_family *f, const icl_tv_result *r, int i) {
     return icl_task_family_task_name(f, r->tasks[i]);
 }
 
-static icl_status write_zero_shot(outputs *o, const icl_task_family *f, const icl_tv_result *r) {
+static icl_status write_zero_shot(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
     const char *cols[] = {"task", "level", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "zero_shot.csv"), 4, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "zero_shot.csv"), 4, cols, &csv));
     int n = r->n_tasks, NL = r->n_levels;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < NL; l++) {
@@ -66,14 +41,14 @@ static icl_status write_zero_shot(outputs *o, const icl_task_family *f, const ic
         }
     TRY(icl_csv_close(csv));
     size_t shape[2] = {(size_t)n, (size_t)NL};
-    TRY(write_npy(o, "zero_shot_p.npy", r->zs_p, 2, shape));
-    return write_npy(o, "zero_shot_accuracy.npy", r->zs_acc, 2, shape);
+    TRY(cli_write_doubles(o, "zero_shot_p.npy", r->zs_p, 2, shape));
+    return cli_write_doubles(o, "zero_shot_accuracy.npy", r->zs_acc, 2, shape);
 }
 
-static icl_status write_matrix(outputs *o, const icl_task_family *f, const icl_tv_result *r) {
+static icl_status write_matrix(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
     const char *cols[] = {"level", "vector_task", "prompt_task", "vector_id", "prompt_id", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "matrix.csv"), 7, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "matrix.csv"), 7, cols, &csv));
     int n = r->n_tasks, NL = r->n_levels, token = r->mode == ICL_MODE_TOKEN;
     for (int l = 0; l < NL; l++)
         for (int v = 0; v < n; v++)
@@ -108,22 +83,22 @@ static icl_status write_matrix(outputs *o, const icl_task_family *f, const icl_t
     TRY(icl_csv_close(csv));
     size_t shape[3] = {(size_t)NL, (size_t)n, (size_t)n}, base[2] = {(size_t)n, (size_t)n};
     if (!token) {
-        TRY(write_npy(o, "matrix_mse.npy", r->mat_mse, 3, shape));
-        return write_npy(o, "base_mse.npy", r->base_mse, 1, base);
+        TRY(cli_write_doubles(o, "matrix_mse.npy", r->mat_mse, 3, shape));
+        return cli_write_doubles(o, "base_mse.npy", r->base_mse, 1, base);
     }
-    TRY(write_npy(o, "matrix_p_vector_answer.npy", r->mat_p, 3, shape));
-    TRY(write_npy(o, "matrix_accuracy_vector_answer.npy", r->mat_acc, 3, shape));
-    TRY(write_npy(o, "matrix_p_prompt_answer.npy", r->mat_p_own, 3, shape));
-    TRY(write_npy(o, "matrix_accuracy_prompt_answer.npy", r->mat_acc_own, 3, shape));
-    TRY(write_npy(o, "base_p.npy", r->base_p, 2, base));
-    return write_npy(o, "base_accuracy.npy", r->base_acc, 2, base);
+    TRY(cli_write_doubles(o, "matrix_p_vector_answer.npy", r->mat_p, 3, shape));
+    TRY(cli_write_doubles(o, "matrix_accuracy_vector_answer.npy", r->mat_acc, 3, shape));
+    TRY(cli_write_doubles(o, "matrix_p_prompt_answer.npy", r->mat_p_own, 3, shape));
+    TRY(cli_write_doubles(o, "matrix_accuracy_prompt_answer.npy", r->mat_acc_own, 3, shape));
+    TRY(cli_write_doubles(o, "base_p.npy", r->base_p, 2, base));
+    return cli_write_doubles(o, "base_accuracy.npy", r->base_acc, 2, base);
 }
 
-static icl_status write_interpolation(outputs *o, const icl_task_family *f, const icl_tv_result *r) {
+static icl_status write_interpolation(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
     const char *cols[] = {"level", "task_1", "task_2", "alpha", "metric", "value"};
     const char *names[] = {"p_task_1", "p_task_2", "other"};
     icl_csv *csv;
-    TRY(icl_csv_create(out_path(o, "interpolation.csv"), 6, cols, &csv));
+    TRY(icl_csv_create(cli_out_path(o, "interpolation.csv"), 6, cols, &csv));
     for (int pr = 0; pr < r->n_pairs; pr++)
         for (int a = 0; a < r->n_alpha; a++)
             for (int k = 0; k < 3; k++) {
@@ -139,7 +114,7 @@ static icl_status write_interpolation(outputs *o, const icl_task_family *f, cons
     if (r->n_pairs == 0)
         return ICL_OK;
     size_t shape[3] = {(size_t)r->n_pairs, (size_t)r->n_alpha, 3};
-    return write_npy(o, "interpolation.npy", r->interp, 3, shape);
+    return cli_write_doubles(o, "interpolation.npy", r->interp, 3, shape);
 }
 
 static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
@@ -179,9 +154,9 @@ static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
     }
 }
 
-static icl_status write_all(outputs *o, icl_model *m, const icl_task_family *f, const icl_tv_result *r) {
+static icl_status write_all(cli_outputs *o, icl_model *m, const icl_task_family *f, const icl_tv_result *r) {
     size_t shape[3] = {(size_t)r->n_tasks, (size_t)r->n_levels, (size_t)r->C};
-    TRY(icl_npy_write(out_path(o, "vectors.npy"), ICL_DTYPE_F32, 3, shape, r->vectors));
+    TRY(icl_npy_write(cli_out_path(o, "vectors.npy"), ICL_DTYPE_F32, 3, shape, r->vectors));
     if (r->mode == ICL_MODE_TOKEN) {
         TRY(write_zero_shot(o, f, r));
         TRY(write_interpolation(o, f, r));
@@ -240,7 +215,7 @@ int probe_task_vectors(int argc, char **argv) {
         return 1;
     int ids[MAX_TASKS], n_ids = 0, result = 1;
     icl_tv_result r = {0};
-    outputs o = {dir, NULL, {0}};
+    cli_outputs o = {dir, NULL, {0}};
     icl_tv_options opt = icl_tv_options_default(f);
     icl_status s = ICL_OK;
     if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
