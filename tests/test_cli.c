@@ -1,0 +1,109 @@
+/* The icl tool end to end: each subcommand runs, exits 0 and writes its files;
+ * bad input exits non-zero. The binary is found next to this test's build
+ * directory (../bin/icl). */
+#define _DEFAULT_SOURCE /* realpath */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "icl/icl.h"
+#include "testutil.h"
+
+static char icl_bin[PATH_MAX + 16], work[64];
+
+/* Run `icl <args>` quietly; its exit status. */
+static int icl(const char *args) {
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cd %s && '%s' %s > cmd.log 2>&1", work, icl_bin, args);
+    int rc = system(cmd);
+    printf("  icl %s -> %d\n", args, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int exists(const char *rel) {
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", work, rel);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+START_TEST(test_train_info_forward) {
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --save copy.safetensors"), 0);
+    ck_assert(exists("copy.safetensors"));
+    ck_assert_int_eq(icl("info copy.safetensors"), 0);
+    /* tokens (2,8) int32 -> logits (2,8,6) */
+    int32_t tok[16] = {4, 0, 1, 2, 5, 0, 1, 2, 4, 3, 3, 3, 5, 3, 3, 3};
+    size_t shape[2] = {2, 8};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tokens.npy", work);
+    ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 2, shape, tok), ICL_OK);
+    ck_assert_int_eq(icl("forward --model copy.safetensors --input tokens.npy --out logits.npy"), 0);
+    icl_array y;
+    snprintf(path, sizeof path, "%s/logits.npy", work);
+    ck_assert_int_eq(icl_npy_read(path, &y), ICL_OK);
+    ck_assert_int_eq(y.ndim, 3);
+    ck_assert_uint_eq(y.shape[2], 6);
+    icl_array_free(&y);
+    ck_assert_int_ne(icl("forward --model copy.safetensors --input missing.npy --out x.npy"), 0);
+    ck_assert_int_ne(icl("train --task no_such_family --steps 1"), 0);
+    ck_assert_int_ne(icl("train --layers 0 --steps 1"), 0);
+}
+END_TEST
+
+/* Task families through train (with its final evaluation) and eval, token and vector. */
+START_TEST(test_train_and_eval_families) {
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=2 --steps 2 --batch 4 --eval-every 1 --eval-prompts 4 --quiet --out ret"), 0);
+    ck_assert(exists("ret/model.safetensors") && exists("ret/task_log.csv") && exists("ret/eval.csv"));
+    ck_assert_int_eq(icl("eval --model ret/model.safetensors --prompts 4 --quiet --out ret/eval2.csv"), 0);
+    ck_assert(exists("ret/eval2.csv"));
+    /* a vector family without bases: the oracle baseline must be left out, not fail */
+    ck_assert_int_eq(icl("train --task linear:d=3,n=4 --steps 2 --batch 4 --eval-prompts 4 --quiet --out lin"), 0);
+    ck_assert(exists("lin/eval.csv"));
+    ck_assert_int_eq(icl("train --task basis_mixture_small --curriculum --steps 2 --batch 4 --eval-prompts 4 --quiet --out bm"), 0);
+    ck_assert(exists("bm/eval.csv"));
+}
+END_TEST
+
+START_TEST(test_probes_run) {
+    ck_assert_int_eq(icl("train --task translation:K=2,n=3 --steps 2 --batch 4 --quiet --out tr"), 0);
+    ck_assert_int_eq(icl("probe points --model tr/model.safetensors"), 0);
+    ck_assert_int_eq(icl("probe superposition --model tr/model.safetensors --prompts 4 --out tr/sup"), 0);
+    ck_assert(exists("tr/sup/superposition.csv") && exists("tr/sup/superposition.json"));
+    ck_assert_int_eq(icl("probe decodability --model tr/model.safetensors --prompts 12 --k 3 --out tr/td"), 0);
+    ck_assert(exists("tr/td/td.csv") && exists("tr/td/decodability.json"));
+    ck_assert_int_eq(icl("probe task-vectors --model tr/model.safetensors --prompts 4 --eval-prompts 4 --out tr/tv"), 0);
+    ck_assert(exists("tr/tv/zero_shot.csv"));
+    ck_assert_int_ne(icl("probe no-such-probe --model tr/model.safetensors"), 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[PATH_MAX];
+    if (!realpath(argv[0], self)) {
+        perror(argv[0]);
+        return 1;
+    }
+    *strrchr(self, '/') = '\0'; /* .../build/tests */
+    snprintf(icl_bin, sizeof icl_bin, "%s/../bin/icl", self);
+    snprintf(work, sizeof work, "/tmp/icl_test_cli_%d", (int)getpid());
+    if (mkdir(work, 0755) != 0) {
+        perror(work);
+        return 1;
+    }
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_train_info_forward);
+    tcase_add_test(tc, test_train_and_eval_families);
+    tcase_add_test(tc, test_probes_run);
+    suite_add_tcase(s, tc);
+    int rc = tu_run(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", work);
+    return rc;
+}
