@@ -107,9 +107,7 @@ typedef struct {
                          const float *target, int N, int D);
 
     /* ---- reductions and optimizer ---- */
-    /* sum of x (n) in double, in an order that does not depend on thread count */
-    double (*sum)(icl_backend *be, const float *x, size_t n);
-    /* sum of x^2 (n) in double, same determinism guarantee */
+    /* sum of x^2 (n) in double, in an order that does not depend on the thread count */
     double (*sum_squares)(icl_backend *be, const float *x, size_t n);
     /* In place AdamW on one tensor: g = grad * grad_scale;
      * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

@@ -366,13 +366,12 @@ START_TEST(test_sums_match_naive) {
         for (size_t i = 0; i < n; i++)
             x[i] += 0.25f; /* a non-zero mean so the sum grows with n */
         /* both sum in double, in different orders: the naive serial sum itself drifts ~1e-12 over 1M terms */
-        assert_close_double(fmt("sum n=%zu", n), icl_cpu_sum(x, n), icl_cpu_sum_naive(x, n), 1e-12, 1e-11);
         assert_close_double(fmt("sum_squares n=%zu", n), icl_cpu_sum_squares(x, n), icl_cpu_sum_squares_naive(x, n),
                             1e-12, 1e-11);
         free(x);
     }
     float one = 3.0f;
-    ck_assert(icl_cpu_sum(&one, 0) == 0.0 && icl_cpu_sum_squares(&one, 0) == 0.0);
+    ck_assert(icl_cpu_sum_squares(&one, 0) == 0.0);
 }
 END_TEST
 
@@ -636,7 +635,7 @@ START_TEST(test_backward_thread_count_invariant) {
     float *big = rand_floats((size_t)3 << 20, 1.0f, &r);
 
     float *res[N_THREAD_COUNTS][8];
-    double sums[N_THREAD_COUNTS][2];
+    double sums[N_THREAD_COUNTS];
     size_t sizes[8] = {(size_t)N * C, (size_t)OC * C, (size_t)OC, (size_t)N * C, (size_t)C, (size_t)C,
                        (size_t)V * C, (size_t)T * C};
     for (int k = 0; k < N_THREAD_COUNTS; k++) {
@@ -647,8 +646,7 @@ START_TEST(test_backward_thread_count_invariant) {
         icl_cpu_matmul_backward(res[k][0], res[k][1], res[k][2], dout_mm, inp, w, N, C, OC);
         icl_cpu_layernorm_backward(res[k][3], res[k][4], res[k][5], dout, inp, lnw, mean, rstd, N, C);
         icl_cpu_embed_backward(res[k][6], res[k][7], dout, tokens, B, T, C);
-        sums[k][0] = icl_cpu_sum_squares(big, (size_t)3 << 20);
-        sums[k][1] = icl_cpu_sum(big, (size_t)3 << 20);
+        sums[k] = icl_cpu_sum_squares(big, (size_t)3 << 20);
     }
     static const char *names[8] = {"matmul dinp", "matmul dw", "matmul dbias", "layernorm dinp",
                                    "layernorm dw", "layernorm db", "embed dwte", "embed dwpe"};
@@ -656,9 +654,7 @@ START_TEST(test_backward_thread_count_invariant) {
         for (int j = 0; j < 8; j++)
             assert_bitwise_equal(fmt("%s, 1 vs %d threads", names[j], thread_counts[k]), res[0][j], res[k][j],
                                  sizes[j] * sizeof(float));
-        assert_bitwise_equal(fmt("sum_squares, 1 vs %d threads", thread_counts[k]), &sums[0][0], &sums[k][0],
-                             sizeof(double));
-        assert_bitwise_equal(fmt("sum, 1 vs %d threads", thread_counts[k]), &sums[0][1], &sums[k][1],
+        assert_bitwise_equal(fmt("sum_squares, 1 vs %d threads", thread_counts[k]), &sums[0], &sums[k],
                              sizeof(double));
     }
     for (int k = 0; k < N_THREAD_COUNTS; k++)
@@ -778,7 +774,7 @@ START_TEST(test_cpu_backend_ops_table) {
         (const void *)o->matmul_backward, (const void *)o->layernorm_backward,
         (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
         (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->residual_backward,
-        (const void *)o->crossentropy_backward, (const void *)o->mse_backward, (const void *)o->sum,
+        (const void *)o->crossentropy_backward, (const void *)o->mse_backward,
         (const void *)o->sum_squares, (const void *)o->adamw_update};
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
         ck_assert_msg(entries[i] != NULL, "ops entry %zu is NULL", i);
@@ -932,7 +928,6 @@ START_TEST(test_cpu_backend_dispatch) {
     icl_cpu_adamw_update(a2, b2, c2, x, NC, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
     CHECK_SAME("adamw_update");
 #undef CHECK_SAME
-    ck_assert(o->sum(be, x, n_qkv) == icl_cpu_sum(x, n_qkv));
     ck_assert(o->sum_squares(be, x, n_qkv) == icl_cpu_sum_squares(x, n_qkv));
     free(tok), free(x), free(y), free(z), free(probs), free(wts), free(a), free(a2), free(b), free(b2), free(c);
     free(c2);

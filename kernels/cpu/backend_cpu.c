@@ -204,11 +204,6 @@ static void cpu_mse_backward(icl_backend *be, float *dout, const float *dlosses,
     icl_cpu_mse_backward(dout, dlosses, out, target, N, D);
 }
 
-static double cpu_sum(icl_backend *be, const float *x, size_t n) {
-    (void)be;
-    return icl_cpu_sum(x, n);
-}
-
 static double cpu_sum_squares(icl_backend *be, const float *x, size_t n) {
     (void)be;
     return icl_cpu_sum_squares(x, n);
@@ -253,7 +248,6 @@ static const icl_backend_ops cpu_ops = {
     .residual_backward = cpu_residual_backward,
     .crossentropy_backward = cpu_crossentropy_backward,
     .mse_backward = cpu_mse_backward,
-    .sum = cpu_sum,
     .sum_squares = cpu_sum_squares,
     .adamw_update = cpu_adamw_update,
 };

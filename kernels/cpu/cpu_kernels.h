@@ -56,7 +56,6 @@ ICL_CPU_KERNEL_PAIR(void, mse_forward, float *losses, const float *out, const fl
                     const float *weights, int N, int D);
 ICL_CPU_KERNEL_PAIR(void, mse_backward, float *dout, const float *dlosses, const float *out,
                     const float *target, int N, int D);
-ICL_CPU_KERNEL_PAIR(double, sum, const float *x, size_t n);
 ICL_CPU_KERNEL_PAIR(double, sum_squares, const float *x, size_t n);
 ICL_CPU_KERNEL_PAIR(void, adamw_update, float *params, float *m, float *v, const float *grads, size_t n,
                     float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, long t);

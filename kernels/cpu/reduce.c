@@ -11,19 +11,7 @@ enum {
     CHUNKS_PER_PASS = 256 /* chunk sums held on the stack at once */
 };
 
-/* Sums of one chunk with four interleaved partial sums combined in a fixed order. */
-static double chunk_sum(const float *x, size_t n) {
-    double a[4] = {0};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++)
-            a[j] += (double)x[i + j];
-    double s = (a[0] + a[1]) + (a[2] + a[3]);
-    for (; i < n; i++)
-        s += (double)x[i];
-    return s;
-}
-
+/* Sum of squares of one chunk with four interleaved partial sums combined in a fixed order. */
 static double chunk_sum_squares(const float *x, size_t n) {
     double a[4] = {0};
     size_t i = 0;
@@ -36,7 +24,7 @@ static double chunk_sum_squares(const float *x, size_t n) {
     return s;
 }
 
-static double chunked_sum(const float *x, size_t n, double (*chunk_fn)(const float *, size_t)) {
+static double chunked_sum_squares(const float *x, size_t n) {
     size_t n_chunks = (n + CHUNK - 1) / CHUNK;
     double total = 0.0;
     for (size_t first = 0; first < n_chunks; first += CHUNKS_PER_PASS) {
@@ -46,7 +34,7 @@ static double chunked_sum(const float *x, size_t n, double (*chunk_fn)(const flo
         for (int k = 0; k < count; k++) {
             size_t start = (first + (size_t)k) * CHUNK;
             size_t len = n - start < CHUNK ? n - start : CHUNK;
-            partial[k] = chunk_fn(x + start, len);
+            partial[k] = chunk_sum_squares(x + start, len);
         }
         for (int k = 0; k < count; k++)
             total += partial[k];
@@ -54,18 +42,8 @@ static double chunked_sum(const float *x, size_t n, double (*chunk_fn)(const flo
     return total;
 }
 
-// sum of x (n)
-double icl_cpu_sum(const float *x, size_t n) { return chunked_sum(x, n, chunk_sum); }
-
 // sum of x (n) squared
-double icl_cpu_sum_squares(const float *x, size_t n) { return chunked_sum(x, n, chunk_sum_squares); }
-
-double icl_cpu_sum_naive(const float *x, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += x[i];
-    return s;
-}
+double icl_cpu_sum_squares(const float *x, size_t n) { return chunked_sum_squares(x, n); }
 
 double icl_cpu_sum_squares_naive(const float *x, size_t n) {
     double s = 0.0;

@@ -234,7 +234,6 @@ static icl_backend_ops make_ops(void) {
     o.residual_backward = icl_cuda_residual_backward;
     o.crossentropy_backward = icl_cuda_crossentropy_backward;
     o.mse_backward = icl_cuda_mse_backward;
-    o.sum = icl_cuda_sum;
     o.sum_squares = icl_cuda_sum_squares;
     o.adamw_update = icl_cuda_adamw_update;
     return o;

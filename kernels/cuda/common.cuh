@@ -146,7 +146,6 @@ void icl_cuda_mse_forward(icl_backend *be, float *losses, const float *out, cons
 void icl_cuda_mse_backward(icl_backend *be, float *dout, const float *dlosses, const float *out, const float *target,
                            int N, int D);
 /* reduce.cu */
-double icl_cuda_sum(icl_backend *be, const float *x, size_t n);
 double icl_cuda_sum_squares(icl_backend *be, const float *x, size_t n);
 /* adamw.cu */
 void icl_cuda_adamw_update(icl_backend *be, float *params, float *m, float *v, const float *grads, size_t n,

@@ -54,14 +54,13 @@ __device__ double block_sum(double *sh, double v) {
     return sh[0];
 }
 
-// partials (gridDim.x): per-block sums of x (n), or of x^2 when SQUARE
-template <bool SQUARE>
-__global__ void sum_partials_kernel(double *partials, const float *x, size_t n) {
+// partials (gridDim.x): per-block sums of x^2 over x (n)
+__global__ void sum_squares_partials_kernel(double *partials, const float *x, size_t n) {
     __shared__ double sh[ICL_CUDA_BLOCK];
     double acc = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         double v = x[i];
-        acc += SQUARE ? v * v : v;
+        acc += v * v;
     }
     double total = block_sum(sh, acc);
     if (threadIdx.x == 0)
@@ -98,7 +97,6 @@ void icl_cuda_add_column_sums(icl_cuda_ctx *ctx, float *out, const float *x, int
 }
 
 /* Two passes on the device, then the double comes back to the host (a sync). */
-template <bool SQUARE>
 static double reduce_to_host(icl_backend *be, const float *x, size_t n, const char *what) {
     icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
     if (n == 0)
@@ -112,7 +110,7 @@ static double reduce_to_host(icl_backend *be, const float *x, size_t n, const ch
     double *partials = (double *)icl_cuda_scratch(ctx, (size_t)blocks * sizeof(double), what);
     if (!partials)
         return NAN;
-    sum_partials_kernel<SQUARE><<<blocks, ICL_CUDA_BLOCK, 0, ctx->stream>>>(partials, x, n);
+    sum_squares_partials_kernel<<<blocks, ICL_CUDA_BLOCK, 0, ctx->stream>>>(partials, x, n);
     icl_cuda_launched(ctx, what);
     sum_finish_kernel<<<1, ICL_CUDA_BLOCK, 0, ctx->stream>>>(ctx->d_scalar, partials, blocks);
     icl_cuda_launched(ctx, what);
@@ -124,8 +122,6 @@ static double reduce_to_host(icl_backend *be, const float *x, size_t n, const ch
     return *ctx->h_scalar;
 }
 
-double icl_cuda_sum(icl_backend *be, const float *x, size_t n) { return reduce_to_host<false>(be, x, n, "sum"); }
-
 double icl_cuda_sum_squares(icl_backend *be, const float *x, size_t n) {
-    return reduce_to_host<true>(be, x, n, "sum_squares");
+    return reduce_to_host(be, x, n, "sum_squares");
 }
