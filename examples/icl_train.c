@@ -16,13 +16,14 @@ typedef struct {
     icl_task_batch_options batch_opt;
     icl_task_batch tb;
     int batch;
-    int use_curriculum; /* vector families: Garg's growing dimensions and prompt length */
+    int use_curriculum; /* Garg's growing dimensions and prompt length, or a short-prompt phase */
     icl_curriculum curriculum;
     /* bookkeeping for the callbacks */
     icl_model *model;
     icl_optimizer *opt;
     icl_rng *data_rng;
-    long total_steps, first_step, tokens_per_step;
+    long total_steps, first_step;
+    double tokens_done; /* positions trained on by this process, for tokens/s */
     double t_start;
     const char *checkpoint_dir;
     FILE *csv, *task_csv;
@@ -33,15 +34,20 @@ typedef struct {
 static icl_status next_batch(void *user, long step, int micro, icl_rng *rng, icl_batch *batch) {
     (void)micro;
     train_run *r = user;
-    if (!r->family)
-        return icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
+    if (!r->family) {
+        icl_status s = icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
+        r->tokens_done += (double)batch->B * batch->T;
+        return s;
+    }
     icl_status s = ICL_OK;
     if (r->use_curriculum)
         s = icl_curriculum_at(&r->curriculum, step - 1, &r->batch_opt.gen.active_dims, &r->batch_opt.n_examples);
     if (s == ICL_OK)
         s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
-    if (s == ICL_OK)
+    if (s == ICL_OK) {
         *batch = r->tb.batch;
+        r->tokens_done += (double)batch->B * batch->T;
+    }
     return s;
 }
 
@@ -49,7 +55,7 @@ static icl_status on_log(void *user, const icl_step_stats *st) {
     train_run *r = user;
     double elapsed = cli_now() - r->t_start;
     double done = (double)(st->step - r->first_step + 1);
-    double tok_s = done * (double)r->tokens_per_step / elapsed;
+    double tok_s = r->tokens_done / elapsed;
     double eta = elapsed / done * (double)(r->total_steps - st->step);
     if (!r->quiet)
         fprintf(stderr, "step %6ld/%ld | loss %.4f | lr %.2e | |g| %.3f | %8.0f tok/s | ETA %02d:%02d\n", st->step,
@@ -112,8 +118,29 @@ static int final_eval(train_run *r, const char *path) {
     return s == ICL_OK ? 0 : cli_fail("final evaluation", s);
 }
 
+/* --short-prompts N --short-steps S: the first S steps train on prompts of N
+ * examples, the rest on full-length ones (one jump of the examples-only
+ * curriculum). Composed circuits such as retrieval's escape their loss
+ * plateau far sooner on short prompts, where each step is also cheaper, and
+ * carry over to the full length within a few hundred steps (docs/tasks.md). */
+static int setup_short_prompts(train_run *r, int short_examples, long short_steps) {
+    const int n = r->batch_opt.n_examples;
+    if (short_examples < 0 || short_examples >= n || short_steps <= 0) {
+        fprintf(stderr, "icl train: --short-prompts must be in [0, %d) (the full examples) and --short-steps > 0, "
+                        "got %d and %ld\n", n, short_examples, short_steps);
+        return 1;
+    }
+    /* Vector families keep every input dimension active (token families ignore it). */
+    const int dims = icl_task_family_dim(r->family) > 0 ? icl_task_family_dim(r->family) : 1;
+    r->use_curriculum = 1;
+    r->curriculum = (icl_curriculum){.dims_start = dims, .dims_end = dims, .dims_inc = 1, .dims_every = 0,
+                                     .examples_start = short_examples, .examples_end = n,
+                                     .examples_inc = n - short_examples, .examples_every = short_steps};
+    return 0;
+}
+
 static int setup_data(train_run *r, const char *task, int symbols, int length, int examples, int curriculum,
-                      icl_config *cfg) {
+                      int short_examples, long short_steps, icl_config *cfg) {
     icl_toy_kind kind;
     if (icl_toy_parse(task, &kind) == ICL_OK) {
         r->toy = (icl_toy_task){kind, symbols, length};
@@ -129,7 +156,10 @@ static int setup_data(train_run *r, const char *task, int symbols, int length, i
         cfg->vocab_size = icl_toy_vocab_size(&r->toy);
         if (cfg->ctx < icl_toy_seq_len(&r->toy))
             cfg->ctx = icl_toy_seq_len(&r->toy);
-        r->tokens_per_step = N;
+        if (curriculum || short_examples >= 0) {
+            fprintf(stderr, "icl train: --curriculum and --short-prompts need a task family\n");
+            return 1;
+        }
         return 0;
     }
     icl_status s = icl_task_family_create(&r->family, task);
@@ -144,7 +174,12 @@ static int setup_data(train_run *r, const char *task, int symbols, int length, i
         return cli_fail("task family", s);
     if (cfg->ctx < T)
         cfg->ctx = T;
-    r->tokens_per_step = (long)r->batch * T;
+    if (curriculum && short_examples >= 0) {
+        fprintf(stderr, "icl train: choose --curriculum or --short-prompts, not both\n");
+        return 1;
+    }
+    if (short_examples >= 0)
+        return setup_short_prompts(r, short_examples, short_steps);
     if (curriculum) {
         if (icl_task_family_mode(r->family) != ICL_MODE_VECTOR) {
             fprintf(stderr, "icl train: --curriculum needs a vector task family\n");
@@ -163,7 +198,8 @@ int cmd_train(int argc, char **argv) {
     icl_optim_config oc = icl_optim_config_default();
     const char *task = "copy", *save = NULL, *resume = NULL, *backend_name = NULL, *csv_path = NULL;
     const char *checkpoint_dir = NULL, *out_dir = NULL, *task_log = NULL, *eval_out = NULL;
-    int eval_prompts = 64, curriculum = 0;
+    int eval_prompts = 64, curriculum = 0, short_examples = -1;
+    long short_steps = 0;
     long eval_every = 0;
     int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0;
     long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
@@ -174,6 +210,8 @@ int cmd_train(int argc, char **argv) {
         {"--length", OPT_INT, &length, "toy tasks: string length [8]"},
         {"--examples", OPT_INT, &examples, "task families: in-context examples per prompt [family default]"},
         {"--curriculum", OPT_FLAG, &curriculum, "vector families: Garg's curriculum (dimensions and examples grow)"},
+        {"--short-prompts", OPT_INT, &short_examples, "task families: examples per prompt during --short-steps [off]"},
+        {"--short-steps", OPT_LONG, &short_steps, "task families: steps trained on --short-prompts prompts"},
         {"--steps", OPT_LONG, &steps, "optimizer steps [1000]"},
         {"--batch", OPT_INT, &batch, "prompts per micro-batch [32]"},
         {"--accum", OPT_INT, &accum, "micro-batches per step (gradient accumulation) [1]"},
@@ -182,6 +220,7 @@ int cmd_train(int argc, char **argv) {
         {"--heads", OPT_INT, &cfg.n_head, "attention heads [4]"},
         {"--d-ff", OPT_INT, &cfg.d_ff, "MLP width [4*d_model]"},
         {"--ctx", OPT_INT, &cfg.ctx, "context length [at least the prompt length]"},
+        {"--init-std", OPT_FLOAT, &cfg.init_std, "std of the initial weight matrices [0 = 1/sqrt(d_model)]"},
         {"--untied", OPT_FLAG, &untied, "separate lm_head instead of the tied token embedding"},
         {"--lr", OPT_FLOAT, &oc.lr, "peak learning rate [1e-3]"},
         {"--min-lr-frac", OPT_FLOAT, &oc.min_lr_frac, "final lr as a fraction of the peak [0.1]"},
@@ -238,7 +277,7 @@ int cmd_train(int argc, char **argv) {
     train_run r = {0};
     r.batch = batch;
     int result = 1;
-    if (setup_data(&r, task, symbols, length, examples, curriculum, &cfg))
+    if (setup_data(&r, task, symbols, length, examples, curriculum, short_examples, short_steps, &cfg))
         goto done;
     icl_rng data_rng;
     icl_status s;
@@ -281,7 +320,6 @@ int cmd_train(int argc, char **argv) {
     r.data_rng = &data_rng;
     r.total_steps = steps;
     r.first_step = icl_optimizer_step_count(r.opt) + 1;
-    r.tokens_per_step *= accum;
     r.checkpoint_dir = checkpoint_dir;
     r.quiet = quiet;
     r.t_start = cli_now();

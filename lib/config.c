@@ -1,5 +1,6 @@
 /* Model configuration: defaults, validation, size accounting, JSON. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "error.h"
@@ -24,6 +25,10 @@ icl_config icl_config_default(void) {
 
 int icl_config_d_ff(const icl_config *cfg) { return cfg->d_ff > 0 ? cfg->d_ff : 4 * cfg->d_model; }
 
+float icl_config_init_std(const icl_config *cfg) {
+    return cfg->init_std > 0.0f ? cfg->init_std : 1.0f / sqrtf((float)cfg->d_model);
+}
+
 static icl_status check_range(const char *field, int v, int lo, int hi) {
     if (v < lo || v > hi)
         return icl_fail(ICL_ERR_CONFIG, "config: %s = %d is out of range [%d, %d]", field, v, lo, hi);
@@ -44,6 +49,9 @@ icl_status icl_config_validate(const icl_config *cfg) {
     if (cfg->d_ff != 0)
         ICL_TRY(check_range("d_ff", cfg->d_ff, 1, 4 * MAX_DIM));
     ICL_TRY(check_range("ctx", cfg->ctx, 1, MAX_DIM));
+    if (!(cfg->init_std >= 0.0f && cfg->init_std <= 10.0f))
+        return icl_fail(ICL_ERR_CONFIG, "config: init_std = %g must be in [0, 10] (0 = 1/sqrt(d_model))",
+                        (double)cfg->init_std);
     if (cfg->mode == ICL_MODE_TOKEN) {
         ICL_TRY(check_range("vocab_size", cfg->vocab_size, 1, 1 << 24));
         if (cfg->tie_embeddings != 0 && cfg->tie_embeddings != 1)
@@ -73,9 +81,10 @@ icl_status icl_config_to_json(const icl_config *cfg, char *buf, size_t buf_size)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_config_to_json: NULL argument");
     int n = snprintf(buf, buf_size,
                      "{\"mode\":\"%s\",\"n_layer\":%d,\"d_model\":%d,\"n_head\":%d,\"d_ff\":%d,\"ctx\":%d,"
-                     "\"vocab_size\":%d,\"tie_embeddings\":%d,\"d_in\":%d,\"d_out\":%d}",
+                     "\"vocab_size\":%d,\"tie_embeddings\":%d,\"d_in\":%d,\"d_out\":%d,\"init_std\":%.9g}",
                      cfg->mode == ICL_MODE_TOKEN ? "token" : "vector", cfg->n_layer, cfg->d_model, cfg->n_head,
-                     icl_config_d_ff(cfg), cfg->ctx, cfg->vocab_size, cfg->tie_embeddings, cfg->d_in, cfg->d_out);
+                     icl_config_d_ff(cfg), cfg->ctx, cfg->vocab_size, cfg->tie_embeddings, cfg->d_in, cfg->d_out,
+                     (double)cfg->init_std);
     if (n < 0 || (size_t)n >= buf_size)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_config_to_json: buffer of %zu bytes is too small", buf_size);
     return ICL_OK;
@@ -116,6 +125,11 @@ icl_status icl_config_from_json(icl_config *cfg, const char *json) {
     };
     for (size_t i = 0; s == ICL_OK && i < sizeof fields / sizeof fields[0]; i++)
         s = json_int(root, fields[i].key, fields[i].field);
+    /* Optional: checkpoints written before the field existed used 0.02. */
+    const cJSON *init_std = cJSON_GetObjectItemCaseSensitive(root, "init_std");
+    if (s == ICL_OK && init_std && !cJSON_IsNumber(init_std))
+        s = icl_fail(ICL_ERR_FORMAT, "config JSON: \"init_std\" is not a number");
+    c.init_std = init_std ? (float)init_std->valuedouble : 0.02f;
     cJSON_Delete(root);
     if (s == ICL_OK)
         s = icl_config_validate(&c);

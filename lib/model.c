@@ -111,14 +111,17 @@ static void carve_params(const icl_model *m, float *base, icl_param_views *v) {
 
 /* ---- initialisation ---- */
 
-/* GPT-2: weights N(0, 0.02); projections into the residual stream scaled by
- * 1/sqrt(2 n_layer) so the stream's variance does not grow with depth;
- * biases 0; layernorm gains 1. Each tensor draws from its own child stream,
+/* GPT-2's scheme with a width-aware scale: weights N(0, init_std), whose
+ * default 1/sqrt(d_model) replaces GPT-2's 0.02 (tuned for d_model 768; at
+ * d_model 64 it leaves attention so flat that circuits composing two heads
+ * stall for thousands of steps, see docs/tasks.md); projections into the
+ * residual stream scaled by 1/sqrt(2 n_layer) so the stream's variance does
+ * not grow with depth; biases 0; layernorm gains 1. Each tensor draws from its own child stream,
  * so its values do not depend on the tensors before it. */
 static void init_params(const icl_model *m, float *host, uint64_t seed) {
     icl_rng root, r;
     icl_rng_init(&root, seed, "init");
-    float resid_std = 0.02f / sqrtf(2.0f * (float)m->L);
+    const float std = icl_config_init_std(&m->cfg), resid_std = std / sqrtf(2.0f * (float)m->L);
     for (int i = 0; i < m->n_tensors; i++) {
         const icl_param_info *t = &m->tensors[i];
         float *x = host + t->offset;
@@ -129,9 +132,9 @@ static void init_params(const icl_model *m, float *host, uint64_t seed) {
         } else if (t->ndim == 1) {
             memset(x, 0, t->numel * sizeof *x);
         } else {
-            float std = (strstr(name, "attn.proj") || strstr(name, "mlp.proj")) ? resid_std : 0.02f;
+            float s = (strstr(name, "attn.proj") || strstr(name, "mlp.proj")) ? resid_std : std;
             icl_rng_split(&r, &root, (uint64_t)i);
-            for (size_t k = 0; k < t->numel; k++) x[k] = std * icl_rng_normal(&r);
+            for (size_t k = 0; k < t->numel; k++) x[k] = s * icl_rng_normal(&r);
         }
     }
 }

@@ -28,9 +28,13 @@ typedef struct {
     /* vector mode */
     int d_in;  /* reals per input position */
     int d_out; /* reals per output position */
+    /* Standard deviation of the weight matrices at initialisation (residual
+     * projections get it / sqrt(2 n_layer)); 0 means 1/sqrt(d_model). */
+    float init_std;
 } icl_config;
 
-/* A small token-mode default: 2 layers, d_model 64, 4 heads, ctx 128, V 32, tied. */
+/* A small token-mode default: 2 layers, d_model 64, 4 heads, ctx 128, V 32, tied,
+ * init_std 0 (1/sqrt(d_model)). */
 icl_config icl_config_default(void);
 
 /* ICL_OK, or ICL_ERR_CONFIG with a message naming the offending field. */
@@ -38,6 +42,9 @@ icl_status icl_config_validate(const icl_config *cfg);
 
 /* d_ff with the 0 -> 4*d_model default applied. */
 int icl_config_d_ff(const icl_config *cfg);
+
+/* init_std with the 0 -> 1/sqrt(d_model) default applied. */
+float icl_config_init_std(const icl_config *cfg);
 
 /* Number of trainable scalars the config implies. */
 size_t icl_config_num_params(const icl_config *cfg);
