@@ -63,6 +63,13 @@ START_TEST(test_train_and_eval_families) {
     ck_assert(exists("lin/eval.csv"));
     ck_assert_int_eq(icl("train --task basis_mixture_small --curriculum --steps 2 --batch 4 --eval-prompts 4 --quiet --out bm"), 0);
     ck_assert(exists("bm/eval.csv"));
+    /* the short-prompt phase, and its bad uses: not shorter than the full prompt, with the curriculum, on a toy task */
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=3 --short-prompts 1 --short-steps 2 --steps 4 --batch 4 --eval-prompts 4 --quiet --out short"), 0);
+    ck_assert(exists("short/eval.csv"));
+    ck_assert_int_ne(icl("train --task retrieval:A=6,L=3,tasks=3,n=3 --short-prompts 3 --short-steps 2 --steps 4 --quiet"), 0);
+    ck_assert_int_ne(icl("train --task linear:d=3,n=4 --curriculum --short-prompts 1 --short-steps 2 --steps 4 --quiet"), 0);
+    ck_assert_int_ne(icl("train --task copy --short-prompts 1 --short-steps 2 --steps 4 --quiet"), 0);
+    ck_assert_int_ne(icl("train --task copy --init-std -1 --steps 1 --quiet"), 0);
 }
 END_TEST
 
