@@ -34,20 +34,19 @@ typedef struct {
 static icl_status next_batch(void *user, long step, int micro, icl_rng *rng, icl_batch *batch) {
     (void)micro;
     train_run *r = user;
-    if (!r->family) {
-        icl_status s = icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
-        r->tokens_done += (double)batch->B * batch->T;
-        return s;
-    }
     icl_status s = ICL_OK;
-    if (r->use_curriculum)
-        s = icl_curriculum_at(&r->curriculum, step - 1, &r->batch_opt.gen.active_dims, &r->batch_opt.n_examples);
-    if (s == ICL_OK)
-        s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
-    if (s == ICL_OK) {
-        *batch = r->tb.batch;
-        r->tokens_done += (double)batch->B * batch->T;
+    if (!r->family) {
+        s = icl_toy_fill(&r->toy, rng, r->batch, r->toy_tokens, r->toy_targets, r->toy_weights, batch);
+    } else {
+        if (r->use_curriculum)
+            s = icl_curriculum_at(&r->curriculum, step - 1, &r->batch_opt.gen.active_dims, &r->batch_opt.n_examples);
+        if (s == ICL_OK)
+            s = icl_task_batch_generate(r->family, &r->batch_opt, rng, &r->tb);
+        if (s == ICL_OK)
+            *batch = r->tb.batch;
     }
+    if (s == ICL_OK)
+        r->tokens_done += (double)batch->B * batch->T;
     return s;
 }
 

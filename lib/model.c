@@ -116,8 +116,8 @@ static void carve_params(const icl_model *m, float *base, icl_param_views *v) {
  * d_model 64 it leaves attention so flat that circuits composing two heads
  * stall for thousands of steps, see docs/tasks.md); projections into the
  * residual stream scaled by 1/sqrt(2 n_layer) so the stream's variance does
- * not grow with depth; biases 0; layernorm gains 1. Each tensor draws from its own child stream,
- * so its values do not depend on the tensors before it. */
+ * not grow with depth; biases 0; layernorm gains 1. Each tensor draws from
+ * its own child stream, so its values do not depend on the tensors before it. */
 static void init_params(const icl_model *m, float *host, uint64_t seed) {
     icl_rng root, r;
     icl_rng_init(&root, seed, "init");
