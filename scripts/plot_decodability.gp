@@ -74,8 +74,10 @@ if (plot eq 'steps') {
     set y2label metric
     ids = distinct(4, '$2 == -1')
     names = distinct(3, '$2 == -1')
-    plot for [l=0:levels-1] rows(sprintf('$4 == -1 && $2 == %d', l)) using 1:6 with linespoints lw 2 \
-             title sprintf('TD layer %d', l), \
+    # Layers whose TD is nan throughout (identical embeddings at the probed position) have no curve.
+    td_layers = distinct(2, '$4 == -1 && $6 != "nan"')
+    plot for [l in td_layers] rows(sprintf('$4 == -1 && $2 == %s', l)) using 1:6 with linespoints lw 2 \
+             title sprintf('TD layer %s', l), \
          for [i=1:words(ids)] rows('$2 == -1 && $4 == '.word(ids, i)) using 1:6 axes x1y2 with lines dt 2 \
              title sprintf('%s %s', metric, word(names, i))
     unset multiplot

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Write the demo's report (markdown) to stdout from the files in OUT.
-#   sh scripts/report.sh OUT TASK STEPS SEED TRAIN_SECONDS TOTAL_SECONDS
+#   sh scripts/report.sh OUT TASK STEPS SHORT_STEPS SEED TRAIN_SECONDS TOTAL_SECONDS
 set -eu
-OUT=$1 TASK=$2 STEPS=$3 SEED=$4 TRAIN_S=$5 TOTAL_S=$6
+OUT=$1 TASK=$2 STEPS=$3 SHORT_STEPS=$4 SEED=$5 TRAIN_S=$6 TOTAL_S=$7
 
 images() { # every PNG of a directory, as markdown images relative to OUT
     for png in "$OUT/$1"/*.png; do
@@ -20,7 +20,8 @@ cat <<MD
 # libicl demo report
 
 A $(sed -n 's/.*\(token mode, .* parameters\).*/\1/p' "$OUT/train.log" 2>/dev/null || true) transformer trained from scratch on
-single-task in-context prompts of the \`$TASK\` family (seed $SEED, $STEPS steps), then probed.
+single-task in-context prompts of the \`$TASK\` family (seed $SEED, $STEPS steps, the first
+$SHORT_STEPS on prompts of 2 examples), then probed.
 Training took ${TRAIN_S} s; the whole demo ${TOTAL_S} s. Every number below comes from the files
 next to this report (CSV, NPY and a JSON sidecar per probe); docs/results.md explains the probes
 and what the papers found.

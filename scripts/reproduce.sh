@@ -8,7 +8,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
-XIONG_TASK="translation:K=4,sum=1"
+XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
 
 run() { # run a command, log it, keep going if it fails (the log says so)
@@ -22,11 +22,15 @@ for s in $SEEDS; do
     # Xiong: superposition, task-vector interpolation, logit lens; Yousefi: RSA and attention
     d="$OUT/xiong/s$s"
     mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --steps 3000 --batch 32 --lr 2e-3 --seed "$s" \
-        --eval-every 250 --out "$d/model"
+    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --layers 3 --short-prompts 2 --short-steps 3000 \
+        --steps 4000 --batch 32 --lr 1e-3 --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
     m="$d/model/model.safetensors"
     LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
     LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 50 --eval-prompts 50 --seed "$s" --out "$d/task-vectors"
+    LOG="$d/task-vectors-add.log" run "$ICL" probe task-vectors --model "$m" --mode add --prompts 50 --eval-prompts 50 \
+        --seed "$s" --out "$d/task-vectors-add"
+    LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
+        --checkpoints "$d/model/checkpoints" --out "$d/decodability"
     LOG="$d/logit-lens.log" run "$ICL" probe logit-lens --model "$m" --prompts 50 --seed "$s" --out "$d/logit-lens"
     LOG="$d/rsa.log" run "$ICL" probe rsa --model "$m" --prompts 40 --perm 200 --seed "$s" --out "$d/rsa"
     LOG="$d/attention.log" run "$ICL" probe attention --model "$m" --prompts 40 --seed "$s" --out "$d/attention"
@@ -54,6 +58,8 @@ for d in "$OUT"/xiong/s*; do
     gnuplot -e "dir='$d/model'" scripts/plot_training.gp
     gnuplot -e "in='$d/superposition/superposition.csv'; out='$d/superposition/superposition.png'" scripts/plot_superposition.gp
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
+    gnuplot -e "dir='$d/task-vectors-add'" scripts/plot_task_vectors.gp
+    gnuplot -e "in='$d/decodability/td_steps.csv'; out='$d/decodability/td_steps.png'; plot='steps'" scripts/plot_decodability.gp
     gnuplot -e "in='$d/logit-lens/logit_lens.csv'; out='$d/logit-lens/logit_lens.png'" scripts/plot_lens.gp
     gnuplot -e "in='$d/rsa/rsa.csv'; out='$d/rsa/rsa.png'" scripts/plot_rsa.gp
     gnuplot -e "in='$d/attention/attention.csv'; out='$d/attention/attention.png'; plot='roles'" scripts/plot_attention.gp

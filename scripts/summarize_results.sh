@@ -32,9 +32,18 @@ for f in "$OUT"/xiong/s*/task-vectors/interpolation.csv; do
         awk '{print $1"/"$2, $3}'
 done | msd | sed 's/^/alpha\/metric /'
 
-echo; echo "## Xiong: zero-shot accuracy without / with the task vector (REPLACE at the best level), mean over tasks"
-for d in "$OUT"/xiong/s*/task-vectors; do
-    grep -E '^  to_' "$d/../task-vectors.log" | awk '{a+=$2; b+=$4; n++} END {print "without", a/n; print "with", b/n}'
+for mode in replace add; do
+    log=task-vectors.log
+    [ "$mode" = add ] && log=task-vectors-add.log
+    echo; echo "## Xiong: zero-shot accuracy without / with the task vector (${mode^^} at the best level), mean over tasks"
+    for f in "$OUT"/xiong/s*/"$log"; do
+        grep -E '^  [A-Za-z_0-9]+ +[0-9.]+ -> ' "$f" | awk '{a+=$2; b+=$4; n++} END {print "without", a/n; print "with", b/n}'
+    done | msd
+done
+
+echo; echo "## Xiong: task decodability (mean over tasks) per layer, final model"
+for f in "$OUT"/xiong/s*/decodability/td.csv; do
+    awk -F, 'NR>1 && $2=="mean" {print "layer="$1, $5}' "$f"
 done | msd
 
 echo; echo "## Yousefi: RSA alignment with the 'same task' hypothesis (Spearman rho) per layer, 0-shot vs k-shot"
