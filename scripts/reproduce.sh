@@ -50,7 +50,8 @@ done
 # Garg's toy linear regression (d = 5): error against the number of examples, with baselines
 d="$OUT/garg/s1"
 mkdir -p "$d"
-LOG="$d/train.log" run "$ICL" train --task linear_toy --steps 3000 --batch 64 --lr 1e-3 --seed 1 --eval-every 500 --out "$d/model"
+LOG="$d/train.log" run "$ICL" train --task linear_toy --layers 4 --steps 5000 --batch 64 --lr 1e-3 --seed 1 \
+    --eval-every 500 --out "$d/model"
 LOG="$d/eval.log" run "$ICL" eval --model "$d/model/model.safetensors" --prompts 100 --out "$d/model/eval.csv"
 
 # Figures (PNG) next to each run's CSV files
@@ -72,4 +73,23 @@ for d in "$OUT"/han/s*; do
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
     gnuplot -e "in='$d/finetune/finetune.csv'; out='$d/finetune/finetune.png'" scripts/plot_finetune.gp
 done 2>/dev/null
+# The figures docs/results.md shows (seed 1): cp "$OUT"/figures/*.png docs/figures/
+mkdir -p "$OUT/figures"
+first=${SEEDS%% *}
+while read -r src dst; do
+    [ -e "$OUT/$src" ] && cp "$OUT/$src" "$OUT/figures/$dst"
+done <<FIGURES
+xiong/s$first/superposition/superposition.png xiong_superposition.png
+xiong/s$first/superposition/superposition_tasks.png xiong_superposition_tasks.png
+xiong/s$first/task-vectors/interpolation.png xiong_interpolation.png
+xiong/s$first/logit-lens/logit_lens.png xiong_logit_lens.png
+xiong/s$first/decodability/td_steps.png xiong_decodability_steps.png
+xiong/s$first/rsa/rsa.png yousefi_rsa.png
+xiong/s$first/attention/attention.png yousefi_attention.png
+han/s$first/model/task_curves.png han_per_basis.png
+han/s$first/model/eval_by_examples.png han_error_by_k.png
+han/s$first/decodability/td_steps.png han_decodability_steps.png
+han/s$first/finetune/finetune.png han_finetune.png
+garg/s1/model/eval_by_examples.png garg_error_by_k.png
+FIGURES
 echo "done" >> "$OUT/commands.log"
