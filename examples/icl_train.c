@@ -118,23 +118,16 @@ static int final_eval(train_run *r, const char *path) {
 }
 
 /* --short-prompts N --short-steps S: the first S steps train on prompts of N
- * examples, the rest on full-length ones (one jump of the examples-only
- * curriculum). Composed circuits such as retrieval's escape their loss
- * plateau far sooner on short prompts, where each step is also cheaper, and
- * carry over to the full length within a few hundred steps (docs/tasks.md). */
+ * examples, the rest on full-length ones (icl_curriculum_short_prompts). */
 static int setup_short_prompts(train_run *r, int short_examples, long short_steps) {
-    const int n = r->batch_opt.n_examples;
-    if (short_examples < 0 || short_examples >= n || short_steps <= 0) {
-        fprintf(stderr, "icl train: --short-prompts must be in [0, %d) (the full examples) and --short-steps > 0, "
-                        "got %d and %ld\n", n, short_examples, short_steps);
-        return 1;
-    }
     /* Vector families keep every input dimension active (token families ignore it). */
     const int dims = icl_task_family_dim(r->family) > 0 ? icl_task_family_dim(r->family) : 1;
+    if (icl_curriculum_short_prompts(dims, short_examples, short_steps, r->batch_opt.n_examples, &r->curriculum) !=
+        ICL_OK) {
+        fprintf(stderr, "icl train: --short-prompts/--short-steps: %s\n", icl_last_error());
+        return 1;
+    }
     r->use_curriculum = 1;
-    r->curriculum = (icl_curriculum){.dims_start = dims, .dims_end = dims, .dims_inc = 1, .dims_every = 0,
-                                     .examples_start = short_examples, .examples_end = n,
-                                     .examples_inc = n - short_examples, .examples_every = short_steps};
     return 0;
 }
 

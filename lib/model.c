@@ -216,6 +216,7 @@ static void free_acts(icl_model *m) {
     m->a.layers = m->da.layers = NULL;
     m->host_weights = NULL;
     m->B = m->T = 0;
+    m->n_acts = m->acts_cap = m->rows_cap = 0;
     m->forward_done = 0;
 }
 
@@ -268,9 +269,20 @@ static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_
 icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     if (m->acts && m->B == B && m->T == T)
         return ICL_OK;
+    size_t N = (size_t)B * T, need = m->acts ? carve_acts(m, B, T, NULL, &m->a) : 0;
+    if (m->acts && need <= m->acts_cap && N <= m->rows_cap) {
+        /* Shapes that fit the buffers only re-carve the views: evaluations and
+           curricula change (B,T) often, and reallocating costs more than a step. */
+        m->n_acts = need;
+        carve_acts(m, B, T, m->acts, &m->a);
+        carve_acts(m, B, T, m->dacts, &m->da);
+        m->B = B;
+        m->T = T;
+        m->forward_done = 0;
+        return ICL_OK;
+    }
     free_acts(m);
     const icl_backend_ops *ops = m->be->ops;
-    size_t N = (size_t)B * T;
     icl_status s = ICL_OK;
     m->a.resid = calloc((size_t)m->L + 1, sizeof(float *));
     m->da.resid = calloc((size_t)m->L + 1, sizeof(float *));
@@ -295,6 +307,8 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
                                              B, T, m->n_acts, icl_last_error());
     }
     m->targets = m->tokens + N;
+    m->acts_cap = m->n_acts;
+    m->rows_cap = N;
     carve_acts(m, B, T, m->acts, &m->a);
     carve_acts(m, B, T, m->dacts, &m->da);
     m->B = B;

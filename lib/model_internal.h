@@ -70,7 +70,9 @@ struct icl_model {
     icl_param_views p, g;
 
     int B, T;               /* shape the activations are carved for (0 before the first forward) */
-    size_t n_acts;
+    size_t n_acts;          /* floats of acts (and of dacts) the (B,T) views use */
+    size_t acts_cap;        /* floats allocated for acts and for dacts */
+    size_t rows_cap;        /* B*T positions tokens, targets, dlosses and host_weights hold */
     float *acts, *dacts;
     icl_act_views a, da;
     int32_t *tokens, *targets; /* (B,T) each, backend memory */
@@ -86,7 +88,7 @@ struct icl_model {
 
 #define ICL_NAME_LEN 48
 
-/* Make activations fit (B,T), reallocating only when the shape changes. */
+/* Make activations fit (B,T), reallocating only when they outgrow the buffers. */
 icl_status icl_model_ensure_acts(icl_model *m, int B, int T);
 /* View of a point in the activation buffer `a` (shape from m->B, m->T). */
 icl_status icl_model_point_in(const icl_model *m, const icl_act_views *a, icl_point p, int layer,

@@ -23,6 +23,22 @@ icl_status icl_curriculum_default(int dims, int n_examples, icl_curriculum *out)
     return ICL_OK;
 }
 
+icl_status icl_curriculum_short_prompts(int dims, int short_examples, long short_steps, int n_examples,
+                                        icl_curriculum *out) {
+    if (!out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_curriculum_short_prompts: NULL argument");
+    if (dims <= 0 || short_examples < 0 || short_examples >= n_examples || short_steps <= 0)
+        return icl_fail(ICL_ERR_INVALID_ARG,
+                        "icl_curriculum_short_prompts: need dims > 0, 0 <= short examples < %d (the full examples) "
+                        "and short steps > 0, got dims %d, %d examples for %ld steps",
+                        n_examples, dims, short_examples, short_steps);
+    /* One jump of the examples-only schedule, at step short_steps. */
+    *out = (icl_curriculum){.dims_start = dims, .dims_end = dims, .dims_inc = 1, .dims_every = 0,
+                            .examples_start = short_examples, .examples_end = n_examples,
+                            .examples_inc = n_examples - short_examples, .examples_every = short_steps};
+    return ICL_OK;
+}
+
 icl_status icl_curriculum_validate(const icl_curriculum *c) {
     if (!c)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_curriculum_validate: NULL argument");

@@ -391,6 +391,48 @@ START_TEST(test_batch_position_independence) {
 }
 END_TEST
 
+/* Loss and gradients of one batch on a model that has seen larger shapes
+ * (its buffers are re-carved, not reallocated) equal those of a fresh model. */
+static void loss_and_grads(icl_model *m, const icl_batch *b, float *loss, float *grads, size_t P) {
+    ck_assert_int_eq(icl_model_zero_grad(m), ICL_OK);
+    ck_assert_int_eq(icl_model_forward(m, b, loss), ICL_OK);
+    ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_OK);
+    ck_assert_int_eq(icl_model_get_grads(m, grads, P), ICL_OK);
+}
+
+START_TEST(test_shape_changes_reuse_buffers_exactly) {
+    icl_config configs[2] = {small_token(1), small_vector()};
+    for (int i = 0; i < 2; i++) {
+        const icl_config *c = &configs[i];
+        icl_model *fresh, *used;
+        ck_assert_int_eq(icl_model_create(&fresh, c, ICL_BACKEND_CPU, 9), ICL_OK);
+        ck_assert_int_eq(icl_model_create(&used, c, ICL_BACKEND_CPU, 9), ICL_OK);
+        size_t P = icl_model_num_params(fresh);
+        test_batch big, small, other;
+        make_batch(&big, c, 4, 9, 21);
+        make_batch(&small, c, 3, 6, 22);
+        make_batch(&other, c, 5, 7, 23);
+        float *g_fresh = tu_floats(P), *g_used = tu_floats(P), l_fresh, l_used;
+        loss_and_grads(fresh, &small.batch, &l_fresh, g_fresh, P);
+        /* big allocates; other and small fit into it with different (B,T) */
+        loss_and_grads(used, &big.batch, &l_used, g_used, P);
+        loss_and_grads(used, &other.batch, &l_used, g_used, P);
+        loss_and_grads(used, &small.batch, &l_used, g_used, P);
+        ck_assert_msg(l_used == l_fresh, "%s: loss %.9g after shape changes, %.9g fresh",
+                      c->mode == ICL_MODE_TOKEN ? "token" : "vector", l_used, l_fresh);
+        ck_assert_msg(memcmp(g_used, g_fresh, P * sizeof(float)) == 0, "%s: gradients differ after shape changes",
+                      c->mode == ICL_MODE_TOKEN ? "token" : "vector");
+        free(g_fresh);
+        free(g_used);
+        free_batch(&big);
+        free_batch(&small);
+        free_batch(&other);
+        icl_model_free(fresh);
+        icl_model_free(used);
+    }
+}
+END_TEST
+
 START_TEST(test_same_seed_same_model) {
     icl_config c = small_token(1);
     icl_model *a, *b, *d;
@@ -553,6 +595,7 @@ int main(void) {
     tcase_add_test(tc, test_forward_rejects_bad_batches);
     tcase_add_test(tc, test_nan_parameters_give_numeric_error);
     tcase_add_test(tc, test_batch_position_independence);
+    tcase_add_test(tc, test_shape_changes_reuse_buffers_exactly);
     tcase_add_test(tc, test_same_seed_same_model);
     tcase_add_test(tc, test_hook_visits_every_point_and_noop_is_exact);
     tcase_add_test(tc, test_hook_intervention_matches_edited_weights);

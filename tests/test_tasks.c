@@ -1254,6 +1254,32 @@ START_TEST(test_curriculum) {
 }
 END_TEST
 
+START_TEST(test_curriculum_short_prompts) {
+    icl_curriculum c;
+    int dims, n;
+    ck_assert_int_eq(icl_curriculum_short_prompts(1, 2, 3000, 8, &c), ICL_OK); /* the retrieval recipe */
+    ck_assert_int_eq(icl_curriculum_validate(&c), ICL_OK);
+    struct {
+        long step;
+        int n;
+    } want[] = {{0, 2}, {2999, 2}, {3000, 8}, {3001, 8}, {1000000, 8}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ck_assert_int_eq(icl_curriculum_at(&c, want[i].step, &dims, &n), ICL_OK);
+        ck_assert_msg(dims == 1 && n == want[i].n, "step %ld: (%d, %d), want (1, %d)", want[i].step, dims, n,
+                      want[i].n);
+    }
+    ck_assert_int_eq(icl_curriculum_short_prompts(8, 0, 10, 12, &c), ICL_OK); /* vector family: all 8 dims */
+    ck_assert_int_eq(icl_curriculum_at(&c, 5, &dims, &n), ICL_OK);
+    ck_assert(dims == 8 && n == 0);
+    ck_assert_int_eq(icl_curriculum_short_prompts(1, 8, 10, 8, &c), ICL_ERR_INVALID_ARG);  /* not shorter */
+    ck_assert_int_eq(icl_curriculum_short_prompts(1, -1, 10, 8, &c), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_curriculum_short_prompts(1, 2, 0, 8, &c), ICL_ERR_INVALID_ARG);   /* no short steps */
+    ck_assert_int_eq(icl_curriculum_short_prompts(0, 2, 10, 8, &c), ICL_ERR_INVALID_ARG);  /* no dims */
+    ck_assert_int_eq(icl_curriculum_short_prompts(1, 2, 10, 8, NULL), ICL_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(icl_last_error(), "icl_curriculum_short_prompts") != NULL, "error: %s", icl_last_error());
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tasks");
     TCase *tc = tcase_create("tasks");
@@ -1284,6 +1310,7 @@ int main(void) {
     tcase_add_test(tc, test_generate_errors);
     tcase_add_test(tc, test_render_and_config);
     tcase_add_test(tc, test_curriculum);
+    tcase_add_test(tc, test_curriculum_short_prompts);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

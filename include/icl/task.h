@@ -246,6 +246,13 @@ typedef struct {
  * examples n*dims_start/D -> n by the increment that ends together with the
  * dims, both every 2000 steps. */
 icl_status icl_curriculum_default(int dims, int n_examples, icl_curriculum *out);
+/* A short-prompt phase: the first `short_steps` steps use `short_examples`
+ * examples per prompt, then every step uses `n_examples`; the dims stay at
+ * `dims` (a vector family's D; 1 for token families). Composed circuits such
+ * as retrieval's escape their loss plateau far sooner on short prompts
+ * (docs/tasks.md, Results). Needs 0 <= short_examples < n_examples, short_steps > 0. */
+icl_status icl_curriculum_short_prompts(int dims, int short_examples, long short_steps, int n_examples,
+                                        icl_curriculum *out);
 icl_status icl_curriculum_validate(const icl_curriculum *c);
 /* Values at training step `step` >= 0. */
 icl_status icl_curriculum_at(const icl_curriculum *c, long step, int *active_dims, int *n_examples);
