@@ -25,11 +25,8 @@ if (plot eq 'alignment') {
              rows(sprintf('$1 == %s && $3 == "%s"', word(shots, i), word(hyps, h))) using 2:4 \
              with lines lc i dt h title sprintf('%s-shot, %s', word(shots, i), word(hyps, h)), \
          for [i=1:words(shots)] for [h=1:words(hyps)] \
-             rows(sprintf('$1 == %s && $3 == "%s" && $5 < 0.05', word(shots, i), word(hyps, h))) using 2:4 \
-             with points pt 7 lc i notitle, \
-         for [i=1:words(shots)] for [h=1:words(hyps)] \
-             rows(sprintf('$1 == %s && $3 == "%s" && !($5 < 0.05)', word(shots, i), word(hyps, h))) using 2:4 \
-             with points pt 6 lc i notitle
+             rows(sprintf('$1 == %s && $3 == "%s"', word(shots, i), word(hyps, h))) using 2:4:($5 < 0.05 ? 7 : 6) \
+             with points pt variable lc i notitle
 }
 
 if (plot eq 'rsm') {

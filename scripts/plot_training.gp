@@ -9,6 +9,8 @@ set datafile separator ","
 set key outside right
 set grid
 
+# steps as 500, 1k, 2k, ...: full numbers collide on the half-width panels
+set format x '%.0s%c'
 set output dir."/loss.png"
 set title "training loss"
 set xlabel "step"
@@ -37,9 +39,17 @@ if (strlen(tasks) > 0) {
 # eval.csv: task,k,method,metric,value
 methods = system("awk -F, 'NR>1 && $4!=\"query_loss\" && !s[$3]++ {printf \"%s \", $3}' ".dir."/eval.csv 2>/dev/null")
 if (strlen(methods) > 0) {
+    set format x '%g'
     set output dir."/eval_by_examples.png"
     set title "query metric against the number of in-context examples (mean over tasks)"
     set xlabel "in-context examples k"
-    set ylabel "accuracy (token tasks) / squared error (vector tasks)"
+    # Squared errors span 0.01 (oracle) to 100s (least squares where the system is square): log scale.
+    is_mse = system("awk -F, 'NR>1 && $4==\"mse\" {print 1; exit}' ".dir."/eval.csv")
+    if (is_mse eq "1") {
+        set logscale y
+        set ylabel "query squared error (log scale)"
+    } else {
+        set ylabel "query accuracy"
+    }
     plot for [mm in methods] "< awk -F, 'NR>1 && $3==\"".mm."\" && $4!=\"query_loss\" {s[$2]+=$5; n[$2]++} END {for (k in s) print k\",\"s[k]/n[k]}' ".dir."/eval.csv | sort -t, -n -k1" using 1:2 with linespoints lw 2 title mm
 }

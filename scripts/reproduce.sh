@@ -1,13 +1,17 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
-#   bash scripts/reproduce.sh [OUT=out/results] [SEEDS="1 2 3"]
-# Each experiment writes its CSV/NPY/JSON and PNG files under OUT/<paper>/s<seed>/.
-# About 8 minutes per seed on 2 cores.
+#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg"] bash scripts/reproduce.sh
+# Each experiment writes its CSV/NPY/JSON and PNG files under OUT/<paper>/s<seed>/;
+# OUT/commands.log lists every command. On 2 cores: xiong about 5 minutes per seed,
+# han about 7, garg 4.
 set -uo pipefail
+shopt -s nullglob  # a PARTS subset leaves some result folders absent
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
+PARTS=${PARTS:-xiong han garg}
+HAN_STEPS=${HAN_STEPS:-8000}
 XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
 
@@ -16,17 +20,16 @@ run() { # run a command, log it, keep going if it fails (the log says so)
     "$@" > "$LOG" 2>&1 || echo "FAILED ($?): $*" | tee -a "$OUT/commands.log"
 }
 
-mkdir -p "$OUT"
-: > "$OUT/commands.log"
-for s in $SEEDS; do
-    # Xiong: superposition, task-vector interpolation, logit lens; Yousefi: RSA and attention
-    d="$OUT/xiong/s$s"
+# Xiong: superposition, task vectors, decodability, logit lens; Yousefi: RSA and attention
+xiong() {
+    local s=$1 d="$OUT/xiong/s$1" m="$OUT/xiong/s$1/model/model.safetensors"
     mkdir -p "$d"
     LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --layers 3 --short-prompts 2 --short-steps 3000 \
         --steps 4000 --batch 32 --lr 1e-3 --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
-    m="$d/model/model.safetensors"
+    LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 100 --out "$d/model/eval.csv"
     LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
-    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 50 --eval-prompts 50 --seed "$s" --out "$d/task-vectors"
+    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 50 --eval-prompts 50 --seed "$s" \
+        --out "$d/task-vectors"
     LOG="$d/task-vectors-add.log" run "$ICL" probe task-vectors --model "$m" --mode add --prompts 50 --eval-prompts 50 \
         --seed "$s" --out "$d/task-vectors-add"
     LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
@@ -34,25 +37,41 @@ for s in $SEEDS; do
     LOG="$d/logit-lens.log" run "$ICL" probe logit-lens --model "$m" --prompts 50 --seed "$s" --out "$d/logit-lens"
     LOG="$d/rsa.log" run "$ICL" probe rsa --model "$m" --prompts 40 --perm 200 --seed "$s" --out "$d/rsa"
     LOG="$d/attention.log" run "$ICL" probe attention --model "$m" --prompts 40 --seed "$s" --out "$d/attention"
+}
 
-    # Han: per-basis loss and decodability over training, patching matrix, partial finetuning
-    d="$OUT/han/s$s"
+# Han: per-basis loss and decodability over training, patching matrix, partial finetuning
+han() {
+    local s=$1 d="$OUT/han/s$1" m="$OUT/han/s$1/model/model.safetensors"
     mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task "$HAN_TASK" --layers 3 --steps 4000 --batch 64 --lr 1e-3 --seed "$s" \
-        --eval-every 250 --checkpoint-every 500 --out "$d/model"
-    m="$d/model/model.safetensors"
+    LOG="$d/train.log" run "$ICL" train --task "$HAN_TASK" --layers 3 --steps "$HAN_STEPS" --batch 64 --lr 1e-3 \
+        --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
+    LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 200 --out "$d/model/eval.csv"
     LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
         --checkpoints "$d/model/checkpoints" --out "$d/decodability"
-    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 100 --eval-prompts 100 --seed "$s" --out "$d/task-vectors"
+    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 100 --eval-prompts 100 --seed "$s" \
+        --out "$d/task-vectors"
+    LOG="$d/task-vectors-add.log" run "$ICL" probe task-vectors --model "$m" --mode add --prompts 100 \
+        --eval-prompts 100 --seed "$s" --out "$d/task-vectors-add"
     LOG="$d/finetune.log" run "$ICL" probe finetune --model "$m" --n 1 --steps 300 --seed "$s" --out "$d/finetune"
-done
+}
 
 # Garg's toy linear regression (d = 5): error against the number of examples, with baselines
-d="$OUT/garg/s1"
-mkdir -p "$d"
-LOG="$d/train.log" run "$ICL" train --task linear_toy --layers 4 --steps 5000 --batch 64 --lr 1e-3 --seed 1 \
-    --eval-every 500 --out "$d/model"
-LOG="$d/eval.log" run "$ICL" eval --model "$d/model/model.safetensors" --prompts 100 --out "$d/model/eval.csv"
+garg() {
+    local d="$OUT/garg/s1"
+    mkdir -p "$d"
+    LOG="$d/train.log" run "$ICL" train --task linear_toy --layers 4 --steps 5000 --batch 64 --lr 1e-3 --seed 1 \
+        --eval-every 500 --out "$d/model"
+    LOG="$d/eval.log" run "$ICL" eval --model "$d/model/model.safetensors" --prompts 1000 --out "$d/model/eval.csv"
+}
+
+mkdir -p "$OUT"
+echo "# $(date -u +%FT%TZ) PARTS=\"$PARTS\" SEEDS=\"$SEEDS\"" >> "$OUT/commands.log"
+for s in $SEEDS; do
+    for part in xiong han; do
+        case " $PARTS " in *" $part "*) "$part" "$s" ;; esac
+    done
+done
+case " $PARTS " in *" garg "*) garg ;; esac
 
 # Figures (PNG) next to each run's CSV files
 for d in "$OUT"/xiong/s*; do

@@ -9,7 +9,12 @@ OUT=${1:-${OUT:-out/results}}
 msd() { awk '{s[$1]+=$2; q[$1]+=$2*$2; n[$1]++} END {for (k in s) {m=s[k]/n[k]; v=q[k]/n[k]-m*m; if (v<0) v=0;
         printf "%s %.3f ± %.3f (n=%d)\n", k, m, sqrt(v), n[k]}}' | sort -t" " -k1,1g -k1,1V; }
 
-echo "## Xiong: P(answer of task j) against its proportion lambda_j (2-task sweeps, all pairs and tasks)"
+echo "## Xiong: query accuracy against the number of examples k (mean over tasks)"
+for f in "$OUT"/xiong/s*/model/eval.csv; do
+    awk -F, 'NR>1 && $3=="model" && $4=="accuracy" {s[$2]+=$5; n[$2]++} END {for (k in s) print "k="k, s[k]/n[k]}' "$f"
+done | msd
+
+echo; echo "## Xiong: P(answer of task j) against its proportion lambda_j (2-task sweeps, all pairs and tasks)"
 for f in "$OUT"/xiong/s*/superposition/superposition.csv; do
     # per seed: mean P over every pair and task at each lambda
     awk -F, 'NR>1 && $1=="pairs" {s[$9]+=$11; n[$9]++} END {for (l in s) print l, s[l]/n[l]}' "$f"
@@ -46,10 +51,10 @@ for f in "$OUT"/xiong/s*/decodability/td.csv; do
     awk -F, 'NR>1 && $2=="mean" {print "layer="$1, $5}' "$f"
 done | msd
 
-echo; echo "## Yousefi: RSA alignment with the 'same task' hypothesis (Spearman rho) per layer, 0-shot vs k-shot"
+echo; echo "## Yousefi: RSA alignment with the 'same task' and 'same answer' hypotheses (Spearman rho) per layer, 0-shot vs k-shot"
 for f in "$OUT"/xiong/s*/rsa/rsa.csv; do
     head -1 "$f" | grep -q . && awk -F, 'NR==1 {for (i=1;i<=NF;i++) h[$i]=i; next}
-        $h["hypothesis"]=="task" {print "shots="$h["shots"]"/layer="$h["layer"], $h["rho"]}' "$f"
+        {print $h["hypothesis"]"/shots="$h["shots"]"/layer="$h["layer"], $h["rho"]}' "$f"
 done | msd
 
 echo; echo "## Yousefi: query-row attention shares (mean over heads) and task ratio on mixed prompts"
@@ -70,12 +75,17 @@ for f in "$OUT"/han/s*/decodability/td.csv; do
     awk -F, 'NR>1 && $2=="mean" {print "layer="$1, $5}' "$f"
 done | msd
 
-echo; echo "## Han: patching matrix (vector basis x prompt basis) change of query MSE: diagonal vs off-diagonal"
-for f in "$OUT"/han/s*/task-vectors/matrix.csv; do
-    awk -F, 'NR==1 {for (i=1;i<=NF;i++) h[$i]=i; next}
-        $h["metric"]=="dmse" {if ($h["vector_task"]==$h["prompt_task"]) {d+=$h["value"]; nd++} else {o+=$h["value"]; no++}}
-        END {if (nd) print "diagonal", d/nd; if (no) print "off_diagonal", o/no}' "$f"
-done | msd
+for mode in replace add; do
+    dir=task-vectors
+    [ "$mode" = add ] && dir=task-vectors-add
+    echo; echo "## Han: patching matrix (vector basis x prompt basis, ${mode^^}) change of query MSE per level: diagonal vs off-diagonal"
+    for f in "$OUT"/han/s*/"$dir"/matrix.csv; do
+        awk -F, 'NR==1 {for (i=1;i<=NF;i++) h[$i]=i; next}
+            $h["metric"]=="dmse" {l=$h["level"]; if ($h["vector_task"]==$h["prompt_task"]) {d[l]+=$h["value"]; nd[l]++}
+                                  else {o[l]+=$h["value"]; no[l]++}}
+            END {for (l in d) {print "level="l"/diagonal", d[l]/nd[l]; print "level="l"/off_diagonal", o[l]/no[l]}}' "$f"
+    done | msd
+done
 
 echo; echo "## Han: first-n vs last-n finetuning"
 for f in "$OUT"/han/s*/finetune/finetune.csv; do
