@@ -2,7 +2,7 @@
 # The main job (make demo): train the default retrieval model (ret_1..ret_4,
 # Xiong et al.'s from-scratch task) on single-task prompts, evaluate it, run
 # the superposition, task-vector and decodability probes, plot everything,
-# and write out/demo/report.md. About 4 minutes on 2 cores.
+# and write out/demo/report.md. About 4.5 minutes on 2 cores.
 # The recipe (3 layers; the first SHORT_STEPS steps on 2-example prompts) and
 # why it needs each part: docs/tasks.md, Results, Retrieval.
 #   ICL=path/to/icl  OUT=dir  STEPS=n  SHORT_STEPS=n  LAYERS=n  SEED=s  TASK=spec  bash scripts/demo.sh
