@@ -271,8 +271,8 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
         return ICL_OK;
     size_t N = (size_t)B * T, need = m->acts ? carve_acts(m, B, T, NULL, &m->a) : 0;
     if (m->acts && need <= m->acts_cap && N <= m->rows_cap) {
-        /* Shapes that fit the buffers only re-carve the views: evaluations and
-           curricula change (B,T) often, and reallocating costs more than a step. */
+        /* Shapes that fit the buffers only re-carve the views, so evaluations and
+           curricula that change (B,T) often do not reallocate. */
         m->n_acts = need;
         carve_acts(m, B, T, m->acts, &m->a);
         carve_acts(m, B, T, m->dacts, &m->da);
@@ -281,6 +281,9 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
         m->forward_done = 0;
         return ICL_OK;
     }
+    /* Grow to the largest shape seen, so that alternating shapes (one wider, one
+       longer) settle into one allocation. */
+    const size_t rows = N > m->rows_cap ? N : m->rows_cap, floats_seen = m->acts_cap;
     free_acts(m);
     const icl_backend_ops *ops = m->be->ops;
     icl_status s = ICL_OK;
@@ -288,27 +291,28 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     m->da.resid = calloc((size_t)m->L + 1, sizeof(float *));
     m->a.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
     m->da.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
-    m->host_weights = malloc(2 * N * sizeof(float)); /* weights, then losses */
+    m->host_weights = malloc(2 * rows * sizeof(float)); /* weights, then losses */
     if (!m->a.resid || !m->da.resid || !m->a.layers || !m->da.layers || !m->host_weights)
         s = icl_fail(ICL_ERR_NOMEM, "model: out of memory for activation views");
-    m->n_acts = carve_acts(m, B, T, NULL, &m->a);
+    m->n_acts = s == ICL_OK ? carve_acts(m, B, T, NULL, &m->a) : 0;
+    const size_t floats = m->n_acts > floats_seen ? m->n_acts : floats_seen;
     if (s == ICL_OK)
-        s = ops->alloc(m->be, (void **)&m->acts, m->n_acts * sizeof(float));
+        s = ops->alloc(m->be, (void **)&m->acts, floats * sizeof(float));
     if (s == ICL_OK)
-        s = ops->alloc(m->be, (void **)&m->dacts, m->n_acts * sizeof(float));
+        s = ops->alloc(m->be, (void **)&m->dacts, floats * sizeof(float));
     if (s == ICL_OK)
-        s = ops->alloc(m->be, (void **)&m->tokens, 2 * N * sizeof(int32_t));
+        s = ops->alloc(m->be, (void **)&m->tokens, 2 * rows * sizeof(int32_t));
     if (s == ICL_OK)
-        s = ops->alloc(m->be, (void **)&m->dlosses, N * sizeof(float));
+        s = ops->alloc(m->be, (void **)&m->dlosses, rows * sizeof(float));
     if (s != ICL_OK) {
         free_acts(m);
         return s == ICL_ERR_NOMEM ? s
                                   : icl_fail(s, "model: cannot allocate activations for B=%d T=%d (%zu floats): %s",
                                              B, T, m->n_acts, icl_last_error());
     }
-    m->targets = m->tokens + N;
-    m->acts_cap = m->n_acts;
-    m->rows_cap = N;
+    m->targets = m->tokens + rows;
+    m->acts_cap = floats;
+    m->rows_cap = rows;
     carve_acts(m, B, T, m->acts, &m->a);
     carve_acts(m, B, T, m->dacts, &m->da);
     m->B = B;
