@@ -20,6 +20,15 @@ run() { # run a command, log it, keep going if it fails (the log says so)
     "$@" > "$LOG" 2>&1 || echo "FAILED ($?): $*" | tee -a "$OUT/commands.log"
 }
 
+# Task vectors written into the residual (REPLACE) and added as v - mean of the targets (ADD):
+# task_vectors DIR MODEL SEED PROMPTS
+task_vectors() {
+    LOG="$1/task-vectors.log" run "$ICL" probe task-vectors --model "$2" --prompts "$4" --eval-prompts "$4" \
+        --seed "$3" --out "$1/task-vectors"
+    LOG="$1/task-vectors-add.log" run "$ICL" probe task-vectors --model "$2" --mode add --prompts "$4" \
+        --eval-prompts "$4" --seed "$3" --out "$1/task-vectors-add"
+}
+
 # Xiong: superposition, task vectors, decodability, logit lens; Yousefi: RSA and attention
 xiong() {
     local s=$1 d="$OUT/xiong/s$1" m="$OUT/xiong/s$1/model/model.safetensors"
@@ -28,10 +37,7 @@ xiong() {
         --steps 4000 --batch 32 --lr 1e-3 --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
     LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 100 --out "$d/model/eval.csv"
     LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
-    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 50 --eval-prompts 50 --seed "$s" \
-        --out "$d/task-vectors"
-    LOG="$d/task-vectors-add.log" run "$ICL" probe task-vectors --model "$m" --mode add --prompts 50 --eval-prompts 50 \
-        --seed "$s" --out "$d/task-vectors-add"
+    task_vectors "$d" "$m" "$s" 50
     LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
         --checkpoints "$d/model/checkpoints" --out "$d/decodability"
     LOG="$d/logit-lens.log" run "$ICL" probe logit-lens --model "$m" --prompts 50 --seed "$s" --out "$d/logit-lens"
@@ -48,10 +54,7 @@ han() {
     LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 200 --out "$d/model/eval.csv"
     LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
         --checkpoints "$d/model/checkpoints" --out "$d/decodability"
-    LOG="$d/task-vectors.log" run "$ICL" probe task-vectors --model "$m" --prompts 100 --eval-prompts 100 --seed "$s" \
-        --out "$d/task-vectors"
-    LOG="$d/task-vectors-add.log" run "$ICL" probe task-vectors --model "$m" --mode add --prompts 100 \
-        --eval-prompts 100 --seed "$s" --out "$d/task-vectors-add"
+    task_vectors "$d" "$m" "$s" 100
     LOG="$d/finetune.log" run "$ICL" probe finetune --model "$m" --n 1 --steps 300 --seed "$s" --out "$d/finetune"
 }
 

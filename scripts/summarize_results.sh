@@ -37,11 +37,12 @@ for f in "$OUT"/xiong/s*/task-vectors/interpolation.csv; do
         awk '{print $1"/"$2, $3}'
 done | msd | sed 's/^/alpha\/metric /'
 
-for mode in replace add; do
-    log=task-vectors.log
-    [ "$mode" = add ] && log=task-vectors-add.log
-    echo; echo "## Xiong: zero-shot accuracy without / with the task vector (${mode^^} at the best level), mean over tasks"
-    for f in "$OUT"/xiong/s*/"$log"; do
+# The task-vector probe's two modes live in task-vectors (REPLACE) and task-vectors-add (ADD).
+tv_mode() { [ "$1" = task-vectors ] && echo REPLACE || echo ADD; }
+
+for tv in task-vectors task-vectors-add; do
+    echo; echo "## Xiong: zero-shot accuracy without / with the task vector ($(tv_mode $tv) at the best level), mean over tasks"
+    for f in "$OUT"/xiong/s*/"$tv.log"; do
         grep -E '^  [A-Za-z_0-9]+ +[0-9.]+ -> ' "$f" | awk '{a+=$2; b+=$4; n++} END {print "without", a/n; print "with", b/n}'
     done | msd
 done
@@ -75,11 +76,9 @@ for f in "$OUT"/han/s*/decodability/td.csv; do
     awk -F, 'NR>1 && $2=="mean" {print "layer="$1, $5}' "$f"
 done | msd
 
-for mode in replace add; do
-    dir=task-vectors
-    [ "$mode" = add ] && dir=task-vectors-add
-    echo; echo "## Han: patching matrix (vector basis x prompt basis, ${mode^^}) change of query MSE per level: diagonal vs off-diagonal"
-    for f in "$OUT"/han/s*/"$dir"/matrix.csv; do
+for tv in task-vectors task-vectors-add; do
+    echo; echo "## Han: patching matrix (vector basis x prompt basis, $(tv_mode $tv)) change of query MSE per level: diagonal vs off-diagonal"
+    for f in "$OUT"/han/s*/"$tv"/matrix.csv; do
         awk -F, 'NR==1 {for (i=1;i<=NF;i++) h[$i]=i; next}
             $h["metric"]=="dmse" {l=$h["level"]; if ($h["vector_task"]==$h["prompt_task"]) {d[l]+=$h["value"]; nd[l]++}
                                   else {o[l]+=$h["value"]; no[l]++}}
