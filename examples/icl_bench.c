@@ -55,7 +55,7 @@ done:
     return best;
 }
 
-static int bench_one(const bench_config *bc, icl_backend_kind backend, double seconds, double peak) {
+static int bench_one(const bench_config *bc, icl_backend_kind backend, double seconds, double peak, int graphs) {
     icl_config c = icl_config_default();
     c.n_layer = bc->n_layer;
     c.d_model = bc->d_model;
@@ -68,6 +68,8 @@ static int bench_one(const bench_config *bc, icl_backend_kind backend, double se
     icl_status s = icl_model_create(&m, &c, backend, 1);
     if (s == ICL_OK)
         s = icl_optimizer_create(&o, m, &oc);
+    if (s == ICL_OK)
+        icl_optimizer_set_graphs(o, graphs);
     size_t N = (size_t)bc->B * bc->T;
     int32_t *tok = malloc(N * sizeof *tok), *tgt = malloc(N * sizeof *tgt);
     if (s != ICL_OK || !tok || !tgt) {
@@ -86,6 +88,7 @@ static int bench_one(const bench_config *bc, icl_backend_kind backend, double se
     icl_batch b = {bc->B, bc->T, tok, NULL, tgt, NULL, NULL};
     int steps = 0;
     double t0 = 0;
+    /* on the GPU: the first step sizes the buffers, the second records the step graph */
     for (int warm = 0; warm < 2 && s == ICL_OK; warm++)
         s = icl_train_step(m, o, &b, 1, NULL);
     t0 = cli_now();
@@ -111,10 +114,12 @@ static int bench_one(const bench_config *bc, icl_backend_kind backend, double se
 int cmd_bench(int argc, char **argv) {
     const char *which = "all", *backend_name = NULL;
     float seconds = 3.0f;
+    int no_graphs = 0;
     cli_option opts[] = {
         {"--config", OPT_STRING, &which, "tiny | small | medium | all [all]"},
         {"--seconds", OPT_FLOAT, &seconds, "timed seconds per config, after 2 warm-up steps [3]"},
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
+        {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
     };
     int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
                        "usage: icl bench [options]\n\nTraining tokens/s (forward+backward+AdamW) and the fraction of "
@@ -135,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
         if (strcmp(which, "all") != 0 && strcmp(which, configs[i].name) != 0)
             continue;
         found = 1;
-        if (bench_one(&configs[i], backend, seconds, peak))
+        if (bench_one(&configs[i], backend, seconds, peak, !no_graphs))
             return 1;
     }
     if (!found) {

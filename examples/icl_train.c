@@ -193,7 +193,7 @@ int cmd_train(int argc, char **argv) {
     int eval_prompts = 64, curriculum = 0, short_examples = -1;
     long short_steps = 0;
     long eval_every = 0;
-    int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0;
+    int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0, no_graphs = 0;
     long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
     int warmup = -1;
     cli_option opts[] = {
@@ -235,6 +235,7 @@ int cmd_train(int argc, char **argv) {
         {"--log-every", OPT_LONG, &log_every, "steps between progress lines [50]"},
         {"--log-csv", OPT_STRING, &csv_path, "append step,loss,lr,grad_norm,seconds rows to this CSV"},
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
+        {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
         {"--quiet", OPT_FLAG, &quiet, "no progress lines"},
     };
     int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
@@ -292,6 +293,7 @@ int cmd_train(int argc, char **argv) {
         cli_fail("optimizer", s);
         goto done;
     }
+    icl_optimizer_set_graphs(r.opt, !no_graphs);
     icl_rng_init(&data_rng, (uint64_t)seed, "data");
     if (resume && (s = icl_checkpoint_load_state(resume, r.opt, &data_rng)) != ICL_OK) {
         cli_fail(resume, s);

@@ -22,6 +22,28 @@
 
 typedef struct icl_backend icl_backend;
 
+/* The scalars of one optimizer step, in backend memory, so that a whole step
+ * can run without the host reading anything back (and be captured in a CUDA
+ * graph). The host writes the first group before the step; the kernels write
+ * the second. */
+typedef struct {
+    float lr;
+    float c1, c2;      /* Adam's bias corrections 1/(1-beta1^t), 1/(1-beta2^t), in double then rounded */
+    float grad_clip;   /* clip the global norm to this; <= 0: no clipping */
+    int64_t t;         /* the 1-based step */
+    double grad_sq;    /* sum of squares of the trainable gradients */
+    float clip_scale;  /* factor applied to every gradient */
+    int32_t skip;      /* nonzero: a loss or the gradient norm is not finite, so AdamW changes nothing */
+} icl_step_scalars;
+
+/* One tensor AdamW updates: elements [offset, offset+numel) of the
+ * parameter, moment and gradient buffers, with or without weight decay. */
+typedef struct {
+    int64_t offset, numel;
+    int32_t decay;
+    int32_t pad_;
+} icl_adamw_span;
+
 typedef struct {
     const char *name;
     void (*destroy)(icl_backend *be);
@@ -35,6 +57,23 @@ typedef struct {
     icl_status (*copy)(icl_backend *be, void *dst, const void *src, size_t bytes);
     /* Wait for queued work; return the first error recorded since the last sync. */
     icl_status (*sync)(icl_backend *be);
+    /* Host memory the backend copies from and to without waiting (pinned on
+     * CUDA): upload/download queue the copy, and the staging memory must stay
+     * as it is (upload) or unread (download) until the next sync. */
+    icl_status (*alloc_staging)(icl_backend *be, void **ptr, size_t bytes); /* zero-filled */
+    void (*release_staging)(icl_backend *be, void *ptr);
+    void (*upload)(icl_backend *be, void *dst, const void *staging_src, size_t bytes);
+    void (*download)(icl_backend *be, void *staging_dst, const void *src, size_t bytes);
+
+    /* ---- graphs (NULL where the backend has none) ----
+     * Between graph_begin and graph_end nothing runs: the queued work is
+     * recorded, and graph_launch replays it with the same pointers and sizes.
+     * No sync, allocation or growth of backend scratch may happen in between;
+     * if one does, graph_end fails and nothing was recorded. */
+    icl_status (*graph_begin)(icl_backend *be);
+    icl_status (*graph_end)(icl_backend *be, void **graph);
+    void (*graph_launch)(icl_backend *be, void *graph);
+    void (*graph_free)(icl_backend *be, void *graph);
 
     /* ---- forward kernels ---- */
     /* out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T), wte (V,C), wpe (>=T,C) */
@@ -107,14 +146,20 @@ typedef struct {
                          const float *target, int N, int D);
 
     /* ---- reductions and optimizer ---- */
-    /* sum of x^2 (n) in double, in an order that does not depend on the thread count */
-    double (*sum_squares)(icl_backend *be, const float *x, size_t n);
-    /* In place AdamW on one tensor: g = grad * grad_scale;
+    /* *acc (backend memory) += sum of x^2 (n), in double, in an order that does not depend on the thread count */
+    void (*sum_squares_accumulate)(icl_backend *be, double *acc, const float *x, size_t n);
+    /* s->skip = 1 if some losses[i] (N) with weights[i] != 0 is not finite; otherwise unchanged */
+    void (*flag_nonfinite_losses)(icl_backend *be, icl_step_scalars *s, const float *losses, const float *weights,
+                                  int N);
+    /* From s->grad_sq: s->clip_scale = grad_clip / norm when clipping applies, else 1;
+     * s->skip = 1 when the norm is not finite. */
+    void (*clip_scale)(icl_backend *be, icl_step_scalars *s);
+    /* AdamW on each span (spans in backend memory; max_numel the largest), unless s->skip: g = grad * s->clip_scale;
      * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-     * p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p ) */
-    void (*adamw_update)(icl_backend *be, float *params, float *m, float *v, const float *grads, size_t n,
-                         float lr, float beta1, float beta2, float eps, float weight_decay,
-                         float grad_scale, long t);
+     * p -= s->lr * ( m * s->c1 / (sqrt(v * s->c2) + eps) + wd * p ), wd = weight_decay where span.decay */
+    void (*adamw_update)(icl_backend *be, float *params, float *m, float *v, const float *grads,
+                         const icl_adamw_span *spans, int n_spans, size_t max_numel, const icl_step_scalars *s,
+                         float beta1, float beta2, float eps, float weight_decay);
 } icl_backend_ops;
 
 struct icl_backend {

@@ -33,23 +33,17 @@ static void block_backward(icl_model *m, int l) {
                             a->ln1_rstd, N, C);
 }
 
-icl_status icl_model_backward(icl_model *m, float scale) {
-    if (!m)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: model is NULL");
-    if (!m->forward_done || !m->forward_had_targets)
-        return icl_fail(ICL_ERR_STATE, "icl_model_backward: needs a successful forward pass with targets first");
-    if (!(scale > 0.0f) || isinf(scale))
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: scale %g must be a positive finite number",
-                        (double)scale);
+void icl_model_stage_dlosses(icl_model *m, float scale) {
+    int N = m->B * m->T;
+    for (int i = 0; i < N; i++)
+        m->staged.dlosses[i] = (float)(scale * m->staged.weights[i] / m->weight_sum);
+}
+
+icl_status icl_model_queue_backward(icl_model *m) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
     int B = m->B, T = m->T, C = m->C, N = B * T;
-
-    /* d loss / d loss_i = scale * w_i / sum(w) */
-    float *dl = m->host_weights + N; /* staging; host_weights[0..N) still holds the weights */
-    for (int i = 0; i < N; i++)
-        dl[i] = (float)(scale * m->host_weights[i] / m->weight_sum);
-    ICL_TRY(ops->to_device(be, m->dlosses, dl, (size_t)N * sizeof(float)));
+    ops->upload(be, m->dlosses, m->staged.dlosses, (size_t)N * sizeof(float));
     ICL_TRY(ops->zero(be, m->dacts, m->n_acts * sizeof(float)));
 
     if (m->cfg.mode == ICL_MODE_TOKEN) {
@@ -71,5 +65,18 @@ icl_status icl_model_backward(icl_model *m, float scale) {
         ops->matmul_backward(be, NULL, m->g.read_in_w, m->g.read_in_b, m->da.resid[0], m->a.inputs, m->p.read_in_w, N,
                              m->cfg.d_in, C);
     }
-    return ops->sync(be);
+    return ICL_OK;
+}
+
+icl_status icl_model_backward(icl_model *m, float scale) {
+    if (!m)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: model is NULL");
+    if (!m->forward_done || !m->forward_had_targets)
+        return icl_fail(ICL_ERR_STATE, "icl_model_backward: needs a successful forward pass with targets first");
+    if (!(scale > 0.0f) || isinf(scale))
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: scale %g must be a positive finite number",
+                        (double)scale);
+    icl_model_stage_dlosses(m, scale);
+    ICL_TRY(icl_model_queue_backward(m));
+    return m->be->ops->sync(m->be);
 }

@@ -71,27 +71,50 @@ static icl_status validate_batch(const icl_model *m, const icl_batch *b) {
     return ICL_OK;
 }
 
-/* Copy inputs, targets and weights into backend memory. */
-static icl_status upload_batch(icl_model *m, const icl_batch *b, int has_targets) {
-    const icl_backend_ops *ops = m->be->ops;
+icl_status icl_model_stage_batch(icl_model *m, const icl_batch *b) {
+    m->forward_done = 0;
+    ICL_TRY(validate_batch(m, b));
+    ICL_TRY(icl_model_ensure_acts(m, b->B, b->T));
     size_t N = (size_t)b->B * b->T;
+    icl_staging *st = &m->staged;
+    int has_targets;
     if (m->cfg.mode == ICL_MODE_TOKEN) {
-        ICL_TRY(ops->to_device(m->be, m->tokens, b->tokens, N * sizeof(int32_t)));
+        has_targets = b->targets != NULL;
+        memcpy(st->tokens, b->tokens, N * sizeof(int32_t));
         if (has_targets)
-            ICL_TRY(ops->to_device(m->be, m->targets, b->targets, N * sizeof(int32_t)));
+            memcpy(st->targets, b->targets, N * sizeof(int32_t));
     } else {
-        ICL_TRY(ops->to_device(m->be, m->a.inputs, b->inputs, N * m->cfg.d_in * sizeof(float)));
+        has_targets = b->target_values != NULL;
+        memcpy(st->inputs, b->inputs, N * m->cfg.d_in * sizeof(float));
         if (has_targets)
-            ICL_TRY(ops->to_device(m->be, m->a.target_values, b->target_values, N * m->cfg.d_out * sizeof(float)));
+            memcpy(st->target_values, b->target_values, N * m->cfg.d_out * sizeof(float));
     }
     /* Without targets every weight is 0: the loss kernels then only compute probabilities. */
     double wsum = 0.0;
     for (size_t i = 0; i < N; i++) {
-        m->host_weights[i] = !has_targets ? 0.0f : b->loss_weights ? b->loss_weights[i] : 1.0f;
-        wsum += m->host_weights[i];
+        st->weights[i] = !has_targets ? 0.0f : b->loss_weights ? b->loss_weights[i] : 1.0f;
+        wsum += st->weights[i];
     }
     m->weight_sum = wsum;
-    return ops->to_device(m->be, m->a.weights, m->host_weights, N * sizeof(float));
+    m->staged_targets = has_targets;
+    return ICL_OK;
+}
+
+/* Queue the staged batch's copies into backend memory. */
+static void upload_staged(icl_model *m) {
+    const icl_backend_ops *ops = m->be->ops;
+    size_t N = (size_t)m->B * m->T;
+    const icl_staging *st = &m->staged;
+    if (m->cfg.mode == ICL_MODE_TOKEN) {
+        ops->upload(m->be, m->tokens, st->tokens, N * sizeof(int32_t));
+        if (m->staged_targets)
+            ops->upload(m->be, m->targets, st->targets, N * sizeof(int32_t));
+    } else {
+        ops->upload(m->be, m->a.inputs, st->inputs, N * m->cfg.d_in * sizeof(float));
+        if (m->staged_targets)
+            ops->upload(m->be, m->a.target_values, st->target_values, N * m->cfg.d_out * sizeof(float));
+    }
+    ops->upload(m->be, m->a.weights, st->weights, N * sizeof(float));
 }
 
 static icl_status block_forward(icl_model *m, int l) {
@@ -132,19 +155,12 @@ static icl_status block_forward(icl_model *m, int l) {
     return visit(m, ICL_POINT_RESID_POST, l);
 }
 
-icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) {
-    if (!m || !batch)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_forward: NULL argument");
-    m->forward_done = 0;
-    ICL_TRY(validate_batch(m, batch));
-    ICL_TRY(icl_model_ensure_acts(m, batch->B, batch->T));
-    int token = m->cfg.mode == ICL_MODE_TOKEN;
-    int has_targets = token ? batch->targets != NULL : batch->target_values != NULL;
-    ICL_TRY(upload_batch(m, batch, has_targets));
-
+icl_status icl_model_queue_forward(icl_model *m) {
+    upload_staged(m);
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
     int B = m->B, T = m->T, C = m->C, N = B * T;
+    int token = m->cfg.mode == ICL_MODE_TOKEN;
     if (token) {
         ops->embed_forward(be, m->a.resid[0], m->tokens, m->p.tok_embed, m->p.pos_embed, B, T, C);
     } else {
@@ -165,30 +181,44 @@ icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) 
     } else {
         ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.read_out_w, m->p.read_out_b, B, T, C, m->OUT);
         ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
-        if (has_targets)
+        if (m->staged_targets)
             ops->mse_forward(be, m->a.losses, m->a.logits, m->a.target_values, m->a.weights, N, m->OUT);
     }
-    ICL_TRY(ops->sync(be));
-    m->forward_done = 1;
-    m->forward_had_targets = has_targets;
-
-    if (has_targets) {
-        /* Weighted mean in double, in position order: deterministic and independent of the backend. */
-        float *losses = m->host_weights + N;
-        ICL_TRY(ops->to_host(be, losses, m->a.losses, (size_t)N * sizeof(float)));
-        double total = 0.0;
-        for (int i = 0; i < N; i++)
-            total += (double)m->host_weights[i] * losses[i];
-        float mean = (float)(total / m->weight_sum);
-        if (!isfinite(mean)) {
-            m->forward_done = 0;
-            return icl_fail(ICL_ERR_NUMERIC, "forward: the loss is not finite (%g); the model has diverged or the "
-                                             "inputs hold NaN/Inf", (double)mean);
-        }
-        if (loss)
-            *loss = mean;
-    } else if (loss) {
-        *loss = NAN;
-    }
+    if (m->staged_targets)
+        ops->download(be, m->staged.losses, m->a.losses, (size_t)N * sizeof(float));
     return ICL_OK;
+}
+
+/* Weighted mean in double, in position order: deterministic and independent of the backend. */
+icl_status icl_model_staged_loss(icl_model *m, float *loss) {
+    int N = m->B * m->T;
+    double total = 0.0;
+    for (int i = 0; i < N; i++)
+        total += (double)m->staged.weights[i] * m->staged.losses[i];
+    float mean = (float)(total / m->weight_sum);
+    if (!isfinite(mean))
+        return icl_fail(ICL_ERR_NUMERIC, "forward: the loss is not finite (%g); the model has diverged or the "
+                                         "inputs hold NaN/Inf", (double)mean);
+    if (loss)
+        *loss = mean;
+    return ICL_OK;
+}
+
+icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) {
+    if (!m || !batch)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_forward: NULL argument");
+    ICL_TRY(icl_model_stage_batch(m, batch));
+    ICL_TRY(icl_model_queue_forward(m));
+    ICL_TRY(m->be->ops->sync(m->be));
+    m->forward_done = 1;
+    m->forward_had_targets = m->staged_targets;
+    if (!m->staged_targets) {
+        if (loss)
+            *loss = NAN;
+        return ICL_OK;
+    }
+    icl_status s = icl_model_staged_loss(m, loss);
+    if (s != ICL_OK)
+        m->forward_done = 0;
+    return s;
 }

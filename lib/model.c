@@ -204,17 +204,18 @@ static void free_acts(icl_model *m) {
         if (m->dacts) ops->release(m->be, m->dacts);
         if (m->tokens) ops->release(m->be, m->tokens);
         if (m->dlosses) ops->release(m->be, m->dlosses);
+        if (m->staging_block) ops->release_staging(m->be, m->staging_block);
     }
     free(m->a.resid);
     free(m->a.layers);
     free(m->da.resid);
     free(m->da.layers);
-    free(m->host_weights);
     m->acts = m->dacts = m->dlosses = NULL;
+    m->staging_block = NULL;
+    memset(&m->staged, 0, sizeof m->staged);
     m->tokens = m->targets = NULL;
     m->a.resid = m->da.resid = NULL;
     m->a.layers = m->da.layers = NULL;
-    m->host_weights = NULL;
     m->B = m->T = 0;
     m->n_acts = m->acts_cap = m->rows_cap = 0;
     m->forward_done = 0;
@@ -274,6 +275,7 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
         /* Shapes that fit the buffers only re-carve the views, so evaluations and
            curricula that change (B,T) often do not reallocate. */
         m->n_acts = need;
+        m->acts_version++;
         carve_acts(m, B, T, m->acts, &m->a);
         carve_acts(m, B, T, m->dacts, &m->da);
         m->B = B;
@@ -291,8 +293,7 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     m->da.resid = calloc((size_t)m->L + 1, sizeof(float *));
     m->a.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
     m->da.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
-    m->host_weights = malloc(2 * rows * sizeof(float)); /* weights, then losses */
-    if (!m->a.resid || !m->da.resid || !m->a.layers || !m->da.layers || !m->host_weights)
+    if (!m->a.resid || !m->da.resid || !m->a.layers || !m->da.layers)
         s = icl_fail(ICL_ERR_NOMEM, "model: out of memory for activation views");
     m->n_acts = s == ICL_OK ? carve_acts(m, B, T, NULL, &m->a) : 0;
     const size_t floats = m->n_acts > floats_seen ? m->n_acts : floats_seen;
@@ -304,6 +305,10 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
         s = ops->alloc(m->be, (void **)&m->tokens, 2 * rows * sizeof(int32_t));
     if (s == ICL_OK)
         s = ops->alloc(m->be, (void **)&m->dlosses, rows * sizeof(float));
+    const size_t d_in = m->cfg.mode == ICL_MODE_VECTOR ? (size_t)m->cfg.d_in : 0;
+    const size_t d_out = m->cfg.mode == ICL_MODE_VECTOR ? (size_t)m->cfg.d_out : 0;
+    if (s == ICL_OK) /* 4-byte elements only: every carved array stays aligned */
+        s = ops->alloc_staging(m->be, &m->staging_block, rows * (5 + d_in + d_out) * 4);
     if (s != ICL_OK) {
         free_acts(m);
         return s == ICL_ERR_NOMEM ? s
@@ -311,6 +316,14 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
                                              B, T, m->n_acts, icl_last_error());
     }
     m->targets = m->tokens + rows;
+    m->staged.tokens = m->staging_block;
+    m->staged.targets = m->staged.tokens + rows;
+    m->staged.weights = (float *)(m->staged.targets + rows);
+    m->staged.dlosses = m->staged.weights + rows;
+    m->staged.losses = m->staged.dlosses + rows;
+    m->staged.inputs = m->staged.losses + rows;
+    m->staged.target_values = m->staged.inputs + rows * d_in;
+    m->acts_version++;
     m->acts_cap = floats;
     m->rows_cap = rows;
     carve_acts(m, B, T, m->acts, &m->a);

@@ -57,6 +57,17 @@ typedef struct {
     float *probs;         /* (B,T,V) token mode */
 } icl_act_views;
 
+/* Host staging of one batch (backend staging memory, so uploads and
+ * downloads are queued without waiting, and a captured step reads the batch
+ * from the same addresses every time). */
+typedef struct {
+    int32_t *tokens, *targets;     /* (B,T) token mode */
+    float *inputs, *target_values; /* (B,T,d_in), (B,T,d_out) vector mode */
+    float *weights;                /* (B,T) loss weights, 0 everywhere without targets */
+    float *dlosses;                /* (B,T) d loss / d loss_i */
+    float *losses;                 /* (B,T) per-position losses, downloaded after the forward */
+} icl_staging;
+
 struct icl_model {
     icl_config cfg;
     int L, C, NH, F, V, OUT; /* OUT = V (token) or d_out (vector) */
@@ -72,13 +83,16 @@ struct icl_model {
     int B, T;               /* shape the activations are carved for (0 before the first forward) */
     size_t n_acts;          /* floats of acts (and of dacts) the (B,T) views use */
     size_t acts_cap;        /* floats allocated for acts and for dacts */
-    size_t rows_cap;        /* B*T positions tokens, targets, dlosses and host_weights hold */
+    size_t rows_cap;        /* B*T positions tokens, targets, dlosses and the staging hold */
+    long acts_version;      /* changes whenever the views above move (a recorded graph is then stale) */
     float *acts, *dacts;
     icl_act_views a, da;
     int32_t *tokens, *targets; /* (B,T) each, backend memory */
-    float *host_weights;    /* (B,T) staging for weights and dlosses */
     float *dlosses;         /* (B,T) backend memory */
-    double weight_sum;
+    void *staging_block;
+    icl_staging staged;
+    int staged_targets;     /* the staged batch has targets */
+    double weight_sum;      /* of the staged weights */
     int forward_done;       /* 1 after a successful forward */
     int forward_had_targets;
 
@@ -90,6 +104,20 @@ struct icl_model {
 
 /* Make activations fit (B,T), reallocating only when they outgrow the buffers. */
 icl_status icl_model_ensure_acts(icl_model *m, int B, int T);
+
+/* The pieces of a forward and backward pass that a training step queues
+ * without waiting (forward.c, backward.c):
+ *   stage_batch   (host) validate the batch, fit the activations, copy the batch into the staging
+ *   stage_dlosses (host) d loss / d loss_i = scale * w_i / sum(w) into the staging
+ *   queue_forward upload the staged batch, run the forward kernels (the hook may run and sync),
+ *                 download the losses into the staging
+ *   queue_backward upload the staged dlosses, run the backward kernels
+ *   staged_loss   (host, after a sync) the weighted mean of the staged losses */
+icl_status icl_model_stage_batch(icl_model *m, const icl_batch *b);
+void icl_model_stage_dlosses(icl_model *m, float scale);
+icl_status icl_model_queue_forward(icl_model *m);
+icl_status icl_model_queue_backward(icl_model *m);
+icl_status icl_model_staged_loss(icl_model *m, float *loss);
 /* View of a point in the activation buffer `a` (shape from m->B, m->T). */
 icl_status icl_model_point_in(const icl_model *m, const icl_act_views *a, icl_point p, int layer,
                               icl_point_view *view);

@@ -2,16 +2,37 @@
  * freezing. The moments live in two buffers laid out like the parameters. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "error.h"
 #include "icl/train.h"
 #include "model_internal.h"
 
+/* What a recorded step graph depends on besides fixed buffers: the carving
+ * of the activations (shape and addresses) and the set of updated tensors. */
+typedef struct {
+    int B, T;
+    long acts_version, spans_version;
+} step_key;
+
 struct icl_optimizer {
     icl_model *model;
     icl_optim_config cfg;
-    float *m, *v;        /* (num_params) each, backend memory */
+    float *m, *v;          /* (num_params) each, backend memory */
     unsigned char *frozen; /* [n_tensors] */
-    long t;              /* steps taken */
+    long t;                /* steps taken */
+
+    icl_step_scalars *scalars;        /* backend memory */
+    icl_step_scalars *staged_scalars; /* staging: uploaded before a step, downloaded after it */
+    icl_adamw_span *spans;            /* [n_tensors] backend memory: the trainable tensors */
+    int n_spans;
+    size_t max_numel;
+    int spans_dirty;
+    long spans_version;
+
+    int use_graphs;   /* record steps as graphs where the backend can */
+    int graph_failed; /* a capture failed: run eagerly from now on */
+    void *graph;      /* the recorded step, valid for graph_key */
+    step_key graph_key, warm_key;
 };
 
 icl_optim_config icl_optim_config_default(void) {
@@ -73,12 +94,21 @@ icl_status icl_optimizer_create(icl_optimizer **out, icl_model *m, const icl_opt
     o->model = m;
     o->cfg = *cfg;
     o->frozen = calloc((size_t)m->n_tensors, 1);
+    o->spans_dirty = 1;
+    o->use_graphs = 1;
     size_t bytes = m->n_params * sizeof(float);
+    const icl_backend_ops *ops = m->be->ops;
     icl_status s = o->frozen ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_optimizer_create: out of memory");
     if (s == ICL_OK)
-        s = m->be->ops->alloc(m->be, (void **)&o->m, bytes);
+        s = ops->alloc(m->be, (void **)&o->m, bytes);
     if (s == ICL_OK)
-        s = m->be->ops->alloc(m->be, (void **)&o->v, bytes);
+        s = ops->alloc(m->be, (void **)&o->v, bytes);
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&o->scalars, sizeof *o->scalars);
+    if (s == ICL_OK)
+        s = ops->alloc_staging(m->be, (void **)&o->staged_scalars, sizeof *o->staged_scalars);
+    if (s == ICL_OK)
+        s = ops->alloc(m->be, (void **)&o->spans, (size_t)m->n_tensors * sizeof *o->spans);
     if (s != ICL_OK) {
         icl_optimizer_free(o);
         return s;
@@ -91,8 +121,12 @@ void icl_optimizer_free(icl_optimizer *o) {
     if (!o)
         return;
     icl_backend *be = o->model->be;
+    if (o->graph) be->ops->graph_free(be, o->graph);
     if (o->m) be->ops->release(be, o->m);
     if (o->v) be->ops->release(be, o->v);
+    if (o->scalars) be->ops->release(be, o->scalars);
+    if (o->staged_scalars) be->ops->release_staging(be, o->staged_scalars);
+    if (o->spans) be->ops->release(be, o->spans);
     free(o->frozen);
     free(o);
 }
@@ -117,6 +151,7 @@ icl_status icl_optimizer_freeze(icl_optimizer *o, icl_group_kind group, int laye
         if (t->group == group && (layer == -1 || t->layer == layer))
             o->frozen[i] = frozen ? 1 : 0;
     }
+    o->spans_dirty = 1;
     return ICL_OK;
 }
 
@@ -134,13 +169,65 @@ icl_status icl_optimizer_freeze_layers(icl_optimizer *o, int first, int count, i
     return ICL_OK;
 }
 
-/* Global norm of the trainable tensors' gradients. Tensors are contiguous in
- * the gradient buffer, so each run of consecutive trainable tensors is one
- * reduction (one host round trip on a GPU). A tied embedding is one tensor,
- * so it is counted once. */
-static double trainable_grad_norm(const icl_optimizer *o) {
+void icl_optimizer_set_graphs(icl_optimizer *o, int enabled) {
+    if (!o)
+        return;
+    o->use_graphs = enabled != 0;
+    o->graph_failed = 0;
+}
+
+/* The trainable tensors as AdamW spans, uploaded when the frozen set changed. */
+static icl_status refresh_spans(icl_optimizer *o) {
+    if (!o->spans_dirty)
+        return ICL_OK;
     const icl_model *m = o->model;
-    double ss = 0.0;
+    icl_adamw_span *host = calloc((size_t)m->n_tensors + 1, sizeof *host);
+    if (!host)
+        return icl_fail(ICL_ERR_NOMEM, "optimizer: out of memory");
+    int n = 0;
+    size_t max_numel = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const icl_param_info *t = &m->tensors[i];
+        if (o->frozen[i])
+            continue;
+        host[n].offset = (int64_t)t->offset;
+        host[n].numel = (int64_t)t->numel;
+        host[n].decay = t->decay;
+        n++;
+        if (t->numel > max_numel)
+            max_numel = t->numel;
+    }
+    icl_status s = m->be->ops->to_device(m->be, o->spans, host, (size_t)n * sizeof *host);
+    free(host);
+    ICL_TRY(s);
+    o->n_spans = n;
+    o->max_numel = max_numel;
+    o->spans_dirty = 0;
+    o->spans_version++;
+    return ICL_OK;
+}
+
+/* The host's half of the step scalars, for the step o->t + 1. */
+static void stage_scalars(icl_optimizer *o) {
+    icl_step_scalars *st = o->staged_scalars;
+    long t = o->t + 1;
+    memset(st, 0, sizeof *st);
+    st->lr = icl_optim_lr_at(&o->cfg, o->t);
+    /* bias corrections in double so large t stays accurate, as the CPU kernel does */
+    st->c1 = (float)(1.0 / (1.0 - pow(o->cfg.beta1, (double)t)));
+    st->c2 = (float)(1.0 / (1.0 - pow(o->cfg.beta2, (double)t)));
+    st->grad_clip = o->cfg.grad_clip;
+    st->t = t;
+    st->clip_scale = 1.0f;
+}
+
+/* Queue the update from the gradients: global norm of the trainable tensors
+ * (each run of consecutive trainable tensors is one reduction; a tied
+ * embedding is one tensor, so it is counted once), clip factor, AdamW, and
+ * the scalars back to the staging. */
+static void queue_update(icl_optimizer *o) {
+    icl_model *m = o->model;
+    const icl_backend_ops *ops = m->be->ops;
     for (int i = 0; i < m->n_tensors;) {
         if (o->frozen[i]) {
             i++;
@@ -149,38 +236,42 @@ static double trainable_grad_norm(const icl_optimizer *o) {
         size_t begin = m->tensors[i].offset, end = begin;
         for (; i < m->n_tensors && !o->frozen[i]; i++)
             end = m->tensors[i].offset + m->tensors[i].numel;
-        ss += m->be->ops->sum_squares(m->be, m->grads + begin, end - begin);
+        ops->sum_squares_accumulate(m->be, &o->scalars->grad_sq, m->grads + begin, end - begin);
     }
-    return sqrt(ss);
+    ops->clip_scale(m->be, o->scalars);
+    ops->adamw_update(m->be, m->params, o->m, o->v, m->grads, o->spans, o->n_spans, o->max_numel, o->scalars,
+                      o->cfg.beta1, o->cfg.beta2, o->cfg.eps, o->cfg.weight_decay);
+    ops->download(m->be, o->staged_scalars, o->scalars, sizeof *o->scalars);
+}
+
+/* After the sync: count the step, or report why AdamW skipped it. */
+static icl_status finish_update(icl_optimizer *o, icl_step_stats *stats) {
+    const icl_step_scalars *r = o->staged_scalars;
+    double norm = sqrt(r->grad_sq);
+    if (r->skip)
+        return icl_fail(ICL_ERR_NUMERIC, "optimizer step %ld: gradient norm is %g; no parameter was changed",
+                        o->t + 1, norm);
+    o->t++;
+    o->model->forward_done = 0; /* the stored activations no longer match the parameters */
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->step = o->t;
+        stats->grad_norm = (float)norm;
+        stats->lr = r->lr;
+    }
+    return ICL_OK;
 }
 
 icl_status icl_optimizer_update(icl_optimizer *o, icl_step_stats *stats) {
     if (!o)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_optimizer_update: optimizer is NULL");
-    icl_model *m = o->model;
-    double norm = trainable_grad_norm(o);
-    ICL_TRY(m->be->ops->sync(m->be));
-    if (!isfinite(norm))
-        return icl_fail(ICL_ERR_NUMERIC, "optimizer step %ld: gradient norm is %g; no parameter was changed",
-                        o->t + 1, norm);
-    float lr = icl_optim_lr_at(&o->cfg, o->t);
-    float scale = (o->cfg.grad_clip > 0.0f && norm > o->cfg.grad_clip) ? (float)(o->cfg.grad_clip / norm) : 1.0f;
-    o->t++;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const icl_param_info *t = &m->tensors[i];
-        if (o->frozen[i])
-            continue;
-        m->be->ops->adamw_update(m->be, m->params + t->offset, o->m + t->offset, o->v + t->offset,
-                                 m->grads + t->offset, t->numel, lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
-                                 t->decay ? o->cfg.weight_decay : 0.0f, scale, o->t);
-    }
-    m->forward_done = 0; /* the stored activations no longer match the parameters */
-    if (stats) {
-        stats->step = o->t;
-        stats->grad_norm = (float)norm;
-        stats->lr = lr;
-    }
-    return m->be->ops->sync(m->be);
+    icl_backend *be = o->model->be;
+    ICL_TRY(refresh_spans(o));
+    stage_scalars(o);
+    be->ops->upload(be, o->scalars, o->staged_scalars, sizeof *o->scalars);
+    queue_update(o);
+    ICL_TRY(be->ops->sync(be));
+    return finish_update(o, stats);
 }
 
 icl_status icl_optimizer_get_state(const icl_optimizer *o, float *m_host, float *v_host, size_t n) {
@@ -210,6 +301,82 @@ icl_status icl_optimizer_set_state(icl_optimizer *o, const float *m_host, const 
     return ICL_OK;
 }
 
+/* Stage micro-batch b with its share 1/n_micro of the gradient. */
+static icl_status stage_micro_batch(icl_model *m, const icl_batch *b, int n_micro) {
+    ICL_TRY(icl_model_stage_batch(m, b));
+    if (!m->staged_targets)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: the batch has no targets");
+    icl_model_stage_dlosses(m, 1.0f / (float)n_micro);
+    return ICL_OK;
+}
+
+/* Forward and backward on the staged micro-batch; a non-finite loss makes AdamW skip the step. */
+static icl_status queue_micro_batch(icl_model *m, icl_optimizer *o) {
+    ICL_TRY(icl_model_queue_forward(m));
+    m->be->ops->flag_nonfinite_losses(m->be, o->scalars, m->a.losses, m->a.weights, m->B * m->T);
+    return icl_model_queue_backward(m);
+}
+
+/* A whole step on one staged micro-batch, queued without waiting. */
+static icl_status queue_step(icl_model *m, icl_optimizer *o) {
+    m->be->ops->upload(m->be, o->scalars, o->staged_scalars, sizeof *o->scalars);
+    ICL_TRY(icl_model_zero_grad(m));
+    ICL_TRY(queue_micro_batch(m, o));
+    queue_update(o);
+    return ICL_OK;
+}
+
+static int same_key(step_key a, step_key b) {
+    return a.B == b.B && a.T == b.T && a.acts_version == b.acts_version && a.spans_version == b.spans_version;
+}
+
+/* Run queue_step, from a recorded graph when possible. A tiny model's step is
+ * hundreds of short kernels, so launching them one by one costs more than
+ * running them; a graph launches them all at once. The first step of a shape
+ * runs eagerly (buffers and scratch reach their size), the second is recorded,
+ * and later ones replay it. Hooks read and write activations from the host
+ * mid-pass, so a model with a hook always runs eagerly. */
+static icl_status run_step(icl_model *m, icl_optimizer *o, int *replayed) {
+    const icl_backend_ops *ops = m->be->ops;
+    *replayed = 0;
+    if (!o->use_graphs || o->graph_failed || !ops->graph_begin || m->hook)
+        return queue_step(m, o);
+    step_key key = {m->B, m->T, m->acts_version, o->spans_version};
+    if (o->graph && same_key(key, o->graph_key)) {
+        ops->graph_launch(m->be, o->graph);
+        *replayed = 1;
+        return ICL_OK;
+    }
+    if (o->graph) {
+        ops->graph_free(m->be, o->graph);
+        o->graph = NULL;
+    }
+    if (!same_key(key, o->warm_key)) {
+        o->warm_key = key;
+        return queue_step(m, o);
+    }
+    void *graph = NULL;
+    icl_status s = ops->graph_begin(m->be);
+    if (s == ICL_OK) {
+        icl_status queued = queue_step(m, o);
+        s = ops->graph_end(m->be, &graph);
+        if (s == ICL_OK && queued != ICL_OK) {
+            ops->graph_free(m->be, graph);
+            graph = NULL;
+            s = queued;
+        }
+    }
+    if (s != ICL_OK) {
+        o->graph_failed = 1; /* nothing was queued: run this step eagerly, and the next ones */
+        return queue_step(m, o);
+    }
+    o->graph = graph;
+    o->graph_key = key;
+    ops->graph_launch(m->be, graph);
+    *replayed = 1;
+    return ICL_OK;
+}
+
 icl_status icl_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro, int n_micro, icl_step_stats *stats) {
     if (!m || !o || !micro)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: NULL argument");
@@ -217,17 +384,37 @@ icl_status icl_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: the optimizer belongs to another model");
     if (n_micro < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: n_micro = %d must be >= 1", n_micro);
-    ICL_TRY(icl_model_zero_grad(m));
+    const icl_backend_ops *ops = m->be->ops;
+    ICL_TRY(refresh_spans(o));
+    stage_scalars(o);
     double loss_sum = 0.0;
-    for (int k = 0; k < n_micro; k++) {
+    int replayed = 0;
+    if (n_micro == 1) {
+        ICL_TRY(stage_micro_batch(m, &micro[0], 1));
+        ICL_TRY(run_step(m, o, &replayed));
+        ICL_TRY(ops->sync(m->be));
         float loss;
-        ICL_TRY(icl_model_forward(m, &micro[k], &loss));
-        ICL_TRY(icl_model_backward(m, 1.0f / (float)n_micro));
-        loss_sum += loss;
+        ICL_TRY(icl_model_staged_loss(m, &loss)); /* a non-finite loss made AdamW skip the step */
+        loss_sum = loss;
+    } else {
+        /* the staging holds one micro-batch: wait for each before staging the next */
+        ops->upload(m->be, o->scalars, o->staged_scalars, sizeof *o->scalars);
+        ICL_TRY(icl_model_zero_grad(m));
+        for (int k = 0; k < n_micro; k++) {
+            float loss;
+            ICL_TRY(stage_micro_batch(m, &micro[k], n_micro));
+            ICL_TRY(queue_micro_batch(m, o));
+            ICL_TRY(ops->sync(m->be));
+            ICL_TRY(icl_model_staged_loss(m, &loss));
+            loss_sum += loss;
+        }
+        queue_update(o);
+        ICL_TRY(ops->sync(m->be));
     }
     icl_step_stats st;
-    ICL_TRY(icl_optimizer_update(o, &st));
+    ICL_TRY(finish_update(o, &st));
     st.loss = (float)(loss_sum / n_micro);
+    st.graph = replayed;
     if (stats)
         *stats = st;
     return ICL_OK;

@@ -237,13 +237,26 @@ static void matmul_case(icl_backend *be, const shape *s, int OC, int with_bias, 
     synced(be, "matmul_forward");
     check_dev(be, with_bias ? "matmul_forward (bias)" : "matmul_forward (no bias)", s, d_out, out, nout, 2e-5, 1e-5);
 
-    icl_cpu_matmul_backward(with_dinp ? dinp : NULL, dw, with_bias ? dbias : NULL, dout, inp, w, N, C, OC);
+    /* The device sums dbias in double and rounds once; the CPU kernel sums in float, which over
+       hundreds of rows drifts by more than a float ulp. So dbias is checked against double sums. */
+    float *dbias_ref = tu_floats((size_t)OC);
+    for (int o = 0; o < OC; o++) {
+        double acc = dbias[o];
+        for (int n = 0; n < N; n++)
+            acc += dout[(size_t)n * OC + o];
+        dbias_ref[o] = (float)acc;
+    }
+    icl_cpu_matmul_backward(with_dinp ? dinp : NULL, dw, NULL, dout, inp, w, N, C, OC);
     be->ops->matmul_backward(be, with_dinp ? d_dinp : NULL, d_dw, with_bias ? d_dbias : NULL, d_dout, d_inp, d_w, N,
                              C, OC);
     synced(be, "matmul_backward");
     check_dev(be, "matmul_backward dinp", s, d_dinp, dinp, nin, 5e-5, 1e-5);
     check_dev(be, "matmul_backward dw", s, d_dw, dw, nw, 5e-5, 1e-5);
-    check_dev(be, "matmul_backward dbias", s, d_dbias, dbias, OC, 1e-5, 1e-6);
+    if (with_bias)
+        check_dev(be, "matmul_backward dbias", s, d_dbias, dbias_ref, OC, 1e-6, 1e-6);
+    else
+        check_dev(be, "matmul_backward dbias untouched", s, d_dbias, dbias, OC, 1e-30, 0.0);
+    free(dbias_ref);
 
     void *dev[] = {d_inp, d_w, d_bias, d_out, d_dout, d_dinp, d_dw, d_dbias};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -519,6 +532,17 @@ END_TEST
 
 /* ---- optimizer and reductions ---- */
 
+/* The step scalars in device memory, from a host copy. */
+static icl_step_scalars *up_scalars(icl_backend *be, const icl_step_scalars *host) {
+    return up(be, host, sizeof *host);
+}
+
+static icl_step_scalars down_scalars(icl_backend *be, const icl_step_scalars *dev) {
+    icl_step_scalars h;
+    ck_assert_msg(be->ops->to_host(be, &h, dev, sizeof h) == ICL_OK, "to_host: %s", icl_last_error());
+    return h;
+}
+
 START_TEST(test_adamw) {
     icl_backend *be = cuda_backend();
     icl_rng r;
@@ -527,19 +551,42 @@ START_TEST(test_adamw) {
     float *p = rand_floats(n, 1.0f, &r), *m = tu_floats(n), *v = tu_floats(n);
     float *d_p = up(be, p, n * 4), *d_m = up(be, NULL, n * 4), *d_v = up(be, NULL, n * 4);
     float *g = tu_floats(n), *d_g = up(be, NULL, n * 4);
+    /* three tensors of awkward sizes, the middle one without decay, and elements 3000..3004 frozen */
+    const icl_adamw_span spans[3] = {{0, 1031, 1, 0}, {1031, 1969, 0, 0}, {3005, 1094, 1, 0}};
+    icl_adamw_span *d_spans = up(be, spans, sizeof spans);
     for (long t = 1; t <= 3; t++) {
         tu_fill_uniform(g, n, 1.0f, &r);
         ck_assert(be->ops->to_device(be, d_g, g, n * 4) == ICL_OK);
-        icl_cpu_adamw_update(p, m, v, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, t);
-        be->ops->adamw_update(be, d_p, d_m, d_v, d_g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, t);
+        icl_step_scalars sc = {.lr = 1e-2f, .t = t, .clip_scale = 0.5f};
+        sc.c1 = (float)(1.0 / (1.0 - pow(0.9, (double)t)));
+        sc.c2 = (float)(1.0 / (1.0 - pow(0.95, (double)t)));
+        icl_step_scalars *d_sc = up_scalars(be, &sc);
+        for (int k = 0; k < 3; k++) {
+            size_t o = (size_t)spans[k].offset;
+            icl_cpu_adamw_update(p + o, m + o, v + o, g + o, (size_t)spans[k].numel, 1e-2f, 0.9f, 0.95f, 1e-8f,
+                                 spans[k].decay ? 0.1f : 0.0f, 0.5f, t);
+        }
+        be->ops->adamw_update(be, d_p, d_m, d_v, d_g, d_spans, 3, 1969, d_sc, 0.9f, 0.95f, 1e-8f, 0.1f);
+        synced(be, "adamw_update");
+        be->ops->release(be, d_sc);
     }
-    synced(be, "adamw_update");
     check_dev(be, "adamw params after 3 steps", NULL, d_p, p, n, 1e-6, 1e-5);
     check_dev(be, "adamw m", NULL, d_m, m, n, 1e-7, 1e-5);
     check_dev(be, "adamw v", NULL, d_v, v, n, 1e-8, 1e-5);
-    void *dev[] = {d_p, d_m, d_v, d_g};
+    /* a skipped step changes nothing */
+    icl_step_scalars skip = {.lr = 1.0f, .c1 = 1.0f, .c2 = 1.0f, .t = 4, .clip_scale = 1.0f, .skip = 1};
+    icl_step_scalars *d_skip = up_scalars(be, &skip);
+    float *before = down(be, d_p, n);
+    be->ops->adamw_update(be, d_p, d_m, d_v, d_g, d_spans, 3, 1969, d_skip, 0.9f, 0.95f, 1e-8f, 0.1f);
+    synced(be, "adamw_update (skip)");
+    float *after = down(be, d_p, n);
+    ck_assert_msg(memcmp(before, after, n * 4) == 0, "a skipped AdamW step changed the parameters");
+    printf("  adamw skip: parameters unchanged\n");
+    void *dev[] = {d_p, d_m, d_v, d_g, d_spans, d_skip};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         be->ops->release(be, dev[i]);
+    free(before);
+    free(after);
     free(p);
     free(m);
     free(v);
@@ -557,13 +604,53 @@ START_TEST(test_reductions) {
         size_t n = sizes[k];
         float *x = rand_floats(n, 1.0f, &r);
         float *d_x = up(be, x, n * 4);
+        icl_step_scalars sc = {.grad_sq = 0.25};
+        icl_step_scalars *d_sc = up_scalars(be, &sc);
+        be->ops->sum_squares_accumulate(be, &d_sc->grad_sq, d_x, n);
         char label[64];
-        snprintf(label, sizeof label, "sum_squares n=%zu", n);
-        check_double(label, be->ops->sum_squares(be, d_x, n), icl_cpu_sum_squares(x, n), 1e-12);
-        synced(be, "reductions");
+        snprintf(label, sizeof label, "sum_squares_accumulate n=%zu", n);
+        check_double(label, down_scalars(be, d_sc).grad_sq, 0.25 + icl_cpu_sum_squares(x, n), 1e-12);
+        be->ops->release(be, d_sc);
         be->ops->release(be, d_x);
         free(x);
     }
+    /* clip factor and not-finite flags: the device against the CPU backend on the same scalars */
+    icl_backend *cpu = NULL;
+    ck_assert(icl_backend_cpu_create(&cpu) == ICL_OK);
+    const icl_step_scalars cases[] = {{.grad_clip = 1.0f, .grad_sq = 16.0},  {.grad_clip = 8.0f, .grad_sq = 16.0},
+                                      {.grad_clip = 0.0f, .grad_sq = 1e30},  {.grad_clip = 1.0f, .grad_sq = 2.0},
+                                      {.grad_clip = 1.0f, .grad_sq = NAN},   {.grad_clip = 1.0f, .grad_sq = INFINITY}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        icl_step_scalars want = cases[k], *d_sc = up_scalars(be, &cases[k]);
+        cpu->ops->clip_scale(cpu, &want);
+        be->ops->clip_scale(be, d_sc);
+        icl_step_scalars got = down_scalars(be, d_sc);
+        printf("  clip_scale grad_sq %-8g clip %g: scale %.9g (cpu %.9g), skip %d (cpu %d)\n", cases[k].grad_sq,
+               (double)cases[k].grad_clip, (double)got.clip_scale, (double)want.clip_scale, got.skip, want.skip);
+        ck_assert(got.skip == want.skip && (want.skip || got.clip_scale == want.clip_scale));
+        be->ops->release(be, d_sc);
+    }
+    enum { NL = 37 };
+    float losses[NL], weights[NL];
+    for (int i = 0; i < NL; i++) {
+        losses[i] = (float)i;
+        weights[i] = (float)(i % 3);
+    }
+    losses[3] = NAN; /* weight 0: not scored, so no flag */
+    for (int bad = 0; bad < 2; bad++) {
+        if (bad)
+            losses[NL - 2] = INFINITY; /* weight 2 */
+        float *d_l = up(be, losses, sizeof losses), *d_w = up(be, weights, sizeof weights);
+        icl_step_scalars zero = {0}, *d_sc = up_scalars(be, &zero);
+        be->ops->flag_nonfinite_losses(be, d_sc, d_l, d_w, NL);
+        int got = down_scalars(be, d_sc).skip;
+        printf("  flag_nonfinite_losses, scored infinity %s: skip %d\n", bad ? "present" : "absent", got);
+        ck_assert_int_eq(got, bad);
+        be->ops->release(be, d_sc);
+        be->ops->release(be, d_l);
+        be->ops->release(be, d_w);
+    }
+    icl_backend_destroy(cpu);
     icl_backend_destroy(be);
 }
 END_TEST
@@ -602,7 +689,10 @@ START_TEST(test_determinism) {
         be->ops->embed_backward(be, d_o[0], d_o[1], d_x, d_tok, B, T, C);
         be->ops->matmul_backward(be, d_o[2], d_o[3], d_o[4], d_dy, d_x, d_w, N, C, OC);
         be->ops->layernorm_backward(be, d_o[5], d_o[6], d_o[7], d_x, d_x, d_lnw, d_mean, d_rstd, N, C);
-        ss[rep] = be->ops->sum_squares(be, d_o[3], nw);
+        icl_step_scalars zero = {0}, *d_sc = up_scalars(be, &zero);
+        be->ops->sum_squares_accumulate(be, &d_sc->grad_sq, d_o[3], nw);
+        ss[rep] = down_scalars(be, d_sc).grad_sq;
+        be->ops->release(be, d_sc);
         synced(be, "determinism run");
         for (int k = 0; k < N_OUT; k++)
             run[rep][k] = down(be, d_o[k], sizes[k]);

@@ -23,8 +23,10 @@ static icl_config toy_config(const icl_toy_task *t) {
     return c;
 }
 
-/* Losses of STEPS training steps on `backend` from seed 5. */
-static void train_losses(icl_backend_kind backend, float *losses, const char *save_path) {
+/* Losses of STEPS training steps on `backend` from seed 5, with or without
+ * CUDA graphs; returns how many steps ran from a recorded graph and leaves
+ * the final parameters in params (when not NULL). */
+static int train_run(icl_backend_kind backend, int graphs, float *losses, const char *save_path, float **params) {
     icl_toy_task t = {ICL_TOY_REVERSE, 8, 6};
     icl_config c = toy_config(&t);
     icl_model *m;
@@ -34,7 +36,8 @@ static void train_losses(icl_backend_kind backend, float *losses, const char *sa
     oc.warmup_steps = 20;
     ck_assert_int_eq(icl_model_create(&m, &c, backend, 5), ICL_OK);
     ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
-    int T = icl_toy_seq_len(&t);
+    icl_optimizer_set_graphs(o, graphs);
+    int T = icl_toy_seq_len(&t), replayed = 0;
     int32_t *tok = tu_ints((size_t)B * T), *tgt = tu_ints((size_t)B * T);
     float *w = tu_floats((size_t)B * T);
     icl_rng r;
@@ -45,14 +48,25 @@ static void train_losses(icl_backend_kind backend, float *losses, const char *sa
         ck_assert_int_eq(icl_toy_fill(&t, &r, B, tok, tgt, w, &b), ICL_OK);
         ck_assert_int_eq(icl_train_step(m, o, &b, 1, &st), ICL_OK);
         losses[s] = st.loss;
+        replayed += st.graph;
     }
     if (save_path)
         ck_assert_int_eq(icl_checkpoint_save(save_path, m, o, &r), ICL_OK);
+    if (params) {
+        size_t P = icl_model_num_params(m);
+        *params = tu_floats(P);
+        ck_assert_int_eq(icl_model_get_params(m, *params, P), ICL_OK);
+    }
     free(tok);
     free(tgt);
     free(w);
     icl_optimizer_free(o);
     icl_model_free(m);
+    return replayed;
+}
+
+static void train_losses(icl_backend_kind backend, float *losses, const char *save_path) {
+    train_run(backend, 1, losses, save_path, NULL);
 }
 
 /* Tolerance: every kernel agrees with the CPU to ~1e-6 relative (test_cuda),
@@ -69,6 +83,81 @@ START_TEST(test_training_parity_and_determinism) {
            cpu[STEPS - 1], gpu[STEPS - 1]);
     ck_assert(cpu[STEPS - 1] < 0.5f * cpu[0]);
     ck_assert_msg(memcmp(gpu, gpu2, sizeof gpu) == 0, "two GPU runs with the same seed differ");
+}
+END_TEST
+
+/* A replayed graph runs the very kernels the eager step queues, on the same
+ * buffers, so the results must agree to the bit. Step 1 runs eagerly (warm-up),
+ * step 2 is recorded and launched, the rest replay it. */
+START_TEST(test_graph_steps_match_eager_steps) {
+    float eager[STEPS], graph[STEPS], *p_eager, *p_graph;
+    int n_eager = train_run(ICL_BACKEND_CUDA, 0, eager, NULL, &p_eager);
+    int n_graph = train_run(ICL_BACKEND_CUDA, 1, graph, NULL, &p_graph);
+    printf("  steps from a graph: %d of %d with graphs, %d without\n", n_graph, STEPS, n_eager);
+    ck_assert_int_eq(n_eager, 0);
+    ck_assert_int_eq(n_graph, STEPS - 1);
+    ck_assert_msg(memcmp(eager, graph, sizeof eager) == 0, "graph and eager losses differ");
+    icl_toy_task t = {ICL_TOY_REVERSE, 8, 6};
+    icl_config c = toy_config(&t);
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 5), ICL_OK);
+    size_t P = icl_model_num_params(m);
+    icl_model_free(m);
+    ck_assert_msg(memcmp(p_eager, p_graph, P * sizeof(float)) == 0, "graph and eager parameters differ");
+    printf("  losses and %zu parameters bitwise equal after %d steps\n", P, STEPS);
+    free(p_eager);
+    free(p_graph);
+}
+END_TEST
+
+/* A NaN input at a scored position, in a step replayed from a graph: the step
+ * fails and changes nothing (the skip flag is read on the device). */
+START_TEST(test_graph_step_rejects_nan) {
+    int replayed = tu_check_nan_step_rejected(ICL_BACKEND_CUDA, 4);
+    printf("  steps from a graph: %d of 5 successful ones\n", replayed);
+    ck_assert_int_eq(replayed, 4); /* steps 2..4 and the clean step after the rejected one */
+}
+END_TEST
+
+/* A hook reads activations from the host in the middle of the pass, which a
+ * graph cannot do: steps with a hook run eagerly, and give the same result. */
+static icl_status count_hook(void *user, icl_model *m, const icl_point_view *v) {
+    (void)m;
+    (void)v;
+    (*(int *)user)++;
+    return ICL_OK;
+}
+
+START_TEST(test_graph_not_used_with_hook) {
+    icl_toy_task t = {ICL_TOY_REVERSE, 8, 6};
+    icl_config c = toy_config(&t);
+    icl_model *m;
+    icl_optimizer *o;
+    icl_optim_config oc = icl_optim_config_default();
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CUDA, 5), ICL_OK);
+    ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
+    int T = icl_toy_seq_len(&t), calls = 0, replayed = 0;
+    int32_t *tok = tu_ints((size_t)B * T), *tgt = tu_ints((size_t)B * T);
+    float *w = tu_floats((size_t)B * T);
+    icl_rng r;
+    icl_rng_init(&r, 5, "data");
+    icl_batch b;
+    icl_step_stats st;
+    for (int s = 0; s < 6; s++) {
+        if (s == 3)
+            icl_model_set_hook(m, count_hook, &calls);
+        ck_assert_int_eq(icl_toy_fill(&t, &r, B, tok, tgt, w, &b), ICL_OK);
+        ck_assert_int_eq(icl_train_step(m, o, &b, 1, &st), ICL_OK);
+        replayed += st.graph;
+        ck_assert_int_eq(st.graph, s == 1 || s == 2);
+    }
+    printf("  graph steps %d, hook calls %d over 3 hooked steps\n", replayed, calls);
+    ck_assert_int_gt(calls, 0);
+    free(tok);
+    free(tgt);
+    free(w);
+    icl_optimizer_free(o);
+    icl_model_free(m);
 }
 END_TEST
 
@@ -181,6 +270,9 @@ int main(void) {
         tcase_add_test(tc, test_skipped_without_device);
     } else {
         tcase_add_test(tc, test_training_parity_and_determinism);
+        tcase_add_test(tc, test_graph_steps_match_eager_steps);
+        tcase_add_test(tc, test_graph_step_rejects_nan);
+        tcase_add_test(tc, test_graph_not_used_with_hook);
         tcase_add_test(tc, test_checkpoints_cross_load);
         tcase_add_test(tc, test_capture_and_intervention_parity);
     }

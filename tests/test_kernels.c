@@ -775,9 +775,13 @@ START_TEST(test_cpu_backend_ops_table) {
         (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
         (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->residual_backward,
         (const void *)o->crossentropy_backward, (const void *)o->mse_backward,
-        (const void *)o->sum_squares, (const void *)o->adamw_update};
+        (const void *)o->alloc_staging, (const void *)o->release_staging, (const void *)o->upload,
+        (const void *)o->download, (const void *)o->sum_squares_accumulate, (const void *)o->flag_nonfinite_losses,
+        (const void *)o->clip_scale, (const void *)o->adamw_update};
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
         ck_assert_msg(entries[i] != NULL, "ops entry %zu is NULL", i);
+    /* the CPU has no graphs: training steps run eagerly */
+    ck_assert(!o->graph_begin && !o->graph_end && !o->graph_launch && !o->graph_free);
     ck_assert_int_eq(o->sync(be), ICL_OK);
     icl_backend_destroy(be);
     ck_assert_int_eq(icl_backend_cpu_create(NULL), ICL_ERR_INVALID_ARG);
@@ -924,11 +928,44 @@ START_TEST(test_cpu_backend_dispatch) {
     o->mse_backward(be, a, wts, x, y, N, C);
     icl_cpu_mse_backward(a2, wts, x, y, N, C);
     CHECK_SAME("mse_backward");
-    o->adamw_update(be, a, b, c, x, NC, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
-    icl_cpu_adamw_update(a2, b2, c2, x, NC, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
-    CHECK_SAME("adamw_update");
+    /* two spans, the second without weight decay, and a gap between them that must not change */
+    icl_step_scalars sc = {.lr = 0.1f, .t = 4, .clip_scale = 2.0f};
+    size_t half = NC / 2, gap = 3;
+    icl_adamw_span spans[2] = {{0, (int64_t)half, 1, 0}, {(int64_t)(half + gap), (int64_t)(NC - half - gap), 0, 0}};
+    o->adamw_update(be, a, b, c, x, spans, 2, half, &sc, 0.8f, 0.9f, 1e-6f, 0.01f);
+    icl_cpu_adamw_update(a2, b2, c2, x, half, 0.1f, 0.8f, 0.9f, 1e-6f, 0.01f, 2.0f, 4);
+    icl_cpu_adamw_update(a2 + half + gap, b2 + half + gap, c2 + half + gap, x + half + gap, NC - half - gap, 0.1f,
+                         0.8f, 0.9f, 1e-6f, 0.0f, 2.0f, 4);
+    CHECK_SAME("adamw_update (spans)");
+    sc.skip = 1;
+    o->adamw_update(be, a, b, c, x, spans, 2, half, &sc, 0.8f, 0.9f, 1e-6f, 0.01f);
+    CHECK_SAME("adamw_update (skipped)");
 #undef CHECK_SAME
-    ck_assert(o->sum_squares(be, x, n_qkv) == icl_cpu_sum_squares(x, n_qkv));
+    double acc = 1.5;
+    o->sum_squares_accumulate(be, &acc, x, n_qkv);
+    ck_assert(acc == 1.5 + icl_cpu_sum_squares(x, n_qkv));
+
+    icl_step_scalars cs = {.grad_clip = 1.0f, .grad_sq = 16.0};
+    o->clip_scale(be, &cs);
+    ck_assert(cs.clip_scale == 0.25f && cs.skip == 0); /* norm 4 clipped to 1 */
+    cs.grad_clip = 8.0f;
+    o->clip_scale(be, &cs);
+    ck_assert(cs.clip_scale == 1.0f && cs.skip == 0); /* below the threshold */
+    cs.grad_clip = 0.0f;
+    cs.grad_sq = 1e30;
+    o->clip_scale(be, &cs);
+    ck_assert(cs.clip_scale == 1.0f && cs.skip == 0); /* clipping off */
+    cs.grad_sq = NAN;
+    o->clip_scale(be, &cs);
+    ck_assert(cs.skip == 1);
+
+    float losses[4] = {1.0f, INFINITY, NAN, 2.0f}, weights[4] = {1.0f, 0.0f, 0.0f, 1.0f};
+    icl_step_scalars fs = {0};
+    o->flag_nonfinite_losses(be, &fs, losses, weights, 4);
+    ck_assert_int_eq(fs.skip, 0); /* non-finite losses at weight 0 are not scored */
+    weights[2] = 0.5f;
+    o->flag_nonfinite_losses(be, &fs, losses, weights, 4);
+    ck_assert_int_eq(fs.skip, 1);
     free(tok), free(x), free(y), free(z), free(probs), free(wts), free(a), free(a2), free(b), free(b2), free(c);
     free(c2);
     icl_backend_destroy(be);

@@ -240,6 +240,11 @@ START_TEST(test_nan_gradient_rejected) {
 }
 END_TEST
 
+START_TEST(test_nan_loss_step_rejected) {
+    ck_assert_int_eq(tu_check_nan_step_rejected(ICL_BACKEND_CPU, 3), 0); /* the CPU never records graphs */
+}
+END_TEST
+
 /* Train `steps` steps from a fresh model (seed 3), or resume from `resume_path`. */
 static void run(toy_data *d, long steps, const char *resume_path, const char *save_path, float *params_out) {
     icl_config c = toy_config(d);
@@ -300,6 +305,7 @@ int main(void) {
     tcase_add_test(tc, test_freeze_layers);
     tcase_add_test(tc, test_gradient_accumulation_averages);
     tcase_add_test(tc, test_nan_gradient_rejected);
+    tcase_add_test(tc, test_nan_loss_step_rejected);
     tcase_add_test(tc, test_repeat_and_resume_are_bit_exact);
     suite_add_tcase(s, tc);
     return tu_run(s);

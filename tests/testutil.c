@@ -2,9 +2,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "icl/model.h"
+#include "icl/train.h"
 
 void tu_fill_uniform(float *x, size_t n, float scale, icl_rng *r) {
     for (size_t i = 0; i < n; i++)
@@ -69,4 +71,67 @@ const char *tu_cuda_unavailable_reason(void) {
         return "the process looking for a CUDA device failed";
     return WEXITSTATUS(status) == 0 ? NULL : "the CUDA runtime reports no usable device";
 #endif
+}
+
+/* One batch of n-dimensional linear regression: y = sum of x, every position scored. */
+static void fill_regression(icl_rng *r, int B, int T, int d, float *x, float *y) {
+    tu_fill_uniform(x, (size_t)B * T * d, 1.0f, r);
+    for (int i = 0; i < B * T; i++) {
+        double s = 0.0;
+        for (int k = 0; k < d; k++)
+            s += x[(size_t)i * d + k];
+        y[i] = (float)s;
+    }
+}
+
+int tu_check_nan_step_rejected(icl_backend_kind backend, int warm) {
+    enum { B = 4, T = 6, D = 3 };
+    icl_config c = icl_config_default();
+    c.mode = ICL_MODE_VECTOR;
+    c.d_in = D;
+    c.d_out = 1;
+    c.n_layer = 1;
+    c.d_model = 16;
+    c.n_head = 2;
+    c.ctx = T;
+    icl_model *m;
+    icl_optimizer *o;
+    icl_optim_config oc = icl_optim_config_default();
+    ck_assert_int_eq(icl_model_create(&m, &c, backend, 2), ICL_OK);
+    ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
+    float x[B * T * D], y[B * T];
+    icl_batch b = {.B = B, .T = T, .inputs = x, .target_values = y};
+    icl_rng r;
+    icl_rng_init(&r, 2, "nan step");
+    icl_step_stats st;
+    int replayed = 0;
+    for (int k = 0; k < warm; k++) {
+        fill_regression(&r, B, T, D, x, y);
+        ck_assert_int_eq(icl_train_step(m, o, &b, 1, &st), ICL_OK);
+        replayed += st.graph;
+    }
+    size_t P = icl_model_num_params(m);
+    float *p0 = tu_floats(P), *m0 = tu_floats(P), *v0 = tu_floats(P), *p1 = tu_floats(P), *m1 = tu_floats(P),
+          *v1 = tu_floats(P);
+    ck_assert_int_eq(icl_model_get_params(m, p0, P), ICL_OK);
+    ck_assert_int_eq(icl_optimizer_get_state(o, m0, v0, P), ICL_OK);
+    fill_regression(&r, B, T, D, x, y);
+    x[7] = NAN;
+    ck_assert_int_eq(icl_train_step(m, o, &b, 1, &st), ICL_ERR_NUMERIC);
+    printf("  NaN input at step %d: %s\n", warm + 1, icl_last_error());
+    ck_assert_int_eq(icl_model_get_params(m, p1, P), ICL_OK);
+    ck_assert_int_eq(icl_optimizer_get_state(o, m1, v1, P), ICL_OK);
+    ck_assert_msg(memcmp(p0, p1, P * 4) == 0, "a rejected step changed the parameters");
+    ck_assert_msg(memcmp(m0, m1, P * 4) == 0 && memcmp(v0, v1, P * 4) == 0, "a rejected step changed Adam's moments");
+    ck_assert_int_eq(icl_optimizer_step_count(o), warm);
+    x[7] = 0.5f;
+    ck_assert_int_eq(icl_train_step(m, o, &b, 1, &st), ICL_OK);
+    replayed += st.graph;
+    ck_assert(isfinite(st.loss) && st.step == warm + 1);
+    ck_assert_int_eq(icl_model_get_params(m, p1, P), ICL_OK);
+    ck_assert_msg(memcmp(p0, p1, P * 4) != 0, "the clean step after a rejected one did not train");
+    free(p0), free(m0), free(v0), free(p1), free(m1), free(v1);
+    icl_optimizer_free(o);
+    icl_model_free(m);
+    return replayed;
 }

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "icl/model.h"
 #include "icl/rng.h"
 
 /* Uniform [-scale, scale) floats from a named stream. */
@@ -28,6 +29,13 @@ double tu_compare(const char *label, const float *got, const float *want, size_t
  * child process: Check forks every test, and a CUDA driver initialised
  * before fork() cannot be used in the children. Call it from main. */
 const char *tu_cuda_unavailable_reason(void);
+
+/* On `backend`: train a small vector-mode model for `warm` steps, then give
+ * icl_train_step a batch whose inputs hold a NaN at a scored position. Checks
+ * that the step fails with ICL_ERR_NUMERIC and changes no parameter, no Adam
+ * moment and not the step count, and that the next clean step trains again.
+ * Returns how many of the steps ran from a recorded graph. */
+int tu_check_nan_step_rejected(icl_backend_kind backend, int warm);
 
 /* Run the suite, print Check's summary, return the process exit status. */
 int tu_run(Suite *s);

@@ -47,6 +47,7 @@ typedef struct {
     float loss;       /* mean loss over the micro-batches */
     float grad_norm;  /* global norm before clipping (trainable tensors only) */
     float lr;
+    int graph;        /* 1 if icl_train_step ran the step from a recorded CUDA graph */
 } icl_step_stats;
 
 /* Apply one AdamW update from the gradients currently in the model. Fails
@@ -54,9 +55,17 @@ typedef struct {
 icl_status icl_optimizer_update(icl_optimizer *o, icl_step_stats *stats);
 
 /* One full step: zero grads, forward + backward on each of the n_micro
- * batches (gradients averaged), then icl_optimizer_update. */
+ * batches (gradients averaged), then icl_optimizer_update. On a backend with
+ * graphs (CUDA) a single-micro-batch step without a hook is recorded on its
+ * second occurrence of a batch shape and replayed after that: same kernels,
+ * same results, a fraction of the launch cost. A non-finite loss or gradient
+ * norm fails with ICL_ERR_NUMERIC and changes no parameter. */
 icl_status icl_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro, int n_micro,
                           icl_step_stats *stats);
+
+/* Record and replay training steps as CUDA graphs (1, the default) or
+ * always launch kernels one by one (0). No effect on the CPU backend. */
+void icl_optimizer_set_graphs(icl_optimizer *o, int enabled);
 
 /* Adam moment buffers (num_params floats each) to/from host, for checkpoints. */
 icl_status icl_optimizer_get_state(const icl_optimizer *o, float *m_host, float *v_host, size_t n);

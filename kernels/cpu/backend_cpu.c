@@ -1,6 +1,7 @@
 /* The CPU backend: host memory and the fast kernels of cpu_kernels.h behind
  * the icl_backend_ops table. Kernels here cannot fail, so sync always
  * succeeds and no backend state is needed (impl stays NULL). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,13 @@ static icl_status cpu_copy(icl_backend *be, void *dst, const void *src, size_t b
 static icl_status cpu_sync(icl_backend *be) {
     (void)be;
     return ICL_OK;
+}
+
+/* Staging memory is ordinary host memory, and a queued copy is done at once. */
+static void cpu_upload(icl_backend *be, void *dst, const void *staging_src, size_t bytes) {
+    (void)be;
+    if (bytes > 0)
+        memcpy(dst, staging_src, bytes);
 }
 
 /* ---- kernels: drop the backend argument ---- */
@@ -204,16 +212,39 @@ static void cpu_mse_backward(icl_backend *be, float *dout, const float *dlosses,
     icl_cpu_mse_backward(dout, dlosses, out, target, N, D);
 }
 
-static double cpu_sum_squares(icl_backend *be, const float *x, size_t n) {
+static void cpu_sum_squares_accumulate(icl_backend *be, double *acc, const float *x, size_t n) {
     (void)be;
-    return icl_cpu_sum_squares(x, n);
+    *acc += icl_cpu_sum_squares(x, n);
 }
 
-static void cpu_adamw_update(icl_backend *be, float *params, float *m, float *v, const float *grads, size_t n,
-                             float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                             long t) {
+static void cpu_flag_nonfinite_losses(icl_backend *be, icl_step_scalars *s, const float *losses,
+                                      const float *weights, int N) {
     (void)be;
-    icl_cpu_adamw_update(params, m, v, grads, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    for (int i = 0; i < N; i++)
+        if (weights[i] != 0.0f && !isfinite(losses[i]))
+            s->skip = 1;
+}
+
+static void cpu_clip_scale(icl_backend *be, icl_step_scalars *s) {
+    (void)be;
+    double norm = sqrt(s->grad_sq);
+    if (!isfinite(norm))
+        s->skip = 1;
+    s->clip_scale = (s->grad_clip > 0.0f && norm > s->grad_clip) ? (float)(s->grad_clip / norm) : 1.0f;
+}
+
+static void cpu_adamw_update(icl_backend *be, float *params, float *m, float *v, const float *grads,
+                             const icl_adamw_span *spans, int n_spans, size_t max_numel,
+                             const icl_step_scalars *s, float beta1, float beta2, float eps, float weight_decay) {
+    (void)be;
+    (void)max_numel;
+    if (s->skip)
+        return;
+    for (int k = 0; k < n_spans; k++) {
+        size_t o = (size_t)spans[k].offset;
+        icl_cpu_adamw_update(params + o, m + o, v + o, grads + o, (size_t)spans[k].numel, s->lr, beta1, beta2, eps,
+                             spans[k].decay ? weight_decay : 0.0f, s->clip_scale, (long)s->t);
+    }
 }
 
 static const icl_backend_ops cpu_ops = {
@@ -226,6 +257,10 @@ static const icl_backend_ops cpu_ops = {
     .to_host = cpu_to_host,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .alloc_staging = cpu_alloc,
+    .release_staging = cpu_release,
+    .upload = cpu_upload,
+    .download = cpu_upload,
     .embed_forward = cpu_embed_forward,
     .position_add_forward = cpu_position_add_forward,
     .matmul_forward = cpu_matmul_forward,
@@ -248,7 +283,9 @@ static const icl_backend_ops cpu_ops = {
     .residual_backward = cpu_residual_backward,
     .crossentropy_backward = cpu_crossentropy_backward,
     .mse_backward = cpu_mse_backward,
-    .sum_squares = cpu_sum_squares,
+    .sum_squares_accumulate = cpu_sum_squares_accumulate,
+    .flag_nonfinite_losses = cpu_flag_nonfinite_losses,
+    .clip_scale = cpu_clip_scale,
     .adamw_update = cpu_adamw_update,
 };
 

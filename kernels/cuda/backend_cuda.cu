@@ -53,6 +53,11 @@ bool icl_cuda_args(icl_cuda_ctx *ctx, const char *what, std::initializer_list<lo
 void *icl_cuda_scratch(icl_cuda_ctx *ctx, size_t bytes, const char *what) {
     if (bytes <= ctx->scratch_bytes)
         return ctx->scratch;
+    if (ctx->capturing) {
+        /* a recorded graph would keep the old pointer; graph_end reports this */
+        icl_cuda_record(ctx, what, "scratch would grow during a graph capture");
+        return NULL;
+    }
     if (ctx->scratch) {
         /* queued kernels may still read the old buffer: wait for them before freeing it */
         icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), what);
@@ -166,6 +171,101 @@ static icl_status cuda_copy(icl_backend *be, void *dst, const void *src, size_t 
     return mem_status(ctx, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream), "cuda copy");
 }
 
+static icl_status cuda_alloc_staging(icl_backend *be, void **ptr, size_t bytes) {
+    (void)be;
+    if (!ptr)
+        return icl_fail(ICL_ERR_INVALID_ARG, "cuda alloc_staging: ptr is NULL");
+    *ptr = NULL;
+    /* pinned, so queued copies need not wait and can be recorded in a graph */
+    cudaError_t err = cudaMallocHost(ptr, bytes ? bytes : 1);
+    if (err != cudaSuccess) {
+        *ptr = NULL;
+        cudaGetLastError();
+        return icl_fail(err == cudaErrorMemoryAllocation ? ICL_ERR_NOMEM : ICL_ERR_BACKEND,
+                        "cuda alloc_staging of %zu pinned bytes failed: %s", bytes, cudaGetErrorString(err));
+    }
+    memset(*ptr, 0, bytes ? bytes : 1);
+    return ICL_OK;
+}
+
+static void cuda_release_staging(icl_backend *be, void *ptr) {
+    if (!ptr)
+        return;
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), "cuda release_staging");
+    cudaFreeHost(ptr);
+}
+
+static void queue_copy(icl_backend *be, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                       const char *what) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (!icl_cuda_args(ctx, what, {(long long)bytes}, {dst, src}))
+        return;
+    icl_cuda_ok(ctx, cudaMemcpyAsync(dst, src, bytes, kind, ctx->stream), what);
+}
+
+static void cuda_upload(icl_backend *be, void *dst, const void *staging_src, size_t bytes) {
+    queue_copy(be, dst, staging_src, bytes, cudaMemcpyHostToDevice, "cuda upload");
+}
+
+static void cuda_download(icl_backend *be, void *staging_dst, const void *src, size_t bytes) {
+    queue_copy(be, staging_dst, src, bytes, cudaMemcpyDeviceToHost, "cuda download");
+}
+
+/* ThreadLocal mode: another thread's unrelated CUDA calls do not break the capture. */
+static icl_status cuda_graph_begin(icl_backend *be) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (ctx->failed)
+        return take_error(ctx);
+    cudaError_t err = cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return icl_fail(ICL_ERR_BACKEND, "CUDA graph capture could not begin: %s", cudaGetErrorString(err));
+    }
+    ctx->capturing = 1;
+    return ICL_OK;
+}
+
+static icl_status cuda_graph_end(icl_backend *be, void **out) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    *out = NULL;
+    ctx->capturing = 0;
+    cudaGraph_t graph = NULL;
+    cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);
+    cudaGraphExec_t exec = NULL;
+    if (err == cudaSuccess && !ctx->failed)
+        err = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (ctx->failed || err != cudaSuccess) {
+        cudaGetLastError();
+        if (exec)
+            cudaGraphExecDestroy(exec);
+        if (!ctx->failed)
+            icl_cuda_record(ctx, "graph capture", cudaGetErrorString(err));
+        return take_error(ctx);
+    }
+    *out = exec;
+    return ICL_OK;
+}
+
+static void cuda_graph_launch(icl_backend *be, void *graph) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (!graph) {
+        icl_cuda_record(ctx, "graph_launch", "graph is NULL");
+        return;
+    }
+    icl_cuda_ok(ctx, cudaGraphLaunch((cudaGraphExec_t)graph, ctx->stream), "graph_launch");
+}
+
+static void cuda_graph_free(icl_backend *be, void *graph) {
+    if (!graph)
+        return;
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), "graph_free");
+    cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+
 static icl_status cuda_sync(icl_backend *be) {
     icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
     icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), "cuda sync");
@@ -183,10 +283,6 @@ static void free_ctx(icl_cuda_ctx *ctx) {
         cudaFree(ctx->blas_workspace);
     if (ctx->scratch)
         cudaFree(ctx->scratch);
-    if (ctx->d_scalar)
-        cudaFree(ctx->d_scalar);
-    if (ctx->h_scalar)
-        cudaFreeHost(ctx->h_scalar);
     if (ctx->stream)
         cudaStreamDestroy(ctx->stream);
     free(ctx);
@@ -212,6 +308,14 @@ static icl_backend_ops make_ops(void) {
     o.to_host = cuda_to_host;
     o.copy = cuda_copy;
     o.sync = cuda_sync;
+    o.alloc_staging = cuda_alloc_staging;
+    o.release_staging = cuda_release_staging;
+    o.upload = cuda_upload;
+    o.download = cuda_download;
+    o.graph_begin = cuda_graph_begin;
+    o.graph_end = cuda_graph_end;
+    o.graph_launch = cuda_graph_launch;
+    o.graph_free = cuda_graph_free;
     o.embed_forward = icl_cuda_embed_forward;
     o.position_add_forward = icl_cuda_position_add_forward;
     o.matmul_forward = icl_cuda_matmul_forward;
@@ -234,13 +338,15 @@ static icl_backend_ops make_ops(void) {
     o.residual_backward = icl_cuda_residual_backward;
     o.crossentropy_backward = icl_cuda_crossentropy_backward;
     o.mse_backward = icl_cuda_mse_backward;
-    o.sum_squares = icl_cuda_sum_squares;
+    o.sum_squares_accumulate = icl_cuda_sum_squares_accumulate;
+    o.flag_nonfinite_losses = icl_cuda_flag_nonfinite_losses;
+    o.clip_scale = icl_cuda_clip_scale;
     o.adamw_update = icl_cuda_adamw_update;
     return o;
 }
 
-/* Create the stream, the cuBLAS handle (FP32 math, no atomics, fixed
- * workspace) and the reduction result buffers. */
+/* Create the stream and the cuBLAS handle (FP32 math, no atomics, fixed
+ * workspace). */
 static icl_status init_ctx(icl_cuda_ctx *ctx) {
     const char *step = NULL;
     cudaError_t err = cudaSuccess;
@@ -249,10 +355,6 @@ static icl_status init_ctx(icl_cuda_ctx *ctx) {
         step = "cudaStreamCreate";
     else if ((err = cudaMalloc(&ctx->blas_workspace, BLAS_WORKSPACE_BYTES)) != cudaSuccess)
         step = "cudaMalloc (cuBLAS workspace)";
-    else if ((err = cudaMalloc((void **)&ctx->d_scalar, sizeof(double))) != cudaSuccess)
-        step = "cudaMalloc (reduction result)";
-    else if ((err = cudaMallocHost((void **)&ctx->h_scalar, sizeof(double))) != cudaSuccess)
-        step = "cudaMallocHost (reduction result)";
     if (step)
         return icl_fail(ICL_ERR_BACKEND, "CUDA backend: %s failed: %s", step, cudaGetErrorString(err));
 

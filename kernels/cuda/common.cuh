@@ -39,8 +39,7 @@ typedef struct {
     void *blas_workspace; /* given to cuBLAS so it never allocates (graph capture, determinism) */
     void *scratch;        /* reduction partials and masked attention copies; grows on demand */
     size_t scratch_bytes;
-    double *d_scalar; /* device result of sum / sum_squares */
-    double *h_scalar; /* pinned host copy of it */
+    int capturing;        /* between graph_begin and graph_end: scratch must not grow */
     int failed;
     char error[256]; /* first failure since the last sync */
 } icl_cuda_ctx;
@@ -58,7 +57,8 @@ static inline void icl_cuda_launched(icl_cuda_ctx *ctx, const char *what) {
     icl_cuda_ok(ctx, cudaGetLastError(), what);
 }
 /* Scratch of at least `bytes` (cudaMalloc alignment), or NULL after recording
- * the failure. Growing frees the old buffer, which waits for queued work. */
+ * the failure. Growing frees the old buffer, which waits for queued work, so
+ * it is a failure during a graph capture. */
 void *icl_cuda_scratch(icl_cuda_ctx *ctx, size_t bytes, const char *what);
 
 /* Kernel argument check: false (launch nothing) if any size is zero; records
@@ -146,10 +146,13 @@ void icl_cuda_mse_forward(icl_backend *be, float *losses, const float *out, cons
 void icl_cuda_mse_backward(icl_backend *be, float *dout, const float *dlosses, const float *out, const float *target,
                            int N, int D);
 /* reduce.cu */
-double icl_cuda_sum_squares(icl_backend *be, const float *x, size_t n);
+void icl_cuda_sum_squares_accumulate(icl_backend *be, double *acc, const float *x, size_t n);
+void icl_cuda_flag_nonfinite_losses(icl_backend *be, icl_step_scalars *s, const float *losses, const float *weights,
+                                    int N);
+void icl_cuda_clip_scale(icl_backend *be, icl_step_scalars *s);
 /* adamw.cu */
-void icl_cuda_adamw_update(icl_backend *be, float *params, float *m, float *v, const float *grads, size_t n,
-                           float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                           long t);
+void icl_cuda_adamw_update(icl_backend *be, float *params, float *m, float *v, const float *grads,
+                           const icl_adamw_span *spans, int n_spans, size_t max_numel, const icl_step_scalars *s,
+                           float beta1, float beta2, float eps, float weight_decay);
 
 #endif

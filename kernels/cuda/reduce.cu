@@ -1,5 +1,6 @@
-/* Deterministic reductions: whole-tensor sums (in double, returned to the
- * host) and per-column sums used by the bias and layernorm gradients. No
+/* Deterministic reductions: whole-tensor sums of squares (in double, kept on
+ * the device), per-column sums used by the bias and layernorm gradients, and
+ * the step's clip factor and not-finite flag. No
  * float atomics: partial results are combined in an order fixed by the
  * sizes alone, so the same inputs give the same bits on every run. */
 #include <math.h>
@@ -67,17 +68,6 @@ __global__ void sum_squares_partials_kernel(double *partials, const float *x, si
         partials[blockIdx.x] = total;
 }
 
-// *result = sum of partials (count), one block
-__global__ void sum_finish_kernel(double *result, const double *partials, int count) {
-    __shared__ double sh[ICL_CUDA_BLOCK];
-    double acc = 0.0;
-    for (int i = threadIdx.x; i < count; i += blockDim.x)
-        acc += partials[i];
-    double total = block_sum(sh, acc);
-    if (threadIdx.x == 0)
-        *result = total;
-}
-
 void icl_cuda_finish_column_sums(icl_cuda_ctx *ctx, float *out, const double *partials, int nchunks, int C) {
     unsigned blocks = (unsigned)((C + ICL_CUDA_BLOCK - 1) / ICL_CUDA_BLOCK);
     finish_column_sums_kernel<<<blocks, ICL_CUDA_BLOCK, 0, ctx->stream>>>(out, partials, nchunks, C);
@@ -96,32 +86,61 @@ void icl_cuda_add_column_sums(icl_cuda_ctx *ctx, float *out, const float *x, int
     icl_cuda_finish_column_sums(ctx, out, partials, nchunks, C);
 }
 
-/* Two passes on the device, then the double comes back to the host (a sync). */
-static double reduce_to_host(icl_backend *be, const float *x, size_t n, const char *what) {
-    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
-    if (n == 0)
-        return 0.0;
-    if (!x) {
-        icl_cuda_record(ctx, what, "x is NULL");
-        return NAN;
-    }
-    size_t want = (n + ICL_CUDA_BLOCK - 1) / ICL_CUDA_BLOCK;
-    int blocks = want < (size_t)SUM_MAX_BLOCKS ? (int)want : SUM_MAX_BLOCKS;
-    double *partials = (double *)icl_cuda_scratch(ctx, (size_t)blocks * sizeof(double), what);
-    if (!partials)
-        return NAN;
-    sum_squares_partials_kernel<<<blocks, ICL_CUDA_BLOCK, 0, ctx->stream>>>(partials, x, n);
-    icl_cuda_launched(ctx, what);
-    sum_finish_kernel<<<1, ICL_CUDA_BLOCK, 0, ctx->stream>>>(ctx->d_scalar, partials, blocks);
-    icl_cuda_launched(ctx, what);
-    if (!icl_cuda_ok(ctx, cudaMemcpyAsync(ctx->h_scalar, ctx->d_scalar, sizeof(double), cudaMemcpyDeviceToHost,
-                                          ctx->stream),
-                     what) ||
-        !icl_cuda_ok(ctx, cudaStreamSynchronize(ctx->stream), what))
-        return NAN;
-    return *ctx->h_scalar;
+// *acc += sum of partials (count), one block
+__global__ void sum_accumulate_kernel(double *acc, const double *partials, int count) {
+    __shared__ double sh[ICL_CUDA_BLOCK];
+    double part = 0.0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x)
+        part += partials[i];
+    double total = block_sum(sh, part);
+    if (threadIdx.x == 0)
+        *acc += total;
 }
 
-double icl_cuda_sum_squares(icl_backend *be, const float *x, size_t n) {
-    return reduce_to_host(be, x, n, "sum_squares");
+/* Two passes, both on the device: the host reads nothing back. */
+void icl_cuda_sum_squares_accumulate(icl_backend *be, double *acc, const float *x, size_t n) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (n == 0 || !icl_cuda_args(ctx, "sum_squares_accumulate", {}, {acc, x}))
+        return;
+    size_t want = (n + ICL_CUDA_BLOCK - 1) / ICL_CUDA_BLOCK;
+    int blocks = want < (size_t)SUM_MAX_BLOCKS ? (int)want : SUM_MAX_BLOCKS;
+    double *partials = (double *)icl_cuda_scratch(ctx, (size_t)blocks * sizeof(double), "sum_squares_accumulate");
+    if (!partials)
+        return;
+    sum_squares_partials_kernel<<<blocks, ICL_CUDA_BLOCK, 0, ctx->stream>>>(partials, x, n);
+    icl_cuda_launched(ctx, "sum_squares_accumulate");
+    sum_accumulate_kernel<<<1, ICL_CUDA_BLOCK, 0, ctx->stream>>>(acc, partials, blocks);
+    icl_cuda_launched(ctx, "sum_squares_accumulate (finish)");
+}
+
+// s->skip = 1 if a weighted loss among losses, weights (N) is not finite
+__global__ void flag_nonfinite_losses_kernel(icl_step_scalars *s, const float *losses, const float *weights, int N) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N; i += gridDim.x * blockDim.x)
+        if (weights[i] != 0.0f && !isfinite(losses[i]))
+            s->skip = 1; /* every writer stores the same value: no race on the result */
+}
+
+void icl_cuda_flag_nonfinite_losses(icl_backend *be, icl_step_scalars *s, const float *losses, const float *weights,
+                                    int N) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (!icl_cuda_args(ctx, "flag_nonfinite_losses", {N}, {s, losses, weights}))
+        return;
+    flag_nonfinite_losses_kernel<<<icl_cuda_grid((size_t)N), ICL_CUDA_BLOCK, 0, ctx->stream>>>(s, losses, weights, N);
+    icl_cuda_launched(ctx, "flag_nonfinite_losses");
+}
+
+// one thread: the clip factor from s->grad_sq, with the CPU's arithmetic
+__global__ void clip_scale_kernel(icl_step_scalars *s) {
+    double norm = sqrt(s->grad_sq);
+    if (!isfinite(norm))
+        s->skip = 1;
+    s->clip_scale = (s->grad_clip > 0.0f && norm > s->grad_clip) ? (float)(s->grad_clip / norm) : 1.0f;
+}
+
+void icl_cuda_clip_scale(icl_backend *be, icl_step_scalars *s) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (!icl_cuda_args(ctx, "clip_scale", {}, {s}))
+        return;
+    clip_scale_kernel<<<1, 1, 0, ctx->stream>>>(s);
+    icl_cuda_launched(ctx, "clip_scale");
 }
