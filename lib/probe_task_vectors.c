@@ -538,12 +538,16 @@ static icl_status vector_matrix(tv_run *x) {
 }
 
 /* Token: the level with the highest mean zero-shot accuracy (then P, then the
- * lower level). Vector: the lowest mean diagonal dMSE. */
+ * lower level). Vector: the lowest mean diagonal dMSE. Level 0 (the
+ * embedding) is no candidate when a block follows it: at the patched position
+ * it holds the same token at the same position in every prompt, so a patch
+ * there changes nothing, and where no level helps it would win on noise and
+ * ties while saying nothing about the model. */
 static int best_level(const tv_run *x) {
     const icl_tv_result *r = x->r;
-    int best = 0;
+    int first = x->NL > 1 ? 1 : 0, best = first;
     double best_a = -INFINITY, best_b = -INFINITY;
-    for (int l = 0; l < x->NL; l++) {
+    for (int l = first; l < x->NL; l++) {
         double a = 0.0, b = 0.0;
         for (int i = 0; i < x->n; i++) {
             if (r->mode == ICL_MODE_TOKEN) {

@@ -120,7 +120,8 @@ typedef struct {
     int n_tasks, n_levels, C;
     int *tasks;          /* (n_tasks) */
     float *vectors;      /* (n_tasks, n_levels, C) the task vectors */
-    int best_level;      /* token: highest mean zero-shot accuracy (then P); vector: lowest mean diagonal dMSE */
+    int best_level;      /* token: highest mean zero-shot accuracy (then P); vector: lowest mean diagonal dMSE;
+                          * 1..L (level 0 only for a model without blocks) */
     /* token families */
     double *zs_p0, *zs_acc0;   /* (n_tasks) zero-shot prompts of task t, no vector: P / accuracy of t's answer */
     double *zs_p, *zs_acc;     /* (n_tasks, n_levels) the same with t's vector patched at each level */
