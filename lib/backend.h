@@ -112,6 +112,17 @@ typedef struct {
     void (*mse_forward)(icl_backend *be, float *losses, const float *out, const float *target,
                         const float *weights, int N, int D);
 
+    /* ---- fused forward kernels ----
+     * Each equals, bit for bit on the same backend, the sequence of the kernels above that it
+     * replaces; the model uses them when no hook must see the tensor in between. */
+    /* resid (N,C) = a + b, then out, mean, rstd = layernorm_forward(resid, w, bias) */
+    void (*residual_layernorm_forward)(icl_backend *be, float *resid, float *out, float *mean, float *rstd,
+                                       const float *a, const float *b, const float *w, const float *bias, int N,
+                                       int C);
+    /* pre (B,T,OC) = matmul_forward(inp (B,T,C), w (OC,C), bias (OC, nullable)), then post (B,T,OC) = GELU(pre) */
+    void (*matmul_gelu_forward)(icl_backend *be, float *pre, float *post, const float *inp, const float *w,
+                                const float *bias, int B, int T, int C, int OC);
+
     /* ---- backward kernels (accumulate) ---- */
     /* dwte (V,C), dwpe (>=T,C) from dout (B,T,C); either gradient nullable */
     void (*embed_backward)(icl_backend *be, float *dwte, float *dwpe, const float *dout,

@@ -140,14 +140,24 @@ static icl_status block_forward(icl_model *m, int l) {
     ICL_TRY(visit(m, ICL_POINT_HEAD_OUT, l));
     ops->matmul_forward(be, a->attn_out, a->head_out, p->proj_w, p->proj_b, B, T, C, C);
     ICL_TRY(visit(m, ICL_POINT_ATTN_OUT, l));
-    ops->residual_forward(be, a->resid_mid, x, a->attn_out, (size_t)N * C);
-    ICL_TRY(visit(m, ICL_POINT_RESID_MID, l));
-
-    ops->layernorm_forward(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->resid_mid, p->ln2_w, p->ln2_b, N, C);
+    /* Without a hook nobody looks between these pairs of kernels, so each pair is
+       one fused kernel where the backend has one (the same bits either way). */
+    if (m->hook) {
+        ops->residual_forward(be, a->resid_mid, x, a->attn_out, (size_t)N * C);
+        ICL_TRY(visit(m, ICL_POINT_RESID_MID, l));
+        ops->layernorm_forward(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->resid_mid, p->ln2_w, p->ln2_b, N, C);
+    } else {
+        ops->residual_layernorm_forward(be, a->resid_mid, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->attn_out, p->ln2_w,
+                                        p->ln2_b, N, C);
+    }
     ICL_TRY(visit(m, ICL_POINT_LN2, l));
-    ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
-    ICL_TRY(visit(m, ICL_POINT_MLP_PRE, l));
-    ops->gelu_forward(be, a->mlp_post, a->mlp_pre, (size_t)N * F);
+    if (m->hook) {
+        ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
+        ICL_TRY(visit(m, ICL_POINT_MLP_PRE, l));
+        ops->gelu_forward(be, a->mlp_post, a->mlp_pre, (size_t)N * F);
+    } else {
+        ops->matmul_gelu_forward(be, a->mlp_pre, a->mlp_post, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
+    }
     ICL_TRY(visit(m, ICL_POINT_MLP_POST, l));
     ops->matmul_forward(be, a->mlp_out, a->mlp_post, p->fcproj_w, p->fcproj_b, B, T, F, C);
     ICL_TRY(visit(m, ICL_POINT_MLP_OUT, l));

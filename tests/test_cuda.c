@@ -332,6 +332,74 @@ START_TEST(test_layernorm) {
 }
 END_TEST
 
+/* ---- fused kernels: the same bits as the kernels they replace, and close to the CPU ---- */
+
+/* Download n floats from each of two device buffers and require the same bits. */
+static void check_same_bits(icl_backend *be, const char *what, const shape *s, const float *d_a, const float *d_b,
+                            size_t n) {
+    float *a = down(be, d_a, n), *b = down(be, d_b, n);
+    ck_assert_msg(memcmp(a, b, n * sizeof *a) == 0, "%s B%d T%d C%d: fused and unfused differ", what, s->B, s->T,
+                  s->C);
+    printf("  %-44s fused = unfused, bitwise over %zu values\n", what, n);
+    free(a);
+    free(b);
+}
+
+static void fused_case(icl_backend *be, const shape *s, int index) {
+    icl_rng r;
+    rng_for(&r, "fused", index);
+    int N = s->B * s->T, C = s->C, F = 4 * C;
+    size_t n = (size_t)N * C, nf = (size_t)N * F;
+    float *x = rand_floats(n, 2.0f, &r), *y = rand_floats(n, 2.0f, &r), *w = rand_floats(C, 1.0f, &r);
+    float *b = rand_floats(C, 1.0f, &r), *fw = rand_floats((size_t)F * C, 0.3f, &r), *fb = rand_floats(F, 1.0f, &r);
+    float *resid = tu_floats(n), *ln = tu_floats(n), *mean = tu_floats(N), *rstd = tu_floats(N);
+    float *pre = tu_floats(nf), *post = tu_floats(nf);
+    icl_cpu_residual_forward(resid, x, y, n);
+    icl_cpu_layernorm_forward(ln, mean, rstd, resid, w, b, N, C);
+    icl_cpu_matmul_forward(pre, ln, fw, fb, 1, N, C, F);
+    icl_cpu_gelu_forward(post, pre, nf);
+
+    float *d_x = up(be, x, n * 4), *d_y = up(be, y, n * 4), *d_w = up(be, w, (size_t)C * 4);
+    float *d_b = up(be, b, (size_t)C * 4), *d_fw = up(be, fw, (size_t)F * C * 4), *d_fb = up(be, fb, (size_t)F * 4);
+    float *d[2][6]; /* [unfused, fused] x {resid, ln, mean, rstd, pre, post} */
+    const size_t sizes[6] = {n, n, (size_t)N, (size_t)N, nf, nf};
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 6; j++)
+            d[k][j] = up(be, NULL, sizes[j] * 4);
+    be->ops->residual_forward(be, d[0][0], d_x, d_y, n);
+    be->ops->layernorm_forward(be, d[0][1], d[0][2], d[0][3], d[0][0], d_w, d_b, N, C);
+    be->ops->matmul_forward(be, d[0][4], d[0][1], d_fw, d_fb, 1, N, C, F);
+    be->ops->gelu_forward(be, d[0][5], d[0][4], nf);
+    be->ops->residual_layernorm_forward(be, d[1][0], d[1][1], d[1][2], d[1][3], d_x, d_y, d_w, d_b, N, C);
+    be->ops->matmul_gelu_forward(be, d[1][4], d[1][5], d[1][1], d_fw, d_fb, 1, N, C, F);
+    synced(be, "fused kernels");
+    const char *names[6] = {"residual_layernorm resid", "residual_layernorm out", "residual_layernorm mean",
+                            "residual_layernorm rstd", "matmul_gelu pre",          "matmul_gelu post"};
+    for (int j = 0; j < 6; j++)
+        check_same_bits(be, names[j], s, d[0][j], d[1][j], sizes[j]);
+    check_dev(be, "residual_layernorm out vs cpu", s, d[1][1], ln, n, 1e-5, 1e-5);
+    check_dev(be, "matmul_gelu post vs cpu", s, d[1][5], post, nf, 5e-5, 1e-5);
+
+    void *dev[] = {d_x, d_y, d_w, d_b, d_fw, d_fb};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        be->ops->release(be, dev[i]);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 6; j++)
+            be->ops->release(be, d[k][j]);
+    float *host[] = {x, y, w, b, fw, fb, resid, ln, mean, rstd, pre, post};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+        free(host[i]);
+}
+
+START_TEST(test_fused) {
+    icl_backend *be = cuda_backend();
+    for (int i = 0; i < N_SHAPES; i++)
+        fused_case(be, &SHAPES[i], i);
+    fused_case(be, &BIG, N_SHAPES);
+    icl_backend_destroy(be);
+}
+END_TEST
+
 /* ---- attention ---- */
 
 /* (T,T) operands arrive with random values above the diagonal (as a hook
@@ -769,6 +837,7 @@ int main(void) {
         tcase_add_test(tc, test_embed);
         tcase_add_test(tc, test_matmul);
         tcase_add_test(tc, test_layernorm);
+        tcase_add_test(tc, test_fused);
         tcase_add_test(tc, test_attention);
         tcase_add_test(tc, test_pointwise);
         tcase_add_test(tc, test_losses);

@@ -770,7 +770,8 @@ START_TEST(test_cpu_backend_ops_table) {
         (const void *)o->layernorm_forward, (const void *)o->attention_scores_forward,
         (const void *)o->attention_softmax_forward, (const void *)o->attention_values_forward,
         (const void *)o->gelu_forward, (const void *)o->residual_forward, (const void *)o->crossentropy_forward,
-        (const void *)o->mse_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
+        (const void *)o->mse_forward, (const void *)o->residual_layernorm_forward,
+        (const void *)o->matmul_gelu_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
         (const void *)o->matmul_backward, (const void *)o->layernorm_backward,
         (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
         (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->residual_backward,
@@ -874,6 +875,15 @@ START_TEST(test_cpu_backend_dispatch) {
     o->layernorm_forward(be, a, b, c, x, y, z, N, C);
     icl_cpu_layernorm_forward(a2, b2, c2, x, y, z, N, C);
     CHECK_SAME("layernorm_forward");
+    /* the fused entries run the sequence they replace */
+    o->residual_layernorm_forward(be, a, b, c, c + N, x, y, z, z + C, N, C);
+    icl_cpu_residual_forward(a2, x, y, NC);
+    icl_cpu_layernorm_forward(b2, c2, c2 + N, a2, z, z + C, N, C);
+    CHECK_SAME("residual_layernorm_forward");
+    o->matmul_gelu_forward(be, a, b, x, y, z, 1, N, C, OC);
+    icl_cpu_matmul_forward(a2, x, y, z, 1, N, C, OC);
+    icl_cpu_gelu_forward(b2, a2, (size_t)N * OC);
+    CHECK_SAME("matmul_gelu_forward");
     o->attention_scores_forward(be, a, x, B, T, C, NH);
     icl_cpu_attention_scores_forward(a2, x, B, T, C, NH);
     CHECK_SAME("attention_scores_forward");

@@ -212,6 +212,22 @@ static void cpu_mse_backward(icl_backend *be, float *dout, const float *dlosses,
     icl_cpu_mse_backward(dout, dlosses, out, target, N, D);
 }
 
+/* The CPU gains nothing from fusing these (no launches to save): run the sequence. */
+static void cpu_residual_layernorm_forward(icl_backend *be, float *resid, float *out, float *mean, float *rstd,
+                                           const float *a, const float *b, const float *w, const float *bias, int N,
+                                           int C) {
+    (void)be;
+    icl_cpu_residual_forward(resid, a, b, (size_t)N * C);
+    icl_cpu_layernorm_forward(out, mean, rstd, resid, w, bias, N, C);
+}
+
+static void cpu_matmul_gelu_forward(icl_backend *be, float *pre, float *post, const float *inp, const float *w,
+                                    const float *bias, int B, int T, int C, int OC) {
+    (void)be;
+    icl_cpu_matmul_forward(pre, inp, w, bias, B, T, C, OC);
+    icl_cpu_gelu_forward(post, pre, (size_t)B * T * OC);
+}
+
 static void cpu_sum_squares_accumulate(icl_backend *be, double *acc, const float *x, size_t n) {
     (void)be;
     *acc += icl_cpu_sum_squares(x, n);
@@ -272,6 +288,8 @@ static const icl_backend_ops cpu_ops = {
     .residual_forward = cpu_residual_forward,
     .crossentropy_forward = cpu_crossentropy_forward,
     .mse_forward = cpu_mse_forward,
+    .residual_layernorm_forward = cpu_residual_layernorm_forward,
+    .matmul_gelu_forward = cpu_matmul_gelu_forward,
     .embed_backward = cpu_embed_backward,
     .position_add_backward = cpu_position_add_backward,
     .matmul_backward = cpu_matmul_backward,

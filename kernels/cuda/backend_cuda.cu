@@ -327,6 +327,8 @@ static icl_backend_ops make_ops(void) {
     o.residual_forward = icl_cuda_residual_forward;
     o.crossentropy_forward = icl_cuda_crossentropy_forward;
     o.mse_forward = icl_cuda_mse_forward;
+    o.residual_layernorm_forward = icl_cuda_residual_layernorm_forward;
+    o.matmul_gelu_forward = icl_cuda_matmul_gelu_forward;
     o.embed_backward = icl_cuda_embed_backward;
     o.position_add_backward = icl_cuda_position_add_backward;
     o.matmul_backward = icl_cuda_matmul_backward;

@@ -107,11 +107,17 @@ void icl_cuda_embed_backward(icl_backend *be, float *dwte, float *dwpe, const fl
                              int B, int T, int C);
 void icl_cuda_position_add_backward(icl_backend *be, float *dwpe, const float *dout, int B, int T, int C);
 /* matmul.cu */
+/* out (N,OC) = inp (N,C) . w (OC,C)^T without bias, one cuBLAS call; false after recording a failure */
+bool icl_cuda_matmul_product(icl_cuda_ctx *ctx, float *out, const float *inp, const float *w, int N, int C, int OC,
+                             const char *what);
 void icl_cuda_matmul_forward(icl_backend *be, float *out, const float *inp, const float *w, const float *bias, int B,
                              int T, int C, int OC);
 void icl_cuda_matmul_backward(icl_backend *be, float *dinp, float *dw, float *dbias, const float *dout,
                               const float *inp, const float *w, int N, int C, int OC);
 /* layernorm.cu */
+void icl_cuda_residual_layernorm_forward(icl_backend *be, float *resid, float *out, float *mean, float *rstd,
+                                         const float *a, const float *b, const float *w, const float *bias, int N,
+                                         int C);
 void icl_cuda_layernorm_forward(icl_backend *be, float *out, float *mean, float *rstd, const float *inp,
                                 const float *w, const float *b, int N, int C);
 void icl_cuda_layernorm_backward(icl_backend *be, float *dinp, float *dw, float *db, const float *dout,
@@ -130,6 +136,8 @@ void icl_cuda_attention_softmax_backward(icl_backend *be, float *dscores, const 
 void icl_cuda_attention_scores_backward(icl_backend *be, float *dqkv, const float *dscores, const float *qkv,
                                         int B, int T, int C, int NH);
 /* gelu.cu */
+void icl_cuda_matmul_gelu_forward(icl_backend *be, float *pre, float *post, const float *inp, const float *w,
+                                  const float *bias, int B, int T, int C, int OC);
 void icl_cuda_gelu_forward(icl_backend *be, float *out, const float *inp, size_t N);
 void icl_cuda_gelu_backward(icl_backend *be, float *dinp, const float *inp, const float *dout, size_t N);
 /* residual.cu */

@@ -6,14 +6,10 @@
 
 constexpr float LN_EPS = 1e-5f;
 
-// out (N,C), mean (N), rstd (N) from inp (N,C), w (C), b (C); one warp per row
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                                         const float *b, int N, int C) {
-    int row = blockIdx.x * ICL_CUDA_WARPS_PER_BLOCK + threadIdx.x / ICL_CUDA_WARP;
-    int lane = threadIdx.x % ICL_CUDA_WARP;
-    if (row >= N)
-        return; /* whole warp: rows are per warp */
-    const float *x = inp + (size_t)row * C;
+/* One row by one warp: x (C) -> o (C), mean and rstd of the row. Shared by the
+ * plain and the fused kernel, so both give the same bits. */
+__device__ __forceinline__ void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
+                                              const float *b, int lane, int C) {
     float s = 0.0f;
     for (int c = lane; c < C; c += ICL_CUDA_WARP)
         s += x[c];
@@ -24,13 +20,37 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
         v += d * d;
     }
     float r = 1.0f / sqrtf(icl_warp_sum(v) / (float)C + LN_EPS);
-    float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += ICL_CUDA_WARP)
         o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) {
-        mean[row] = m;
-        rstd[row] = r;
+        *mean = m;
+        *rstd = r;
     }
+}
+
+// out (N,C), mean (N), rstd (N) from inp (N,C), w (C), b (C); one warp per row
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                         const float *b, int N, int C) {
+    int row = blockIdx.x * ICL_CUDA_WARPS_PER_BLOCK + threadIdx.x / ICL_CUDA_WARP;
+    int lane = threadIdx.x % ICL_CUDA_WARP;
+    if (row >= N)
+        return; /* whole warp: rows are per warp */
+    size_t at = (size_t)row * C;
+    layernorm_row(out + at, mean + row, rstd + row, inp + at, w, b, lane, C);
+}
+
+// resid (N,C) = a + b, then out, mean, rstd as layernorm_forward_kernel on resid; one warp per row
+__global__ void residual_layernorm_forward_kernel(float *resid, float *out, float *mean, float *rstd, const float *a,
+                                                  const float *b, const float *w, const float *bias, int N, int C) {
+    int row = blockIdx.x * ICL_CUDA_WARPS_PER_BLOCK + threadIdx.x / ICL_CUDA_WARP;
+    int lane = threadIdx.x % ICL_CUDA_WARP;
+    if (row >= N)
+        return;
+    size_t at = (size_t)row * C;
+    /* each lane writes the columns it reads back below: no exchange between lanes */
+    for (int c = lane; c < C; c += ICL_CUDA_WARP)
+        resid[at + c] = a[at + c] + b[at + c];
+    layernorm_row(out + at, mean + row, rstd + row, resid + at, w, bias, lane, C);
 }
 
 /* dinp (N,C) += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * w; one warp per row */
@@ -97,6 +117,17 @@ void icl_cuda_layernorm_forward(icl_backend *be, float *out, float *mean, float 
     layernorm_forward_kernel<<<icl_cuda_row_grid(N), ICL_CUDA_BLOCK, 0, ctx->stream>>>(out, mean, rstd, inp, w, b,
                                                                                        N, C);
     icl_cuda_launched(ctx, "layernorm_forward");
+}
+
+void icl_cuda_residual_layernorm_forward(icl_backend *be, float *resid, float *out, float *mean, float *rstd,
+                                         const float *a, const float *b, const float *w, const float *bias, int N,
+                                         int C) {
+    icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
+    if (!icl_cuda_args(ctx, "residual_layernorm_forward", {N, C}, {resid, out, mean, rstd, a, b, w, bias}))
+        return;
+    residual_layernorm_forward_kernel<<<icl_cuda_row_grid(N), ICL_CUDA_BLOCK, 0, ctx->stream>>>(
+        resid, out, mean, rstd, a, b, w, bias, N, C);
+    icl_cuda_launched(ctx, "residual_layernorm_forward");
 }
 
 void icl_cuda_layernorm_backward(icl_backend *be, float *dinp, float *dw, float *db, const float *dout,

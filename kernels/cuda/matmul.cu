@@ -13,17 +13,21 @@ __global__ void add_bias_kernel(float *out, const float *bias, size_t total, int
         out[i] += bias[i % OC];
 }
 
+bool icl_cuda_matmul_product(icl_cuda_ctx *ctx, float *out, const float *inp, const float *w, int N, int C, int OC,
+                             const char *what) {
+    const float one = 1.0f, zero = 0.0f;
+    // column-major out^T (OC,N) = (w stored (C,OC))^T . (inp stored (C,N))
+    return icl_cuda_blas_ok(
+        ctx, cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC), what);
+}
+
 void icl_cuda_matmul_forward(icl_backend *be, float *out, const float *inp, const float *w, const float *bias, int B,
                              int T, int C, int OC) {
     icl_cuda_ctx *ctx = icl_cuda_ctx_of(be);
     if (!icl_cuda_args(ctx, "matmul_forward", {B, T, C, OC}, {out, inp, w}))
         return;
     int N = B * T; /* one product over all rows: cuBLAS rounds each row alike for a fixed N */
-    const float one = 1.0f, zero = 0.0f;
-    // column-major out^T (OC,N) = (w stored (C,OC))^T . (inp stored (C,N))
-    if (!icl_cuda_blas_ok(ctx, cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero,
-                                           out, OC),
-                          "matmul_forward (cublasSgemm)"))
+    if (!icl_cuda_matmul_product(ctx, out, inp, w, N, C, OC, "matmul_forward (cublasSgemm)"))
         return;
     if (bias) {
         size_t total = (size_t)N * OC;
