@@ -32,6 +32,9 @@ static int exists(const char *rel) {
 START_TEST(test_train_info_forward) {
     ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --save copy.safetensors"), 0);
     ck_assert(exists("copy.safetensors"));
+    /* --no-graphs only matters on CUDA; elsewhere it is accepted and changes nothing */
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --no-graphs"), 0);
+    ck_assert_int_eq(icl("bench --config tiny --seconds 0.01 --no-graphs"), 0);
     ck_assert_int_eq(icl("info copy.safetensors"), 0);
     /* tokens (2,8) int32 -> logits (2,8,6) */
     int32_t tok[16] = {4, 0, 1, 2, 5, 0, 1, 2, 4, 3, 3, 3, 5, 3, 3, 3};
