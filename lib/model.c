@@ -275,7 +275,6 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
         /* Shapes that fit the buffers only re-carve the views, so evaluations and
            curricula that change (B,T) often do not reallocate. */
         m->n_acts = need;
-        m->acts_version++;
         carve_acts(m, B, T, m->acts, &m->a);
         carve_acts(m, B, T, m->dacts, &m->da);
         m->B = B;
@@ -323,7 +322,7 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     m->staged.losses = m->staged.dlosses + rows;
     m->staged.inputs = m->staged.losses + rows;
     m->staged.target_values = m->staged.inputs + rows * d_in;
-    m->acts_version++;
+    m->acts_generation++;
     m->acts_cap = floats;
     m->rows_cap = rows;
     carve_acts(m, B, T, m->acts, &m->a);

@@ -84,7 +84,9 @@ struct icl_model {
     size_t n_acts;          /* floats of acts (and of dacts) the (B,T) views use */
     size_t acts_cap;        /* floats allocated for acts and for dacts */
     size_t rows_cap;        /* B*T positions tokens, targets, dlosses and the staging hold */
-    long acts_version;      /* changes whenever the views above move (a recorded graph is then stale) */
+    long acts_generation;   /* counts the allocations of the buffers below: a (B,T) carving of one
+                               generation always gives the same addresses, so a recorded graph
+                               stays valid while (B,T) and the generation are unchanged */
     float *acts, *dacts;
     icl_act_views a, da;
     int32_t *tokens, *targets; /* (B,T) each, backend memory */

@@ -7,11 +7,13 @@
 #include "icl/train.h"
 #include "model_internal.h"
 
-/* What a recorded step graph depends on besides fixed buffers: the carving
- * of the activations (shape and addresses) and the set of updated tensors. */
+/* What a recorded step graph depends on besides fixed buffers: the shape and
+ * the allocation the activations are carved from, and the set of updated
+ * tensors. An evaluation at another shape in between re-carves the views, and
+ * the next training step carves them back to the same addresses. */
 typedef struct {
     int B, T;
-    long acts_version, spans_version;
+    long acts_generation, spans_version;
 } step_key;
 
 struct icl_optimizer {
@@ -327,7 +329,7 @@ static icl_status queue_step(icl_model *m, icl_optimizer *o) {
 }
 
 static int same_key(step_key a, step_key b) {
-    return a.B == b.B && a.T == b.T && a.acts_version == b.acts_version && a.spans_version == b.spans_version;
+    return a.B == b.B && a.T == b.T && a.acts_generation == b.acts_generation && a.spans_version == b.spans_version;
 }
 
 /* Run queue_step, from a recorded graph when possible. A tiny model's step is
@@ -341,7 +343,7 @@ static icl_status run_step(icl_model *m, icl_optimizer *o, int *replayed) {
     *replayed = 0;
     if (!o->use_graphs || o->graph_failed || !ops->graph_begin || m->hook)
         return queue_step(m, o);
-    step_key key = {m->B, m->T, m->acts_version, o->spans_version};
+    step_key key = {m->B, m->T, m->acts_generation, o->spans_version};
     if (o->graph && same_key(key, o->graph_key)) {
         ops->graph_launch(m->be, o->graph);
         *replayed = 1;
