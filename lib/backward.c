@@ -71,7 +71,7 @@ icl_status icl_model_queue_backward(icl_model *m) {
 icl_status icl_model_backward(icl_model *m, float scale) {
     if (!m)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: model is NULL");
-    if (!m->forward_done || !m->forward_had_targets)
+    if (!m->forward_done || !m->staged_targets)
         return icl_fail(ICL_ERR_STATE, "icl_model_backward: needs a successful forward pass with targets first");
     if (!(scale > 0.0f) || isinf(scale))
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_backward: scale %g must be a positive finite number",

@@ -221,7 +221,6 @@ icl_status icl_model_forward(icl_model *m, const icl_batch *batch, float *loss) 
     ICL_TRY(icl_model_queue_forward(m));
     ICL_TRY(m->be->ops->sync(m->be));
     m->forward_done = 1;
-    m->forward_had_targets = m->staged_targets;
     if (!m->staged_targets) {
         if (loss)
             *loss = NAN;

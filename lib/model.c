@@ -473,7 +473,7 @@ icl_status icl_model_outputs(const icl_model *m, float *host, size_t n) {
 
 icl_status icl_model_losses(const icl_model *m, float *host, size_t n) {
     ICL_TRY(require_forward(m, "icl_model_losses"));
-    if (!m->forward_had_targets)
+    if (!m->staged_targets)
         return icl_fail(ICL_ERR_STATE, "icl_model_losses: the last forward pass had no targets");
     if (!host)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_losses: host is NULL");

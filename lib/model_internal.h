@@ -93,10 +93,9 @@ struct icl_model {
     float *dlosses;         /* (B,T) backend memory */
     void *staging_block;
     icl_staging staged;
-    int staged_targets;     /* the staged batch has targets */
+    int staged_targets;     /* the staged batch (and so a done forward pass) has targets */
     double weight_sum;      /* of the staged weights */
-    int forward_done;       /* 1 after a successful forward */
-    int forward_had_targets;
+    int forward_done;       /* 1 after a successful forward; staging a batch resets it */
 
     icl_hook_fn hook;
     void *hook_user;

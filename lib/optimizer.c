@@ -319,10 +319,15 @@ static icl_status queue_micro_batch(icl_model *m, icl_optimizer *o) {
     return icl_model_queue_backward(m);
 }
 
+/* The step's scalars to the backend, and the gradients zeroed. */
+static icl_status queue_step_start(icl_model *m, icl_optimizer *o) {
+    m->be->ops->upload(m->be, o->scalars, o->staged_scalars, sizeof *o->scalars);
+    return icl_model_zero_grad(m);
+}
+
 /* A whole step on one staged micro-batch, queued without waiting. */
 static icl_status queue_step(icl_model *m, icl_optimizer *o) {
-    m->be->ops->upload(m->be, o->scalars, o->staged_scalars, sizeof *o->scalars);
-    ICL_TRY(icl_model_zero_grad(m));
+    ICL_TRY(queue_step_start(m, o));
     ICL_TRY(queue_micro_batch(m, o));
     queue_update(o);
     return ICL_OK;
@@ -400,8 +405,7 @@ icl_status icl_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro
         loss_sum = loss;
     } else {
         /* the staging holds one micro-batch: wait for each before staging the next */
-        ops->upload(m->be, o->scalars, o->staged_scalars, sizeof *o->scalars);
-        ICL_TRY(icl_model_zero_grad(m));
+        ICL_TRY(queue_step_start(m, o));
         for (int k = 0; k < n_micro; k++) {
             float loss;
             ICL_TRY(stage_micro_batch(m, &micro[k], n_micro));
