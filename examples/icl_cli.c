@@ -143,6 +143,42 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
     return 0;
 }
 
+int cli_probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, int n_own, const char *usage,
+                    int *exit_status) {
+    cli_option opts[CLI_MAX_PROBE_OPTIONS + 6];
+    *exit_status = 2;
+    p->model = NULL;
+    p->family = NULL;
+    if (n_own < 0 || n_own > CLI_MAX_PROBE_OPTIONS) {
+        fprintf(stderr, "icl: %d probe options, at most %d\n", n_own, CLI_MAX_PROBE_OPTIONS);
+        return 0;
+    }
+    snprintf(p->out_help, sizeof p->out_help, "output directory [%s]", p->out);
+    int n = 0;
+    opts[n++] = (cli_option){"--model", OPT_STRING, &p->model_path, "checkpoint (.safetensors)"};
+    opts[n++] = (cli_option){"--task", OPT_STRING, &p->task, "task family spec [the checkpoint's user.task]"};
+    opts[n++] = (cli_option){"--tasks", OPT_STRING, &p->tasks_list,
+                             p->tasks_help ? p->tasks_help : "comma-separated task names [all]"};
+    for (int i = 0; i < n_own; i++) opts[n++] = own[i];
+    opts[n++] = (cli_option){"--seed", OPT_LONG, &p->seed, p->seed_help ? p->seed_help : "seed of the prompts [1]"};
+    opts[n++] = (cli_option){"--out", OPT_STRING, &p->out, p->out_help};
+    opts[n++] = (cli_option){"--backend", OPT_STRING, &p->backend, "cpu | cuda [$ICL_BACKEND or cpu]"};
+    int rc = cli_parse(argc, argv, 3, opts, n, usage, NULL, 0, NULL);
+    if (rc) {
+        *exit_status = rc < 0 ? 2 : 0;
+        return 0;
+    }
+    *exit_status = 1;
+    return cli_load_model_and_task(p->model_path, p->task, p->backend, &p->model, &p->family) == 0;
+}
+
+void cli_probe_end(cli_probe *p) {
+    icl_task_family_free(p->family);
+    icl_model_free(p->model);
+    p->family = NULL;
+    p->model = NULL;
+}
+
 int cli_make_dir(const char *dir) {
     /* like mkdir -p: create each missing parent first */
     char path[4096];

@@ -36,6 +36,31 @@ int cli_backend(const char *flag_value, icl_backend_kind *out);
 int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
                             icl_model **model, icl_task_family **family);
 
+/* What every probe subcommand shares: the options --model, --task, --tasks,
+ * --seed, --out and --backend, and the checkpoint and task family they load. */
+typedef struct {
+    const char *model_path, *task, *tasks_list, *out, *backend;
+    long seed;
+    const char *tasks_help; /* what --tasks selects ["comma-separated task names [all]"] */
+    const char *seed_help;  /* what --seed seeds ["seed of the prompts [1]"] */
+    char out_help[128];
+    icl_model *model;
+    icl_task_family *family;
+} cli_probe;
+
+#define CLI_MAX_PROBE_OPTIONS 40
+
+/* Parse argv[3..) against the shared options (--model, --task, --tasks first;
+ * --seed, --out, --backend last) around the probe's own, then load the model
+ * and its task family. Before the call p->out holds the default output
+ * directory and p->seed the default seed. Returns 1 when the probe should run;
+ * otherwise 0 with *exit_status set (0 after --help, 2 for bad options, 1 when
+ * loading failed). */
+int cli_probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, int n_own, const char *usage,
+                    int *exit_status);
+/* Free the model and family of cli_probe_begin. */
+void cli_probe_end(cli_probe *p);
+
 /* The regression baselines written beside a vector family's model error,
  * with default parameters, into out (room for CLI_N_BASELINES); returns how
  * many. The oracle-basis baseline only for families with bases. */

@@ -117,37 +117,29 @@ static void print_summary(const icl_task_family *f, const icl_attn_result *r) {
 }
 
 int probe_attention(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *out = "out/probe-attention";
-    const char *backend_name = NULL, *from_role = NULL;
+    const char *from_role = NULL;
     int prompts = 50, examples = -1, from_nth = 0, batch = ICL_REPR_BATCH;
     float mix = 0.75f;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [the checkpoint's user.task]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
         {"--prompts", OPT_INT, &prompts, "prompts per task and condition [50]"},
         {"--examples", OPT_INT, &examples, "examples of the k-shot and mixed prompts [family default]"},
         {"--mix", OPT_FLOAT, &mix, "dominant task's share of the mixed prompts, 0 = no mixed prompts [0.75]"},
         {"--from-role", OPT_STRING, &from_role, "attending position's role [query_sep; vector: query_input]"},
         {"--from-nth", OPT_INT, &from_nth, "occurrence of that role, 0 first, -1 last [0]"},
         {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &seed, "seed of the prompts [1]"},
-        {"--out", OPT_STRING, &out, "output directory [out/probe-attention]"},
-        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe attention --model M.safetensors [options]\n\n"
-                       "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
-                       "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
-                       "0-shot vs k-shot on the same queries, and mixed-task prompts.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m = NULL;
-    icl_task_family *f = NULL;
-    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
-        return 1;
+    cli_probe p = {.out = "out/probe-attention", .seed = 1};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe attention --model M.safetensors [options]\n\n"
+                         "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
+                         "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
+                         "0-shot vs k-shot on the same queries, and mixed-task prompts.",
+                         &rc))
+        return rc;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
+    const char *out = p.out;
     int result = 1, task_ids[256], n_ids = 0;
     icl_status s = ICL_OK;
     const char *what = "attention";
@@ -156,14 +148,14 @@ int probe_attention(int argc, char **argv) {
     icl_attn_options o = icl_attn_options_default(f);
     o.prompts.prompts_per_task = prompts;
     o.prompts.n_examples = examples;
-    o.prompts.seed = (uint64_t)seed;
+    o.prompts.seed = (uint64_t)p.seed;
     o.mix_lambda = mix;
     o.batch = batch;
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
         what = "--tasks";
         goto done;
     }
-    o.prompts.tasks = tasks_list ? task_ids : NULL;
+    o.prompts.tasks = p.tasks_list ? task_ids : NULL;
     o.prompts.n_tasks = n_ids;
     if (from_role) {
         int role;
@@ -178,9 +170,9 @@ int probe_attention(int argc, char **argv) {
     if ((s = icl_attention_probe(m, f, &o, &r)) != ICL_OK)
         goto done;
     print_summary(f, &r);
-    if ((s = icl_sidecar_create("attention", (uint64_t)seed, &sc)) != ICL_OK)
+    if ((s = icl_sidecar_create("attention", (uint64_t)p.seed, &sc)) != ICL_OK)
         goto done;
-    icl_sidecar_set_string(sc, "model", model_path);
+    icl_sidecar_set_string(sc, "model", p.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(sc, "prompts_per_task", prompts);
     icl_sidecar_set_number(sc, "examples", r.shots[1]);
@@ -208,7 +200,6 @@ done:
         cli_fail(what, s);
     icl_sidecar_free(sc);
     icl_attn_result_free(&r);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

@@ -192,14 +192,9 @@ static void print_td(const icl_task_family *f, const icl_repr_prompts *set, cons
 }
 
 int probe_decodability(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *out = "out/probe-decodability";
-    const char *backend_name = NULL, *role = NULL, *nth = NULL, *pool = NULL, *ckpt_dir = NULL;
+    const char *role = NULL, *nth = NULL, *pool = NULL, *ckpt_dir = NULL;
     int prompts = 100, examples = -1, k = ICL_KNN_DEFAULT_K, layer = -1, pca = 0;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [the checkpoint's user.task]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
         {"--prompts", OPT_INT, &prompts, "prompts per task [100]"},
         {"--examples", OPT_INT, &examples, "in-context examples per prompt [family default]"},
         {"--k", OPT_INT, &k, "neighbours of the leave-one-out vote [10]"},
@@ -209,21 +204,18 @@ int probe_decodability(int argc, char **argv) {
         {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
         {"--pca", OPT_INT, &pca, "also write PCA coordinates on this many components [0 = off]"},
         {"--checkpoints", OPT_STRING, &ckpt_dir, "directory of step_*.safetensors: TD over training"},
-        {"--seed", OPT_LONG, &seed, "seed of the prompts [1]"},
-        {"--out", OPT_STRING, &out, "output directory [out/probe-decodability]"},
-        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe decodability --model M.safetensors [options]\n\n"
-                       "Task decodability (Han et al.): leave-one-out k-NN on the residual stream at the\n"
-                       "representation site, per layer and task; pairwise; over checkpoints with --checkpoints.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m = NULL;
-    icl_task_family *f = NULL;
-    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
-        return 1;
+    cli_probe p = {.out = "out/probe-decodability", .seed = 1};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe decodability --model M.safetensors [options]\n\n"
+                         "Task decodability (Han et al.): leave-one-out k-NN on the residual stream at the\n"
+                         "representation site, per layer and task; pairwise; over checkpoints with --checkpoints.",
+                         &rc))
+        return rc;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
+    const char *out = p.out;
     int result = 1, task_ids[256], n_ids = 0;
     icl_status s = ICL_OK;
     const char *what = "decodability";
@@ -235,17 +227,17 @@ int probe_decodability(int argc, char **argv) {
     icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
     po.n_examples = examples;
-    po.seed = (uint64_t)seed;
+    po.seed = (uint64_t)p.seed;
     icl_repr_site site;
     icl_td_options to = icl_td_options_default();
     to.k = k;
     to.pairwise_level = layer;
     to.pca_dims = pca;
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
         what = "--tasks";
         goto done;
     }
-    po.tasks = tasks_list ? task_ids : NULL;
+    po.tasks = p.tasks_list ? task_ids : NULL;
     po.n_tasks = n_ids;
     if ((s = icl_repr_site_parse(f, role, nth, pool, examples < 0 ? 1 : examples, &site)) != ICL_OK) {
         what = "representation site";
@@ -257,9 +249,9 @@ int probe_decodability(int argc, char **argv) {
     }
     if (cli_make_dir(out))
         goto done;
-    if ((s = icl_sidecar_create("decodability", (uint64_t)seed, &o.sc)) != ICL_OK)
+    if ((s = icl_sidecar_create("decodability", (uint64_t)p.seed, &o.sc)) != ICL_OK)
         goto done;
-    icl_sidecar_set_string(o.sc, "model", model_path);
+    icl_sidecar_set_string(o.sc, "model", p.model_path);
     icl_sidecar_set_string(o.sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(o.sc, "prompts_per_task", prompts);
     icl_sidecar_set_number(o.sc, "examples", examples < 0 ? icl_task_family_default_examples(f) : examples);
@@ -280,7 +272,7 @@ int probe_decodability(int argc, char **argv) {
         goto done;
     if (ckpt_dir) {
         icl_backend_kind backend;
-        if (cli_backend(backend_name, &backend))
+        if (cli_backend(p.backend, &backend))
             goto done;
         what = ckpt_dir;
         if ((s = icl_checkpoint_list_steps(ckpt_dir, &list)) != ICL_OK ||
@@ -314,7 +306,6 @@ done:
     icl_td_curve_free(&curve);
     icl_td_result_free(&td);
     icl_repr_prompts_free(&set);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

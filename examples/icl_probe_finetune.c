@@ -86,16 +86,12 @@ static icl_status write_csvs(const char *out, icl_sidecar *sc, const icl_task_fa
 }
 
 int probe_finetune(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *train_task = NULL, *tasks_list = NULL, *out = "out/probe-finetune";
-    const char *backend_name = NULL, *role = NULL, *nth = NULL, *pool = NULL;
+    const char *train_task = NULL, *role = NULL, *nth = NULL, *pool = NULL;
     int n_layers = 0, batch = 32, train_io = 0, prompts = 100, eval_prompts = 100, k = ICL_KNN_DEFAULT_K;
-    long steps = 200, seed = 1;
+    long steps = 200;
     float lr = 1e-3f;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [the checkpoint's user.task]"},
         {"--train-task", OPT_STRING, &train_task, "family to finetune on and evaluate, e.g. a new task set [--task]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated training task names [all]"},
         {"--n", OPT_INT, &n_layers, "blocks finetuned: the first n vs the last n [half the blocks, at least 1]"},
         {"--steps", OPT_LONG, &steps, "finetuning steps [200]"},
         {"--batch", OPT_INT, &batch, "prompts per step [32]"},
@@ -108,21 +104,21 @@ int probe_finetune(int argc, char **argv) {
         {"--role", OPT_STRING, &role, "representation site: a role or \"all\" [query_sep; vector: ex_answer]"},
         {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [token 0; vector -1]"},
         {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
-        {"--seed", OPT_LONG, &seed, "seed of the training data and decodability prompts [1]"},
-        {"--out", OPT_STRING, &out, "output directory [out/probe-finetune]"},
-        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe finetune --model M.safetensors [options]\n\n"
-                       "Finetune only the first n or only the last n blocks (everything else frozen) and compare\n"
-                       "task decodability (best layer) and accuracy / mse with the original model.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m = NULL;
-    icl_task_family *f = NULL, *ft = NULL;
-    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
-        return 1;
+    cli_probe p = {.out = "out/probe-finetune",
+                   .seed = 1,
+                   .tasks_help = "comma-separated training task names [all]",
+                   .seed_help = "seed of the training data and decodability prompts [1]"};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe finetune --model M.safetensors [options]\n\n"
+                         "Finetune only the first n or only the last n blocks (everything else frozen) and compare\n"
+                         "task decodability (best layer) and accuracy / mse with the original model.",
+                         &rc))
+        return rc;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family, *ft = NULL;
+    const char *out = p.out;
     int result = 1, task_ids[256], n_ids = 0, L = icl_model_config(m)->n_layer;
     icl_status s = ICL_OK;
     const char *what = "finetune";
@@ -133,7 +129,7 @@ int probe_finetune(int argc, char **argv) {
         goto done;
     }
     const icl_task_family *fam = ft ? ft : f;
-    if (tasks_list && (s = icl_task_family_parse_tasks(fam, tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(fam, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
         what = "--tasks";
         goto done;
     }
@@ -143,12 +139,12 @@ int probe_finetune(int argc, char **argv) {
     fo.batch = batch;
     fo.optim.lr = lr;
     fo.train_io = train_io;
-    fo.tasks = tasks_list ? task_ids : NULL;
+    fo.tasks = p.tasks_list ? task_ids : NULL;
     fo.n_tasks = n_ids;
-    fo.seed = (uint64_t)seed;
+    fo.seed = (uint64_t)p.seed;
     icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
-    po.seed = (uint64_t)seed;
+    po.seed = (uint64_t)p.seed;
     icl_repr_site site;
     if ((s = icl_repr_site_parse(fam, role, nth, pool, 1, &site)) != ICL_OK) {
         what = "representation site";
@@ -174,16 +170,16 @@ int probe_finetune(int argc, char **argv) {
         printf("%-9s %8.3f %6d %10.4f %10.4f\n", r.variant_names[v], r.td_best[v], r.best_level[v], sum / r.n_tasks,
                r.final_loss[v]);
     }
-    if ((s = icl_sidecar_create("finetune", (uint64_t)seed, &sc)) != ICL_OK)
+    if ((s = icl_sidecar_create("finetune", (uint64_t)p.seed, &sc)) != ICL_OK)
         goto done;
-    icl_sidecar_set_string(sc, "model", model_path);
+    icl_sidecar_set_string(sc, "model", p.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(fam));
     icl_sidecar_set_number(sc, "n_layers", fo.n_layers);
     icl_sidecar_set_number(sc, "steps", (double)steps);
     icl_sidecar_set_number(sc, "batch", batch);
     icl_sidecar_set_number(sc, "lr", lr);
     icl_sidecar_set_number(sc, "train_io", train_io);
-    icl_sidecar_set_string(sc, "training_tasks", tasks_list ? tasks_list : "all");
+    icl_sidecar_set_string(sc, "training_tasks", p.tasks_list ? p.tasks_list : "all");
     icl_sidecar_set_number(sc, "td_prompts_per_task", prompts);
     icl_sidecar_set_number(sc, "eval_prompts_per_task", eval_prompts);
     icl_sidecar_set_number(sc, "k", k);
@@ -204,7 +200,6 @@ done:
     icl_sidecar_free(sc);
     icl_finetune_result_free(&r);
     icl_task_family_free(ft);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

@@ -99,15 +99,9 @@ static void print_summary(const icl_task_family *f, const icl_fv_result *r) {
 }
 
 int probe_function_vectors(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *dir = "out/probe-function-vectors",
-               *point = "resid_post", *backend = NULL;
+    const char *point = "resid_post";
     int prompts = 100, eval_prompts = 100, k = -1, top_k = -1, layer = -1, batch = 64;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec (token families) [from the checkpoint]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
-        {"--out", OPT_STRING, &dir, "output directory [out/probe-function-vectors]"},
         {"--prompts", OPT_INT, &prompts, "clean prompts per task for the mean head outputs [100]"},
         {"--eval-prompts", OPT_INT, &eval_prompts, "shuffled / zero-shot / clean prompts per task [100]"},
         {"--examples", OPT_INT, &k, "examples per prompt, >= 1 [family default]"},
@@ -115,36 +109,34 @@ int probe_function_vectors(int argc, char **argv) {
         {"--layer", OPT_INT, &layer, "block whose residual receives the FV [round(L/3) - 1, at least 0]"},
         {"--point", OPT_STRING, &point, "resid_post | resid_mid of that block [resid_post]"},
         {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &seed, "seed of every prompt set [1]"},
-        {"--backend", OPT_STRING, &backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe function-vectors --model M.safetensors [--out DIR]\n\n"
-                       "Average indirect effect of every head (its clean mean output patched into\n"
-                       "shuffled-label prompts at the query separator) and the function vector of the\n"
-                       "top heads, added to the residual stream. Plot: gnuplot -e \"dir='DIR'\"\n"
-                       "scripts/plot_function_vectors.gp",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
+    cli_probe p = {.out = "out/probe-function-vectors", .seed = 1, .seed_help = "seed of every prompt set [1]"};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe function-vectors --model M.safetensors [--out DIR]\n\n"
+                         "Average indirect effect of every head (its clean mean output patched into\n"
+                         "shuffled-label prompts at the query separator) and the function vector of the\n"
+                         "top heads, added to the residual stream. Plot: gnuplot -e \"dir='DIR'\"\n"
+                         "scripts/plot_function_vectors.gp",
+                         &rc))
+        return rc;
     if (strcmp(point, "resid_post") != 0 && strcmp(point, "resid_mid") != 0) {
         fprintf(stderr, "icl probe function-vectors: --point must be resid_post or resid_mid, not \"%s\"\n", point);
+        cli_probe_end(&p);
         return 2;
     }
-    icl_model *m;
-    icl_task_family *f;
-    if (cli_load_model_and_task(model_path, task, backend, &m, &f))
-        return 1;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
     int ids[MAX_TASKS], n_ids = 0, result = 1;
     icl_fv_result r = {0};
-    cli_outputs o = {dir, NULL, {0}};
+    cli_outputs o = {p.out, NULL, {0}};
     icl_fv_options opt = icl_fv_options_default(f);
     icl_status s;
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
         cli_fail("--tasks", s);
         goto done;
     }
-    opt.tasks = tasks_list ? ids : NULL;
+    opt.tasks = p.tasks_list ? ids : NULL;
     opt.n_tasks = n_ids;
     opt.n_prompts = prompts;
     opt.eval_prompts = eval_prompts;
@@ -154,34 +146,33 @@ int probe_function_vectors(int argc, char **argv) {
     opt.fv_layer = layer;
     opt.fv_mid = strcmp(point, "resid_mid") == 0;
     opt.batch = batch;
-    opt.seed = (uint64_t)seed;
+    opt.seed = (uint64_t)p.seed;
     if ((s = icl_function_vectors_run(m, f, &opt, &r)) != ICL_OK) {
         cli_fail("function-vectors", s);
         goto done;
     }
-    if (cli_make_dir(dir))
+    if (cli_make_dir(p.out))
         goto done;
     if ((s = icl_sidecar_create("function-vectors", opt.seed, &o.sc)) != ICL_OK) {
         cli_fail("sidecar", s);
         goto done;
     }
-    icl_sidecar_set_string(o.sc, "model", model_path);
+    icl_sidecar_set_string(o.sc, "model", p.model_path);
     icl_sidecar_set_string(o.sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(o.sc, "prompts", opt.n_prompts);
     icl_sidecar_set_number(o.sc, "eval_prompts", opt.eval_prompts);
     icl_sidecar_set_number(o.sc, "examples", opt.n_examples);
     icl_sidecar_set_number(o.sc, "top_k", r.top_k);
     if ((s = write_all(&o, m, f, &r)) != ICL_OK) {
-        cli_fail(dir, s);
+        cli_fail(p.out, s);
         goto done;
     }
     print_summary(f, &r);
-    printf("wrote %s/{aie.csv,fv_eval.csv,aie.npy,fv.npy,function_vectors.json,...}\n", dir);
+    printf("wrote %s/{aie.csv,fv_eval.csv,aie.npy,fv.npy,function_vectors.json,...}\n", p.out);
     result = 0;
 done:
     icl_sidecar_free(o.sc);
     icl_fv_result_free(&r);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

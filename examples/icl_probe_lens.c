@@ -38,9 +38,8 @@ static int finish_sidecar(icl_sidecar *sc, const char *dir, const char *name) {
 /* ---- logit lens ---- */
 
 typedef struct {
-    const char *model_path, *task, *tasks_list, *out, *backend;
+    cli_probe common;
     int prompts, examples, batch, no_mixed;
-    long seed;
 } lens_options;
 
 static const char *const lens_columns[] = {"prompts", "prompt_tasks", "level", "point", "task",
@@ -88,14 +87,14 @@ static void lens_summary(const icl_task_family *f, const char *prompt_tasks, con
 }
 
 static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
-    int sel[MAX_TASKS], K, rc = select_tasks(f, o->tasks_list, sel, &K);
+    int sel[MAX_TASKS], K, rc = select_tasks(f, o->common.tasks_list, sel, &K);
     if (rc)
         return rc;
     if (K < 2) {
         fprintf(stderr, "icl probe logit-lens: needs at least 2 tasks to compare answers; --tasks selects %d\n", K);
         return 1;
     }
-    if (cli_make_dir(o->out))
+    if (cli_make_dir(o->common.out))
         return 1;
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
     icl_superposition_opts so;
@@ -106,12 +105,12 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
     so.lens = 1;
     so.solved = 0;
     icl_rng rng;
-    icl_rng_init(&rng, (uint64_t)o->seed, "logit-lens");
+    icl_rng_init(&rng, (uint64_t)o->common.seed, "logit-lens");
     float *P = malloc((size_t)n_configs * levels * n * K * sizeof *P);
     icl_csv *csv = NULL;
     icl_sidecar *sc = NULL;
     char path[1024];
-    snprintf(path, sizeof path, "%s/logit_lens.csv", o->out);
+    snprintf(path, sizeof path, "%s/logit_lens.csv", o->common.out);
     icl_status s = ICL_OK;
     if (!P) {
         fprintf(stderr, "icl probe logit-lens: out of memory\n");
@@ -146,25 +145,26 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
             rc = cli_fail(path, s);
     }
     size_t shape[4] = {(size_t)n_configs, (size_t)levels, (size_t)n, (size_t)K};
-    snprintf(path, sizeof path, "%s/lens_P.npy", o->out);
+    snprintf(path, sizeof path, "%s/lens_P.npy", o->common.out);
     if (rc == 0 && (s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, P)) != ICL_OK)
         rc = cli_fail(path, s);
-    if (rc == 0 && (s = icl_sidecar_create("logit-lens", (uint64_t)o->seed, &sc)) != ICL_OK)
+    if (rc == 0 && (s = icl_sidecar_create("logit-lens", (uint64_t)o->common.seed, &sc)) != ICL_OK)
         rc = cli_fail("sidecar", s);
     if (rc == 0) {
-        icl_sidecar_set_string(sc, "model", o->model_path);
+        icl_sidecar_set_string(sc, "model", o->common.model_path);
         icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-        icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+        icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
         icl_sidecar_set_number(sc, "prompts", n);
         icl_sidecar_set_number(sc, "examples", o->examples);
         icl_sidecar_set_number(sc, "mixed", !o->no_mixed);
         add_model_config(sc, m);
         icl_sidecar_add_file(sc, "logit_lens.csv");
         icl_sidecar_add_file(sc, "lens_P.npy");
-        rc = finish_sidecar(sc, o->out, "logit_lens.json");
+        rc = finish_sidecar(sc, o->common.out, "logit_lens.json");
     }
     if (rc == 0)
-        printf("wrote %s/logit_lens.csv, lens_P.npy (configs, levels, prompts, tasks), logit_lens.json\n", o->out);
+        printf("wrote %s/logit_lens.csv, lens_P.npy (configs, levels, prompts, tasks), logit_lens.json\n",
+               o->common.out);
     if (csv)
         icl_csv_abort(csv);
     icl_sidecar_free(sc);
@@ -173,42 +173,36 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
 }
 
 int probe_logit_lens(int argc, char **argv) {
-    lens_options o = {.out = "out/probe-logit-lens", .prompts = 100, .examples = -1, .batch = 64, .seed = 1};
+    lens_options o = {.common = {.out = "out/probe-logit-lens",
+                                 .seed = 1,
+                                 .tasks_help = "comma-separated tasks (at least 2) [all]"},
+                      .prompts = 100,
+                      .examples = -1,
+                      .batch = 64};
     cli_option opts[] = {
-        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
-        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks (at least 2) [all]"},
         {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},
         {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
         {"--no-mixed", OPT_FLAG, &o.no_mixed, "skip the uniform mixture of the tasks"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
-        {"--out", OPT_STRING, &o.out, "output directory [out/probe-logit-lens]"},
-        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
-                       "Probability of every task's answer read out of each layer (final layernorm +\n"
-                       "unembedding), on single-task prompts of each task and on their uniform mixture.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m;
-    icl_task_family *f;
-    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
-        return 1;
-    rc = lens_run(&o, m, f);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    int rc;
+    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
+                         "Probability of every task's answer read out of each layer (final layernorm +\n"
+                         "unembedding), on single-task prompts of each task and on their uniform mixture.",
+                         &rc))
+        return rc;
+    rc = lens_run(&o, o.common.model, o.common.family);
+    cli_probe_end(&o.common);
     return rc;
 }
 
 /* ---- head ablation ---- */
 
 typedef struct {
-    const char *model_path, *task, *tasks_list, *mode, *out, *backend;
+    cli_probe common;
+    const char *mode;
     int prompts, examples, batch, layer;
-    long seed;
 } ablation_options;
 
 /* Token families fill p and acc, vector families mse; the others stay NaN. */
@@ -252,7 +246,7 @@ static int make_prompts(const ablation_options *o, const icl_task_family *f, con
         return 1;
     }
     icl_rng root, r;
-    icl_rng_init(&root, (uint64_t)o->seed, "head-ablation");
+    icl_rng_init(&root, (uint64_t)o->common.seed, "head-ablation");
     for (int t = 0; t < d->n_tasks; t++) {
         icl_rng_split(&r, &root, (uint64_t)sel[t]);
         for (int k = 0; k < d->per_task; k++) {
@@ -408,7 +402,7 @@ static int ablation_write(const ablation_options *o, const icl_task_family *f, c
     size_t shape[4] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH, (size_t)g->n_tasks};
     char path[1024], name[64];
     icl_sidecar *sc;
-    icl_status s = icl_sidecar_create("head-ablation", (uint64_t)o->seed, &sc);
+    icl_status s = icl_sidecar_create("head-ablation", (uint64_t)o->common.seed, &sc);
     if (s != ICL_OK)
         return cli_fail("sidecar", s);
     icl_sidecar_add_file(sc, "head_ablation.csv");
@@ -417,14 +411,14 @@ static int ablation_write(const ablation_options *o, const icl_task_family *f, c
         if ((k < 2) != token)
             continue;
         snprintf(name, sizeof name, "delta_%s.npy", metric_names[k]);
-        snprintf(path, sizeof path, "%s/%s", o->out, name);
+        snprintf(path, sizeof path, "%s/%s", o->common.out, name);
         if ((s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, g->delta[k])) != ICL_OK)
             rc = cli_fail(path, s);
         icl_sidecar_add_file(sc, name);
     }
-    icl_sidecar_set_string(sc, "model", o->model_path);
+    icl_sidecar_set_string(sc, "model", o->common.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+    icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
     icl_sidecar_set_string(sc, "mode", o->mode);
     icl_sidecar_set_number(sc, "layer", o->layer);
     icl_sidecar_set_number(sc, "prompts", o->prompts);
@@ -432,7 +426,7 @@ static int ablation_write(const ablation_options *o, const icl_task_family *f, c
     icl_sidecar_set_string(sc, "npy_axes", "(mode, layer, head, task); layers not swept are NaN");
     add_model_config(sc, m);
     if (rc == 0)
-        rc = finish_sidecar(sc, o->out, "head_ablation.json");
+        rc = finish_sidecar(sc, o->common.out, "head_ablation.json");
     icl_sidecar_free(sc);
     return rc;
 }
@@ -441,7 +435,7 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
     int sel[MAX_TASKS], n_sel, n_modes, rc;
     icl_ablation_mode modes[2];
     const icl_config *cfg = icl_model_config(m);
-    if ((rc = select_tasks(f, o->tasks_list, sel, &n_sel)) || (rc = parse_modes(o->mode, modes, &n_modes)))
+    if ((rc = select_tasks(f, o->common.tasks_list, sel, &n_sel)) || (rc = parse_modes(o->mode, modes, &n_modes)))
         return rc;
     if (o->layer < -1 || o->layer >= cfg->n_layer) {
         fprintf(stderr, "icl probe head-ablation: --layer %d out of range [0, %d) (-1 = every layer)\n", o->layer,
@@ -452,7 +446,7 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
         fprintf(stderr, "icl probe head-ablation: --prompts and --batch must be >= 1\n");
         return 1;
     }
-    if (cli_make_dir(o->out))
+    if (cli_make_dir(o->common.out))
         return 1;
     ablation_data d = {n_sel, 0, icl_task_family_mode(f) == ICL_MODE_TOKEN, NULL, NULL, NULL};
     ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, n_sel, {NULL, NULL, NULL}};
@@ -473,7 +467,7 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
         rc = make_prompts(o, f, sel, &d);
     if (rc == 0)
         rc = make_means(m, &d, &hm);
-    snprintf(path, sizeof path, "%s/head_ablation.csv", o->out);
+    snprintf(path, sizeof path, "%s/head_ablation.csv", o->common.out);
     icl_status s;
     if (rc == 0 && (s = icl_csv_create(path, N_ABLATION_COLUMNS, ablation_columns, &csv)) != ICL_OK)
         rc = cli_fail(path, s);
@@ -490,7 +484,7 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
     if (rc == 0) {
         ablation_summary(o, modes, &g, d.token);
         printf("%d prompts per task in %.1f s; wrote %s/head_ablation.csv, delta_*.npy, head_ablation.json\n",
-               o->prompts, cli_now() - t0, o->out);
+               o->prompts, cli_now() - t0, o->common.out);
     }
     if (csv)
         icl_csv_abort(csv);
@@ -501,35 +495,28 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
 }
 
 int probe_head_ablation(int argc, char **argv) {
-    ablation_options o = {.mode = "both", .out = "out/probe-head-ablation", .prompts = 100, .examples = -1,
-                          .batch = 64, .layer = -1, .seed = 1};
+    ablation_options o = {.common = {.out = "out/probe-head-ablation", .seed = 1},
+                          .mode = "both",
+                          .prompts = 100,
+                          .examples = -1,
+                          .batch = 64,
+                          .layer = -1};
     cli_option opts[] = {
-        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
-        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks [all]"},
         {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},
         {"--layer", OPT_INT, &o.layer, "ablate the heads of this layer only [-1 = every layer]"},
         {"--prompts", OPT_INT, &o.prompts, "single-task prompts per task [100]"},
         {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
-        {"--out", OPT_STRING, &o.out, "output directory [out/probe-head-ablation]"},
-        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
-                       "Change of each task's answer probability and accuracy (token families) or query\n"
-                       "squared error (vector families) when one attention head at a time is zeroed or\n"
-                       "replaced by its per-position mean over all the prompts.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m;
-    icl_task_family *f;
-    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
-        return 1;
-    rc = ablation_run(&o, m, f);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    int rc;
+    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
+                         "Change of each task's answer probability and accuracy (token families) or query\n"
+                         "squared error (vector families) when one attention head at a time is zeroed or\n"
+                         "replaced by its per-position mean over all the prompts.",
+                         &rc))
+        return rc;
+    rc = ablation_run(&o, o.common.model, o.common.family);
+    cli_probe_end(&o.common);
     return rc;
 }

@@ -94,15 +94,10 @@ static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_re
 }
 
 int probe_linear(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *out = "out/probe-linear", *backend_name = NULL;
     const char *role = NULL, *nth = NULL, *pool = NULL, *shots_text = NULL, *targets_text = NULL;
     int prompts = 100, folds = 5;
     float l2 = -1.0f, alpha = -1.0f;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [the checkpoint's user.task]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
         {"--prompts", OPT_INT, &prompts, "prompts per task [100]"},
         {"--shots", OPT_STRING, &shots_text, "comma-separated examples per prompt [family default]"},
         {"--targets", OPT_STRING, &targets_text, "task, answer, weights (vector families) [task,answer(,weights)]"},
@@ -113,21 +108,18 @@ int probe_linear(int argc, char **argv) {
                                       "query_input at 0 shots]"},
         {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [all of them]"},
         {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
-        {"--seed", OPT_LONG, &seed, "seed of the prompts and folds [1]"},
-        {"--out", OPT_STRING, &out, "output directory [out/probe-linear]"},
-        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe linear --model M.safetensors [options]\n\n"
-                       "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
-                       "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m = NULL;
-    icl_task_family *f = NULL;
-    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
-        return 1;
+    cli_probe p = {.out = "out/probe-linear", .seed = 1, .seed_help = "seed of the prompts and folds [1]"};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe linear --model M.safetensors [options]\n\n"
+                         "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
+                         "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
+                         &rc))
+        return rc;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
+    const char *out = p.out;
     int result = 1, task_ids[256], n_ids = 0, shots[MAX_SHOTS], n_shots = 1, n_targets;
     icl_linear_target targets[ICL_LINEAR_COUNT] = {ICL_LINEAR_TASK, ICL_LINEAR_ANSWER, ICL_LINEAR_WEIGHTS};
     icl_status s = ICL_OK;
@@ -143,18 +135,18 @@ int probe_linear(int argc, char **argv) {
     }
     if (targets_text && (n_targets = parse_targets(targets_text, targets, ICL_LINEAR_COUNT)) < 1)
         goto done;
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
         what = "--tasks";
         goto done;
     }
     icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
-    po.seed = (uint64_t)seed;
-    po.tasks = tasks_list ? task_ids : NULL;
+    po.seed = (uint64_t)p.seed;
+    po.tasks = p.tasks_list ? task_ids : NULL;
     po.n_tasks = n_ids;
     icl_linear_options lo = icl_linear_options_default();
     lo.folds = folds;
-    lo.seed = (uint64_t)seed;
+    lo.seed = (uint64_t)p.seed;
     if (l2 >= 0.0f)
         lo.l2 = l2;
     if (alpha >= 0.0f)
@@ -185,9 +177,9 @@ int probe_linear(int argc, char **argv) {
     what = path;
     s = icl_csv_close(csv);
     csv = NULL;
-    if (s != ICL_OK || (s = icl_sidecar_create("linear", (uint64_t)seed, &sc)) != ICL_OK)
+    if (s != ICL_OK || (s = icl_sidecar_create("linear", (uint64_t)p.seed, &sc)) != ICL_OK)
         goto done;
-    icl_sidecar_set_string(sc, "model", model_path);
+    icl_sidecar_set_string(sc, "model", p.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(sc, "prompts_per_task", prompts);
     double shots_d[MAX_SHOTS];
@@ -217,7 +209,6 @@ done:
     if (csv)
         icl_csv_abort(csv);
     icl_sidecar_free(sc);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

@@ -125,14 +125,9 @@ static icl_status write_npys(const char *out, icl_sidecar *sc, const int *tasks,
 }
 
 int probe_rsa(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *out = "out/probe-rsa", *backend_name = NULL;
     const char *role = NULL, *nth = NULL, *pool = NULL, *shots_text = NULL, *labels_path = NULL;
     int prompts = 50, n_perm = 1000, independent = 0, layer = -1;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [the checkpoint's user.task]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
         {"--prompts", OPT_INT, &prompts, "prompts per task [50]"},
         {"--shots", OPT_STRING, &shots_text, "comma-separated examples per prompt [0,<family default>]"},
         {"--independent", OPT_FLAG, &independent, "fresh prompts per shot count [same queries, fewer examples]"},
@@ -143,22 +138,19 @@ int probe_rsa(int argc, char **argv) {
         {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
         {"--labels", OPT_STRING, &labels_path, "int32 .npy of one label per prompt (task-major): extra hypothesis"},
         {"--layer", OPT_INT, &layer, "layer of the RSM heatmap CSV, 0..L [L]"},
-        {"--seed", OPT_LONG, &seed, "seed of the prompts and permutations [1]"},
-        {"--out", OPT_STRING, &out, "output directory [out/probe-rsa]"},
-        {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe rsa --model M.safetensors [options]\n\n"
-                       "RSA (Yousefi et al.): cosine similarity matrices of standardised residuals per layer,\n"
-                       "Spearman alignment with same-task / same-answer hypotheses, permutation p-values,\n"
-                       "at each number of in-context examples.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m = NULL;
-    icl_task_family *f = NULL;
-    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
-        return 1;
+    cli_probe p = {.out = "out/probe-rsa", .seed = 1, .seed_help = "seed of the prompts and permutations [1]"};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe rsa --model M.safetensors [options]\n\n"
+                         "RSA (Yousefi et al.): cosine similarity matrices of standardised residuals per layer,\n"
+                         "Spearman alignment with same-task / same-answer hypotheses, permutation p-values,\n"
+                         "at each number of in-context examples.",
+                         &rc))
+        return rc;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
+    const char *out = p.out;
     int result = 1, task_ids[256], n_ids = 0;
     icl_status s = ICL_OK;
     const char *what = "rsa";
@@ -167,24 +159,24 @@ int probe_rsa(int argc, char **argv) {
     icl_sidecar *sc = NULL;
     icl_repr_prompts_options po = icl_repr_prompts_options_default();
     po.prompts_per_task = prompts;
-    po.seed = (uint64_t)seed;
+    po.seed = (uint64_t)p.seed;
     icl_rsa_options ro = icl_rsa_options_default(f);
     ro.same_queries = !independent;
     ro.n_perm = n_perm;
     ro.keep_rsm = 1;
-    ro.seed = (uint64_t)seed;
+    ro.seed = (uint64_t)p.seed;
     if (shots_text && (ro.n_shots = parse_list(shots_text, ro.shots, ICL_RSA_MAX_SHOTS)) < 1) {
         fprintf(stderr, "icl probe rsa: --shots wants up to %d comma-separated counts, got \"%s\"\n",
                 ICL_RSA_MAX_SHOTS, shots_text);
         goto done;
     }
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
         what = "--tasks";
         goto done;
     }
-    po.tasks = tasks_list ? task_ids : NULL;
+    po.tasks = p.tasks_list ? task_ids : NULL;
     po.n_tasks = n_ids;
-    int min_shots = ro.shots[0], nt = tasks_list ? n_ids : icl_task_family_num_tasks(f);
+    int min_shots = ro.shots[0], nt = p.tasks_list ? n_ids : icl_task_family_num_tasks(f);
     for (int c = 1; c < ro.n_shots; c++)
         if (ro.shots[c] < min_shots) min_shots = ro.shots[c];
     icl_repr_site site;
@@ -229,9 +221,9 @@ int probe_rsa(int argc, char **argv) {
             printf("\n");
         }
     }
-    if ((s = icl_sidecar_create("rsa", (uint64_t)seed, &sc)) != ICL_OK)
+    if ((s = icl_sidecar_create("rsa", (uint64_t)p.seed, &sc)) != ICL_OK)
         goto done;
-    icl_sidecar_set_string(sc, "model", model_path);
+    icl_sidecar_set_string(sc, "model", p.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(sc, "prompts_per_task", prompts);
     double shots_d[ICL_RSA_MAX_SHOTS];
@@ -262,7 +254,6 @@ done:
     icl_sidecar_free(sc);
     icl_array_free(&labels);
     icl_rsa_result_free(&r);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }

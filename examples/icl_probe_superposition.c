@@ -24,9 +24,9 @@ typedef struct {
 } mixture_list;
 
 typedef struct {
-    const char *model_path, *task, *tasks_list, *pair, *lambdas, *custom, *out, *backend;
+    cli_probe common;
+    const char *pair, *lambdas, *custom;
     int prompts, examples, max_tasks, subsets, lens, beam, batch, no_pairs, no_uniform;
-    long seed;
 } options;
 
 static int push(mixture_list *l, const mixture *m) {
@@ -234,9 +234,9 @@ static int write_sweep_npys(const options *o, const mixture_list *l, const char 
         if (strcmp(l->items[i].sweep, sweep) == 0) store_P(&sa, k++, &all[i]);
     size_t shape[4] = {(size_t)sa.M, (size_t)n, (size_t)sa.Kmax, 0};
     size_t lshape[4] = {(size_t)sa.M, (size_t)levels, (size_t)n, (size_t)sa.Kmax};
-    int rc = write_npy(o->out, "P", sweep, 3, shape, sa.P, sc);
+    int rc = write_npy(o->common.out, "P", sweep, 3, shape, sa.P, sc);
     if (rc == 0 && levels)
-        rc = write_npy(o->out, "P_lens", sweep, 4, lshape, sa.lens_P, sc);
+        rc = write_npy(o->common.out, "P_lens", sweep, 4, lshape, sa.lens_P, sc);
     free(sa.P);
     free(sa.lens_P);
     return rc;
@@ -249,7 +249,8 @@ static int build_mixtures(const options *o, const icl_task_family *f, mixture_li
     if (n_sel > MAX_TASKS)
         n_sel = MAX_TASKS;
     for (int t = 0; t < n_sel; t++) sel[t] = t;
-    if (o->tasks_list && (s = icl_task_family_parse_tasks(f, o->tasks_list, sel, MAX_TASKS, &n_sel)) != ICL_OK)
+    const char *list = o->common.tasks_list;
+    if (list && (s = icl_task_family_parse_tasks(f, list, sel, MAX_TASKS, &n_sel)) != ICL_OK)
         return cli_fail("--tasks", s);
     if (o->pair && (s = icl_task_family_parse_tasks(f, o->pair, pair, 2, &n_pair)) != ICL_OK)
         return cli_fail("--pair", s);
@@ -292,9 +293,9 @@ static int build_mixtures(const options *o, const icl_task_family *f, mixture_li
 
 static int set_config(icl_sidecar *sc, const options *o, const icl_task_family *f, const icl_model *m) {
     char json[1024];
-    icl_sidecar_set_string(sc, "model", o->model_path);
+    icl_sidecar_set_string(sc, "model", o->common.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_string(sc, "tasks", o->tasks_list ? o->tasks_list : "all");
+    icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
     icl_sidecar_set_string(sc, "pair", o->pair ? o->pair : "all pairs");
     icl_sidecar_set_string(sc, "lambdas", o->lambdas);
     icl_sidecar_set_string(sc, "mixture", o->custom ? o->custom : "");
@@ -320,7 +321,7 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
     icl_status s = ICL_OK;
     char path[1024];
     if (rc == 0)
-        rc = cli_make_dir(o->out);
+        rc = cli_make_dir(o->common.out);
     if (rc == 0 && !(res = calloc((size_t)l.n, sizeof *res))) {
         fprintf(stderr, "icl probe superposition: out of memory\n");
         rc = 1;
@@ -333,8 +334,8 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
     so.beam = o->beam;
     so.lens = o->lens;
     icl_rng rng;
-    icl_rng_init(&rng, (uint64_t)o->seed, "superposition");
-    snprintf(path, sizeof path, "%s/superposition.csv", o->out);
+    icl_rng_init(&rng, (uint64_t)o->common.seed, "superposition");
+    snprintf(path, sizeof path, "%s/superposition.csv", o->common.out);
     if (rc == 0 && (s = icl_csv_create(path, N_COLUMNS, csv_columns, &csv)) != ICL_OK)
         rc = cli_fail(path, s);
     double t0 = cli_now();
@@ -357,7 +358,7 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
         if (s != ICL_OK)
             rc = cli_fail(path, s);
     }
-    if (rc == 0 && (s = icl_sidecar_create("superposition", (uint64_t)o->seed, &sc)) != ICL_OK)
+    if (rc == 0 && (s = icl_sidecar_create("superposition", (uint64_t)o->common.seed, &sc)) != ICL_OK)
         rc = cli_fail("sidecar", s);
     if (rc == 0) {
         icl_sidecar_add_file(sc, "superposition.csv");
@@ -366,12 +367,12 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
         for (int k = 0; rc == 0 && k < 3; k++)
             rc = write_sweep_npys(o, &l, sweeps[k], o->prompts, o->lens ? L + 1 : 0, res, sc);
     }
-    snprintf(path, sizeof path, "%s/superposition.json", o->out);
+    snprintf(path, sizeof path, "%s/superposition.json", o->common.out);
     if (rc == 0 && (s = icl_sidecar_write(sc, path)) != ICL_OK)
         rc = cli_fail(path, s);
     if (rc == 0)
         printf("%d mixtures x %d prompts in %.1f s; wrote %s/superposition.csv, P_*.npy, superposition.json\n", l.n,
-               o->prompts, cli_now() - t0, o->out);
+               o->prompts, cli_now() - t0, o->common.out);
     if (csv)
         icl_csv_abort(csv);
     for (int i = 0; res && i < l.n; i++) icl_superposition_result_free(&res[i]);
@@ -382,18 +383,16 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
 }
 
 int probe_superposition(int argc, char **argv) {
-    options o = {.lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
-                 .out = "out/probe-superposition",
+    options o = {.common = {.out = "out/probe-superposition",
+                            .seed = 1,
+                            .tasks_help = "comma-separated tasks to mix [all]"},
+                 .lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
                  .prompts = 100,
                  .examples = -1,
                  .subsets = 20,
                  .beam = 16,
-                 .batch = 64,
-                 .seed = 1};
+                 .batch = 64};
     cli_option opts[] = {
-        {"--model", OPT_STRING, &o.model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &o.task, "task family spec [from the checkpoint]"},
-        {"--tasks", OPT_STRING, &o.tasks_list, "comma-separated tasks to mix [all]"},
         {"--pair", OPT_STRING, &o.pair, "lambda sweep of this pair only, e.g. ret_1,ret_2 [every pair]"},
         {"--lambdas", OPT_STRING, &o.lambdas, "proportions of the first task of a pair [0,0.125,...,1]"},
         {"--max-tasks", OPT_INT, &o.max_tasks, "uniform mixtures of 2..N tasks [all selected]"},
@@ -406,23 +405,15 @@ int probe_superposition(int argc, char **argv) {
         {"--lens", OPT_FLAG, &o.lens, "also read every layer through the logit lens"},
         {"--beam", OPT_INT, &o.beam, "beam width for p_(K) with multi-token answers [16]"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &o.seed, "seed of the prompts [1]"},
-        {"--out", OPT_STRING, &o.out, "output directory [out/probe-superposition]"},
-        {"--backend", OPT_STRING, &o.backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
-                       "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
-                       "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
-    icl_model *m;
-    icl_task_family *f;
-    if (cli_load_model_and_task(o.model_path, o.task, o.backend, &m, &f))
-        return 1;
-    rc = run(&o, m, f);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    int rc;
+    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
+                         "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
+                         "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
+                         &rc))
+        return rc;
+    rc = run(&o, o.common.model, o.common.family);
+    cli_probe_end(&o.common);
     return rc;
 }

@@ -175,15 +175,9 @@ static icl_status write_all(cli_outputs *o, icl_model *m, const icl_task_family 
 }
 
 int probe_task_vectors(int argc, char **argv) {
-    const char *model_path = NULL, *task = NULL, *tasks_list = NULL, *dir = "out/probe-task-vectors",
-               *mode = "replace", *backend = NULL;
+    const char *mode = "replace";
     int prompts = 100, eval_prompts = 100, k = -1, target_k = -1, add_raw = 0, level = -1, alphas = 11, batch = 64;
-    long seed = 1;
     cli_option opts[] = {
-        {"--model", OPT_STRING, &model_path, "checkpoint (.safetensors)"},
-        {"--task", OPT_STRING, &task, "task family spec [from the checkpoint]"},
-        {"--tasks", OPT_STRING, &tasks_list, "comma-separated task names [all]"},
-        {"--out", OPT_STRING, &dir, "output directory [out/probe-task-vectors]"},
         {"--prompts", OPT_INT, &prompts, "demonstration prompts per task the vectors average [100]"},
         {"--eval-prompts", OPT_INT, &eval_prompts, "target prompts per task and matrix cell [100]"},
         {"--examples", OPT_INT, &k, "examples per demonstration prompt [family default]"},
@@ -193,38 +187,36 @@ int probe_task_vectors(int argc, char **argv) {
         {"--level", OPT_INT, &level, "level of the interpolation, 0..L [best level of the sweep]"},
         {"--alphas", OPT_INT, &alphas, "interpolation grid points from 0 to 1 [11]"},
         {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
-        {"--seed", OPT_LONG, &seed, "seed of every prompt set [1]"},
-        {"--backend", OPT_STRING, &backend, "cpu | cuda [$ICL_BACKEND or cpu]"},
     };
-    int rc = cli_parse(argc, argv, 3, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl probe task-vectors --model M.safetensors [--out DIR]\n\n"
-                       "Task vectors: mean residual at the query separator of k-shot prompts, per level\n"
-                       "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
-                       "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
-                       "scripts/plot_task_vectors.gp",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
+    cli_probe p = {.out = "out/probe-task-vectors", .seed = 1, .seed_help = "seed of every prompt set [1]"};
+    int rc;
+    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "usage: icl probe task-vectors --model M.safetensors [--out DIR]\n\n"
+                         "Task vectors: mean residual at the query separator of k-shot prompts, per level\n"
+                         "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
+                         "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
+                         "scripts/plot_task_vectors.gp",
+                         &rc))
+        return rc;
     if (strcmp(mode, "replace") != 0 && strcmp(mode, "add") != 0) {
         fprintf(stderr, "icl probe task-vectors: --mode must be replace or add, not \"%s\"\n", mode);
+        cli_probe_end(&p);
         return 2;
     }
-    icl_model *m;
-    icl_task_family *f;
-    if (cli_load_model_and_task(model_path, task, backend, &m, &f))
-        return 1;
+    icl_model *m = p.model;
+    icl_task_family *f = p.family;
     int ids[MAX_TASKS], n_ids = 0, result = 1;
     icl_tv_result r = {0};
-    cli_outputs o = {dir, NULL, {0}};
+    cli_outputs o = {p.out, NULL, {0}};
     icl_tv_options opt = icl_tv_options_default(f);
     icl_status s = ICL_OK;
-    if (tasks_list && (s = icl_task_family_parse_tasks(f, tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
+    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
         cli_fail("--tasks", s);
         goto done;
     }
-    opt.tasks = tasks_list ? ids : NULL;
+    opt.tasks = p.tasks_list ? ids : NULL;
     opt.n_tasks = n_ids;
-    if (!tasks_list && icl_task_family_num_tasks(f) > MAX_TASKS) {
+    if (!p.tasks_list && icl_task_family_num_tasks(f) > MAX_TASKS) {
         fprintf(stderr, "icl probe task-vectors: the family has more than %d tasks; choose some with --tasks\n",
                 MAX_TASKS);
         goto done;
@@ -239,18 +231,18 @@ int probe_task_vectors(int argc, char **argv) {
     opt.level = level;
     opt.n_alpha = alphas;
     opt.batch = batch;
-    opt.seed = (uint64_t)seed;
+    opt.seed = (uint64_t)p.seed;
     if ((s = icl_task_vectors_run(m, f, &opt, &r)) != ICL_OK) {
         cli_fail("task-vectors", s);
         goto done;
     }
-    if (cli_make_dir(dir))
+    if (cli_make_dir(p.out))
         goto done;
     if ((s = icl_sidecar_create("task-vectors", opt.seed, &o.sc)) != ICL_OK) {
         cli_fail("sidecar", s);
         goto done;
     }
-    icl_sidecar_set_string(o.sc, "model", model_path);
+    icl_sidecar_set_string(o.sc, "model", p.model_path);
     icl_sidecar_set_string(o.sc, "task", icl_task_family_spec(f));
     icl_sidecar_set_number(o.sc, "prompts", opt.n_prompts);
     icl_sidecar_set_number(o.sc, "eval_prompts", opt.eval_prompts);
@@ -262,17 +254,16 @@ int probe_task_vectors(int argc, char **argv) {
     icl_sidecar_set_string(o.sc, "levels", "0 = embedding output, l+1 = resid_post of block l");
     icl_sidecar_set_string(o.sc, "position", r.mode == ICL_MODE_TOKEN ? "query_sep" : "query_input");
     if ((s = write_all(&o, m, f, &r)) != ICL_OK) {
-        cli_fail(dir, s);
+        cli_fail(p.out, s);
         goto done;
     }
     print_summary(f, &r);
-    printf("wrote %s/{vectors.npy,%smatrix.csv,task_vectors.json,...}\n", dir,
+    printf("wrote %s/{vectors.npy,%smatrix.csv,task_vectors.json,...}\n", p.out,
            r.mode == ICL_MODE_TOKEN ? "zero_shot.csv,interpolation.csv," : "");
     result = 0;
 done:
     icl_sidecar_free(o.sc);
     icl_tv_result_free(&r);
-    icl_task_family_free(f);
-    icl_model_free(m);
+    cli_probe_end(&p);
     return result;
 }
