@@ -89,6 +89,52 @@ START_TEST(test_probes_run) {
 }
 END_TEST
 
+/* The text of work/rel (at most size-1 bytes), "" when it cannot be read. */
+static const char *slurp(const char *rel, char *buf, size_t size) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", work, rel);
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(buf, 1, size - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The options every probe shares (cli_probe_begin): listed by --help with the
+ * probe's own default directory; a missing --model, an unknown option and an
+ * unknown task name fail with their exit codes; --seed and --out are honoured. */
+START_TEST(test_probe_shared_options) {
+    static const char *const probes[] = {"attention", "decodability",  "finetune", "function-vectors",
+                                         "logit-lens", "head-ablation", "linear",   "rsa",
+                                         "superposition", "task-vectors"};
+    static const char *const shared[] = {"--model S", "--task S", "--tasks S", "--seed N", "--out S", "--backend S"};
+    char cmd[256], text[8192], want[64];
+    ck_assert_int_eq(icl("train --task translation:K=2,n=3 --steps 2 --batch 4 --quiet --out sh"), 0);
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        snprintf(cmd, sizeof cmd, "probe %s --help", probes[i]);
+        ck_assert_int_eq(icl(cmd), 0);
+        slurp("cmd.log", text, sizeof text);
+        for (size_t j = 0; j < sizeof shared / sizeof shared[0]; j++)
+            ck_assert_msg(strstr(text, shared[j]), "probe %s --help lacks %s", probes[i], shared[j]);
+        snprintf(want, sizeof want, "output directory [out/probe-%s]", probes[i]);
+        ck_assert_msg(strstr(text, want), "probe %s --help lacks \"%s\"", probes[i], want);
+        snprintf(cmd, sizeof cmd, "probe %s --no-such-option", probes[i]);
+        ck_assert_int_eq(icl(cmd), 2);
+        snprintf(cmd, sizeof cmd, "probe %s --out sh/none", probes[i]);
+        ck_assert_int_eq(icl(cmd), 1);
+        ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "--model is required"), "%s", text);
+        snprintf(cmd, sizeof cmd, "probe %s --model sh/model.safetensors --tasks no_such_task --out sh/none",
+                 probes[i]);
+        ck_assert_int_eq(icl(cmd), 1);
+        ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "no_such_task"), "%s", text);
+        ck_assert(!exists("sh/none"));
+    }
+    ck_assert_int_eq(icl("probe decodability --model sh/model.safetensors --prompts 8 --k 3 --seed 7 --out sh/td"), 0);
+    ck_assert_msg(strstr(slurp("sh/td/decodability.json", text, sizeof text), "\"seed\":\t7,"), "%s", text);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[PATH_MAX];
@@ -109,6 +155,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_train_info_forward);
     tcase_add_test(tc, test_train_and_eval_families);
     tcase_add_test(tc, test_probes_run);
+    tcase_add_test(tc, test_probe_shared_options);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     char cmd[128];
