@@ -252,9 +252,12 @@ static void check_beam(float sharpen, int peaked) {
         char label[96];
         snprintf(label, sizeof label, "sharpen %g, K %d: beam of V^2 vs enumeration", sharpen, K);
         TU_ASSERT_CLOSE(label, got, want, 3, 0.0, 1e-5);
+        /* The lens recomputes the logits from the captured residual with other
+         * float32 rounding; a logit error is relative to the logits' size,
+         * which grows with `sharpen`, and each of the K factors carries it. */
         for (int b = 0; b < B; b++) got[b] = (float)lensed[b];
         snprintf(label, sizeof label, "sharpen %g, K %d: beam through the lens at level L", sharpen, K);
-        TU_ASSERT_CLOSE(label, got, want, 3, 0.0, 1e-5);
+        TU_ASSERT_CLOSE(label, got, want, 3, 0.0, 1e-5 * sharpen);
     }
     printf("  narrow beams (width K): %d of %d rows certified exact\n", certified, narrow_rows);
     if (peaked)
