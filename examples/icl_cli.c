@@ -206,6 +206,12 @@ int cli_make_dir(const char *dir) {
     return 0;
 }
 
+void cli_site_record(const cli_site *site, icl_sidecar *sc, const char *nth_default) {
+    icl_sidecar_set_string(sc, "role", site->role ? site->role : "default");
+    icl_sidecar_set_string(sc, "nth", site->nth ? site->nth : nth_default);
+    icl_sidecar_set_string(sc, "pool", site->pool ? site->pool : "last");
+}
+
 int cli_default_baselines(const icl_task_family *f, icl_baseline *out) {
     static const icl_baseline_kind kinds[CLI_N_BASELINES] = {
         ICL_BASELINE_LEAST_SQUARES, ICL_BASELINE_RIDGE, ICL_BASELINE_LASSO,

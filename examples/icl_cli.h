@@ -61,6 +61,21 @@ int cli_probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, 
 /* Free the model and family of cli_probe_begin. */
 void cli_probe_end(cli_probe *p);
 
+/* The representation-site options --role, --nth and --pool shared by the
+ * decodability, RSA, linear-probe and finetune probes (icl_repr_site_parse
+ * reads them). The defaults differ per probe and go into the help text. */
+typedef struct {
+    const char *role, *nth, *pool; /* NULL: the probe's default */
+} cli_site;
+
+#define CLI_SITE_OPTIONS(site, role_default, nth_default)                                                 \
+    {"--role", OPT_STRING, &(site).role, "representation site: a role or \"all\" [" role_default "]"},   \
+        {"--nth", OPT_STRING, &(site).nth, "occurrence of the role, 0 first, -1 last [" nth_default "]"}, \
+        {"--pool", OPT_STRING, &(site).pool, "last | mean | max over the selected positions [last]"}
+
+/* Record the site options in a probe's sidecar; nth_default names an unset --nth. */
+void cli_site_record(const cli_site *site, icl_sidecar *sc, const char *nth_default);
+
 /* The regression baselines written beside a vector family's model error,
  * with default parameters, into out (room for CLI_N_BASELINES); returns how
  * many. The oracle-basis baseline only for families with bases. */

@@ -192,16 +192,15 @@ static void print_td(const icl_task_family *f, const icl_repr_prompts *set, cons
 }
 
 int probe_decodability(int argc, char **argv) {
-    const char *role = NULL, *nth = NULL, *pool = NULL, *ckpt_dir = NULL;
+    const char *ckpt_dir = NULL;
+    cli_site where = {0};
     int prompts = 100, examples = -1, k = ICL_KNN_DEFAULT_K, layer = -1, pca = 0;
     cli_option opts[] = {
         {"--prompts", OPT_INT, &prompts, "prompts per task [100]"},
         {"--examples", OPT_INT, &examples, "in-context examples per prompt [family default]"},
         {"--k", OPT_INT, &k, "neighbours of the leave-one-out vote [10]"},
         {"--layer", OPT_INT, &layer, "layer of the pairwise matrix, 0..L [the best layer]"},
-        {"--role", OPT_STRING, &role, "representation site: a role or \"all\" [query_sep; vector: ex_answer]"},
-        {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [token 0; vector -1]"},
-        {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
+        CLI_SITE_OPTIONS(where, "query_sep; vector: ex_answer", "token 0; vector -1"),
         {"--pca", OPT_INT, &pca, "also write PCA coordinates on this many components [0 = off]"},
         {"--checkpoints", OPT_STRING, &ckpt_dir, "directory of step_*.safetensors: TD over training"},
     };
@@ -239,7 +238,7 @@ int probe_decodability(int argc, char **argv) {
     }
     po.tasks = p.tasks_list ? task_ids : NULL;
     po.n_tasks = n_ids;
-    if ((s = icl_repr_site_parse(f, role, nth, pool, examples < 0 ? 1 : examples, &site)) != ICL_OK) {
+    if ((s = icl_repr_site_parse(f, where.role, where.nth, where.pool, examples < 0 ? 1 : examples, &site)) != ICL_OK) {
         what = "representation site";
         goto done;
     }
@@ -256,9 +255,7 @@ int probe_decodability(int argc, char **argv) {
     icl_sidecar_set_number(o.sc, "prompts_per_task", prompts);
     icl_sidecar_set_number(o.sc, "examples", examples < 0 ? icl_task_family_default_examples(f) : examples);
     icl_sidecar_set_number(o.sc, "k", k);
-    icl_sidecar_set_string(o.sc, "role", role ? role : "default");
-    icl_sidecar_set_string(o.sc, "nth", nth ? nth : "default");
-    icl_sidecar_set_string(o.sc, "pool", pool ? pool : "last");
+    cli_site_record(&where, o.sc, "default");
     if ((s = icl_repr_prompts_generate(f, &po, &set)) != ICL_OK)
         goto done;
     if ((s = icl_task_decodability(m, f, &po, &site, &to, &td)) != ICL_OK)

@@ -86,7 +86,8 @@ static icl_status write_csvs(const char *out, icl_sidecar *sc, const icl_task_fa
 }
 
 int probe_finetune(int argc, char **argv) {
-    const char *train_task = NULL, *role = NULL, *nth = NULL, *pool = NULL;
+    const char *train_task = NULL;
+    cli_site where = {0};
     int n_layers = 0, batch = 32, train_io = 0, prompts = 100, eval_prompts = 100, k = ICL_KNN_DEFAULT_K;
     long steps = 200;
     float lr = 1e-3f;
@@ -101,9 +102,7 @@ int probe_finetune(int argc, char **argv) {
         {"--prompts", OPT_INT, &prompts, "decodability prompts per task [100]"},
         {"--eval-prompts", OPT_INT, &eval_prompts, "accuracy / mse prompts per task [100]"},
         {"--k", OPT_INT, &k, "neighbours of the decodability vote [10]"},
-        {"--role", OPT_STRING, &role, "representation site: a role or \"all\" [query_sep; vector: ex_answer]"},
-        {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [token 0; vector -1]"},
-        {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
+        CLI_SITE_OPTIONS(where, "query_sep; vector: ex_answer", "token 0; vector -1"),
     };
     cli_probe p = {.out = "out/probe-finetune",
                    .seed = 1,
@@ -146,7 +145,7 @@ int probe_finetune(int argc, char **argv) {
     po.prompts_per_task = prompts;
     po.seed = (uint64_t)p.seed;
     icl_repr_site site;
-    if ((s = icl_repr_site_parse(fam, role, nth, pool, 1, &site)) != ICL_OK) {
+    if ((s = icl_repr_site_parse(fam, where.role, where.nth, where.pool, 1, &site)) != ICL_OK) {
         what = "representation site";
         goto done;
     }
@@ -174,6 +173,7 @@ int probe_finetune(int argc, char **argv) {
         goto done;
     icl_sidecar_set_string(sc, "model", p.model_path);
     icl_sidecar_set_string(sc, "task", icl_task_family_spec(fam));
+    cli_site_record(&where, sc, "default");
     icl_sidecar_set_number(sc, "n_layers", fo.n_layers);
     icl_sidecar_set_number(sc, "steps", (double)steps);
     icl_sidecar_set_number(sc, "batch", batch);

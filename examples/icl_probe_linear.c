@@ -94,7 +94,8 @@ static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_re
 }
 
 int probe_linear(int argc, char **argv) {
-    const char *role = NULL, *nth = NULL, *pool = NULL, *shots_text = NULL, *targets_text = NULL;
+    cli_site where = {0};
+    const char *shots_text = NULL, *targets_text = NULL;
     int prompts = 100, folds = 5;
     float l2 = -1.0f, alpha = -1.0f;
     cli_option opts[] = {
@@ -104,10 +105,7 @@ int probe_linear(int argc, char **argv) {
         {"--folds", OPT_INT, &folds, "cross-validation folds [5]"},
         {"--l2", OPT_FLOAT, &l2, "logistic L2 penalty [1e-3]"},
         {"--alpha", OPT_FLOAT, &alpha, "ridge penalty [1e-4]"},
-        {"--role", OPT_STRING, &role, "representation site: a role or \"all\" [query_sep; vector: ex_answer, "
-                                      "query_input at 0 shots]"},
-        {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [all of them]"},
-        {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
+        CLI_SITE_OPTIONS(where, "query_sep; vector: ex_answer, query_input at 0 shots", "all of them"),
     };
     cli_probe p = {.out = "out/probe-linear", .seed = 1, .seed_help = "seed of the prompts and folds [1]"};
     int rc;
@@ -155,7 +153,7 @@ int probe_linear(int argc, char **argv) {
     for (int c = 1; c < n_shots; c++)
         if (shots[c] < min_shots) min_shots = shots[c];
     icl_repr_site site;
-    if ((s = icl_repr_site_parse(f, role, nth, pool, min_shots, &site)) != ICL_OK) {
+    if ((s = icl_repr_site_parse(f, where.role, where.nth, where.pool, min_shots, &site)) != ICL_OK) {
         what = "representation site";
         goto done;
     }
@@ -194,9 +192,7 @@ int probe_linear(int argc, char **argv) {
     icl_sidecar_set_number(sc, "folds", lo.folds);
     icl_sidecar_set_number(sc, "l2", lo.l2);
     icl_sidecar_set_number(sc, "alpha", lo.alpha);
-    icl_sidecar_set_string(sc, "role", role ? role : "default");
-    icl_sidecar_set_string(sc, "nth", nth ? nth : "all");
-    icl_sidecar_set_string(sc, "pool", pool ? pool : "last");
+    cli_site_record(&where, sc, "all");
     icl_sidecar_add_file(sc, "linear.csv");
     snprintf(path, sizeof path, "%s/linear.json", out);
     if ((s = icl_sidecar_write(sc, path)) != ICL_OK)

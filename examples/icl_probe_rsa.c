@@ -125,17 +125,15 @@ static icl_status write_npys(const char *out, icl_sidecar *sc, const int *tasks,
 }
 
 int probe_rsa(int argc, char **argv) {
-    const char *role = NULL, *nth = NULL, *pool = NULL, *shots_text = NULL, *labels_path = NULL;
+    cli_site where = {0};
+    const char *shots_text = NULL, *labels_path = NULL;
     int prompts = 50, n_perm = 1000, independent = 0, layer = -1;
     cli_option opts[] = {
         {"--prompts", OPT_INT, &prompts, "prompts per task [50]"},
         {"--shots", OPT_STRING, &shots_text, "comma-separated examples per prompt [0,<family default>]"},
         {"--independent", OPT_FLAG, &independent, "fresh prompts per shot count [same queries, fewer examples]"},
         {"--perm", OPT_INT, &n_perm, "permutations of the p-values [1000]"},
-        {"--role", OPT_STRING, &role, "representation site: a role or \"all\" [query_sep; vector: query_input at 0 "
-                                      "shots, else ex_answer]"},
-        {"--nth", OPT_STRING, &nth, "occurrence of the role, 0 first, -1 last [all of them]"},
-        {"--pool", OPT_STRING, &pool, "last | mean | max over the selected positions [last]"},
+        CLI_SITE_OPTIONS(where, "query_sep; vector: query_input at 0 shots, else ex_answer", "all of them"),
         {"--labels", OPT_STRING, &labels_path, "int32 .npy of one label per prompt (task-major): extra hypothesis"},
         {"--layer", OPT_INT, &layer, "layer of the RSM heatmap CSV, 0..L [L]"},
     };
@@ -180,7 +178,7 @@ int probe_rsa(int argc, char **argv) {
     for (int c = 1; c < ro.n_shots; c++)
         if (ro.shots[c] < min_shots) min_shots = ro.shots[c];
     icl_repr_site site;
-    if ((s = icl_repr_site_parse(f, role, nth, pool, min_shots, &site)) != ICL_OK) {
+    if ((s = icl_repr_site_parse(f, where.role, where.nth, where.pool, min_shots, &site)) != ICL_OK) {
         what = "representation site";
         goto done;
     }
@@ -231,9 +229,7 @@ int probe_rsa(int argc, char **argv) {
     icl_sidecar_set_numbers(sc, "shots", shots_d, r.n_shots);
     icl_sidecar_set_number(sc, "same_queries", ro.same_queries);
     icl_sidecar_set_number(sc, "permutations", n_perm);
-    icl_sidecar_set_string(sc, "role", role ? role : "default");
-    icl_sidecar_set_string(sc, "nth", nth ? nth : "all");
-    icl_sidecar_set_string(sc, "pool", pool ? pool : "last");
+    cli_site_record(&where, sc, "all");
     icl_sidecar_set_number(sc, "heatmap_layer", layer);
     if (labels_path)
         icl_sidecar_set_string(sc, "labels", labels_path);
