@@ -125,10 +125,15 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
         return 1;
     char spec[1024];
     if (!task_spec) {
-        if (icl_checkpoint_read_meta(model_path, "user.task", spec, sizeof spec) != ICL_OK) {
+        icl_status s = icl_checkpoint_read_meta(model_path, "user.task", spec, sizeof spec);
+        /* only a readable checkpoint without the key calls for --task; a
+         * missing or malformed file gets its own error */
+        if (s == ICL_ERR_INVALID_ARG) {
             fprintf(stderr, "icl: %s does not name the task family it was trained on; pass --task\n", model_path);
             return 1;
         }
+        if (s != ICL_OK)
+            return cli_fail(model_path, s);
         task_spec = spec;
     }
     icl_status s = icl_task_family_create(family, task_spec);

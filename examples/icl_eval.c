@@ -32,31 +32,14 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "icl eval: --model is required (see --help)\n");
         return 2;
     }
-    icl_backend_kind backend;
-    if (cli_backend(backend_name, &backend))
-        return 1;
     icl_model *m = NULL;
     icl_task_family *f = NULL;
     icl_eval_result r = {0};
     icl_baseline baselines[CLI_N_BASELINES];
     int task_ids[64], n_task_ids = 0, result = 1;
-    char spec[512];
     icl_status s;
-    if (!task) {
-        if (icl_checkpoint_read_meta(model_path, "user.task", spec, sizeof spec) != ICL_OK) {
-            fprintf(stderr, "icl eval: %s does not name its task family; pass --task\n", model_path);
-            return 2;
-        }
-        task = spec;
-    }
-    if ((s = icl_checkpoint_load_model(model_path, backend, &m)) != ICL_OK) {
-        cli_fail(model_path, s);
-        goto done;
-    }
-    if ((s = icl_task_family_create(&f, task)) != ICL_OK) {
-        cli_fail("--task", s);
-        goto done;
-    }
+    if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
+        return 1;
     icl_eval_options o = icl_eval_options_default();
     o.prompts_per_task = prompts;
     o.max_examples = max_examples;

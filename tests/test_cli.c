@@ -102,8 +102,9 @@ static const char *slurp(const char *rel, char *buf, size_t size) {
 }
 
 /* The options every probe shares (cli_probe_begin): listed by --help with the
- * probe's own default directory; a missing --model, an unknown option and an
- * unknown task name fail with their exit codes; --seed and --out are honoured. */
+ * probe's own default directory; a missing --model, an unknown option, an
+ * unknown task name and a checkpoint that cannot be opened fail with their
+ * exit codes and messages (eval's too); --seed and --out are honoured. */
 START_TEST(test_probe_shared_options) {
     static const char *const probes[] = {"attention", "decodability",  "finetune", "function-vectors",
                                          "logit-lens", "head-ablation", "linear",   "rsa",
@@ -124,12 +125,17 @@ START_TEST(test_probe_shared_options) {
         snprintf(cmd, sizeof cmd, "probe %s --out sh/none", probes[i]);
         ck_assert_int_eq(icl(cmd), 1);
         ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "--model is required"), "%s", text);
+        snprintf(cmd, sizeof cmd, "probe %s --model sh/missing.safetensors --out sh/none", probes[i]);
+        ck_assert_int_eq(icl(cmd), 1);
+        ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "cannot open checkpoint"), "%s", text);
         snprintf(cmd, sizeof cmd, "probe %s --model sh/model.safetensors --tasks no_such_task --out sh/none",
                  probes[i]);
         ck_assert_int_eq(icl(cmd), 1);
         ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "no_such_task"), "%s", text);
         ck_assert(!exists("sh/none"));
     }
+    ck_assert_int_eq(icl("eval --model sh/missing.safetensors"), 1);
+    ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "cannot open checkpoint"), "%s", text);
     ck_assert_int_eq(icl("probe decodability --model sh/model.safetensors --prompts 8 --k 3 --seed 7 --out sh/td"), 0);
     ck_assert_msg(strstr(slurp("sh/td/decodability.json", text, sizeof text), "\"seed\":\t7,"), "%s", text);
 }
