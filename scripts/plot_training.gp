@@ -22,6 +22,12 @@ unset logscale y
 # task_log.csv: step,task,loss,metric — one curve per task name
 tasks = system("awk -F, 'NR>1 && !s[$2]++ {printf \"%s \", $2}' ".dir."/task_log.csv 2>/dev/null")
 if (strlen(tasks) > 0) {
+    # about five tics of a round step: ten 10k labels collide on a half-width panel
+    last = real(system("awk -F, 'NR>1 {s=$1} END {print s+1}' ".dir."/task_log.csv"))
+    raw = last / 5.0
+    mag = 10**floor(log10(raw))
+    tic_step = (raw/mag <= 1 ? 1 : raw/mag <= 2 ? 2 : raw/mag <= 5 ? 5 : 10) * mag
+    set xtics tic_step
     set output dir."/task_curves.png"
     set multiplot layout 1,2 title "per-task curves on fixed evaluation prompts"
     set title "loss"
@@ -34,6 +40,7 @@ if (strlen(tasks) > 0) {
     set ylabel "metric"
     plot for [t in tasks] "< awk -F, '$2==\"".t."\"' ".dir."/task_log.csv" using 1:4 with linespoints title t
     unset multiplot
+    set xtics autofreq
 }
 
 # eval.csv: task,k,method,metric,value
