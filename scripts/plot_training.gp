@@ -48,7 +48,7 @@ if (strlen(tasks) > 0) {
     } else {
         # before the final evaluation has written eval.csv the metric's kind is unknown
         set title (is_acc eq "1" ? "query accuracy" : "query metric (accuracy or squared error)")
-        set ylabel "metric"
+        set ylabel (is_acc eq "1" ? "accuracy" : "metric")
     }
     plot for [t in tasks] "< awk -F, '$2==\"".t."\"' ".dir."/task_log.csv" using 1:4 with linespoints title t
     unset logscale y
