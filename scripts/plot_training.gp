@@ -19,9 +19,8 @@ set logscale y
 plot dir."/train_log.csv" using 1:2 skip 1 with lines lw 2 title "loss"
 unset logscale y
 
-# regression tasks report squared error, token tasks accuracy; eval.csv says which
-is_mse = system("awk -F, 'NR>1 && $4==\"mse\" {print 1; exit}' ".dir."/eval.csv 2>/dev/null")
-is_acc = system("awk -F, 'NR>1 && $4==\"accuracy\" {print 1; exit}' ".dir."/eval.csv 2>/dev/null")
+# regression tasks report "mse", token tasks "accuracy"; eval.csv says which
+metric = system("awk -F, 'NR>1 && $4!=\"query_loss\" {print $4; exit}' ".dir."/eval.csv 2>/dev/null")
 
 # task_log.csv: step,task,loss,metric — one curve per task name
 tasks = system("awk -F, 'NR>1 && !s[$2]++ {printf \"%s \", $2}' ".dir."/task_log.csv 2>/dev/null")
@@ -40,15 +39,15 @@ if (strlen(tasks) > 0) {
     set logscale y
     plot for [t in tasks] "< awk -F, '$2==\"".t."\"' ".dir."/task_log.csv" using 1:3 with linespoints title t
     unset logscale y
-    if (is_mse eq "1") {
+    if (metric eq "mse") {
         # late differences between tasks are hundredths of the early error: log scale
         set title "query squared error"
         set ylabel "squared error (log scale)"
         set logscale y
     } else {
         # before the final evaluation has written eval.csv the metric's kind is unknown
-        set title (is_acc eq "1" ? "query accuracy" : "query metric (accuracy or squared error)")
-        set ylabel (is_acc eq "1" ? "accuracy" : "metric")
+        set title (metric eq "accuracy" ? "query accuracy" : "query metric (accuracy or squared error)")
+        set ylabel (metric eq "accuracy" ? "accuracy" : "metric")
     }
     plot for [t in tasks] "< awk -F, '$2==\"".t."\"' ".dir."/task_log.csv" using 1:4 with linespoints title t
     unset logscale y
@@ -64,7 +63,7 @@ if (strlen(methods) > 0) {
     set title "query metric against the number of in-context examples (mean over tasks)"
     set xlabel "in-context examples k"
     # Squared errors span 0.01 (oracle) to 100s (least squares where the system is square): log scale.
-    if (is_mse eq "1") {
+    if (metric eq "mse") {
         set logscale y
         set ylabel "query squared error (log scale)"
     } else {
