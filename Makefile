@@ -30,10 +30,15 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsu
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
-            -Iinclude -Ilib -Ikernels/cpu $(PKG_CFLAGS)
+            -Iinclude $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -fopenmp -lm
 
-LIB_SRC  := $(wildcard lib/*.c) $(wildcard kernels/cpu/*.c)
+# The library's layers, lowest first (docs/architecture.md). Each layer's
+# private headers live in its folder; a file sees the public headers
+# (include/icl/), lib/core and its own folder, nothing else, so a private
+# include across layers fails to compile instead of hiding.
+LAYERS   := core engine tasks io analysis probes
+LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard lib/$(l)/*.c)) $(wildcard kernels/cpu/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 
 ifeq ($(CUDA),1)
@@ -41,14 +46,15 @@ CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS  ?= -O2 -lineinfo
 # Flags the build needs whatever NVCCFLAGS the caller sets.
-NVCC_REQUIRED := -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib -Ikernels/cuda
+NVCC_REQUIRED := -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib/core -Ilib/engine \
+                 -Ikernels/cuda
 CFLAGS     += -DICL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
 LIB_OBJ    += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
 LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
-HEADERS  := $(wildcard include/icl/*.h lib/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
+HEADERS  := $(wildcard include/icl/*.h lib/*/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
 TOOL_SRC := $(wildcard examples/icl_*.c)
 TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_SRC))
 EX_SRC   := $(filter-out examples/icl_%.c,$(wildcard examples/*.c))
@@ -66,9 +72,19 @@ all: $(STATIC) $(SHARED) $(BUILD)/bin/icl $(EX_BIN)
 setup:
 	@sh scripts/setup.sh
 
+$(BUILD)/obj/lib/core/%.o:     PRIVATE_INC := -Ilib/core
+$(BUILD)/obj/lib/engine/%.o:   PRIVATE_INC := -Ilib/core -Ilib/engine
+$(BUILD)/obj/kernels/cpu/%.o:  PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu
+$(BUILD)/obj/lib/tasks/%.o:    PRIVATE_INC := -Ilib/core -Ilib/tasks
+$(BUILD)/obj/lib/io/%.o:       PRIVATE_INC := -Ilib/core
+$(BUILD)/obj/lib/analysis/%.o: PRIVATE_INC := -Ilib/core -Ilib/analysis
+$(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes -Ilib/engine -Ilib/tasks
+# Tests are white-box: they see the engine's and the kernels' private headers.
+$(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Itests
+
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(PRIVATE_INC) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.cu $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -95,7 +111,7 @@ $(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
+	$(CC) $(CFLAGS) $(PRIVATE_INC) $(CHECK_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 	@mkdir -p $(dir $@)
