@@ -61,7 +61,7 @@ EX_SRC   := $(filter-out examples/icl_%.c,$(wildcard examples/*.c))
 EX_BIN   := $(patsubst examples/%.c,$(BUILD)/bin/%,$(EX_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-TEST_UTIL := $(BUILD)/obj/tests/testutil.o
+TEST_UTIL := $(BUILD)/obj/tests/testutil.o $(BUILD)/obj/tests/kernel_table.o
 
 STATIC   := $(BUILD)/libicl.a
 SHARED   := $(BUILD)/libicl.so.$(VERSION)
@@ -109,7 +109,7 @@ $(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
-$(BUILD)/obj/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h
+$(BUILD)/obj/tests/%.o: tests/%.c $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PRIVATE_INC) $(CHECK_CFLAGS) -c $< -o $@
 

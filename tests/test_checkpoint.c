@@ -14,36 +14,14 @@
 #include "icl/icl.h"
 #include "testutil.h"
 
-static char tmp_dir[64];
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmp_dir, name); }
-
 /* ---- configs and fixtures ---- */
 
 static icl_config tiny_token(int tied) {
-    icl_config c = icl_config_default();
-    c.mode = ICL_MODE_TOKEN;
-    c.n_layer = 1;
-    c.d_model = 8;
-    c.n_head = 2;
-    c.d_ff = 0;
-    c.ctx = 8;
-    c.vocab_size = 7;
-    c.tie_embeddings = tied;
-    return c;
+    return tu_config((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .vocab_size = 7, .untied = !tied});
 }
 
 static icl_config tiny_vector(void) {
-    icl_config c = icl_config_default();
-    c.mode = ICL_MODE_VECTOR;
-    c.n_layer = 2;
-    c.d_model = 8;
-    c.n_head = 2;
-    c.d_ff = 12;
-    c.ctx = 6;
-    c.d_in = 3;
-    c.d_out = 2;
-    return c;
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 8, .n_head = 2, .d_ff = 12, .ctx = 6, .d_in = 3, .d_out = 2});
 }
 
 static void assert_same_config(const icl_config *a, const icl_config *b) {
@@ -123,27 +101,6 @@ static void fixture_free(fixture *f) {
 
 /* ---- raw file helpers ---- */
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    ck_assert_ptr_nonnull(fp);
-    ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
-    long size = ftell(fp);
-    rewind(fp);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, fp), (size_t)size);
-    fclose(fp);
-    *n = (size_t)size;
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    ck_assert_uint_eq(fwrite(data, 1, n, fp), n);
-    ck_assert_int_eq(fclose(fp), 0);
-}
-
 static uint64_t header_len_of(const unsigned char *bytes) {
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
@@ -163,16 +120,6 @@ static void write_parts(const char *path, uint64_t len_field, const char *header
     ck_assert_uint_eq(fwrite(header, 1, header_size, fp), header_size);
     ck_assert_uint_eq(fwrite(data, 1, data_size, fp), data_size);
     ck_assert_int_eq(fclose(fp), 0);
-}
-
-static int count_temp_files(void) {
-    DIR *d = opendir(tmp_dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
 }
 
 static void assert_model_params(const icl_model *m, const float *want, size_t n) {
@@ -213,9 +160,9 @@ static void check_round_trip(const icl_config *cfg, const char *label) {
     fixture f;
     fixture_make(&f, cfg, 11);
     char path[128];
-    tmp_path(path, sizeof path, "round_trip.safetensors");
+    tu_tmp_path(path, sizeof path, "round_trip.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(path, f.model, f.opt, &f.data_rng), ICL_OK);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
 
     icl_config got_cfg;
     ck_assert_int_eq(icl_checkpoint_read_config(path, &got_cfg), ICL_OK);
@@ -294,7 +241,7 @@ START_TEST(model_only_checkpoint) {
     fixture f;
     fixture_make(&f, &cfg, 3);
     char path[128];
-    tmp_path(path, sizeof path, "model_only.safetensors");
+    tu_tmp_path(path, sizeof path, "model_only.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(path, f.model, NULL, NULL), ICL_OK);
     icl_model *loaded;
     ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &loaded), ICL_OK);
@@ -326,7 +273,7 @@ START_TEST(user_metadata) {
     fixture f;
     fixture_make(&f, &cfg, 3);
     char path[128], buf[64];
-    tmp_path(path, sizeof path, "meta.safetensors");
+    tu_tmp_path(path, sizeof path, "meta.safetensors");
     icl_meta_entry meta[] = {{"user.task", "retrieval:A=16,L=6"}, {"user.note", "x"}};
     ck_assert_int_eq(icl_checkpoint_save_with_meta(path, f.model, f.opt, NULL, meta, 2), ICL_OK);
     ck_assert_int_eq(icl_checkpoint_read_meta(path, "user.task", buf, sizeof buf), ICL_OK);
@@ -358,10 +305,10 @@ START_TEST(file_layout) {
     fixture f;
     fixture_make(&f, &cfg, 5);
     char path[128];
-    tmp_path(path, sizeof path, "layout.safetensors");
+    tu_tmp_path(path, sizeof path, "layout.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(path, f.model, f.opt, &f.data_rng), ICL_OK);
     size_t size;
-    unsigned char *bytes = read_bytes(path, &size);
+    unsigned char *bytes = tu_read_file(path, &size);
     uint64_t n = header_len_of(bytes);
     ck_assert_uint_eq(n % 8, 0);
     ck_assert_uint_eq(bytes[8], '{');
@@ -416,7 +363,7 @@ START_TEST(describe_lines) {
     fixture f;
     fixture_make(&f, &cfg, 5);
     char path[128];
-    tmp_path(path, sizeof path, "describe.safetensors");
+    tu_tmp_path(path, sizeof path, "describe.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(path, f.model, f.opt, &f.data_rng), ICL_OK);
     line_list lines = {0};
     ck_assert_int_eq(icl_checkpoint_describe(path, collect_line, &lines), ICL_OK);
@@ -451,7 +398,7 @@ END_TEST
 
 static void assert_file_is(const char *path, const unsigned char *want, size_t n) {
     size_t got_n;
-    unsigned char *got = read_bytes(path, &got_n);
+    unsigned char *got = tu_read_file(path, &got_n);
     ck_assert_uint_eq(got_n, n);
     ck_assert_msg(memcmp(got, want, n) == 0, "%s changed", path);
     free(got);
@@ -462,10 +409,10 @@ START_TEST(failed_save_keeps_old_checkpoint) {
     fixture f;
     fixture_make(&f, &cfg, 8);
     char path[128];
-    tmp_path(path, sizeof path, "keep.safetensors");
+    tu_tmp_path(path, sizeof path, "keep.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(path, f.model, NULL, NULL), ICL_OK);
     size_t old_n;
-    unsigned char *old = read_bytes(path, &old_n);
+    unsigned char *old = tu_read_file(path, &old_n);
 
     /* An optimizer of a different model: refused before anything is written. */
     fixture other;
@@ -486,7 +433,7 @@ START_TEST(failed_save_keeps_old_checkpoint) {
     ck_assert_int_eq(st, ICL_ERR_IO);
     printf("  save past a 2 KiB file size limit: %s\n", icl_last_error());
     assert_file_is(path, old, old_n);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     icl_model *loaded;
     ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &loaded), ICL_OK);
     assert_model_params(loaded, f.params, f.n);
@@ -494,20 +441,20 @@ START_TEST(failed_save_keeps_old_checkpoint) {
 
     /* A directory in the way of the rename. */
     char dir[128], inside[160];
-    tmp_path(dir, sizeof dir, "a_directory");
+    tu_tmp_path(dir, sizeof dir, "a_directory");
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     snprintf(inside, sizeof inside, "%s/old.safetensors", dir);
-    write_bytes(inside, old, old_n);
+    tu_write_file(inside, old, old_n);
     ck_assert_int_eq(icl_checkpoint_save(dir, f.model, f.opt, NULL), ICL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), dir));
     assert_file_is(inside, old, old_n);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     unlink(inside);
     rmdir(dir);
 
     /* A directory that does not exist. */
     char missing[160];
-    tmp_path(missing, sizeof missing, "no/such/dir/ck.safetensors");
+    tu_tmp_path(missing, sizeof missing, "no/such/dir/ck.safetensors");
     ck_assert_int_eq(icl_checkpoint_save(missing, f.model, NULL, NULL), ICL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), missing));
     ck_assert_ptr_nonnull(strstr(icl_last_error(), "No such file"));
@@ -524,7 +471,7 @@ START_TEST(bad_arguments) {
     fixture f;
     fixture_make(&f, &cfg, 2);
     char path[128];
-    tmp_path(path, sizeof path, "args.safetensors");
+    tu_tmp_path(path, sizeof path, "args.safetensors");
     icl_model *m = (icl_model *)1;
     icl_config c;
     ck_assert_int_eq(icl_checkpoint_save(NULL, f.model, NULL, NULL), ICL_ERR_INVALID_ARG);
@@ -540,7 +487,7 @@ START_TEST(bad_arguments) {
     /* Missing file and a directory: I/O errors naming the path. */
     ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &m), ICL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), path));
-    ck_assert_int_eq(icl_checkpoint_read_config(tmp_dir, &c), ICL_ERR_IO);
+    ck_assert_int_eq(icl_checkpoint_read_config(tu_tmpdir(), &c), ICL_ERR_IO);
     /* An optimizer whose config cannot be written as JSON. */
     icl_optim_config oc = icl_optim_config_default();
     oc.grad_clip = INFINITY;
@@ -560,12 +507,12 @@ static unsigned char *saved_bytes(const char *path, fixture *f, size_t *n) {
     icl_config cfg = tiny_token(1);
     fixture_make(f, &cfg, 21);
     ck_assert_int_eq(icl_checkpoint_save(path, f->model, f->opt, &f->data_rng), ICL_OK);
-    return read_bytes(path, n);
+    return tu_read_file(path, n);
 }
 
 START_TEST(every_truncation_rejected) {
     char path[128];
-    tmp_path(path, sizeof path, "truncate.safetensors");
+    tu_tmp_path(path, sizeof path, "truncate.safetensors");
     fixture f;
     size_t size;
     unsigned char *bytes = saved_bytes(path, &f, &size);
@@ -592,7 +539,7 @@ END_TEST
 
 START_TEST(flipped_header_bytes) {
     char path[128];
-    tmp_path(path, sizeof path, "flip.safetensors");
+    tu_tmp_path(path, sizeof path, "flip.safetensors");
     fixture f;
     size_t size;
     unsigned char *bytes = saved_bytes(path, &f, &size);
@@ -823,8 +770,8 @@ static const struct {
 
 START_TEST(edited_headers) {
     char good[128], path[128];
-    tmp_path(good, sizeof good, "good.safetensors");
-    tmp_path(path, sizeof path, "edited.safetensors");
+    tu_tmp_path(good, sizeof good, "good.safetensors");
+    tu_tmp_path(path, sizeof path, "edited.safetensors");
     fixture f;
     size_t size;
     unsigned char *bytes = saved_bytes(good, &f, &size);
@@ -876,8 +823,8 @@ END_TEST
 /* Damage below the JSON level: the length field, the bytes, the data size. */
 START_TEST(damaged_bytes) {
     char good[128], path[128];
-    tmp_path(good, sizeof good, "good_raw.safetensors");
-    tmp_path(path, sizeof path, "raw.safetensors");
+    tu_tmp_path(good, sizeof good, "good_raw.safetensors");
+    tu_tmp_path(path, sizeof path, "raw.safetensors");
     fixture f;
     size_t size;
     unsigned char *bytes = saved_bytes(good, &f, &size);
@@ -939,7 +886,7 @@ START_TEST(damaged_bytes) {
     free(longer);
 
     /* The smallest header that parses: an object with nothing in it. */
-    write_bytes(path, "\x03\x00\x00\x00\x00\x00\x00\x00{} ", 11);
+    tu_write_file(path, "\x03\x00\x00\x00\x00\x00\x00\x00{} ", 11);
     ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &m), ICL_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), "no __metadata__"));
     ck_assert_ptr_null(m);
@@ -954,7 +901,7 @@ END_TEST
 
 START_TEST(load_state_into_other_model_rejected) {
     char path[128];
-    tmp_path(path, sizeof path, "state.safetensors");
+    tu_tmp_path(path, sizeof path, "state.safetensors");
     fixture f;
     size_t size;
     free(saved_bytes(path, &f, &size));
@@ -971,28 +918,9 @@ START_TEST(load_state_into_other_model_rejected) {
 }
 END_TEST
 
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[384];
-        snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-        if (unlink(p) != 0)
-            rmdir(p);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/icl_test_ckpt_XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (!tu_tmpdir_create("ckpt"))
         return 1;
-    }
     Suite *s = suite_create("checkpoint");
     TCase *rt = tcase_create("round_trip");
     tcase_add_test(rt, round_trip_token_tied);
@@ -1014,6 +942,6 @@ int main(void) {
     tcase_add_test(bad, load_state_into_other_model_rejected);
     suite_add_tcase(s, bad);
     int rc = tu_run(s);
-    remove_tmp_dir();
+    tu_tmpdir_remove();
     return rc;
 }

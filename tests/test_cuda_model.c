@@ -14,13 +14,7 @@ enum { STEPS = 200, B = 16 };
 static const char *skip_reason;
 
 static icl_config toy_config(const icl_toy_task *t) {
-    icl_config c = icl_config_default();
-    c.n_layer = 2;
-    c.d_model = 48;
-    c.n_head = 3;
-    c.ctx = icl_toy_seq_len(t);
-    c.vocab_size = icl_toy_vocab_size(t);
-    return c;
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 48, .n_head = 3, .ctx = icl_toy_seq_len(t), .vocab_size = icl_toy_vocab_size(t)});
 }
 
 /* Losses of STEPS training steps on `backend` from seed 5, with or without
@@ -177,9 +171,10 @@ static void logits_on(const char *path, icl_backend_kind backend, const icl_batc
 }
 
 START_TEST(test_checkpoints_cross_load) {
-    char cpu_path[64], gpu_path[64];
-    snprintf(cpu_path, sizeof cpu_path, "/tmp/icl_cuda_cpu_%d.safetensors", (int)getpid());
-    snprintf(gpu_path, sizeof gpu_path, "/tmp/icl_cuda_gpu_%d.safetensors", (int)getpid());
+    char cpu_path[256], gpu_path[256];
+    ck_assert_ptr_nonnull(tu_tmpdir_create("cuda_model"));
+    tu_tmp_path(cpu_path, sizeof cpu_path, "cpu.safetensors");
+    tu_tmp_path(gpu_path, sizeof gpu_path, "gpu.safetensors");
     float losses[STEPS];
     train_losses(ICL_BACKEND_CPU, losses, cpu_path);
     train_losses(ICL_BACKEND_CUDA, losses, gpu_path);
@@ -200,8 +195,7 @@ START_TEST(test_checkpoints_cross_load) {
         TU_ASSERT_CLOSE(i == 0 ? "cpu-trained model: cuda vs cpu logits" : "gpu-trained model: cuda vs cpu logits", c,
                         a, n, 1e-5, 1e-4);
     }
-    unlink(cpu_path);
-    unlink(gpu_path);
+    tu_tmpdir_remove();
     free(a);
     free(c);
 }
@@ -216,11 +210,7 @@ START_TEST(test_capture_and_intervention_parity) {
     icl_rng r;
     icl_rng_init(&r, 1, "x");
     ck_assert_int_eq(icl_task_batch_generate(f, &o, &r, &tb), ICL_OK);
-    icl_config c = icl_config_default();
-    c.d_model = 24;
-    c.n_head = 3;
-    c.ctx = tb.T;
-    icl_task_family_fill_config(f, &c);
+    icl_config c = tu_config((tu_model_shape){.d_model = 24, .n_head = 3, .ctx = tb.T, .family = f});
     icl_model *m[2];
     ck_assert_int_eq(icl_model_create(&m[0], &c, ICL_BACKEND_CPU, 3), ICL_OK);
     ck_assert_int_eq(icl_model_create(&m[1], &c, ICL_BACKEND_CUDA, 3), ICL_OK);

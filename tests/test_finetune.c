@@ -16,17 +16,7 @@ static icl_task_family *family(const char *spec) {
 }
 
 static icl_model *model_for(const icl_task_family *f, int layers, int ctx, int tied) {
-    icl_config c = icl_config_default();
-    c.n_layer = layers;
-    c.d_model = 16;
-    c.n_head = 2;
-    c.d_ff = 32;
-    c.ctx = ctx;
-    ck_assert_int_eq(icl_task_family_fill_config(f, &c), ICL_OK);
-    c.tie_embeddings = tied;
-    icl_model *m;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 7), ICL_OK);
-    return m;
+    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 16, .n_head = 2, .d_ff = 32, .ctx = ctx, .untied = !tied, .family = f}, 7);
 }
 
 static float *params_of(const icl_model *m) {

@@ -1,5 +1,5 @@
-/* CPU kernels: every fast kernel against its naive reference on awkward
- * shapes, the naive backward kernels against finite differences of their
+/* CPU kernels: every fast kernel against its naive reference on the awkward
+ * sizes of the shared table (kernel_table.c), the naive backward kernels against finite differences of their
  * forward kernels, thread-count determinism, batch-position independence,
  * AdamW against a hand computation, and the CPU backend's ops table. */
 #include <math.h>
@@ -12,11 +12,8 @@
 #include "backend.h"
 #include "cpu_kernels.h"
 #include "icl/status.h"
+#include "kernel_table.h"
 #include "testutil.h"
-
-/* Fast (fp32, reordered sums) versus naive (double accumulation). */
-#define ATOL 2e-5
-#define RTOL 1e-4
 
 static icl_rng stream(const char *name) {
     icl_rng r;
@@ -24,17 +21,6 @@ static icl_rng stream(const char *name) {
     return r;
 }
 
-static float *rand_floats(size_t n, float scale, icl_rng *r) {
-    float *p = tu_floats(n);
-    tu_fill_uniform(p, n, scale, r);
-    return p;
-}
-
-static float *dup_floats(const float *x, size_t n) {
-    float *p = tu_floats(n);
-    memcpy(p, x, n * sizeof *p);
-    return p;
-}
 
 static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static const char *fmt(const char *f, ...) {
@@ -61,175 +47,8 @@ static void assert_bitwise_equal(const char *label, const void *a, const void *b
 
 /* ---------------------------------------------------------------- fast vs naive */
 
-START_TEST(test_embed_matches_naive) {
-    static const int shapes[][4] = {{1, 1, 24, 5}, {3, 7, 40, 19}, {3, 33, 72, 37}, {2, 33, 24, 5}}; /* B,T,C,V */
-    icl_rng r = stream("embed");
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        int B = shapes[k][0], T = shapes[k][1], C = shapes[k][2], V = shapes[k][3], P = T + 2;
-        size_t NC = (size_t)B * T * C;
-        int32_t *tokens = tu_ints((size_t)B * T);
-        tu_fill_tokens(tokens, (size_t)B * T, V, &r);
-        float *wte = rand_floats((size_t)V * C, 1.0f, &r), *wpe = rand_floats((size_t)P * C, 1.0f, &r);
-        float *out = tu_floats(NC), *out_ref = tu_floats(NC);
-        icl_cpu_embed_forward(out, tokens, wte, wpe, B, T, C);
-        icl_cpu_embed_forward_naive(out_ref, tokens, wte, wpe, B, T, C);
-        TU_ASSERT_CLOSE(fmt("embed fwd B=%d T=%d C=%d V=%d", B, T, C, V), out, out_ref, NC, 1e-6, 1e-6);
-
-        icl_cpu_position_add_forward(out, wpe, B, T, C);
-        icl_cpu_position_add_forward_naive(out_ref, wpe, B, T, C);
-        TU_ASSERT_CLOSE(fmt("position_add fwd B=%d T=%d C=%d", B, T, C), out, out_ref, NC, 1e-6, 1e-6);
-
-        float *dout = rand_floats(NC, 1.0f, &r);
-        float *dwte = rand_floats((size_t)V * C, 1.0f, &r), *dwpe = rand_floats((size_t)P * C, 1.0f, &r);
-        float *dwte_ref = dup_floats(dwte, (size_t)V * C), *dwpe_ref = dup_floats(dwpe, (size_t)P * C);
-        icl_cpu_embed_backward(dwte, dwpe, dout, tokens, B, T, C);
-        icl_cpu_embed_backward_naive(dwte_ref, dwpe_ref, dout, tokens, B, T, C);
-        TU_ASSERT_CLOSE(fmt("embed bwd dwte B=%d T=%d C=%d V=%d", B, T, C, V), dwte, dwte_ref, (size_t)V * C, ATOL,
-                        RTOL);
-        TU_ASSERT_CLOSE(fmt("embed bwd dwpe B=%d T=%d C=%d", B, T, C), dwpe, dwpe_ref, (size_t)P * C, ATOL, RTOL);
-
-        /* either gradient may be NULL */
-        icl_cpu_embed_backward(NULL, dwpe, dout, tokens, B, T, C);
-        icl_cpu_embed_backward_naive(NULL, dwpe_ref, dout, tokens, B, T, C);
-        icl_cpu_embed_backward(dwte, NULL, dout, tokens, B, T, C);
-        icl_cpu_embed_backward_naive(dwte_ref, NULL, dout, tokens, B, T, C);
-        TU_ASSERT_CLOSE("embed bwd dwte (dwpe NULL)", dwte, dwte_ref, (size_t)V * C, ATOL, RTOL);
-        TU_ASSERT_CLOSE("embed bwd dwpe (dwte NULL)", dwpe, dwpe_ref, (size_t)P * C, ATOL, RTOL);
-
-        icl_cpu_position_add_backward(dwpe, dout, B, T, C);
-        icl_cpu_position_add_backward_naive(dwpe_ref, dout, B, T, C);
-        TU_ASSERT_CLOSE(fmt("position_add bwd B=%d T=%d C=%d", B, T, C), dwpe, dwpe_ref, (size_t)P * C, ATOL,
-                        RTOL);
-        free(tokens), free(wte), free(wpe), free(out), free(out_ref), free(dout);
-        free(dwte), free(dwpe), free(dwte_ref), free(dwpe_ref);
-    }
-}
-END_TEST
-
-START_TEST(test_matmul_matches_naive) {
-    /* N,C,OC; 300 > the 256-deep k slices of the tiled product */
-    static const int shapes[][3] = {{1, 24, 5},  {21, 40, 19},   {99, 72, 37}, {33, 24, 72},
-                                    {7, 1, 3},   {13, 300, 17},  {9, 7, 300}};
-    icl_rng r = stream("matmul");
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        int N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
-        for (int with_bias = 0; with_bias <= 1; with_bias++) {
-            float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
-            float *bias = with_bias ? rand_floats((size_t)OC, 1.0f, &r) : NULL;
-            float *out = rand_floats((size_t)N * OC, 1.0f, &r), *out_ref = tu_floats((size_t)N * OC);
-            int B = N % 3 == 0 ? 3 : 1; /* several prompts where the rows split evenly */
-            icl_cpu_matmul_forward(out, inp, w, bias, B, N / B, C, OC);
-            icl_cpu_matmul_forward_naive(out_ref, inp, w, bias, B, N / B, C, OC);
-            TU_ASSERT_CLOSE(fmt("matmul fwd N=%d C=%d OC=%d bias=%d", N, C, OC, with_bias), out, out_ref,
-                            (size_t)N * OC, ATOL, RTOL);
-
-            float *dout = rand_floats((size_t)N * OC, 1.0f, &r);
-            float *dinp = rand_floats((size_t)N * C, 1.0f, &r), *dw = rand_floats((size_t)OC * C, 1.0f, &r);
-            float *dbias = rand_floats((size_t)OC, 1.0f, &r);
-            float *dinp_ref = dup_floats(dinp, (size_t)N * C), *dw_ref = dup_floats(dw, (size_t)OC * C);
-            float *dbias_ref = dup_floats(dbias, (size_t)OC);
-            /* without bias also exercise the nullable dinp and dbias */
-            float *di = with_bias ? dinp : NULL, *di_ref = with_bias ? dinp_ref : NULL;
-            float *db = with_bias ? dbias : NULL, *db_ref = with_bias ? dbias_ref : NULL;
-            icl_cpu_matmul_backward(di, dw, db, dout, inp, w, N, C, OC);
-            icl_cpu_matmul_backward_naive(di_ref, dw_ref, db_ref, dout, inp, w, N, C, OC);
-            TU_ASSERT_CLOSE(fmt("matmul bwd dinp%s N=%d C=%d OC=%d", with_bias ? "" : " (NULL, untouched)", N, C, OC),
-                            dinp, dinp_ref, (size_t)N * C, ATOL, RTOL);
-            TU_ASSERT_CLOSE(fmt("matmul bwd dw N=%d C=%d OC=%d", N, C, OC), dw, dw_ref, (size_t)OC * C, ATOL, RTOL);
-            TU_ASSERT_CLOSE(fmt("matmul bwd dbias%s N=%d OC=%d", with_bias ? "" : " (NULL, untouched)", N, OC), dbias,
-                            dbias_ref, (size_t)OC, ATOL, RTOL);
-            free(inp), free(w), free(bias), free(out), free(out_ref), free(dout);
-            free(dinp), free(dw), free(dbias), free(dinp_ref), free(dw_ref), free(dbias_ref);
-        }
-    }
-}
-END_TEST
-
-START_TEST(test_layernorm_matches_naive) {
-    static const int shapes[][2] = {{1, 24}, {21, 40}, {99, 72}, {5, 3}}; /* N,C */
-    icl_rng r = stream("layernorm");
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        int N = shapes[k][0], C = shapes[k][1];
-        size_t NC = (size_t)N * C;
-        float *inp = rand_floats(NC, 2.0f, &r);
-        for (size_t i = 0; i < NC; i++)
-            inp[i] += 0.7f; /* a non-zero mean to subtract */
-        float *w = rand_floats((size_t)C, 1.5f, &r), *b = rand_floats((size_t)C, 1.0f, &r);
-        float *out = tu_floats(NC), *mean = tu_floats((size_t)N), *rstd = tu_floats((size_t)N);
-        float *out_ref = tu_floats(NC), *mean_ref = tu_floats((size_t)N), *rstd_ref = tu_floats((size_t)N);
-        icl_cpu_layernorm_forward(out, mean, rstd, inp, w, b, N, C);
-        icl_cpu_layernorm_forward_naive(out_ref, mean_ref, rstd_ref, inp, w, b, N, C);
-        TU_ASSERT_CLOSE(fmt("layernorm fwd out N=%d C=%d", N, C), out, out_ref, NC, ATOL, RTOL);
-        TU_ASSERT_CLOSE(fmt("layernorm fwd mean N=%d C=%d", N, C), mean, mean_ref, (size_t)N, 1e-6, 1e-5);
-        TU_ASSERT_CLOSE(fmt("layernorm fwd rstd N=%d C=%d", N, C), rstd, rstd_ref, (size_t)N, 1e-6, 1e-5);
-
-        float *dout = rand_floats(NC, 1.0f, &r), *dinp = rand_floats(NC, 1.0f, &r);
-        float *dw = rand_floats((size_t)C, 1.0f, &r), *db = rand_floats((size_t)C, 1.0f, &r);
-        float *dinp_ref = dup_floats(dinp, NC), *dw_ref = dup_floats(dw, (size_t)C);
-        float *db_ref = dup_floats(db, (size_t)C);
-        icl_cpu_layernorm_backward(dinp, dw, db, dout, inp, w, mean_ref, rstd_ref, N, C);
-        icl_cpu_layernorm_backward_naive(dinp_ref, dw_ref, db_ref, dout, inp, w, mean_ref, rstd_ref, N, C);
-        TU_ASSERT_CLOSE(fmt("layernorm bwd dinp N=%d C=%d", N, C), dinp, dinp_ref, NC, ATOL, RTOL);
-        TU_ASSERT_CLOSE(fmt("layernorm bwd dw N=%d C=%d", N, C), dw, dw_ref, (size_t)C, ATOL, RTOL);
-        TU_ASSERT_CLOSE(fmt("layernorm bwd db N=%d C=%d", N, C), db, db_ref, (size_t)C, ATOL, RTOL);
-        free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(out_ref), free(mean_ref);
-        free(rstd_ref), free(dout), free(dinp), free(dw), free(db), free(dinp_ref), free(dw_ref), free(db_ref);
-    }
-}
-END_TEST
-
-/* B, T, C, NH with C % NH == 0, head sizes 1..24, and T = 261 > the 256-deep k slices */
-static const int attn_shapes[][4] = {{1, 1, 24, 3},  {3, 7, 40, 4}, {1, 33, 72, 6},
-                                     {3, 33, 24, 1}, {2, 7, 6, 6},  {1, 261, 12, 2}};
-enum { N_ATTN_SHAPES = sizeof attn_shapes / sizeof attn_shapes[0] };
-
-START_TEST(test_attention_matches_naive) {
-    icl_rng r = stream("attention");
-    for (int k = 0; k < N_ATTN_SHAPES; k++) {
-        int B = attn_shapes[k][0], T = attn_shapes[k][1], C = attn_shapes[k][2], NH = attn_shapes[k][3];
-        size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
-        const char *shape = fmt("B=%d T=%d C=%d NH=%d", B, T, C, NH);
-        char sh[64];
-        snprintf(sh, sizeof sh, "%s", shape);
-        float *qkv = rand_floats(n_qkv, 2.0f, &r);
-
-        /* forward: each step from the reference's previous output */
-        float *scores = rand_floats(n_att, 1.0f, &r), *scores_ref = tu_floats(n_att);
-        icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
-        icl_cpu_attention_scores_forward_naive(scores_ref, qkv, B, T, C, NH);
-        TU_ASSERT_CLOSE(fmt("attn scores fwd %s", sh), scores, scores_ref, n_att, ATOL, RTOL);
-
-        float *probs = rand_floats(n_att, 1.0f, &r), *probs_ref = tu_floats(n_att);
-        icl_cpu_attention_softmax_forward(probs, scores_ref, B, NH, T);
-        icl_cpu_attention_softmax_forward_naive(probs_ref, scores_ref, B, NH, T);
-        TU_ASSERT_CLOSE(fmt("attn softmax fwd %s", sh), probs, probs_ref, n_att, 1e-6, 1e-5);
-
-        float *out = rand_floats(n_out, 1.0f, &r), *out_ref = tu_floats(n_out);
-        icl_cpu_attention_values_forward(out, probs_ref, qkv, B, T, C, NH);
-        icl_cpu_attention_values_forward_naive(out_ref, probs_ref, qkv, B, T, C, NH);
-        TU_ASSERT_CLOSE(fmt("attn values fwd %s", sh), out, out_ref, n_out, ATOL, RTOL);
-
-        /* backward, gradients pre-filled to check accumulation */
-        float *dout = rand_floats(n_out, 1.0f, &r);
-        float *dprobs = rand_floats(n_att, 1.0f, &r), *dqkv = rand_floats(n_qkv, 1.0f, &r);
-        float *dprobs_ref = dup_floats(dprobs, n_att), *dqkv_ref = dup_floats(dqkv, n_qkv);
-        icl_cpu_attention_values_backward(dprobs, dqkv, dout, probs_ref, qkv, B, T, C, NH);
-        icl_cpu_attention_values_backward_naive(dprobs_ref, dqkv_ref, dout, probs_ref, qkv, B, T, C, NH);
-        TU_ASSERT_CLOSE(fmt("attn values bwd dprobs %s", sh), dprobs, dprobs_ref, n_att, ATOL, RTOL);
-        TU_ASSERT_CLOSE(fmt("attn values bwd dqkv %s", sh), dqkv, dqkv_ref, n_qkv, ATOL, RTOL);
-
-        float *dscores = rand_floats(n_att, 1.0f, &r), *dscores_ref = dup_floats(dscores, n_att);
-        icl_cpu_attention_softmax_backward(dscores, dprobs_ref, probs_ref, B, NH, T);
-        icl_cpu_attention_softmax_backward_naive(dscores_ref, dprobs_ref, probs_ref, B, NH, T);
-        TU_ASSERT_CLOSE(fmt("attn softmax bwd %s", sh), dscores, dscores_ref, n_att, ATOL, RTOL);
-
-        icl_cpu_attention_scores_backward(dqkv, dscores_ref, qkv, B, T, C, NH);
-        icl_cpu_attention_scores_backward_naive(dqkv_ref, dscores_ref, qkv, B, T, C, NH);
-        TU_ASSERT_CLOSE(fmt("attn scores bwd dqkv %s", sh), dqkv, dqkv_ref, n_qkv, ATOL, RTOL);
-        free(qkv), free(scores), free(scores_ref), free(probs), free(probs_ref), free(out), free(out_ref);
-        free(dout), free(dprobs), free(dqkv), free(dprobs_ref), free(dqkv_ref), free(dscores), free(dscores_ref);
-    }
-}
+/* Every kernel of the shared table, fast against naive at each of its sizes. */
+START_TEST(test_kernel_matches_naive) { tk_check_kernel(&tk_kernels[_i], TK_FAST, NULL); }
 END_TEST
 
 START_TEST(test_attention_softmax_extreme_scores) {
@@ -237,7 +56,7 @@ START_TEST(test_attention_softmax_extreme_scores) {
     int B = 2, NH = 3, T = 9;
     size_t n = (size_t)B * NH * T * T;
     icl_rng r = stream("softmax-extreme");
-    float *scores = rand_floats(n, 80.0f, &r), *probs = tu_floats(n), *probs_ref = tu_floats(n);
+    float *scores = tu_rand_floats(n, 80.0f, &r), *probs = tu_floats(n), *probs_ref = tu_floats(n);
     icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
     icl_cpu_attention_softmax_forward_naive(probs_ref, scores, B, NH, T);
     TU_ASSERT_CLOSE("attn softmax fwd scores in [-80,80]", probs, probs_ref, n, 1e-6, 1e-5);
@@ -245,40 +64,10 @@ START_TEST(test_attention_softmax_extreme_scores) {
 }
 END_TEST
 
-START_TEST(test_gelu_residual_match_naive) {
-    static const size_t sizes[] = {1, 21, 999};
-    icl_rng r = stream("gelu");
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        size_t N = sizes[k];
-        float *inp = rand_floats(N, 6.0f, &r), *out = tu_floats(N), *out_ref = tu_floats(N);
-        icl_cpu_gelu_forward(out, inp, N);
-        icl_cpu_gelu_forward_naive(out_ref, inp, N);
-        TU_ASSERT_CLOSE(fmt("gelu fwd N=%zu", N), out, out_ref, N, 1e-7, 1e-5);
-
-        float *dout = rand_floats(N, 1.0f, &r), *dinp = rand_floats(N, 1.0f, &r), *dinp_ref = dup_floats(dinp, N);
-        icl_cpu_gelu_backward(dinp, inp, dout, N);
-        icl_cpu_gelu_backward_naive(dinp_ref, inp, dout, N);
-        TU_ASSERT_CLOSE(fmt("gelu bwd N=%zu", N), dinp, dinp_ref, N, 1e-7, 1e-5);
-
-        float *a = rand_floats(N, 1.0f, &r), *b = rand_floats(N, 1.0f, &r);
-        icl_cpu_residual_forward(out, a, b, N);
-        icl_cpu_residual_forward_naive(out_ref, a, b, N);
-        TU_ASSERT_CLOSE(fmt("residual fwd N=%zu", N), out, out_ref, N, 1e-7, 1e-7);
-        float *a_ref = dup_floats(a, N), *b_ref = dup_floats(b, N);
-        icl_cpu_residual_backward(a, b, dout, N);
-        icl_cpu_residual_backward_naive(a_ref, b_ref, dout, N);
-        TU_ASSERT_CLOSE(fmt("residual bwd da N=%zu", N), a, a_ref, N, 1e-7, 1e-7);
-        TU_ASSERT_CLOSE(fmt("residual bwd db N=%zu", N), b, b_ref, N, 1e-7, 1e-7);
-        free(inp), free(out), free(out_ref), free(dout), free(dinp), free(dinp_ref);
-        free(a), free(b), free(a_ref), free(b_ref);
-    }
-}
-END_TEST
-
 /* Weights with zeros (targets -1 there) or NULL; dlosses = weight * random. */
 static void loss_inputs(int N, int with_weights, float **weights, float **dlosses, icl_rng *r) {
     *weights = NULL;
-    *dlosses = rand_floats((size_t)N, 1.0f, r);
+    *dlosses = tu_rand_floats((size_t)N, 1.0f, r);
     if (!with_weights)
         return;
     *weights = tu_floats((size_t)N);
@@ -288,81 +77,13 @@ static void loss_inputs(int N, int with_weights, float **weights, float **dlosse
     }
 }
 
-START_TEST(test_crossentropy_matches_naive) {
-    static const int shapes[][2] = {{1, 5}, {21, 19}, {99, 37}, {4, 1}}; /* N,V */
-    icl_rng r = stream("crossentropy");
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
-        for (int with_weights = 0; with_weights <= 1; with_weights++)
-            for (int big = 0; big <= 1; big++) {
-                int N = shapes[k][0], V = shapes[k][1];
-                size_t NV = (size_t)N * V;
-                float *weights, *dlosses;
-                loss_inputs(N, with_weights, &weights, &dlosses, &r);
-                int32_t *targets = tu_ints((size_t)N);
-                tu_fill_tokens(targets, (size_t)N, V, &r);
-                for (int n = 0; n < N; n++)
-                    if (weights && weights[n] == 0.0f)
-                        targets[n] = -1;
-                float *logits = rand_floats(NV, big ? 60.0f : 3.0f, &r);
-                float *losses = rand_floats((size_t)N, 1.0f, &r), *probs = rand_floats(NV, 1.0f, &r);
-                float *losses_ref = tu_floats((size_t)N), *probs_ref = tu_floats(NV);
-                icl_cpu_crossentropy_forward(losses, probs, logits, targets, weights, N, V);
-                icl_cpu_crossentropy_forward_naive(losses_ref, probs_ref, logits, targets, weights, N, V);
-                const char *tag = fmt("N=%d V=%d w=%d scale=%d", N, V, with_weights, big ? 60 : 3);
-                char sh[64];
-                snprintf(sh, sizeof sh, "%s", tag);
-                TU_ASSERT_CLOSE(fmt("xent fwd probs %s", sh), probs, probs_ref, NV, 1e-6, 1e-5);
-                TU_ASSERT_CLOSE(fmt("xent fwd losses %s", sh), losses, losses_ref, (size_t)N, 1e-5, 1e-5);
-                for (int n = 0; n < N; n++)
-                    if (weights && weights[n] == 0.0f)
-                        ck_assert_msg(losses[n] == 0.0f, "zero-weight row %d has loss %g", n, losses[n]);
-
-                float *dlogits = rand_floats(NV, 1.0f, &r), *dlogits_ref = dup_floats(dlogits, NV);
-                icl_cpu_crossentropy_backward(dlogits, dlosses, probs_ref, targets, N, V);
-                icl_cpu_crossentropy_backward_naive(dlogits_ref, dlosses, probs_ref, targets, N, V);
-                TU_ASSERT_CLOSE(fmt("xent bwd %s", sh), dlogits, dlogits_ref, NV, 1e-6, 1e-5);
-                free(weights), free(dlosses), free(targets), free(logits), free(losses), free(probs);
-                free(losses_ref), free(probs_ref), free(dlogits), free(dlogits_ref);
-            }
-}
-END_TEST
-
-START_TEST(test_mse_matches_naive) {
-    static const int shapes[][2] = {{1, 5}, {21, 19}, {99, 37}, {6, 1}}; /* N,D */
-    icl_rng r = stream("mse");
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
-        for (int with_weights = 0; with_weights <= 1; with_weights++) {
-            int N = shapes[k][0], D = shapes[k][1];
-            size_t ND = (size_t)N * D;
-            float *weights, *dlosses;
-            loss_inputs(N, with_weights, &weights, &dlosses, &r);
-            float *out = rand_floats(ND, 2.0f, &r), *target = rand_floats(ND, 2.0f, &r);
-            float *losses = rand_floats((size_t)N, 1.0f, &r), *losses_ref = tu_floats((size_t)N);
-            icl_cpu_mse_forward(losses, out, target, weights, N, D);
-            icl_cpu_mse_forward_naive(losses_ref, out, target, weights, N, D);
-            TU_ASSERT_CLOSE(fmt("mse fwd N=%d D=%d w=%d", N, D, with_weights), losses, losses_ref, (size_t)N, 1e-6,
-                            1e-5);
-            for (int n = 0; n < N; n++)
-                if (weights && weights[n] == 0.0f)
-                    ck_assert_msg(losses[n] == 0.0f, "zero-weight row %d has loss %g", n, losses[n]);
-
-            float *dout = rand_floats(ND, 1.0f, &r), *dout_ref = dup_floats(dout, ND);
-            icl_cpu_mse_backward(dout, dlosses, out, target, N, D);
-            icl_cpu_mse_backward_naive(dout_ref, dlosses, out, target, N, D);
-            TU_ASSERT_CLOSE(fmt("mse bwd N=%d D=%d w=%d", N, D, with_weights), dout, dout_ref, ND, 1e-6, 1e-5);
-            free(weights), free(dlosses), free(out), free(target), free(losses), free(losses_ref), free(dout);
-            free(dout_ref);
-        }
-}
-END_TEST
-
 START_TEST(test_sums_match_naive) {
     /* sizes around the 4096-element chunk and past one pass of 256 chunks */
     static const size_t sizes[] = {1, 21, 4095, 4096, 4097, 3 * 4096 + 5, 256 * 4096 + 4097};
     icl_rng r = stream("sums");
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t n = sizes[k];
-        float *x = rand_floats(n, 1.0f, &r);
+        float *x = tu_rand_floats(n, 1.0f, &r);
         for (size_t i = 0; i < n; i++)
             x[i] += 0.25f; /* a non-zero mean so the sum grows with n */
         /* both sum in double, in different orders: the naive serial sum itself drifts ~1e-12 over 1M terms */
@@ -378,9 +99,9 @@ END_TEST
 START_TEST(test_adamw_matches_naive) {
     size_t n = 1003;
     icl_rng r = stream("adamw");
-    float *p = rand_floats(n, 1.0f, &r), *g = rand_floats(n, 1.0f, &r);
+    float *p = tu_rand_floats(n, 1.0f, &r), *g = tu_rand_floats(n, 1.0f, &r);
     float *m = tu_floats(n), *v = tu_floats(n);
-    float *p_ref = dup_floats(p, n), *m_ref = tu_floats(n), *v_ref = tu_floats(n);
+    float *p_ref = tu_dup_floats(p, n), *m_ref = tu_floats(n), *v_ref = tu_floats(n);
     for (long t = 1; t <= 5; t++) {
         tu_fill_uniform(g, n, 1.0f, &r);
         icl_cpu_adamw_update(p, m, v, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, t);
@@ -458,8 +179,8 @@ START_TEST(test_layernorm_backward_finite_diff) {
     int N = 3, C = 7;
     size_t NC = (size_t)N * C;
     icl_rng r = stream("fd-layernorm");
-    ln_ctx c = {N, C, rand_floats(NC, 2.0f, &r), rand_floats((size_t)C, 1.5f, &r), rand_floats((size_t)C, 1.0f, &r),
-                tu_floats(NC), tu_floats((size_t)N), tu_floats((size_t)N), rand_floats(NC, 1.0f, &r)};
+    ln_ctx c = {N, C, tu_rand_floats(NC, 2.0f, &r), tu_rand_floats((size_t)C, 1.5f, &r), tu_rand_floats((size_t)C, 1.0f, &r),
+                tu_floats(NC), tu_floats((size_t)N), tu_floats((size_t)N), tu_rand_floats(NC, 1.0f, &r)};
     float *dinp = tu_floats(NC), *dw = tu_floats((size_t)C), *db = tu_floats((size_t)C), *fd = tu_floats(NC);
     ln_loss(&c);
     icl_cpu_layernorm_backward_naive(dinp, dw, db, c.gout, c.inp, c.w, c.mean, c.rstd, N, C);
@@ -491,8 +212,8 @@ START_TEST(test_attention_backward_finite_diff) {
     int B = 2, T = 5, C = 12, NH = 3;
     size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
     icl_rng r = stream("fd-attention");
-    attn_ctx c = {B, T, C, NH, rand_floats(n_qkv, 1.5f, &r), tu_floats(n_att), tu_floats(n_att), tu_floats(n_out),
-                  rand_floats(n_out, 1.0f, &r)};
+    attn_ctx c = {B, T, C, NH, tu_rand_floats(n_qkv, 1.5f, &r), tu_floats(n_att), tu_floats(n_att), tu_floats(n_out),
+                  tu_rand_floats(n_out, 1.0f, &r)};
     float *dprobs = tu_floats(n_att), *dscores = tu_floats(n_att), *dqkv = tu_floats(n_qkv), *fd = tu_floats(n_qkv);
     attn_loss(&c);
     icl_cpu_attention_values_backward_naive(dprobs, dqkv, c.gout, c.probs, c.qkv, B, T, C, NH);
@@ -519,7 +240,7 @@ static double gelu_loss(void *p) {
 START_TEST(test_gelu_backward_finite_diff) {
     size_t N = 41;
     icl_rng r = stream("fd-gelu");
-    gelu_ctx c = {N, rand_floats(N, 4.0f, &r), tu_floats(N), rand_floats(N, 1.0f, &r)};
+    gelu_ctx c = {N, tu_rand_floats(N, 4.0f, &r), tu_floats(N), tu_rand_floats(N, 1.0f, &r)};
     float *dinp = tu_floats(N), *fd = tu_floats(N);
     icl_cpu_gelu_backward_naive(dinp, c.inp, c.gout, N);
     finite_diff(fd, c.inp, N, gelu_loss, &c);
@@ -544,7 +265,7 @@ START_TEST(test_crossentropy_backward_finite_diff) {
     int N = 5, V = 7;
     size_t NV = (size_t)N * V;
     icl_rng r = stream("fd-crossentropy");
-    xent_ctx c = {N, V, rand_floats(NV, 3.0f, &r), tu_floats((size_t)N), tu_floats(NV), NULL, NULL, tu_ints((size_t)N)};
+    xent_ctx c = {N, V, tu_rand_floats(NV, 3.0f, &r), tu_floats((size_t)N), tu_floats(NV), NULL, NULL, tu_ints((size_t)N)};
     loss_inputs(N, 1, &c.weights, &c.dlosses, &r);
     tu_fill_tokens(c.targets, (size_t)N, V, &r);
     for (int n = 0; n < N; n++)
@@ -575,7 +296,7 @@ START_TEST(test_mse_backward_finite_diff) {
     int N = 5, D = 6;
     size_t ND = (size_t)N * D;
     icl_rng r = stream("fd-mse");
-    mse_ctx c = {N, D, rand_floats(ND, 2.0f, &r), rand_floats(ND, 2.0f, &r), NULL, tu_floats((size_t)N), NULL};
+    mse_ctx c = {N, D, tu_rand_floats(ND, 2.0f, &r), tu_rand_floats(ND, 2.0f, &r), NULL, tu_floats((size_t)N), NULL};
     loss_inputs(N, 1, &c.weights, &c.dlosses, &r);
     float *dout = tu_floats(ND), *fd = tu_floats(ND);
     icl_cpu_mse_backward_naive(dout, c.dlosses, c.out, c.target, N, D);
@@ -599,8 +320,8 @@ static double mm_loss(void *p) {
 START_TEST(test_matmul_backward_finite_diff) {
     int N = 3, C = 5, OC = 4;
     icl_rng r = stream("fd-matmul");
-    mm_ctx c = {N, C, OC, rand_floats((size_t)N * C, 1.0f, &r), rand_floats((size_t)OC * C, 1.0f, &r),
-                rand_floats((size_t)OC, 1.0f, &r), tu_floats((size_t)N * OC), rand_floats((size_t)N * OC, 1.0f, &r)};
+    mm_ctx c = {N, C, OC, tu_rand_floats((size_t)N * C, 1.0f, &r), tu_rand_floats((size_t)OC * C, 1.0f, &r),
+                tu_rand_floats((size_t)OC, 1.0f, &r), tu_floats((size_t)N * OC), tu_rand_floats((size_t)N * OC, 1.0f, &r)};
     float *dinp = tu_floats((size_t)N * C), *dw = tu_floats((size_t)OC * C), *dbias = tu_floats((size_t)OC);
     float *fd = tu_floats((size_t)OC * C);
     icl_cpu_matmul_backward_naive(dinp, dw, dbias, c.gout, c.inp, c.w, N, C, OC);
@@ -625,14 +346,14 @@ START_TEST(test_backward_thread_count_invariant) {
     /* big enough that the threads really split the work (dw is 777 deep: several k slices) */
     int N = 777, C = 72, OC = 200, V = 11, B = 21, T = 37;
     icl_rng r = stream("determinism");
-    float *inp = rand_floats((size_t)N * C, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
-    float *dout_mm = rand_floats((size_t)N * OC, 1.0f, &r), *dout = rand_floats((size_t)N * C, 1.0f, &r);
-    float *lnw = rand_floats((size_t)C, 1.0f, &r), *mean = tu_floats((size_t)N), *rstd = tu_floats((size_t)N);
+    float *inp = tu_rand_floats((size_t)N * C, 1.0f, &r), *w = tu_rand_floats((size_t)OC * C, 1.0f, &r);
+    float *dout_mm = tu_rand_floats((size_t)N * OC, 1.0f, &r), *dout = tu_rand_floats((size_t)N * C, 1.0f, &r);
+    float *lnw = tu_rand_floats((size_t)C, 1.0f, &r), *mean = tu_floats((size_t)N), *rstd = tu_floats((size_t)N);
     float *scratch = tu_floats((size_t)N * C);
     icl_cpu_layernorm_forward(scratch, mean, rstd, inp, lnw, lnw, N, C);
     int32_t *tokens = tu_ints((size_t)N);
     tu_fill_tokens(tokens, (size_t)N, V, &r);
-    float *big = rand_floats((size_t)3 << 20, 1.0f, &r);
+    float *big = tu_rand_floats((size_t)3 << 20, 1.0f, &r);
 
     float *res[N_THREAD_COUNTS][8];
     double sums[N_THREAD_COUNTS];
@@ -642,7 +363,7 @@ START_TEST(test_backward_thread_count_invariant) {
         set_threads(thread_counts[k]);
         icl_rng fill = stream("determinism-prefill"); /* same pre-filled gradients every time */
         for (int j = 0; j < 8; j++)
-            res[k][j] = rand_floats(sizes[j], 1.0f, &fill);
+            res[k][j] = tu_rand_floats(sizes[j], 1.0f, &fill);
         icl_cpu_matmul_backward(res[k][0], res[k][1], res[k][2], dout_mm, inp, w, N, C, OC);
         icl_cpu_layernorm_backward(res[k][3], res[k][4], res[k][5], dout, inp, lnw, mean, rstd, N, C);
         icl_cpu_embed_backward(res[k][6], res[k][7], dout, tokens, B, T, C);
@@ -669,7 +390,7 @@ START_TEST(test_attention_thread_count_invariant) {
     int B = 3, T = 33, C = 72, NH = 6;
     size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
     icl_rng r = stream("attn-determinism");
-    float *qkv = rand_floats(n_qkv, 2.0f, &r), *dout = rand_floats(n_out, 1.0f, &r);
+    float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
     float *out[N_THREAD_COUNTS], *dqkv[N_THREAD_COUNTS];
     for (int k = 0; k < N_THREAD_COUNTS; k++) {
         set_threads(thread_counts[k]);
@@ -705,8 +426,8 @@ START_TEST(test_matmul_batch_position_independent) {
     int B = 4, T = 7, C = 40, OC = 72;
     size_t seq_in = (size_t)T * C, seq_out = (size_t)T * OC;
     icl_rng r = stream("row-position");
-    float *inp = rand_floats(B * seq_in, 1.0f, &r), *w = rand_floats((size_t)OC * C, 1.0f, &r);
-    float *bias = rand_floats((size_t)OC, 1.0f, &r), *out = tu_floats(B * seq_out), *alone = tu_floats(seq_out);
+    float *inp = tu_rand_floats(B * seq_in, 1.0f, &r), *w = tu_rand_floats((size_t)OC * C, 1.0f, &r);
+    float *bias = tu_rand_floats((size_t)OC, 1.0f, &r), *out = tu_floats(B * seq_out), *alone = tu_floats(seq_out);
     memcpy(inp + 3 * seq_in, inp, seq_in * sizeof *inp); /* prompt 3 = prompt 0 */
     icl_cpu_matmul_forward(out, inp, w, bias, B, T, C, OC);
     assert_bitwise_equal("matmul fwd prompt 0 vs prompt 3", out, out + 3 * seq_out, seq_out * sizeof *out);
@@ -721,7 +442,7 @@ START_TEST(test_attention_batch_position_independent) {
     size_t seq_qkv = (size_t)T * 3 * C, seq_out = (size_t)T * C;
     size_t n_qkv = B * seq_qkv, n_att = (size_t)B * NH * T * T, n_out = B * seq_out;
     icl_rng r = stream("attn-position");
-    float *qkv = rand_floats(n_qkv, 2.0f, &r), *dout = rand_floats(n_out, 1.0f, &r);
+    float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
     memcpy(qkv + 5 * seq_qkv, qkv, seq_qkv * sizeof *qkv); /* sequence 5 = sequence 0 */
     memcpy(dout + 5 * seq_out, dout, seq_out * sizeof *dout);
     float *scores = tu_floats(n_att), *probs = tu_floats(n_att), *dprobs = tu_floats(n_att);
@@ -851,12 +572,12 @@ START_TEST(test_cpu_backend_dispatch) {
     icl_rng r = stream("dispatch");
     int32_t *tok = tu_ints((size_t)N);
     tu_fill_tokens(tok, (size_t)N, V, &r);
-    float *x = rand_floats(n_qkv, 1.0f, &r), *y = rand_floats(n_qkv, 1.0f, &r), *z = rand_floats(n_qkv, 1.0f, &r);
-    float *probs = tu_floats(n_att), *wts = rand_floats((size_t)N, 1.0f, &r);
+    float *x = tu_rand_floats(n_qkv, 1.0f, &r), *y = tu_rand_floats(n_qkv, 1.0f, &r), *z = tu_rand_floats(n_qkv, 1.0f, &r);
+    float *probs = tu_floats(n_att), *wts = tu_rand_floats((size_t)N, 1.0f, &r);
     icl_cpu_attention_softmax_forward(probs, x, B, NH, T);
-    float *a = rand_floats(n_qkv, 1.0f, &r), *a2 = dup_floats(a, n_qkv);
-    float *b = rand_floats(n_qkv, 1.0f, &r), *b2 = dup_floats(b, n_qkv);
-    float *c = rand_floats(n_qkv, 1.0f, &r), *c2 = dup_floats(c, n_qkv);
+    float *a = tu_rand_floats(n_qkv, 1.0f, &r), *a2 = tu_dup_floats(a, n_qkv);
+    float *b = tu_rand_floats(n_qkv, 1.0f, &r), *b2 = tu_dup_floats(b, n_qkv);
+    float *c = tu_rand_floats(n_qkv, 1.0f, &r), *c2 = tu_dup_floats(c, n_qkv);
 #define CHECK_SAME(what)                                                    \
     do {                                                                    \
         ck_assert_msg(memcmp(a, a2, n_qkv * sizeof *a) == 0, "%s: out 1", what); \
@@ -986,14 +707,8 @@ static Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("fast_vs_naive");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_embed_matches_naive);
-    tcase_add_test(tc, test_matmul_matches_naive);
-    tcase_add_test(tc, test_layernorm_matches_naive);
-    tcase_add_test(tc, test_attention_matches_naive);
+    tcase_add_loop_test(tc, test_kernel_matches_naive, 0, tk_n_kernels);
     tcase_add_test(tc, test_attention_softmax_extreme_scores);
-    tcase_add_test(tc, test_gelu_residual_match_naive);
-    tcase_add_test(tc, test_crossentropy_matches_naive);
-    tcase_add_test(tc, test_mse_matches_naive);
     tcase_add_test(tc, test_sums_match_naive);
     tcase_add_test(tc, test_adamw_matches_naive);
     tcase_add_test(tc, test_adamw_hand_computed);

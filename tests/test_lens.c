@@ -28,15 +28,7 @@ static void setup(fixture *x, const char *spec, int B, int n, int tied) {
     icl_rng r;
     icl_rng_init(&r, 11, "lens-test");
     ck_assert_int_eq(icl_task_batch_generate(x->f, &o, &r, &x->tb), ICL_OK);
-    icl_config c = icl_config_default();
-    c.d_model = 24;
-    c.n_head = 3;
-    c.n_layer = 2;
-    c.d_ff = 40;
-    c.tie_embeddings = tied;
-    ck_assert_int_eq(icl_task_family_fill_config(x->f, &c), ICL_OK);
-    c.ctx = x->tb.T + 4;
-    ck_assert_int_eq(icl_model_create(&x->m, &c, ICL_BACKEND_CPU, 5), ICL_OK);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T + 4, .untied = !tied, .family = x->f}, 5);
 }
 
 static void teardown(fixture *x) {
@@ -367,17 +359,8 @@ START_TEST(test_bad_requests_rejected) {
     printf("  other model: %s\n", icl_last_error());
     teardown(&other);
 
-    icl_config vc = icl_config_default();
-    vc.mode = ICL_MODE_VECTOR;
-    vc.d_in = 3;
-    vc.d_out = 1;
-    vc.d_model = 8;
-    vc.n_head = 2;
-    vc.n_layer = 1;
-    vc.ctx = 8;
-    icl_model *vm;
+    icl_model *vm = tu_model((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .d_in = 3, .d_out = 1}, 1);
     icl_lens *none;
-    ck_assert_int_eq(icl_model_create(&vm, &vc, ICL_BACKEND_CPU, 1), ICL_OK);
     ck_assert_int_eq(icl_lens_create(vm, &none), ICL_ERR_UNSUPPORTED);
     icl_model_free(vm);
     icl_lens_free(lens);

@@ -8,15 +8,7 @@
 #include "testutil.h"
 
 static icl_config small_token(int tied) {
-    icl_config c = icl_config_default();
-    c.n_layer = 2;
-    c.d_model = 12;
-    c.n_head = 3;
-    c.d_ff = 20;
-    c.ctx = 9;
-    c.vocab_size = 7;
-    c.tie_embeddings = tied;
-    return c;
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 12, .n_head = 3, .d_ff = 20, .ctx = 9, .vocab_size = 7, .untied = !tied});
 }
 
 static icl_config small_vector(void) {

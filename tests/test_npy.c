@@ -13,44 +13,6 @@
 #include "icl/rng.h"
 #include "testutil.h"
 
-static char tmp_dir[64];
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmp_dir, name); }
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Whole file into a malloc'ed buffer; *n receives its size. */
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-/* No "<name>.tmp.<pid>" left behind in the test directory. */
-static int count_temp_files(void) {
-    DIR *d = opendir(tmp_dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
-
 /* ---- round trips ---- */
 
 static void check_round_trip(icl_dtype dtype, int ndim, const size_t *shape, const char *name) {
@@ -64,7 +26,7 @@ static void check_round_trip(icl_dtype dtype, int ndim, const size_t *shape, con
     for (size_t i = 0; i < numel; i++)
         data[i] = icl_rng_u32(&r); /* any bit pattern, NaNs included, must survive */
     char path[128];
-    tmp_path(path, sizeof path, name);
+    tu_tmp_path(path, sizeof path, name);
     ck_assert_int_eq(icl_npy_write(path, dtype, ndim, shape, data), ICL_OK);
     icl_array a;
     icl_status st = icl_npy_read(path, &a);
@@ -77,7 +39,7 @@ static void check_round_trip(icl_dtype dtype, int ndim, const size_t *shape, con
     ck_assert_ptr_nonnull(a.data);
     ck_assert_int_eq(memcmp(a.data, data, numel * 4), 0);
     size_t file_size;
-    unsigned char *bytes = read_bytes(path, &file_size);
+    unsigned char *bytes = tu_read_file(path, &file_size);
     size_t data_start = file_size - numel * 4;
     ck_assert_uint_eq(data_start % 64, 0);
     ck_assert_uint_eq(bytes[data_start - 1], '\n');
@@ -118,7 +80,7 @@ END_TEST
 
 START_TEST(overwrite_replaces_file) {
     char path[128];
-    tmp_path(path, sizeof path, "overwrite.npy");
+    tu_tmp_path(path, sizeof path, "overwrite.npy");
     size_t big[] = {100}, small[] = {2};
     float a[100] = {0}, b[2] = {1.5f, -2.0f};
     ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_F32, 1, big, a), ICL_OK);
@@ -128,7 +90,7 @@ START_TEST(overwrite_replaces_file) {
     ck_assert_uint_eq(arr.numel, 2);
     ck_assert_int_eq(memcmp(arr.data, b, sizeof b), 0);
     icl_array_free(&arr);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     unlink(path);
 }
 END_TEST
@@ -152,12 +114,12 @@ START_TEST(writes_numpy_bytes) {
     size_t want_len = sizeof numpy_arange_2x3 - 1;
     ck_assert_uint_eq(want_len, 128 + 24);
     char path[128];
-    tmp_path(path, sizeof path, "arange.npy");
+    tu_tmp_path(path, sizeof path, "arange.npy");
     int32_t v[6] = {0, 1, 2, 3, 4, 5};
     size_t shape[] = {2, 3};
     ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 2, shape, v), ICL_OK);
     size_t n;
-    unsigned char *got = read_bytes(path, &n);
+    unsigned char *got = tu_read_file(path, &n);
     ck_assert_uint_eq(n, want_len);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(got[i] == (unsigned char)numpy_arange_2x3[i], "byte %zu: got 0x%02x, numpy writes 0x%02x", i,
@@ -181,11 +143,11 @@ START_TEST(writes_numpy_growth_room) {
     memset(want + 107, ' ', 20 + 64);
     want[191] = '\n';
     char path[128];
-    tmp_path(path, sizeof path, "growth.npy");
+    tu_tmp_path(path, sizeof path, "growth.npy");
     size_t shape[] = {0, 1000, 1000, 1000, 1000, 10000, 10000, 5};
     ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 8, shape, NULL), ICL_OK);
     size_t n;
-    unsigned char *got = read_bytes(path, &n);
+    unsigned char *got = tu_read_file(path, &n);
     ck_assert_uint_eq(n, sizeof want);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(got[i] == want[i], "byte %zu: got 0x%02x, numpy writes 0x%02x", i, got[i], want[i]);
@@ -202,8 +164,8 @@ END_TEST
 
 START_TEST(reads_numpy_bytes) {
     char path[128];
-    tmp_path(path, sizeof path, "arange_in.npy");
-    write_bytes(path, numpy_arange_2x3, sizeof numpy_arange_2x3 - 1);
+    tu_tmp_path(path, sizeof path, "arange_in.npy");
+    tu_write_file(path, numpy_arange_2x3, sizeof numpy_arange_2x3 - 1);
     icl_array a;
     ck_assert_int_eq(icl_npy_read(path, &a), ICL_OK);
     ck_assert_int_eq(a.dtype, ICL_DTYPE_I32);
@@ -238,8 +200,8 @@ static icl_status read_built(const char *name, int major, int minor, const char 
                              icl_array *a) {
     unsigned char buf[1024];
     char path[128];
-    tmp_path(path, sizeof path, name);
-    write_bytes(path, buf, build_npy(buf, major, minor, dict, data_bytes));
+    tu_tmp_path(path, sizeof path, name);
+    tu_write_file(path, buf, build_npy(buf, major, minor, dict, data_bytes));
     icl_status st = icl_npy_read(path, a);
     unlink(path);
     return st;
@@ -323,11 +285,11 @@ END_TEST
 
 START_TEST(rejects_wrong_magic) {
     char path[128];
-    tmp_path(path, sizeof path, "magic.npy");
+    tu_tmp_path(path, sizeof path, "magic.npy");
     unsigned char bytes[sizeof numpy_arange_2x3];
     memcpy(bytes, numpy_arange_2x3, sizeof bytes);
     bytes[1] = 'n';
-    write_bytes(path, bytes, sizeof bytes - 1);
+    tu_write_file(path, bytes, sizeof bytes - 1);
     icl_array a;
     ck_assert_int_eq(icl_npy_read(path, &a), ICL_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), "magic"));
@@ -337,15 +299,15 @@ END_TEST
 
 START_TEST(rejects_every_truncation) {
     char src[128], path[128];
-    tmp_path(src, sizeof src, "full.npy");
-    tmp_path(path, sizeof path, "cut.npy");
+    tu_tmp_path(src, sizeof src, "full.npy");
+    tu_tmp_path(path, sizeof path, "cut.npy");
     float v[6] = {1, 2, 3, 4, 5, 6};
     size_t shape[] = {2, 3};
     ck_assert_int_eq(icl_npy_write(src, ICL_DTYPE_F32, 2, shape, v), ICL_OK);
     size_t n;
-    unsigned char *bytes = read_bytes(src, &n);
+    unsigned char *bytes = tu_read_file(src, &n);
     for (size_t len = 0; len < n; len++) {
-        write_bytes(path, bytes, len);
+        tu_write_file(path, bytes, len);
         icl_array a;
         icl_status st = icl_npy_read(path, &a);
         ck_assert_msg(st == ICL_ERR_FORMAT, "%zu of %zu bytes: got %s", len, n, icl_status_name(st));
@@ -360,7 +322,7 @@ END_TEST
 
 START_TEST(rejects_bad_arguments) {
     char path[128];
-    tmp_path(path, sizeof path, "args.npy");
+    tu_tmp_path(path, sizeof path, "args.npy");
     size_t shape[] = {2};
     float v[2] = {0};
     icl_array a;
@@ -368,7 +330,7 @@ START_TEST(rejects_bad_arguments) {
     ck_assert_int_eq(icl_npy_read(path, NULL), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(icl_npy_read(path, &a), ICL_ERR_IO); /* does not exist */
     ck_assert_ptr_nonnull(strstr(icl_last_error(), path));
-    ck_assert_int_eq(icl_npy_read(tmp_dir, &a), ICL_ERR_IO); /* a directory */
+    ck_assert_int_eq(icl_npy_read(tu_tmpdir(), &a), ICL_ERR_IO); /* a directory */
     ck_assert_int_eq(icl_npy_write(NULL, ICL_DTYPE_F32, 1, shape, v), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(icl_npy_write(path, (icl_dtype)7, 1, shape, v), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_F32, -1, shape, v), ICL_ERR_INVALID_ARG);
@@ -379,7 +341,7 @@ START_TEST(rejects_bad_arguments) {
     ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_F32, 2, huge, v), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(access(path, F_OK), -1);
     char missing[160];
-    tmp_path(missing, sizeof missing, "no/such/dir/x.npy");
+    tu_tmp_path(missing, sizeof missing, "no/such/dir/x.npy");
     ck_assert_int_eq(icl_npy_write(missing, ICL_DTYPE_F32, 1, shape, v), ICL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), missing));
     ck_assert_ptr_nonnull(strstr(icl_last_error(), "No such file"));
@@ -392,17 +354,17 @@ static const char old_text[] = "old contents\n";
 
 START_TEST(atomic_abort_keeps_old_file) {
     char path[128];
-    tmp_path(path, sizeof path, "keep.txt");
-    write_bytes(path, old_text, sizeof old_text);
+    tu_tmp_path(path, sizeof path, "keep.txt");
+    tu_write_file(path, old_text, sizeof old_text);
     icl_atomic_file af;
     ck_assert_int_eq(icl_atomic_file_open(&af, path), ICL_OK);
     ck_assert_int_eq(icl_atomic_file_write(&af, "new", 3), ICL_OK);
-    ck_assert_int_eq(count_temp_files(), 1);
+    ck_assert_int_eq(tu_count_temp_files(), 1);
     icl_atomic_file_abort(&af);
     icl_atomic_file_abort(&af); /* idempotent */
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     size_t n;
-    unsigned char *got = read_bytes(path, &n);
+    unsigned char *got = tu_read_file(path, &n);
     ck_assert_uint_eq(n, sizeof old_text);
     ck_assert_int_eq(memcmp(got, old_text, n), 0);
     free(got);
@@ -414,10 +376,10 @@ START_TEST(atomic_failed_rename_keeps_target) {
     /* The target is a non-empty directory: rename fails, the directory and
      * its contents stay, the temp file goes. */
     char dir[128], inside[160];
-    tmp_path(dir, sizeof dir, "target_dir");
+    tu_tmp_path(dir, sizeof dir, "target_dir");
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     snprintf(inside, sizeof inside, "%s/old", dir);
-    write_bytes(inside, old_text, sizeof old_text);
+    tu_write_file(inside, old_text, sizeof old_text);
     icl_atomic_file af;
     ck_assert_int_eq(icl_atomic_file_open(&af, dir), ICL_OK);
     ck_assert_int_eq(icl_atomic_file_write(&af, "new", 3), ICL_OK);
@@ -425,9 +387,9 @@ START_TEST(atomic_failed_rename_keeps_target) {
     ck_assert_ptr_nonnull(strstr(icl_last_error(), "rename"));
     ck_assert_ptr_nonnull(strstr(icl_last_error(), dir));
     ck_assert_ptr_null(af.f);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     size_t n;
-    unsigned char *got = read_bytes(inside, &n);
+    unsigned char *got = tu_read_file(inside, &n);
     ck_assert_int_eq(memcmp(got, old_text, n), 0);
     free(got);
     unlink(inside);
@@ -440,8 +402,8 @@ START_TEST(atomic_failed_write_keeps_old_file) {
      * full disk would. Check runs each test in its own process, so the limit
      * does not outlive this test. */
     char path[128];
-    tmp_path(path, sizeof path, "limited.npy");
-    write_bytes(path, old_text, sizeof old_text);
+    tu_tmp_path(path, sizeof path, "limited.npy");
+    tu_write_file(path, old_text, sizeof old_text);
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit old, lim;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -455,9 +417,9 @@ START_TEST(atomic_failed_write_keeps_old_file) {
     ck_assert_int_eq(st, ICL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(icl_last_error(), path));
     printf("  write past the size limit: %s\n", icl_last_error());
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     size_t n;
-    unsigned char *got = read_bytes(path, &n);
+    unsigned char *got = tu_read_file(path, &n);
     ck_assert_uint_eq(n, sizeof old_text);
     ck_assert_int_eq(memcmp(got, old_text, n), 0);
     free(got);
@@ -474,7 +436,7 @@ START_TEST(atomic_bad_arguments) {
     ck_assert_int_eq(icl_atomic_file_write(NULL, "x", 1), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(icl_atomic_file_commit(NULL), ICL_ERR_INVALID_ARG);
     char path[128];
-    tmp_path(path, sizeof path, "args.txt");
+    tu_tmp_path(path, sizeof path, "args.txt");
     ck_assert_int_eq(icl_atomic_file_open(&af, path), ICL_OK);
     ck_assert_int_eq(icl_atomic_file_write(&af, NULL, 1), ICL_ERR_INVALID_ARG);
     ck_assert_int_eq(icl_atomic_file_write(&af, NULL, 0), ICL_OK);
@@ -485,28 +447,9 @@ START_TEST(atomic_bad_arguments) {
 }
 END_TEST
 
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[384];
-        snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-        if (unlink(p) != 0) /* a directory left by a failed test */
-            rmdir(p);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/icl_test_npy_XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (!tu_tmpdir_create("npy"))
         return 1;
-    }
     Suite *s = suite_create("npy");
     TCase *io = tcase_create("npy");
     tcase_add_test(io, round_trip_shapes);
@@ -527,6 +470,6 @@ int main(void) {
     tcase_add_test(atomic, atomic_bad_arguments);
     suite_add_tcase(s, atomic);
     int rc = tu_run(s);
-    remove_tmp_dir();
+    tu_tmpdir_remove();
     return rc;
 }

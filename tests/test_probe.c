@@ -20,19 +20,12 @@ typedef struct {
 static void setup(fixture *x, int B) {
     memset(x, 0, sizeof *x);
     ck_assert_int_eq(icl_task_family_create(&x->f, "retrieval:A=8,L=4,n=3"), ICL_OK);
-    icl_config c = icl_config_default();
-    c.d_model = 24;
-    c.n_head = 3;
-    c.n_layer = 2;
-    c.d_ff = 40;
-    ck_assert_int_eq(icl_task_family_fill_config(x->f, &c), ICL_OK);
     icl_task_batch_options o = icl_task_batch_options_default();
     o.B = B;
     icl_rng r;
     icl_rng_init(&r, 4, "probe-test");
     ck_assert_int_eq(icl_task_batch_generate(x->f, &o, &r, &x->tb), ICL_OK);
-    c.ctx = x->tb.T;
-    ck_assert_int_eq(icl_model_create(&x->m, &c, ICL_BACKEND_CPU, 9), ICL_OK);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T, .family = x->f}, 9);
     x->labels = (icl_row_labels){x->tb.roles, x->tb.prompt_len};
 }
 

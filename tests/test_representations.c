@@ -31,16 +31,7 @@ static double margin_d(const char *label, const double *got, const double *want,
 #define ASSERT_CLOSE_D(label, got, want, n, atol) ck_assert(margin_d((label), (got), (want), (n), (atol)) <= 1.0)
 
 static icl_model *small_model(const icl_task_family *f, int layers, int ctx, uint64_t seed) {
-    icl_config c = icl_config_default();
-    c.n_layer = layers;
-    c.d_model = 24;
-    c.n_head = 3;
-    c.d_ff = 40;
-    c.ctx = ctx;
-    ck_assert_int_eq(icl_task_family_fill_config(f, &c), ICL_OK);
-    icl_model *m;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, seed), ICL_OK);
-    return m;
+    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = ctx, .family = f}, seed);
 }
 
 static icl_task_family *family(const char *spec) {
@@ -261,17 +252,19 @@ END_TEST
 /* Checkpoints are listed by step, other files ignored; the sweep equals TD of each model. */
 START_TEST(test_td_over_checkpoints) {
     icl_task_family *f = family("retrieval:A=8,L=4,n=3");
-    char dir[] = "/tmp/icl-test-reps-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *dir = tu_tmpdir_create("reps");
+    ck_assert_ptr_nonnull(dir);
     long steps[3] = {100, 5, 20};
     char path[256];
     for (int i = 0; i < 3; i++) {
         icl_model *m = small_model(f, 2, 28, 10 + (uint64_t)i);
-        snprintf(path, sizeof path, "%s/step_%07ld.safetensors", dir, steps[i]);
+        char name[64];
+        snprintf(name, sizeof name, "step_%07ld.safetensors", steps[i]);
+        tu_tmp_path(path, sizeof path, name);
         ck_assert_int_eq(icl_checkpoint_save(path, m, NULL, NULL), ICL_OK);
         icl_model_free(m);
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_tmp_path(path, sizeof path, "model.safetensors");
     FILE *junk = fopen(path, "w");
     fputs("not a step", junk);
     fclose(junk);
@@ -305,8 +298,10 @@ START_TEST(test_td_over_checkpoints) {
     unlink(path);
     ck_assert_int_eq(icl_checkpoint_list_steps(dir, &list), ICL_ERR_INVALID_ARG);
     printf("  %s\n", icl_last_error());
-    rmdir(dir);
-    ck_assert_int_eq(icl_checkpoint_list_steps(dir, &list), ICL_ERR_IO);
+    char gone[256];
+    snprintf(gone, sizeof gone, "%s", dir);
+    tu_tmpdir_remove();
+    ck_assert_int_eq(icl_checkpoint_list_steps(gone, &list), ICL_ERR_IO);
     icl_task_family_free(f);
 }
 END_TEST

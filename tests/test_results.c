@@ -12,36 +12,6 @@
 #include "icl/results.h"
 #include "testutil.h"
 
-static char tmp_dir[64];
-
-static void tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmp_dir, name); }
-
-/* Whole file as a NUL-terminated string. */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    buf[size] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static int count_temp_files(void) {
-    DIR *d = opendir(tmp_dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
-
 static void check_status(const char *label, icl_status got, icl_status want) {
     printf("  %-40s %s%s%s\n", label, icl_status_name(got), got != ICL_OK ? ": " : "",
            got != ICL_OK ? icl_last_error() : "");
@@ -50,7 +20,7 @@ static void check_status(const char *label, icl_status got, icl_status want) {
 
 START_TEST(csv_quoting_and_numbers) {
     char path[128];
-    tmp_path(path, sizeof path, "table.csv");
+    tu_tmp_path(path, sizeof path, "table.csv");
     const char *cols[] = {"task", "note,with comma", "value", "count"};
     icl_csv *csv;
     ck_assert_int_eq(icl_csv_create(path, 4, cols, &csv), ICL_OK);
@@ -69,17 +39,17 @@ START_TEST(csv_quoting_and_numbers) {
     ck_assert_int_eq(icl_csv_number(csv, -INFINITY), ICL_OK);
     ck_assert_int_eq(icl_csv_number(csv, 1e-300), ICL_OK);
     ck_assert_int_eq(icl_csv_end_row(csv), ICL_OK);
-    ck_assert_int_eq(count_temp_files(), 1); /* nothing at path until close */
+    ck_assert_int_eq(tu_count_temp_files(), 1); /* nothing at path until close */
     ck_assert_int_eq(access(path, F_OK), -1);
     ck_assert_int_eq(icl_csv_close(csv), ICL_OK);
-    char *text = slurp(path);
+    char *text = (char *)tu_read_file(path, NULL);
     const char *want = "task,\"note,with comma\",value,count\n"
                        "ret1,\"say \"\"hi\"\", twice\",0.333333333,9007199254740993\n"
                        "\"line\nbreak\",,nan,-3\n"
                        "inf,\"\"\"\",-inf,1e-300\n";
     printf("  CSV written:\n%s", text);
     ck_assert_str_eq(text, want);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     free(text);
     unlink(path);
 }
@@ -87,7 +57,7 @@ END_TEST
 
 START_TEST(csv_misuse_keeps_previous_file) {
     char path[128];
-    tmp_path(path, sizeof path, "keep.csv");
+    tu_tmp_path(path, sizeof path, "keep.csv");
     const char *cols[] = {"a", "b"};
     icl_csv *csv;
     ck_assert_int_eq(icl_csv_create(path, 2, cols, &csv), ICL_OK);
@@ -113,11 +83,11 @@ START_TEST(csv_misuse_keeps_previous_file) {
     ck_assert_int_eq(icl_csv_number(csv, 5), ICL_OK);
     check_status("close with an unfinished row", icl_csv_close(csv), ICL_ERR_STATE);
 
-    char *text = slurp(path);
+    char *text = (char *)tu_read_file(path, NULL);
     ck_assert_str_eq(text, "a,b\n1,2\n");
     printf("  previous file intact: \"a,b\\n1,2\\n\"\n");
     free(text);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
 
     icl_csv *bad;
     check_status("create with NULL columns", icl_csv_create(path, 2, NULL, &bad), ICL_ERR_INVALID_ARG);
@@ -132,7 +102,7 @@ END_TEST
 
 START_TEST(sidecar_round_trip) {
     char path[128];
-    tmp_path(path, sizeof path, "probe.json");
+    tu_tmp_path(path, sizeof path, "probe.json");
     char before[32], after[32];
     time_t t0 = time(NULL);
     struct tm tm0;
@@ -155,7 +125,7 @@ START_TEST(sidecar_round_trip) {
     struct tm tm1;
     strftime(after, sizeof after, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm1));
 
-    char *text = slurp(path);
+    char *text = (char *)tu_read_file(path, NULL);
     printf("  sidecar written:\n%s", text);
     cJSON *root = cJSON_Parse(text);
     ck_assert_ptr_nonnull(root);
@@ -191,14 +161,14 @@ START_TEST(sidecar_round_trip) {
            created->valuestring);
     cJSON_Delete(root);
     free(text);
-    ck_assert_int_eq(count_temp_files(), 0);
+    ck_assert_int_eq(tu_count_temp_files(), 0);
     unlink(path);
 }
 END_TEST
 
 START_TEST(sidecar_large_seed_and_errors) {
     char path[128];
-    tmp_path(path, sizeof path, "big.json");
+    tu_tmp_path(path, sizeof path, "big.json");
     icl_sidecar *sc;
     ck_assert_int_eq(icl_sidecar_create("tv", UINT64_MAX, &sc), ICL_OK);
     check_status("set_json with invalid JSON", icl_sidecar_set_json(sc, "bad", "{nope"), ICL_ERR_FORMAT);
@@ -209,7 +179,7 @@ START_TEST(sidecar_large_seed_and_errors) {
     check_status("write to a missing directory", icl_sidecar_write(sc, "/nonexistent-dir/x.json"), ICL_ERR_IO);
     ck_assert_int_eq(icl_sidecar_write(sc, path), ICL_OK);
     icl_sidecar_free(sc);
-    char *text = slurp(path);
+    char *text = (char *)tu_read_file(path, NULL);
     cJSON *root = cJSON_Parse(text);
     ck_assert_ptr_nonnull(root);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
@@ -227,11 +197,8 @@ START_TEST(sidecar_large_seed_and_errors) {
 END_TEST
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/icl_results_XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (!tu_tmpdir_create("results"))
         return 1;
-    }
     Suite *s = suite_create("results");
     TCase *tc = tcase_create("results");
     tcase_add_test(tc, csv_quoting_and_numbers);
@@ -240,6 +207,6 @@ int main(void) {
     tcase_add_test(tc, sidecar_large_seed_and_errors);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    rmdir(tmp_dir);
+    tu_tmpdir_remove();
     return rc;
 }

@@ -22,14 +22,9 @@ typedef struct {
 static void setup(fixture *x, const char *spec, int n_examples, int n_head) {
     memset(x, 0, sizeof *x);
     ck_assert_int_eq(icl_task_family_create(&x->f, spec), ICL_OK);
-    icl_config c = icl_config_default();
-    c.d_model = 24;
-    c.n_head = n_head;
-    c.n_layer = 2;
-    c.d_ff = 40;
-    ck_assert_int_eq(icl_task_family_fill_config(x->f, &c), ICL_OK);
-    ck_assert_int_eq(icl_task_family_prompt_len(x->f, n_examples, &c.ctx), ICL_OK);
-    ck_assert_int_eq(icl_model_create(&x->m, &c, ICL_BACKEND_CPU, 11), ICL_OK);
+    int ctx;
+    ck_assert_int_eq(icl_task_family_prompt_len(x->f, n_examples, &ctx), ICL_OK);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = n_head, .d_ff = 40, .ctx = ctx, .family = x->f}, 11);
 }
 
 static void teardown(fixture *x) {

@@ -41,13 +41,7 @@ static icl_status toy_next(void *user, long step, int micro, icl_rng *rng, icl_b
 }
 
 static icl_config toy_config(const toy_data *d) {
-    icl_config c = icl_config_default();
-    c.n_layer = 2;
-    c.d_model = 32;
-    c.n_head = 2;
-    c.ctx = icl_toy_seq_len(&d->task);
-    c.vocab_size = icl_toy_vocab_size(&d->task);
-    return c;
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 32, .n_head = 2, .ctx = icl_toy_seq_len(&d->task), .vocab_size = icl_toy_vocab_size(&d->task)});
 }
 
 /* Token accuracy of the argmax prediction at the scored positions. */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "icl/model.h"
@@ -56,6 +57,117 @@ int32_t *tu_ints(size_t n) {
     return p;
 }
 
+float *tu_rand_floats(size_t n, float scale, icl_rng *r) {
+    float *p = tu_floats(n);
+    tu_fill_uniform(p, n, scale, r);
+    return p;
+}
+
+float *tu_dup_floats(const float *x, size_t n) {
+    float *p = tu_floats(n);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+
+static char tmp_dir[64];
+
+const char *tu_tmpdir_create(const char *tag) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/icl_test_%s_XXXXXX", tag);
+    if (!mkdtemp(tmp_dir)) {
+        perror("mkdtemp");
+        return NULL;
+    }
+    return tmp_dir;
+}
+
+const char *tu_tmpdir(void) { return tmp_dir; }
+
+void tu_tmp_path(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmp_dir, name); }
+
+int tu_count_temp_files(void) {
+    DIR *d = opendir(tmp_dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* A file, or a directory emptied first (a failed test can leave either). */
+static void remove_tree(const char *path) {
+    if (unlink(path) == 0)
+        return;
+    DIR *d = opendir(path);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            remove_tree(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+void tu_tmpdir_remove(void) {
+    if (tmp_dir[0])
+        remove_tree(tmp_dir);
+    tmp_dir[0] = '\0';
+}
+
+unsigned char *tu_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_ge(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    buf[size] = '\0';
+    fclose(f);
+    if (n)
+        *n = (size_t)size;
+    return buf;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+icl_config tu_config(tu_model_shape s) {
+    icl_config c = icl_config_default();
+    if (s.family)
+        ck_assert_int_eq(icl_task_family_fill_config(s.family, &c), ICL_OK);
+    if (s.d_in > 0) {
+        c.mode = ICL_MODE_VECTOR;
+        c.d_in = s.d_in;
+        c.d_out = s.d_out;
+    }
+    c.n_layer = s.n_layer ? s.n_layer : c.n_layer;
+    c.d_model = s.d_model ? s.d_model : c.d_model;
+    c.n_head = s.n_head ? s.n_head : c.n_head;
+    c.d_ff = s.d_ff ? s.d_ff : c.d_ff;
+    c.ctx = s.ctx ? s.ctx : c.ctx;
+    c.vocab_size = s.vocab_size ? s.vocab_size : c.vocab_size;
+    c.tie_embeddings = !s.untied;
+    return c;
+}
+
+icl_model *tu_model(tu_model_shape s, uint64_t seed) {
+    icl_config c = tu_config(s);
+    icl_model *m = NULL;
+    ck_assert_msg(icl_model_create(&m, &c, ICL_BACKEND_CPU, seed) == ICL_OK, "icl_model_create: %s", icl_last_error());
+    return m;
+}
+
 const char *tu_cuda_unavailable_reason(void) {
 #ifndef ICL_WITH_CUDA
     return "this libicl was built without CUDA";
@@ -86,14 +198,7 @@ static void fill_regression(icl_rng *r, int B, int T, int d, float *x, float *y)
 
 int tu_check_nan_step_rejected(icl_backend_kind backend, int warm) {
     enum { B = 4, T = 6, D = 3 };
-    icl_config c = icl_config_default();
-    c.mode = ICL_MODE_VECTOR;
-    c.d_in = D;
-    c.d_out = 1;
-    c.n_layer = 1;
-    c.d_model = 16;
-    c.n_head = 2;
-    c.ctx = T;
+    icl_config c = tu_config((tu_model_shape){.n_layer = 1, .d_model = 16, .n_head = 2, .ctx = T, .d_in = D, .d_out = 1});
     icl_model *m;
     icl_optimizer *o;
     icl_optim_config oc = icl_optim_config_default();

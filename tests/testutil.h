@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "icl/model.h"
 #include "icl/rng.h"
+#include "icl/task.h"
 
 /* Uniform [-scale, scale) floats from a named stream. */
 void tu_fill_uniform(float *x, size_t n, float scale, icl_rng *r);
@@ -43,5 +44,42 @@ int tu_run(Suite *s);
 /* Allocate n floats / int32s with calloc; fail the test on OOM. */
 float *tu_floats(size_t n);
 int32_t *tu_ints(size_t n);
+
+/* n floats uniform in [-scale, scale) / a copy of n floats, allocated as tu_floats. */
+float *tu_rand_floats(size_t n, float scale, icl_rng *r);
+float *tu_dup_floats(const float *x, size_t n);
+
+/* ---- a per-process temporary directory ---- */
+
+/* Creates /tmp/icl_test_<tag>_XXXXXX and returns its path (NULL, with a
+ * message on stderr, on failure). One directory per process at a time. */
+const char *tu_tmpdir_create(const char *tag);
+/* The directory's path. */
+const char *tu_tmpdir(void);
+/* buf = "<the directory>/<name>". */
+void tu_tmp_path(char *buf, size_t cap, const char *name);
+/* How many "<name>.tmp.<pid>" files an atomic write left in the directory. */
+int tu_count_temp_files(void);
+/* Removes the directory and everything under it. */
+void tu_tmpdir_remove(void);
+
+/* Whole file into a NUL-terminated malloc'ed buffer; *n (if not NULL) receives its size. */
+unsigned char *tu_read_file(const char *path, size_t *n);
+/* Writes n bytes to path, failing the test on error. */
+void tu_write_file(const char *path, const void *data, size_t n);
+
+/* ---- small models ---- */
+
+/* The sizes of a small test model; a 0 field keeps icl_config_default's value. */
+typedef struct {
+    int n_layer, d_model, n_head, d_ff, ctx;
+    int vocab_size, untied;         /* token mode */
+    int d_in, d_out;                /* d_in > 0: vector mode */
+    const icl_task_family *family;  /* sets the mode, vocabulary or widths for this family's prompts */
+} tu_model_shape;
+
+icl_config tu_config(tu_model_shape s);
+/* icl_model_create on the CPU, failing the test on error. */
+icl_model *tu_model(tu_model_shape s, uint64_t seed);
 
 #endif
