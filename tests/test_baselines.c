@@ -5,26 +5,6 @@
 #include "icl/baselines.h"
 #include "testutil.h"
 
-/* Largest |got - want| over n doubles, printed with its margin. */
-static void assert_close_d(const char *label, const double *got, const double *want, int n, double tol) {
-    double worst = 0.0;
-    int at = 0;
-    for (int i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]);
-        if (!(e <= worst)) {
-            worst = isnan(e) ? INFINITY : e;
-            at = i;
-        }
-    }
-    if (tol > 0)
-        printf("  %-44s max abs err %.3g at %d (got %.12g, want %.12g), %.1f%% of tolerance %.1g\n", label, worst, at,
-               got[at], want[at], 100.0 * worst / tol, tol);
-    else
-        printf("  %-44s max abs err %.3g at %d (got %.12g, want %.12g), must be exact\n", label, worst, at, got[at],
-               want[at]);
-    ck_assert_msg(worst <= tol, "%s: error %.3g exceeds %.3g", label, worst, tol);
-}
-
 static void fill_normal(double *x, int n, icl_rng *r) {
     for (int i = 0; i < n; i++)
         x[i] = icl_rng_normal(r);
@@ -70,7 +50,7 @@ START_TEST(test_least_squares_exact) {
             want[m++] = yq;
         }
     }
-    assert_close_d("least squares, noise-free, k >= d", got, want, m, 1e-10);
+    tu_assert_close_d("least squares, noise-free, k >= d", got, want, m, 1e-10);
 }
 END_TEST
 
@@ -100,14 +80,14 @@ START_TEST(test_least_squares_min_norm) {
             want[rep * 4 + c] = a0 * xs[c] + a1 * xs[d + c];
         }
     }
-    assert_close_d("least squares min-norm weights, k=2 < d=4", got, want, 40, 1e-10);
+    tu_assert_close_d("least squares min-norm weights, k=2 < d=4", got, want, 40, 1e-10);
     /* Rank-deficient design: a zero column and a duplicated column get no / split weight. */
     const double xs[3 * 3] = {1, 0, 1, 2, 0, 2, -1, 0, -1};
     const double ys[3] = {2, 4, -2};
     double w[3];
     weights_of(&b, xs, ys, 3, 3, w);
     const double want_w[3] = {1, 0, 1};
-    assert_close_d("least squares rank-deficient weights", w, want_w, 3, 1e-12);
+    tu_assert_close_d("least squares rank-deficient weights", w, want_w, 3, 1e-12);
 }
 END_TEST
 
@@ -133,7 +113,7 @@ START_TEST(test_ridge_closed_form) {
         b.lambda = lambda;
         weights_of(&b, xs, ys, 3, 2, got + 2 * li);
     }
-    assert_close_d("ridge weights vs 2x2 closed form", got, want, 6, 1e-12);
+    tu_assert_close_d("ridge weights vs 2x2 closed form", got, want, 6, 1e-12);
     /* Ridge with 5 dims agrees with least squares as lambda -> 0 when k >= d. */
     icl_rng rng;
     icl_rng_init(&rng, 3, "ridge");
@@ -144,7 +124,7 @@ START_TEST(test_ridge_closed_form) {
     icl_baseline r = icl_baseline_default(ICL_BASELINE_RIDGE), ls = icl_baseline_default(ICL_BASELINE_LEAST_SQUARES);
     r.lambda = 1e-9;
     double pr = predict(&r, X, y, 9, 5, q), pl = predict(&ls, X, y, 9, 5, q);
-    assert_close_d("ridge lambda=1e-9 vs least squares", &pr, &pl, 1, 1e-6);
+    tu_assert_close_d("ridge lambda=1e-9 vs least squares", &pr, &pl, 1, 1e-6);
 }
 END_TEST
 
@@ -162,7 +142,7 @@ START_TEST(test_lasso) {
         b.alpha = al;
         weights_of(&b, xs, ys, 4, 2, got + 2 * a);
     }
-    assert_close_d("lasso vs soft threshold, orthogonal design", got, want, 6, 1e-12);
+    tu_assert_close_d("lasso vs soft threshold, orthogonal design", got, want, 6, 1e-12);
     ck_assert(got[4] == 0.0 && want[4] == 0.0); /* alpha = 2 zeroes the first weight exactly */
 
     /* A 3-sparse vector in 12 dims from 30 noise-free points: the support is recovered,
@@ -183,7 +163,7 @@ START_TEST(test_lasso) {
     icl_baseline b = icl_baseline_default(ICL_BASELINE_LASSO);
     b.alpha = 0.01;
     weights_of(&b, X, y, k, d, w);
-    assert_close_d("lasso alpha=0.01 recovers a 3-sparse w", w, w_true, d, 0.05);
+    tu_assert_close_d("lasso alpha=0.01 recovers a 3-sparse w", w, w_true, d, 0.05);
     double off = 0;
     for (int c = 0; c < d; c++)
         if (w_true[c] == 0)
@@ -216,7 +196,7 @@ START_TEST(test_oracle) {
     b.coords = coords;
     b.n_coords = 2;
     double got = predict(&b, xs, ys, 2, d, q);
-    assert_close_d("oracle basis with k = r = 2", &got, &want, 1, 1e-12);
+    tu_assert_close_d("oracle basis with k = r = 2", &got, &want, 1, 1e-12);
     icl_baseline ls = icl_baseline_default(ICL_BASELINE_LEAST_SQUARES);
     double far = predict(&ls, xs, ys, 2, d, q);
     printf("  least squares with k=2 < d=8 misses by %.3g\n", fabs(far - want));
@@ -229,7 +209,7 @@ START_TEST(test_oracle) {
         ys[i] = -3.0 * xs[i * d + 2];
     got = predict(&b, xs, ys, 1, d, q);
     want = -3.0 * q[2];
-    assert_close_d("oracle basis with k = r = 1", &got, &want, 1, 1e-12);
+    tu_assert_close_d("oracle basis with k = r = 1", &got, &want, 1, 1e-12);
     const int bad[1] = {8};
     b.coords = bad;
     ck_assert_int_eq(icl_baseline_predict(&b, xs, ys, 1, d, q, &got), ICL_ERR_INVALID_ARG);
@@ -251,17 +231,17 @@ START_TEST(test_knn_and_averaging) {
     b.neighbors = 10;
     got[3] = predict(&b, xs, ys, 5, 1, (double[]){0.0}); /* fewer points than neighbours: all */
     got[4] = predict(&b, xs, ys, 0, 1, (double[]){0.0});
-    assert_close_d("knn hand examples", got, want, 5, 1e-12);
+    tu_assert_close_d("knn hand examples", got, want, 5, 1e-12);
     /* 2-d: distances are Euclidean ((2,2) is nearer the origin than (3,0); in L1 it is not). */
     const double x2[2 * 2] = {3, 0, 2, 2};
     b.neighbors = 1;
     double g2 = predict(&b, x2, (double[]){1, 2}, 2, 2, (double[]){0, 0}), w2 = 2;
-    assert_close_d("knn euclidean 2-d", &g2, &w2, 1, 0);
+    tu_assert_close_d("knn euclidean 2-d", &g2, &w2, 1, 0);
 
     /* Averaging: w = mean(y_i x_i) = ((3*1 + 4*0)/2, (3*0 + 4*2)/2) = (1.5, 4); w . (1,1) = 5.5. */
     icl_baseline a = icl_baseline_default(ICL_BASELINE_AVERAGING);
     double ga = predict(&a, (double[]){1, 0, 0, 2}, (double[]){3, 4}, 2, 2, (double[]){1, 1}), wa = 5.5;
-    assert_close_d("averaging hand example", &ga, &wa, 1, 1e-12);
+    tu_assert_close_d("averaging hand example", &ga, &wa, 1, 1e-12);
 }
 END_TEST
 
@@ -283,7 +263,7 @@ START_TEST(test_zero_examples_and_prefixes) {
         ck_assert(pred[0] == 0.0);
         char label[64];
         snprintf(label, sizeof label, "%s prefixes vs one at a time", icl_baseline_name(b.kind));
-        assert_close_d(label, pred, want, n, 0);
+        tu_assert_close_d(label, pred, want, n, 0);
     }
 }
 END_TEST
@@ -376,7 +356,7 @@ START_TEST(test_curriculum_prompt) {
             want[m++] = ys[j];
         }
     }
-    assert_close_d("least squares, 3 of 6 dims active, k >= 3", got, want, m, 1e-5);
+    tu_assert_close_d("least squares, 3 of 6 dims active, k >= 3", got, want, m, 1e-5);
     icl_prompt_free(&p);
     icl_task_family_free(f);
 }

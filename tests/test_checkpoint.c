@@ -1,7 +1,6 @@
 /* Safetensors checkpoints: bit-exact round trips, atomic saves, and a reader
  * that rejects every truncated, corrupted or inconsistent file with a status. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -17,11 +16,13 @@
 /* ---- configs and fixtures ---- */
 
 static icl_config tiny_token(int tied) {
-    return tu_config((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .vocab_size = 7, .untied = !tied});
+    return tu_config((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .vocab_size = 7,
+            .untied = !tied});
 }
 
 static icl_config tiny_vector(void) {
-    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 8, .n_head = 2, .d_ff = 12, .ctx = 6, .d_in = 3, .d_out = 2});
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 8, .n_head = 2, .d_ff = 12, .ctx = 6, .d_in = 3,
+            .d_out = 2});
 }
 
 static void assert_same_config(const icl_config *a, const icl_config *b) {

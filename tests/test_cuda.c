@@ -141,7 +141,8 @@ static void fused_case(icl_backend *be, const shape *s, int index) {
     int N = s->B * s->T, C = s->C, F = 4 * C;
     size_t n = (size_t)N * C, nf = (size_t)N * F;
     float *x = tu_rand_floats(n, 2.0f, &r), *y = tu_rand_floats(n, 2.0f, &r), *w = tu_rand_floats(C, 1.0f, &r);
-    float *b = tu_rand_floats(C, 1.0f, &r), *fw = tu_rand_floats((size_t)F * C, 0.3f, &r), *fb = tu_rand_floats(F, 1.0f, &r);
+    float *b = tu_rand_floats(C, 1.0f, &r), *fw = tu_rand_floats((size_t)F * C, 0.3f, &r);
+    float *fb = tu_rand_floats(F, 1.0f, &r);
     float *resid = tu_floats(n), *ln = tu_floats(n), *mean = tu_floats(N), *rstd = tu_floats(N);
     float *pre = tu_floats(nf), *post = tu_floats(nf);
     icl_cpu_residual_forward_naive(resid, x, y, n);
@@ -150,7 +151,8 @@ static void fused_case(icl_backend *be, const shape *s, int index) {
     icl_cpu_gelu_forward_naive(post, pre, nf);
 
     float *d_x = tk_upload(be, x, n * 4), *d_y = tk_upload(be, y, n * 4), *d_w = tk_upload(be, w, (size_t)C * 4);
-    float *d_b = tk_upload(be, b, (size_t)C * 4), *d_fw = tk_upload(be, fw, (size_t)F * C * 4), *d_fb = tk_upload(be, fb, (size_t)F * 4);
+    float *d_b = tk_upload(be, b, (size_t)C * 4), *d_fw = tk_upload(be, fw, (size_t)F * C * 4);
+    float *d_fb = tk_upload(be, fb, (size_t)F * 4);
     float *d[2][6]; /* [unfused, fused] x {resid, ln, mean, rstd, pre, post} */
     const size_t sizes[6] = {n, n, (size_t)N, (size_t)N, nf, nf};
     for (int k = 0; k < 2; k++)

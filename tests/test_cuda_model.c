@@ -14,7 +14,8 @@ enum { STEPS = 200, B = 16 };
 static const char *skip_reason;
 
 static icl_config toy_config(const icl_toy_task *t) {
-    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 48, .n_head = 3, .ctx = icl_toy_seq_len(t), .vocab_size = icl_toy_vocab_size(t)});
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 48, .n_head = 3, .ctx = icl_toy_seq_len(t),
+            .vocab_size = icl_toy_vocab_size(t)});
 }
 
 /* Losses of STEPS training steps on `backend` from seed 5, with or without

@@ -16,7 +16,8 @@ static icl_task_family *family(const char *spec) {
 }
 
 static icl_model *model_for(const icl_task_family *f, int layers, int ctx, int tied) {
-    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 16, .n_head = 2, .d_ff = 32, .ctx = ctx, .untied = !tied, .family = f}, 7);
+    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 16, .n_head = 2, .d_ff = 32, .ctx = ctx,
+            .untied = !tied, .family = f}, 7);
 }
 
 static float *params_of(const icl_model *m) {

@@ -28,7 +28,8 @@ static void setup(fixture *x, const char *spec, int B, int n, int tied) {
     icl_rng r;
     icl_rng_init(&r, 11, "lens-test");
     ck_assert_int_eq(icl_task_batch_generate(x->f, &o, &r, &x->tb), ICL_OK);
-    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T + 4, .untied = !tied, .family = x->f}, 5);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T + 4,
+            .untied = !tied, .family = x->f}, 5);
 }
 
 static void teardown(fixture *x) {
@@ -359,7 +360,8 @@ START_TEST(test_bad_requests_rejected) {
     printf("  other model: %s\n", icl_last_error());
     teardown(&other);
 
-    icl_model *vm = tu_model((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .d_in = 3, .d_out = 1}, 1);
+    icl_model *vm = tu_model((tu_model_shape){.n_layer = 1, .d_model = 8, .n_head = 2, .ctx = 8, .d_in = 3,
+            .d_out = 1}, 1);
     icl_lens *none;
     ck_assert_int_eq(icl_lens_create(vm, &none), ICL_ERR_UNSUPPORTED);
     icl_model_free(vm);

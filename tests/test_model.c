@@ -8,7 +8,8 @@
 #include "testutil.h"
 
 static icl_config small_token(int tied) {
-    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 12, .n_head = 3, .d_ff = 20, .ctx = 9, .vocab_size = 7, .untied = !tied});
+    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 12, .n_head = 3, .d_ff = 20, .ctx = 9,
+            .vocab_size = 7, .untied = !tied});
 }
 
 static icl_config small_vector(void) {

@@ -1,5 +1,4 @@
 /* .npy reading/writing and the atomic file writer underneath it. */
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,26 +53,19 @@ static void check_round_trip(icl_dtype dtype, int ndim, const size_t *shape, con
 START_TEST(round_trip_shapes) {
     static const size_t s0[1] = {0}, s5[] = {5}, s23[] = {2, 3}, s302[] = {3, 0, 2}, s2341[] = {2, 3, 4, 1},
                         s8[] = {2, 1, 2, 1, 3, 1, 2, 2}, s_big[] = {1000, 17};
+    static const struct {
+        const char *name;
+        int ndim;
+        const size_t *shape;
+    } shapes[] = {{"scalar", 0, s0}, {"empty", 1, s0}, {"5", 1, s5}, {"2x3", 2, s23}, {"3x0x2", 3, s302},
+                  {"2x3x4x1", 4, s2341}, {"8d", 8, s8}, {"1000x17", 2, s_big}};
     for (int d = 0; d < 2; d++) {
         icl_dtype dt = d == 0 ? ICL_DTYPE_F32 : ICL_DTYPE_I32;
-        const char *tag = d == 0 ? "f32" : "i32";
-        char name[64];
-        snprintf(name, sizeof name, "%s_scalar.npy", tag);
-        check_round_trip(dt, 0, s0, name);
-        snprintf(name, sizeof name, "%s_empty.npy", tag);
-        check_round_trip(dt, 1, s0, name);
-        snprintf(name, sizeof name, "%s_5.npy", tag);
-        check_round_trip(dt, 1, s5, name);
-        snprintf(name, sizeof name, "%s_2x3.npy", tag);
-        check_round_trip(dt, 2, s23, name);
-        snprintf(name, sizeof name, "%s_3x0x2.npy", tag);
-        check_round_trip(dt, 3, s302, name);
-        snprintf(name, sizeof name, "%s_2x3x4x1.npy", tag);
-        check_round_trip(dt, 4, s2341, name);
-        snprintf(name, sizeof name, "%s_8d.npy", tag);
-        check_round_trip(dt, 8, s8, name);
-        snprintf(name, sizeof name, "%s_1000x17.npy", tag);
-        check_round_trip(dt, 2, s_big, name);
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_%s.npy", d == 0 ? "f32" : "i32", shapes[k].name);
+            check_round_trip(dt, shapes[k].ndim, shapes[k].shape, name);
+        }
     }
 }
 END_TEST
@@ -352,6 +344,15 @@ END_TEST
 
 static const char old_text[] = "old contents\n";
 
+/* The file at path still holds old_text, byte for byte. */
+static void assert_holds_old_text(const char *path) {
+    size_t n;
+    unsigned char *got = tu_read_file(path, &n);
+    ck_assert_uint_eq(n, sizeof old_text);
+    ck_assert_int_eq(memcmp(got, old_text, n), 0);
+    free(got);
+}
+
 START_TEST(atomic_abort_keeps_old_file) {
     char path[128];
     tu_tmp_path(path, sizeof path, "keep.txt");
@@ -363,11 +364,7 @@ START_TEST(atomic_abort_keeps_old_file) {
     icl_atomic_file_abort(&af);
     icl_atomic_file_abort(&af); /* idempotent */
     ck_assert_int_eq(tu_count_temp_files(), 0);
-    size_t n;
-    unsigned char *got = tu_read_file(path, &n);
-    ck_assert_uint_eq(n, sizeof old_text);
-    ck_assert_int_eq(memcmp(got, old_text, n), 0);
-    free(got);
+    assert_holds_old_text(path);
     unlink(path);
 }
 END_TEST
@@ -388,10 +385,7 @@ START_TEST(atomic_failed_rename_keeps_target) {
     ck_assert_ptr_nonnull(strstr(icl_last_error(), dir));
     ck_assert_ptr_null(af.f);
     ck_assert_int_eq(tu_count_temp_files(), 0);
-    size_t n;
-    unsigned char *got = tu_read_file(inside, &n);
-    ck_assert_int_eq(memcmp(got, old_text, n), 0);
-    free(got);
+    assert_holds_old_text(inside);
     unlink(inside);
     rmdir(dir);
 }
@@ -418,11 +412,7 @@ START_TEST(atomic_failed_write_keeps_old_file) {
     ck_assert_ptr_nonnull(strstr(icl_last_error(), path));
     printf("  write past the size limit: %s\n", icl_last_error());
     ck_assert_int_eq(tu_count_temp_files(), 0);
-    size_t n;
-    unsigned char *got = tu_read_file(path, &n);
-    ck_assert_uint_eq(n, sizeof old_text);
-    ck_assert_int_eq(memcmp(got, old_text, n), 0);
-    free(got);
+    assert_holds_old_text(path);
     free(v);
     unlink(path);
 }

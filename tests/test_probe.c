@@ -25,7 +25,8 @@ static void setup(fixture *x, int B) {
     icl_rng r;
     icl_rng_init(&r, 4, "probe-test");
     ck_assert_int_eq(icl_task_batch_generate(x->f, &o, &r, &x->tb), ICL_OK);
-    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T, .family = x->f}, 9);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->tb.T,
+            .family = x->f}, 9);
     x->labels = (icl_row_labels){x->tb.roles, x->tb.prompt_len};
 }
 

@@ -31,7 +31,8 @@ static double margin_d(const char *label, const double *got, const double *want,
 #define ASSERT_CLOSE_D(label, got, want, n, atol) ck_assert(margin_d((label), (got), (want), (n), (atol)) <= 1.0)
 
 static icl_model *small_model(const icl_task_family *f, int layers, int ctx, uint64_t seed) {
-    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = ctx, .family = f}, seed);
+    return tu_model((tu_model_shape){.n_layer = layers, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = ctx,
+            .family = f}, seed);
 }
 
 static icl_task_family *family(const char *spec) {

@@ -1,7 +1,6 @@
 /* Result writers: CSV quoting and number formats, atomic replacement,
  * misuse rejected; the JSON sidecar parsed back with cJSON. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

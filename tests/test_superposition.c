@@ -23,7 +23,8 @@ static void setup(fixture *x, const char *spec, int n, float sharpen) {
     memset(x, 0, sizeof *x);
     ck_assert_int_eq(icl_task_family_create(&x->f, spec), ICL_OK);
     ck_assert_int_eq(icl_task_family_prompt_len(x->f, n, &x->T), ICL_OK);
-    icl_config c = tu_config((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->T, .family = x->f});
+    icl_config c = tu_config((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = 3, .d_ff = 40, .ctx = x->T,
+            .family = x->f});
     ck_assert_int_eq(icl_model_create(&x->m, &c, ICL_BACKEND_CPU, 21), ICL_OK);
     x->V = c.vocab_size;
     x->A = icl_task_family_answer_len(x->f);

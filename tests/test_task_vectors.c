@@ -24,7 +24,8 @@ static void setup(fixture *x, const char *spec, int n_examples, int n_head) {
     ck_assert_int_eq(icl_task_family_create(&x->f, spec), ICL_OK);
     int ctx;
     ck_assert_int_eq(icl_task_family_prompt_len(x->f, n_examples, &ctx), ICL_OK);
-    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = n_head, .d_ff = 40, .ctx = ctx, .family = x->f}, 11);
+    x->m = tu_model((tu_model_shape){.n_layer = 2, .d_model = 24, .n_head = n_head, .d_ff = 40, .ctx = ctx,
+            .family = x->f}, 11);
 }
 
 static void teardown(fixture *x) {

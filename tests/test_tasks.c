@@ -30,22 +30,6 @@ static const char *tn(const icl_task_family *f, int32_t tok) {
     return n;
 }
 
-/* Test-local max |a-b| with the margin printed, for double results. */
-static void assert_close_d(const char *label, const double *got, const double *want, int n, double tol) {
-    double worst = 0.0;
-    int at = 0;
-    for (int i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]);
-        if (!(e <= worst)) {
-            worst = isnan(e) ? INFINITY : e;
-            at = i;
-        }
-    }
-    printf("  %-44s max abs err %.3g at %d (got %.9g, want %.9g), %.1f%% of tolerance %.1g\n", label, worst, at,
-           got[at], want[at], 100.0 * worst / tol, tol);
-    ck_assert_msg(worst <= tol, "%s: error %.3g exceeds %.3g", label, worst, tol);
-}
-
 /* ---- spec parsing and registry ---- */
 
 START_TEST(test_spec_roundtrip) {
@@ -932,7 +916,7 @@ START_TEST(test_mixed_vector) {
         ck_assert_int_eq(icl_prompt_set_query_answer(&m.prompt, NULL, &m.answer_values[1]), ICL_OK);
         ck_assert_float_eq(p->target_values[p->query_pos], m.answer_values[1]);
     }
-    assert_close_d("mixed basis answers (float32 labels)", got, want, 20, 2e-6);
+    tu_assert_close_d("mixed basis answers (float32 labels)", got, want, 20, 2e-6);
     icl_mixed_prompt_free(&m);
     icl_task_family_free(f);
 }

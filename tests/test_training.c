@@ -40,8 +40,10 @@ static icl_status toy_next(void *user, long step, int micro, icl_rng *rng, icl_b
     return icl_toy_fill(&d->task, rng, d->B, d->tokens, d->targets, d->weights, batch);
 }
 
-static icl_config toy_config(const toy_data *d) {
-    return tu_config((tu_model_shape){.n_layer = 2, .d_model = 32, .n_head = 2, .ctx = icl_toy_seq_len(&d->task), .vocab_size = icl_toy_vocab_size(&d->task)});
+/* A small model for d's task. */
+static tu_model_shape toy_shape(const toy_data *d) {
+    return (tu_model_shape){.n_layer = 2, .d_model = 32, .n_head = 2, .ctx = icl_toy_seq_len(&d->task),
+            .vocab_size = icl_toy_vocab_size(&d->task)};
 }
 
 /* Token accuracy of the argmax prediction at the scored positions. */
@@ -71,10 +73,8 @@ static double toy_accuracy(icl_model *m, toy_data *d, uint64_t seed) {
 START_TEST(test_copy_task_is_learned) {
     toy_data d;
     toy_init(&d, ICL_TOY_COPY, 8, 6, 32);
-    icl_config c = toy_config(&d);
-    icl_model *m;
+    icl_model *m = tu_model(toy_shape(&d), 1);
     icl_optimizer *o;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
     icl_optim_config oc = icl_optim_config_default();
     oc.lr = 3e-3f;
     oc.warmup_steps = 30;
@@ -124,10 +124,8 @@ END_TEST
 START_TEST(test_freeze_layers) {
     toy_data d;
     toy_init(&d, ICL_TOY_REVERSE, 6, 4, 8);
-    icl_config c = toy_config(&d);
-    icl_model *m;
+    icl_model *m = tu_model(toy_shape(&d), 1);
     icl_optimizer *o;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
     icl_optim_config oc = icl_optim_config_default();
     ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
     ck_assert_int_eq(icl_optimizer_freeze_layers(o, 0, 1, 1), ICL_OK);
@@ -173,9 +171,7 @@ END_TEST
 START_TEST(test_gradient_accumulation_averages) {
     toy_data d;
     toy_init(&d, ICL_TOY_COPY, 6, 4, 8);
-    icl_config c = toy_config(&d);
-    icl_model *m;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
+    icl_model *m = tu_model(toy_shape(&d), 1);
     icl_rng r;
     icl_rng_init(&r, 5, "data");
     icl_batch full;
@@ -204,10 +200,8 @@ END_TEST
 START_TEST(test_nan_gradient_rejected) {
     toy_data d;
     toy_init(&d, ICL_TOY_COPY, 6, 4, 4);
-    icl_config c = toy_config(&d);
-    icl_model *m;
+    icl_model *m = tu_model(toy_shape(&d), 1);
     icl_optimizer *o;
-    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
     icl_optim_config oc = icl_optim_config_default();
     ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
     icl_rng r;
@@ -241,7 +235,6 @@ END_TEST
 
 /* Train `steps` steps from a fresh model (seed 3), or resume from `resume_path`. */
 static void run(toy_data *d, long steps, const char *resume_path, const char *save_path, float *params_out) {
-    icl_config c = toy_config(d);
     icl_model *m;
     icl_optimizer *o;
     icl_rng data;
@@ -253,7 +246,7 @@ static void run(toy_data *d, long steps, const char *resume_path, const char *sa
         ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
         ck_assert_int_eq(icl_checkpoint_load_state(resume_path, o, &data), ICL_OK);
     } else {
-        ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 3), ICL_OK);
+        m = tu_model(toy_shape(d), 3);
         ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
         icl_rng_init(&data, 3, "data");
     }
@@ -269,11 +262,12 @@ static void run(toy_data *d, long steps, const char *resume_path, const char *sa
 START_TEST(test_repeat_and_resume_are_bit_exact) {
     toy_data d;
     toy_init(&d, ICL_TOY_REVERSE, 6, 4, 4);
-    icl_config c = toy_config(&d);
+    icl_config c = tu_config(toy_shape(&d));
     size_t P = icl_config_num_params(&c);
     float *straight = tu_floats(P), *again = tu_floats(P), *resumed = tu_floats(P), *half = tu_floats(P);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/icl_test_resume_%d.safetensors", (int)getpid());
+    char path[256];
+    ck_assert_ptr_nonnull(tu_tmpdir_create("resume"));
+    tu_tmp_path(path, sizeof path, "resume.safetensors");
     run(&d, 12, NULL, NULL, straight);
     run(&d, 12, NULL, NULL, again);
     ck_assert(memcmp(straight, again, P * sizeof(float)) == 0);
@@ -284,7 +278,7 @@ START_TEST(test_repeat_and_resume_are_bit_exact) {
     printf("  12 steps straight vs 5 + save/load + 7: %zu of %zu parameters differ\n", differing, P);
     ck_assert_uint_eq(differing, 0);
     ck_assert(memcmp(straight, half, P * sizeof(float)) != 0);
-    unlink(path);
+    tu_tmpdir_remove();
     free(straight); free(again); free(resumed); free(half);
     toy_free(&d);
 }

@@ -37,6 +37,25 @@ double tu_compare(const char *label, const float *got, const float *want, size_t
     return worst;
 }
 
+void tu_assert_close_d(const char *label, const double *got, const double *want, int n, double tol) {
+    double worst = 0.0;
+    int at = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]);
+        if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+            at = i;
+        }
+    }
+    if (tol > 0)
+        printf("  %-44s max abs err %.3g at %d (got %.12g, want %.12g), %.1f%% of tolerance %.1g\n", label, worst, at,
+               got[at], want[at], 100.0 * worst / tol, tol);
+    else
+        printf("  %-44s max abs err %.3g at %d (got %.12g, want %.12g), must be exact\n", label, worst, at, got[at],
+               want[at]);
+    ck_assert_msg(worst <= tol, "%s: error %.3g exceeds %.3g", label, worst, tol);
+}
+
 int tu_run(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
@@ -198,7 +217,8 @@ static void fill_regression(icl_rng *r, int B, int T, int d, float *x, float *y)
 
 int tu_check_nan_step_rejected(icl_backend_kind backend, int warm) {
     enum { B = 4, T = 6, D = 3 };
-    icl_config c = tu_config((tu_model_shape){.n_layer = 1, .d_model = 16, .n_head = 2, .ctx = T, .d_in = D, .d_out = 1});
+    icl_config c = tu_config((tu_model_shape){.n_layer = 1, .d_model = 16, .n_head = 2, .ctx = T, .d_in = D,
+            .d_out = 1});
     icl_model *m;
     icl_optimizer *o;
     icl_optim_config oc = icl_optim_config_default();

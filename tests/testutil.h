@@ -19,6 +19,9 @@ void tu_fill_tokens(int32_t *x, size_t n, int n_values, icl_rng *r);
  * so every comparison shows how close it came to failing. */
 double tu_compare(const char *label, const float *got, const float *want, size_t n, double atol, double rtol);
 
+/* Largest |got - want| over n doubles <= tol (tol 0: exact), printed with its margin. */
+void tu_assert_close_d(const char *label, const double *got, const double *want, int n, double tol);
+
 /* ck_assert that tu_compare(...) <= 1. */
 #define TU_ASSERT_CLOSE(label, got, want, n, atol, rtol)                                         \
     do {                                                                                         \
