@@ -98,6 +98,11 @@ int cli_fail(const char *what, icl_status s) {
     return 1;
 }
 
+void cli_print_line(void *user, const char *line) {
+    (void)user;
+    printf("%s\n", line);
+}
+
 double cli_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -24,6 +24,9 @@ int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_op
 /* Print "icl: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(const char *what, icl_status s);
 
+/* Print one line to stdout: the line callback of icl_checkpoint_describe and icl_point_catalogue. */
+void cli_print_line(void *user, const char *line);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
