@@ -121,15 +121,13 @@ int cmd_bench(int argc, char **argv) {
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
     };
-    int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
-                       "usage: icl bench [options]\n\nTraining tokens/s (forward+backward+AdamW) and the fraction of "
-                       "the measured sgemm peak.",
-                       NULL, 0, NULL);
-    if (rc)
-        return rc < 0 ? 2 : 0;
     icl_backend_kind backend;
-    if (cli_backend(backend_name, &backend))
-        return 1;
+    int rc;
+    if (!cli_parse_with_backend(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
+                                "usage: icl bench [options]\n\nTraining tokens/s (forward+backward+AdamW) and the "
+                                "fraction of the measured sgemm peak.",
+                                &backend_name, &backend, &rc))
+        return rc;
     double peak = backend == ICL_BACKEND_CPU ? sgemm_peak_gflops() : 0.0;
     if (backend == ICL_BACKEND_CPU)
         printf("sgemm peak (OpenBLAS, 1536^3, best of 4): %.1f GFLOP/s\n\n", peak);

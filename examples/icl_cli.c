@@ -98,6 +98,11 @@ int cli_fail(const char *what, icl_status s) {
     return 1;
 }
 
+void cli_print_line(void *user, const char *line) {
+    (void)user;
+    printf("%s\n", line);
+}
+
 double cli_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -110,6 +115,17 @@ int cli_backend(const char *flag_value, icl_backend_kind *out) {
         name = "cpu";
     icl_status s = icl_backend_parse(name, out);
     return s == ICL_OK ? 0 : cli_fail("backend", s);
+}
+
+int cli_parse_with_backend(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
+                           const char *const *backend_name, icl_backend_kind *backend, int *exit_status) {
+    int rc = cli_parse(argc, argv, first, opts, n_opts, usage, NULL, 0, NULL);
+    if (rc) {
+        *exit_status = rc < 0 ? 2 : 0;
+        return 0;
+    }
+    *exit_status = 1;
+    return cli_backend(*backend_name, backend) == 0;
 }
 
 int cli_load_model_and_task(const char *model_path, const char *task_spec, const char *backend_name,
@@ -148,40 +164,114 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
     return 0;
 }
 
-int cli_probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, int n_own, const char *usage,
-                    int *exit_status) {
+/* Parse the shared and the probe's own options and load the model; 1 when
+ * the probe should run, else 0 with *exit_status set. */
+static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, int n_own, int *exit_status) {
+    const cli_probe_spec *spec = p->spec;
     cli_option opts[CLI_MAX_PROBE_OPTIONS + 6];
     *exit_status = 2;
-    p->model = NULL;
-    p->family = NULL;
     if (n_own < 0 || n_own > CLI_MAX_PROBE_OPTIONS) {
         fprintf(stderr, "icl: %d probe options, at most %d\n", n_own, CLI_MAX_PROBE_OPTIONS);
         return 0;
     }
-    snprintf(p->out_help, sizeof p->out_help, "output directory [%s]", p->out);
+    snprintf(p->out_default, sizeof p->out_default, "out/probe-%s", spec->name);
+    snprintf(p->out_help, sizeof p->out_help, "output directory [%s]", p->out_default);
+    p->out = p->out_default;
+    p->seed = 1;
     int n = 0;
     opts[n++] = (cli_option){"--model", OPT_STRING, &p->model_path, "checkpoint (.safetensors)"};
     opts[n++] = (cli_option){"--task", OPT_STRING, &p->task, "task family spec [the checkpoint's user.task]"};
     opts[n++] = (cli_option){"--tasks", OPT_STRING, &p->tasks_list,
-                             p->tasks_help ? p->tasks_help : "comma-separated task names [all]"};
+                             spec->tasks_help ? spec->tasks_help : "comma-separated task names [all]"};
     for (int i = 0; i < n_own; i++) opts[n++] = own[i];
-    opts[n++] = (cli_option){"--seed", OPT_LONG, &p->seed, p->seed_help ? p->seed_help : "seed of the prompts [1]"};
+    opts[n++] = (cli_option){"--seed", OPT_LONG, &p->seed,
+                             spec->seed_help ? spec->seed_help : "seed of the prompts [1]"};
     opts[n++] = (cli_option){"--out", OPT_STRING, &p->out, p->out_help};
     opts[n++] = (cli_option){"--backend", OPT_STRING, &p->backend, "cpu | cuda [$ICL_BACKEND or cpu]"};
-    int rc = cli_parse(argc, argv, 3, opts, n, usage, NULL, 0, NULL);
+    int rc = cli_parse(argc, argv, 3, opts, n, spec->usage, NULL, 0, NULL);
     if (rc) {
         *exit_status = rc < 0 ? 2 : 0;
         return 0;
     }
     *exit_status = 1;
+    p->o.dir = p->out;
     return cli_load_model_and_task(p->model_path, p->task, p->backend, &p->model, &p->family) == 0;
 }
 
-void cli_probe_end(cli_probe *p) {
+int cli_probe_main(const cli_probe_spec *spec, int argc, char **argv, const cli_option *own, int n_own,
+                   cli_probe_fn run, void *options) {
+    cli_probe *p = calloc(1, sizeof *p);
+    if (!p) {
+        fprintf(stderr, "icl probe %s: out of memory\n", spec->name);
+        return 1;
+    }
+    p->spec = spec;
+    int rc;
+    if (probe_begin(p, argc, argv, own, n_own, &rc))
+        rc = run(p, options);
+    icl_sidecar_free(p->o.sc);
     icl_task_family_free(p->family);
     icl_model_free(p->model);
-    p->family = NULL;
-    p->model = NULL;
+    free(p);
+    return rc;
+}
+
+int cli_probe_tasks(cli_probe *p, const icl_task_family *f, int cap, int every_task) {
+    if (cap > CLI_MAX_TASKS)
+        cap = CLI_MAX_TASKS;
+    p->tasks = NULL;
+    p->n_tasks = 0;
+    if (every_task) {
+        int n = icl_task_family_num_tasks(f);
+        p->n_tasks = n < cap ? n : cap;
+        for (int t = 0; t < p->n_tasks; t++) p->task_ids[t] = t;
+        p->tasks = p->task_ids;
+    }
+    if (!p->tasks_list)
+        return 0;
+    icl_status s = icl_task_family_parse_tasks(f, p->tasks_list, p->task_ids, cap, &p->n_tasks);
+    if (s != ICL_OK)
+        return cli_fail("--tasks", s);
+    p->tasks = p->task_ids;
+    return 0;
+}
+
+int cli_probe_outputs(cli_probe *p, const icl_task_family *f) {
+    if (cli_make_dir(p->out))
+        return 1;
+    icl_status s = icl_sidecar_create(p->spec->name, (uint64_t)p->seed, &p->o.sc);
+    if (s == ICL_OK && (s = icl_sidecar_set_string(p->o.sc, "model", p->model_path)) == ICL_OK)
+        s = icl_sidecar_set_string(p->o.sc, "task", icl_task_family_spec(f));
+    return s == ICL_OK ? 0 : cli_fail("sidecar", s);
+}
+
+icl_status cli_probe_write_sidecar(cli_probe *p) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.json", p->spec->name);
+    for (char *c = name; *c; c++)
+        if (*c == '-') *c = '_';
+    snprintf(p->o.path, sizeof p->o.path, "%s/%s", p->o.dir, name);
+    return icl_sidecar_write(p->o.sc, p->o.path);
+}
+
+icl_status cli_sidecar_model_config(icl_sidecar *sc, const icl_model *m) {
+    char json[2048];
+    CLI_TRY(icl_config_to_json(icl_model_config(m), json, sizeof json));
+    return icl_sidecar_set_json(sc, "model_config", json);
+}
+
+int cli_parse_counts(const char *text, int *v, int cap) {
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 0 || x > 100000 || n == cap || (*end != ',' && *end != '\0'))
+            return -1;
+        v[n++] = (int)x;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
 }
 
 int cli_make_dir(const char *dir) {
@@ -209,6 +299,11 @@ int cli_make_dir(const char *dir) {
         return 1;
     }
     return 0;
+}
+
+int cli_site_parse(const cli_site *site, const icl_task_family *f, int min_examples, icl_repr_site *out) {
+    icl_status s = icl_repr_site_parse(f, site->role, site->nth, site->pool, min_examples, out);
+    return s == ICL_OK ? 0 : cli_fail("representation site", s);
 }
 
 void cli_site_record(const cli_site *site, icl_sidecar *sc, const char *nth_default) {
@@ -248,4 +343,22 @@ icl_status cli_write_doubles(cli_outputs *o, const char *name, const double *x, 
     icl_status s = icl_npy_write(cli_out_path(o, name), ICL_DTYPE_F32, ndim, shape, f);
     free(f);
     return s;
+}
+
+icl_status cli_table_create(cli_outputs *o, const char *name, int n_columns, const char *const *columns,
+                            icl_csv **csv) {
+    return icl_csv_create(cli_out_path(o, name), n_columns, columns, csv);
+}
+
+icl_status cli_csv_cells(icl_csv *csv, const cli_cell *cells, int n) {
+    for (int i = 0; i < n; i++) {
+        const cli_cell *c = &cells[i];
+        if (c->kind == 's')
+            icl_csv_string(csv, c->s);
+        else if (c->kind == 'i')
+            icl_csv_int(csv, c->i);
+        else
+            icl_csv_number(csv, c->n);
+    }
+    return icl_csv_end_row(csv);
 }

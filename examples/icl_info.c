@@ -2,11 +2,6 @@
 #include <stdio.h>
 #include "icl_cli.h"
 
-static void print_line(void *user, const char *line) {
-    (void)user;
-    printf("%s\n", line);
-}
-
 int cmd_info(int argc, char **argv) {
     const char *path[1];
     int n = 0;
@@ -18,6 +13,6 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "icl info: expected one checkpoint path (see --help)\n");
         return 2;
     }
-    icl_status s = icl_checkpoint_describe(path[0], print_line, NULL);
+    icl_status s = icl_checkpoint_describe(path[0], cli_print_line, NULL);
     return s == ICL_OK ? 0 : cli_fail(path[0], s);
 }

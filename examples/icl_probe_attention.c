@@ -3,89 +3,69 @@
  * relevant / irrelevant ratios, 0-shot vs k-shot vs mixed prompts. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include "icl/representations.h"
 #include "icl_cli.h"
 
 typedef struct {
-    icl_csv *csv;
-    icl_status s;
-} rows;
+    const char *from_role;
+    int prompts, examples, from_nth, batch;
+    float mix;
+} attention_options;
 
-static void row(rows *w, const char *cond, int shots, int layer, int head, const char *kind, const char *name,
-                double value) {
-    icl_status s = w->s;
-    s = s ? s : icl_csv_string(w->csv, cond);
-    s = s ? s : icl_csv_int(w->csv, shots);
-    s = s ? s : icl_csv_int(w->csv, layer);
-    s = s ? s : icl_csv_int(w->csv, head);
-    s = s ? s : icl_csv_string(w->csv, kind);
-    s = s ? s : icl_csv_string(w->csv, name);
-    s = s ? s : icl_csv_number(w->csv, value);
-    s = s ? s : icl_csv_end_row(w->csv);
-    w->s = s;
+/* The rows of one condition's statistics; head -1 = the mean over heads. */
+static void condition_rows(icl_csv *csv, const icl_task_family *f, const icl_attn_result *r, int c) {
+    const icl_attn_stats *st = &r->stats[c];
+    int NH = st->n_head;
+    size_t cells = (size_t)st->n_layer * (NH + 1);
+#define ROW(kind, name, value)                                                                                \
+    cli_csv_row(csv, cli_str(r->names[c]), cli_int(r->shots[c]), cli_int(l), cli_int(head), cli_str(kind), \
+                cli_str(name), cli_num(value))
+    for (int l = 0; l < st->n_layer; l++)
+        for (int h = 0; h <= NH; h++) {
+            size_t cell = (size_t)l * (NH + 1) + h;
+            int head = h == NH ? -1 : h;
+            for (int ro = 0; ro < ICL_ROLE_COUNT; ro++)
+                ROW("role", icl_role_name((icl_role)ro), st->role[cell * ICL_ROLE_COUNT + ro]);
+            for (int t = 0; t < st->n_tasks; t++)
+                ROW("task", icl_task_family_task_name(f, t), st->task[cell * st->n_tasks + t]);
+            for (int k = 0; k < ICL_ATTN_RATIO_COUNT; k++) {
+                const char *name = icl_attn_ratio_name((icl_attn_ratio)k);
+                ROW("relevant", name, st->relevant[k * cells + cell]);
+                ROW("irrelevant", name, st->irrelevant[k * cells + cell]);
+                ROW("ratio", name, st->ratio[k * cells + cell]);
+            }
+        }
+#undef ROW
+    cli_csv_row(csv, cli_str(r->names[c]), cli_int(r->shots[c]), cli_int(-1), cli_int(-1), cli_str("score"),
+                cli_str(icl_task_family_mode(f) == ICL_MODE_TOKEN ? "accuracy" : "mse"), cli_num(st->score));
 }
 
-/* Every statistic of every condition, long format; head -1 = the mean over heads. */
-static icl_status write_csv(const char *path, const icl_task_family *f, const icl_attn_result *r) {
+/* Every statistic of every condition, long format. */
+static icl_status write_csv(cli_outputs *o, const char *path, const icl_task_family *f, const icl_attn_result *r) {
     const char *cols[] = {"condition", "shots", "layer", "head", "kind", "name", "value"};
-    rows w = {NULL, ICL_OK};
-    icl_status s = icl_csv_create(path, 7, cols, &w.csv);
-    if (s != ICL_OK)
-        return s;
-    for (int c = 0; c < r->n_cond; c++) {
-        const icl_attn_stats *st = &r->stats[c];
-        int NH = st->n_head;
-        size_t cells = (size_t)st->n_layer * (NH + 1);
-        for (int l = 0; l < st->n_layer; l++)
-            for (int h = 0; h <= NH; h++) {
-                size_t cell = (size_t)l * (NH + 1) + h;
-                int head = h == NH ? -1 : h;
-                for (int ro = 0; ro < ICL_ROLE_COUNT; ro++)
-                    row(&w, r->names[c], r->shots[c], l, head, "role", icl_role_name((icl_role)ro),
-                        st->role[cell * ICL_ROLE_COUNT + ro]);
-                for (int t = 0; t < st->n_tasks; t++)
-                    row(&w, r->names[c], r->shots[c], l, head, "task", icl_task_family_task_name(f, t),
-                        st->task[cell * st->n_tasks + t]);
-                for (int k = 0; k < ICL_ATTN_RATIO_COUNT; k++) {
-                    const char *name = icl_attn_ratio_name((icl_attn_ratio)k);
-                    row(&w, r->names[c], r->shots[c], l, head, "relevant", name, st->relevant[k * cells + cell]);
-                    row(&w, r->names[c], r->shots[c], l, head, "irrelevant", name, st->irrelevant[k * cells + cell]);
-                    row(&w, r->names[c], r->shots[c], l, head, "ratio", name, st->ratio[k * cells + cell]);
-                }
-            }
-        row(&w, r->names[c], r->shots[c], -1, -1, "score",
-            icl_task_family_mode(f) == ICL_MODE_TOKEN ? "accuracy" : "mse", st->score);
-    }
-    if (w.s != ICL_OK) {
-        icl_csv_abort(w.csv);
-        return w.s;
-    }
-    return icl_csv_close(w.csv);
+    icl_csv *csv;
+    CLI_TRY(icl_csv_create(path, 7, cols, &csv));
+    for (int c = 0; c < r->n_cond; c++) condition_rows(csv, f, r, c);
+    CLI_TRY(icl_csv_close(csv));
+    return icl_sidecar_add_file(o->sc, "attention.csv");
 }
 
 /* roles (n_cond, L, NH+1, ICL_ROLE_COUNT) and ratios (n_cond, ICL_ATTN_RATIO_COUNT, L, NH+1) as float32. */
-static icl_status write_npys(const char *out, icl_sidecar *sc, const icl_attn_result *r) {
+static icl_status write_npys(cli_outputs *o, const icl_attn_result *r) {
     const icl_attn_stats *s0 = &r->stats[0];
     size_t cells = (size_t)s0->n_layer * (s0->n_head + 1);
     size_t nr = cells * ICL_ROLE_COUNT, nq = cells * ICL_ATTN_RATIO_COUNT;
     float *buf = malloc((size_t)r->n_cond * (nr > nq ? nr : nq) * sizeof *buf);
     if (!buf)
         return ICL_ERR_NOMEM;
-    char path[1024];
     for (int c = 0; c < r->n_cond; c++)
         for (size_t i = 0; i < nr; i++) buf[c * nr + i] = (float)r->stats[c].role[i];
     size_t shape[4] = {(size_t)r->n_cond, (size_t)s0->n_layer, (size_t)s0->n_head + 1, ICL_ROLE_COUNT};
-    snprintf(path, sizeof path, "%s/attention_roles.npy", out);
-    icl_status s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, buf);
-    icl_sidecar_add_file(sc, "attention_roles.npy");
+    icl_status s = icl_npy_write(cli_out_path(o, "attention_roles.npy"), ICL_DTYPE_F32, 4, shape, buf);
     for (int c = 0; c < r->n_cond; c++)
         for (size_t i = 0; i < nq; i++) buf[c * nq + i] = (float)r->stats[c].ratio[i];
     size_t qshape[4] = {(size_t)r->n_cond, ICL_ATTN_RATIO_COUNT, (size_t)s0->n_layer, (size_t)s0->n_head + 1};
-    snprintf(path, sizeof path, "%s/attention_ratios.npy", out);
     if (s == ICL_OK)
-        s = icl_npy_write(path, ICL_DTYPE_F32, 4, qshape, buf);
-    icl_sidecar_add_file(sc, "attention_ratios.npy");
+        s = icl_npy_write(cli_out_path(o, "attention_ratios.npy"), ICL_DTYPE_F32, 4, qshape, buf);
     free(buf);
     return s;
 }
@@ -116,90 +96,75 @@ static void print_summary(const icl_task_family *f, const icl_attn_result *r) {
     }
 }
 
-int probe_attention(int argc, char **argv) {
-    const char *from_role = NULL;
-    int prompts = 50, examples = -1, from_nth = 0, batch = ICL_REPR_BATCH;
-    float mix = 0.75f;
-    cli_option opts[] = {
-        {"--prompts", OPT_INT, &prompts, "prompts per task and condition [50]"},
-        {"--examples", OPT_INT, &examples, "examples of the k-shot and mixed prompts [family default]"},
-        {"--mix", OPT_FLOAT, &mix, "dominant task's share of the mixed prompts, 0 = no mixed prompts [0.75]"},
-        {"--from-role", OPT_STRING, &from_role, "attending position's role [query_sep; vector: query_input]"},
-        {"--from-nth", OPT_INT, &from_nth, "occurrence of that role, 0 first, -1 last [0]"},
-        {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
-    };
-    cli_probe p = {.out = "out/probe-attention", .seed = 1};
-    int rc;
-    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe attention --model M.safetensors [options]\n\n"
-                         "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
-                         "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
-                         "0-shot vs k-shot on the same queries, and mixed-task prompts.",
-                         &rc))
-        return rc;
-    icl_model *m = p.model;
-    icl_task_family *f = p.family;
-    const char *out = p.out;
-    int result = 1, task_ids[256], n_ids = 0;
-    icl_status s = ICL_OK;
-    const char *what = "attention";
-    icl_attn_result r = {0};
-    icl_sidecar *sc = NULL;
-    icl_attn_options o = icl_attn_options_default(f);
-    o.prompts.prompts_per_task = prompts;
-    o.prompts.n_examples = examples;
-    o.prompts.seed = (uint64_t)p.seed;
-    o.mix_lambda = mix;
-    o.batch = batch;
-    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
-        what = "--tasks";
-        goto done;
-    }
-    o.prompts.tasks = p.tasks_list ? task_ids : NULL;
-    o.prompts.n_tasks = n_ids;
-    if (from_role) {
+static void record(icl_sidecar *sc, const attention_options *a, const icl_attn_options *o, const icl_attn_result *r) {
+    icl_sidecar_set_number(sc, "prompts_per_task", a->prompts);
+    icl_sidecar_set_number(sc, "examples", r->shots[1]);
+    icl_sidecar_set_number(sc, "mix_lambda", a->mix);
+    icl_sidecar_set_string(sc, "from_role", icl_role_name((icl_role)o->from.role));
+    icl_sidecar_set_number(sc, "from_nth", o->from.nth);
+}
+
+static int run(cli_probe *p, void *options) {
+    const attention_options *a = options;
+    const char *out = p->out;
+    icl_attn_options o = icl_attn_options_default(p->family);
+    o.prompts.prompts_per_task = a->prompts;
+    o.prompts.n_examples = a->examples;
+    o.prompts.seed = (uint64_t)p->seed;
+    o.mix_lambda = a->mix;
+    o.batch = a->batch;
+    if (cli_probe_tasks(p, p->family, CLI_MAX_TASKS, 0))
+        return 1;
+    o.prompts.tasks = p->tasks;
+    o.prompts.n_tasks = p->n_tasks;
+    icl_status s;
+    if (a->from_role) {
         int role;
-        if ((s = icl_role_parse(from_role, &role)) != ICL_OK) {
-            what = "--from-role";
-            goto done;
-        }
-        o.from = icl_pos_role_nth(role, from_nth);
+        if ((s = icl_role_parse(a->from_role, &role)) != ICL_OK)
+            return cli_fail("--from-role", s);
+        o.from = icl_pos_role_nth(role, a->from_nth);
     }
-    if (cli_make_dir(out))
-        goto done;
-    if ((s = icl_attention_probe(m, f, &o, &r)) != ICL_OK)
-        goto done;
-    print_summary(f, &r);
-    if ((s = icl_sidecar_create("attention", (uint64_t)p.seed, &sc)) != ICL_OK)
-        goto done;
-    icl_sidecar_set_string(sc, "model", p.model_path);
-    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_number(sc, "prompts_per_task", prompts);
-    icl_sidecar_set_number(sc, "examples", r.shots[1]);
-    icl_sidecar_set_number(sc, "mix_lambda", mix);
-    icl_sidecar_set_string(sc, "from_role", icl_role_name((icl_role)o.from.role));
-    icl_sidecar_set_number(sc, "from_nth", o.from.nth);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/attention.csv", out);
-    what = path;
-    if ((s = write_csv(path, f, &r)) != ICL_OK)
-        goto done;
-    icl_sidecar_add_file(sc, "attention.csv");
-    if ((s = write_npys(out, sc, &r)) != ICL_OK)
-        goto done;
-    snprintf(path, sizeof path, "%s/attention.json", out);
-    if ((s = icl_sidecar_write(sc, path)) != ICL_OK)
-        goto done;
-    printf("wrote %s/{attention.csv,attention_roles.npy,attention_ratios.npy}; plots: gnuplot -e "
-           "\"in='%s/attention.csv'; out='%s/attention.png'\" scripts/plot_attention.gp (plot='roles' for role "
-           "shares)\n",
-           out, out, out);
-    result = 0;
-done:
-    if (s != ICL_OK)
-        cli_fail(what, s);
-    icl_sidecar_free(sc);
+    if (cli_probe_outputs(p, p->family))
+        return 1;
+    icl_attn_result r = {0};
+    int rc = 0;
+    if ((s = icl_attention_probe(p->model, p->family, &o, &r)) != ICL_OK)
+        rc = cli_fail("attention", s);
+    if (rc == 0) {
+        print_summary(p->family, &r);
+        record(p->o.sc, a, &o, &r);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/attention.csv", out);
+        if ((s = write_csv(&p->o, path, p->family, &r)) != ICL_OK || (s = write_npys(&p->o, &r)) != ICL_OK)
+            rc = cli_fail(path, s);
+        else if ((s = cli_probe_write_sidecar(p)) != ICL_OK)
+            rc = cli_fail(p->o.path, s);
+    }
+    if (rc == 0)
+        printf("wrote %s/{attention.csv,attention_roles.npy,attention_ratios.npy}; plots: gnuplot -e "
+               "\"in='%s/attention.csv'; out='%s/attention.png'\" scripts/plot_attention.gp (plot='roles' for role "
+               "shares)\n",
+               out, out, out);
     icl_attn_result_free(&r);
-    cli_probe_end(&p);
-    return result;
+    return rc;
+}
+
+int probe_attention(int argc, char **argv) {
+    static const cli_probe_spec spec = {
+        "attention",
+        "usage: icl probe attention --model M.safetensors [options]\n\n"
+        "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
+        "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
+        "0-shot vs k-shot on the same queries, and mixed-task prompts.",
+        NULL, NULL};
+    attention_options a = {.prompts = 50, .examples = -1, .batch = ICL_REPR_BATCH, .mix = 0.75f};
+    cli_option opts[] = {
+        {"--prompts", OPT_INT, &a.prompts, "prompts per task and condition [50]"},
+        {"--examples", OPT_INT, &a.examples, "examples of the k-shot and mixed prompts [family default]"},
+        {"--mix", OPT_FLOAT, &a.mix, "dominant task's share of the mixed prompts, 0 = no mixed prompts [0.75]"},
+        {"--from-role", OPT_STRING, &a.from_role, "attending position's role [query_sep; vector: query_input]"},
+        {"--from-nth", OPT_INT, &a.from_nth, "occurrence of that role, 0 first, -1 last [0]"},
+        {"--batch", OPT_INT, &a.batch, "prompts per forward pass [64]"},
+    };
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], run, &a);
 }

@@ -8,76 +8,57 @@
 
 #define MAX_TASKS 64
 
-/* Return a failing status from the enclosing writer. */
-#define TRY(call)                          \
-    do {                                   \
-        icl_status try_s_ = (call);        \
-        if (try_s_ != ICL_OK)              \
-            return try_s_;                 \
-    } while (0)
-
 static const char *const condition_names[ICL_FV_N_CONDITIONS] = {"clean", "zero_shot", "shuffled"};
-
-
 
 static icl_status write_aie(cli_outputs *o, const icl_task_family *f, const icl_fv_result *r) {
     const char *cols[] = {"layer", "head", "task", "aie", "rank"};
     icl_csv *csv;
-    TRY(icl_csv_create(cli_out_path(o, "aie.csv"), 5, cols, &csv));
+    CLI_TRY(cli_table_create(o, "aie.csv", 5, cols, &csv));
     int heads = r->L * r->NH;
     for (int t = -1; t < r->n_tasks; t++)
-        for (int j = 0; j < heads; j++) {
-            icl_csv_int(csv, j / r->NH);
-            icl_csv_int(csv, j % r->NH);
-            icl_csv_string(csv, t < 0 ? "mean" : icl_task_family_task_name(f, r->tasks[t]));
-            icl_csv_number(csv, t < 0 ? r->aie_mean[j] : r->aie[(size_t)t * heads + j]);
-            icl_csv_int(csv, r->rank[j]);
-            icl_csv_end_row(csv);
-        }
-    TRY(icl_csv_close(csv));
+        for (int j = 0; j < heads; j++)
+            cli_csv_row(csv, cli_int(j / r->NH), cli_int(j % r->NH),
+                        cli_str(t < 0 ? "mean" : icl_task_family_task_name(f, r->tasks[t])),
+                        cli_num(t < 0 ? r->aie_mean[j] : r->aie[(size_t)t * heads + j]), cli_int(r->rank[j]));
+    CLI_TRY(icl_csv_close(csv));
     size_t s3[3] = {(size_t)r->n_tasks, (size_t)r->L, (size_t)r->NH};
-    TRY(cli_write_doubles(o, "aie.npy", r->aie, 3, s3));
+    CLI_TRY(cli_write_doubles(o, "aie.npy", r->aie, 3, s3));
     return cli_write_doubles(o, "aie_mean.npy", r->aie_mean, 2, s3 + 1);
 }
 
 static icl_status write_eval(cli_outputs *o, const icl_task_family *f, const icl_fv_result *r) {
     const char *cols[] = {"task", "condition", "fv", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(cli_out_path(o, "fv_eval.csv"), 5, cols, &csv));
+    CLI_TRY(cli_table_create(o, "fv_eval.csv", 5, cols, &csv));
     for (int t = 0; t < r->n_tasks; t++)
         for (int c = 0; c < ICL_FV_N_CONDITIONS; c++)
             for (int w = 0; w < 2; w++)
                 for (int k = 0; k < 2; k++) {
                     size_t i = ((size_t)t * ICL_FV_N_CONDITIONS + c) * 2 + w;
-                    icl_csv_string(csv, icl_task_family_task_name(f, r->tasks[t]));
-                    icl_csv_string(csv, condition_names[c]);
-                    icl_csv_int(csv, w);
-                    icl_csv_string(csv, k ? "p" : "accuracy");
-                    icl_csv_number(csv, k ? r->p[i] : r->acc[i]);
-                    icl_csv_end_row(csv);
+                    cli_csv_row(csv, cli_str(icl_task_family_task_name(f, r->tasks[t])), cli_str(condition_names[c]),
+                                cli_int(w), cli_str(k ? "p" : "accuracy"), cli_num(k ? r->p[i] : r->acc[i]));
                 }
     return icl_csv_close(csv);
 }
 
-static icl_status write_all(cli_outputs *o, icl_model *m, const icl_task_family *f, const icl_fv_result *r) {
-    TRY(write_aie(o, f, r));
-    TRY(write_eval(o, f, r));
+static icl_status write_all(cli_probe *p, const icl_fv_result *r) {
+    cli_outputs *o = &p->o;
+    const icl_task_family *f = p->family;
+    CLI_TRY(write_aie(o, f, r));
+    CLI_TRY(write_eval(o, f, r));
     size_t hm[4] = {(size_t)r->n_tasks, (size_t)r->L, (size_t)r->NH, (size_t)r->HS};
-    TRY(icl_npy_write(cli_out_path(o, "head_means.npy"), ICL_DTYPE_F32, 4, hm, r->head_means));
+    CLI_TRY(icl_npy_write(cli_out_path(o, "head_means.npy"), ICL_DTYPE_F32, 4, hm, r->head_means));
     size_t fv[2] = {(size_t)r->n_tasks, (size_t)r->C}, hd[2] = {(size_t)r->top_k, 2};
-    TRY(icl_npy_write(cli_out_path(o, "fv.npy"), ICL_DTYPE_F32, 2, fv, r->fv));
-    TRY(icl_npy_write(cli_out_path(o, "fv_heads.npy"), ICL_DTYPE_I32, 2, hd, r->heads));
-    char json[2048];
-    TRY(icl_config_to_json(icl_model_config(m), json, sizeof json));
-    TRY(icl_sidecar_set_json(o->sc, "model_config", json));
+    CLI_TRY(icl_npy_write(cli_out_path(o, "fv.npy"), ICL_DTYPE_F32, 2, fv, r->fv));
+    CLI_TRY(icl_npy_write(cli_out_path(o, "fv_heads.npy"), ICL_DTYPE_I32, 2, hd, r->heads));
+    CLI_TRY(cli_sidecar_model_config(o->sc, p->model));
     double heads[2 * 256];
     int nh = r->top_k < 256 ? r->top_k : 256;
     for (int i = 0; i < 2 * nh; i++) heads[i] = r->heads[i];
-    TRY(icl_sidecar_set_numbers(o->sc, "fv_heads_layer_head", heads, 2 * nh));
-    TRY(icl_sidecar_set_number(o->sc, "fv_layer", r->fv_layer));
-    TRY(icl_sidecar_set_string(o->sc, "fv_point", r->fv_mid ? "resid_mid" : "resid_post"));
-    snprintf(o->path, sizeof o->path, "%s/function_vectors.json", o->dir);
-    return icl_sidecar_write(o->sc, o->path);
+    CLI_TRY(icl_sidecar_set_numbers(o->sc, "fv_heads_layer_head", heads, 2 * nh));
+    CLI_TRY(icl_sidecar_set_number(o->sc, "fv_layer", r->fv_layer));
+    CLI_TRY(icl_sidecar_set_string(o->sc, "fv_point", r->fv_mid ? "resid_mid" : "resid_post"));
+    return cli_probe_write_sidecar(p);
 }
 
 static void print_summary(const icl_task_family *f, const icl_fv_result *r) {
@@ -98,81 +79,73 @@ static void print_summary(const icl_task_family *f, const icl_fv_result *r) {
     }
 }
 
-int probe_function_vectors(int argc, char **argv) {
-    const char *point = "resid_post";
-    int prompts = 100, eval_prompts = 100, k = -1, top_k = -1, layer = -1, batch = 64;
-    cli_option opts[] = {
-        {"--prompts", OPT_INT, &prompts, "clean prompts per task for the mean head outputs [100]"},
-        {"--eval-prompts", OPT_INT, &eval_prompts, "shuffled / zero-shot / clean prompts per task [100]"},
-        {"--examples", OPT_INT, &k, "examples per prompt, >= 1 [family default]"},
-        {"--top-k", OPT_INT, &top_k, "heads summed into the function vector [min(10, half of the heads)]"},
-        {"--layer", OPT_INT, &layer, "block whose residual receives the FV [round(L/3) - 1, at least 0]"},
-        {"--point", OPT_STRING, &point, "resid_post | resid_mid of that block [resid_post]"},
-        {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
-    };
-    cli_probe p = {.out = "out/probe-function-vectors", .seed = 1, .seed_help = "seed of every prompt set [1]"};
-    int rc;
-    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe function-vectors --model M.safetensors [--out DIR]\n\n"
-                         "Average indirect effect of every head (its clean mean output patched into\n"
-                         "shuffled-label prompts at the query separator) and the function vector of the\n"
-                         "top heads, added to the residual stream. Plot: gnuplot -e \"dir='DIR'\"\n"
-                         "scripts/plot_function_vectors.gp",
-                         &rc))
-        return rc;
-    if (strcmp(point, "resid_post") != 0 && strcmp(point, "resid_mid") != 0) {
-        fprintf(stderr, "icl probe function-vectors: --point must be resid_post or resid_mid, not \"%s\"\n", point);
-        cli_probe_end(&p);
+typedef struct {
+    const char *point;
+    int prompts, eval_prompts, k, top_k, layer, batch;
+} fv_options;
+
+static int run(cli_probe *p, void *options) {
+    const fv_options *a = options;
+    if (strcmp(a->point, "resid_post") != 0 && strcmp(a->point, "resid_mid") != 0) {
+        fprintf(stderr, "icl probe function-vectors: --point must be resid_post or resid_mid, not \"%s\"\n", a->point);
         return 2;
     }
-    icl_model *m = p.model;
-    icl_task_family *f = p.family;
-    int ids[MAX_TASKS], n_ids = 0, result = 1;
-    icl_fv_result r = {0};
-    cli_outputs o = {p.out, NULL, {0}};
+    icl_task_family *f = p->family;
+    if (cli_probe_tasks(p, f, MAX_TASKS, 0))
+        return 1;
     icl_fv_options opt = icl_fv_options_default(f);
+    opt.tasks = p->tasks;
+    opt.n_tasks = p->n_tasks;
+    opt.n_prompts = a->prompts;
+    opt.eval_prompts = a->eval_prompts;
+    if (a->k != -1)
+        opt.n_examples = a->k;
+    opt.top_k = a->top_k;
+    opt.fv_layer = a->layer;
+    opt.fv_mid = strcmp(a->point, "resid_mid") == 0;
+    opt.batch = a->batch;
+    opt.seed = (uint64_t)p->seed;
+    icl_fv_result r = {0};
     icl_status s;
-    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
-        cli_fail("--tasks", s);
-        goto done;
+    int rc = 0;
+    if ((s = icl_function_vectors_run(p->model, f, &opt, &r)) != ICL_OK)
+        rc = cli_fail("function-vectors", s);
+    if (rc == 0)
+        rc = cli_probe_outputs(p, f);
+    if (rc == 0) {
+        icl_sidecar_set_number(p->o.sc, "prompts", opt.n_prompts);
+        icl_sidecar_set_number(p->o.sc, "eval_prompts", opt.eval_prompts);
+        icl_sidecar_set_number(p->o.sc, "examples", opt.n_examples);
+        icl_sidecar_set_number(p->o.sc, "top_k", r.top_k);
+        if ((s = write_all(p, &r)) != ICL_OK)
+            rc = cli_fail(p->out, s);
     }
-    opt.tasks = p.tasks_list ? ids : NULL;
-    opt.n_tasks = n_ids;
-    opt.n_prompts = prompts;
-    opt.eval_prompts = eval_prompts;
-    if (k != -1)
-        opt.n_examples = k;
-    opt.top_k = top_k;
-    opt.fv_layer = layer;
-    opt.fv_mid = strcmp(point, "resid_mid") == 0;
-    opt.batch = batch;
-    opt.seed = (uint64_t)p.seed;
-    if ((s = icl_function_vectors_run(m, f, &opt, &r)) != ICL_OK) {
-        cli_fail("function-vectors", s);
-        goto done;
+    if (rc == 0) {
+        print_summary(f, &r);
+        printf("wrote %s/{aie.csv,fv_eval.csv,aie.npy,fv.npy,function_vectors.json,...}\n", p->out);
     }
-    if (cli_make_dir(p.out))
-        goto done;
-    if ((s = icl_sidecar_create("function-vectors", opt.seed, &o.sc)) != ICL_OK) {
-        cli_fail("sidecar", s);
-        goto done;
-    }
-    icl_sidecar_set_string(o.sc, "model", p.model_path);
-    icl_sidecar_set_string(o.sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_number(o.sc, "prompts", opt.n_prompts);
-    icl_sidecar_set_number(o.sc, "eval_prompts", opt.eval_prompts);
-    icl_sidecar_set_number(o.sc, "examples", opt.n_examples);
-    icl_sidecar_set_number(o.sc, "top_k", r.top_k);
-    if ((s = write_all(&o, m, f, &r)) != ICL_OK) {
-        cli_fail(p.out, s);
-        goto done;
-    }
-    print_summary(f, &r);
-    printf("wrote %s/{aie.csv,fv_eval.csv,aie.npy,fv.npy,function_vectors.json,...}\n", p.out);
-    result = 0;
-done:
-    icl_sidecar_free(o.sc);
     icl_fv_result_free(&r);
-    cli_probe_end(&p);
-    return result;
+    return rc;
+}
+
+int probe_function_vectors(int argc, char **argv) {
+    static const cli_probe_spec spec = {
+        "function-vectors",
+        "usage: icl probe function-vectors --model M.safetensors [--out DIR]\n\n"
+        "Average indirect effect of every head (its clean mean output patched into\n"
+        "shuffled-label prompts at the query separator) and the function vector of the\n"
+        "top heads, added to the residual stream. Plot: gnuplot -e \"dir='DIR'\"\n"
+        "scripts/plot_function_vectors.gp",
+        NULL, "seed of every prompt set [1]"};
+    fv_options a = {"resid_post", 100, 100, -1, -1, -1, 64};
+    cli_option opts[] = {
+        {"--prompts", OPT_INT, &a.prompts, "clean prompts per task for the mean head outputs [100]"},
+        {"--eval-prompts", OPT_INT, &a.eval_prompts, "shuffled / zero-shot / clean prompts per task [100]"},
+        {"--examples", OPT_INT, &a.k, "examples per prompt, >= 1 [family default]"},
+        {"--top-k", OPT_INT, &a.top_k, "heads summed into the function vector [min(10, half of the heads)]"},
+        {"--layer", OPT_INT, &a.layer, "block whose residual receives the FV [round(L/3) - 1, at least 0]"},
+        {"--point", OPT_STRING, &a.point, "resid_post | resid_mid of that block [resid_post]"},
+        {"--batch", OPT_INT, &a.batch, "prompts per forward pass [64]"},
+    };
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], run, &a);
 }

@@ -12,33 +12,9 @@
 
 #define MAX_TASKS 64
 
-/* Task selection shared by both probes: --tasks, or every task of the family. */
-static int select_tasks(const icl_task_family *f, const char *list, int *sel, int *n_sel) {
-    *n_sel = icl_task_family_num_tasks(f) < MAX_TASKS ? icl_task_family_num_tasks(f) : MAX_TASKS;
-    for (int t = 0; t < *n_sel; t++) sel[t] = t;
-    icl_status s;
-    if (list && (s = icl_task_family_parse_tasks(f, list, sel, MAX_TASKS, n_sel)) != ICL_OK)
-        return cli_fail("--tasks", s);
-    return 0;
-}
-
-static void add_model_config(icl_sidecar *sc, const icl_model *m) {
-    char json[1024];
-    if (icl_config_to_json(icl_model_config(m), json, sizeof json) == ICL_OK)
-        icl_sidecar_set_json(sc, "model_config", json);
-}
-
-static int finish_sidecar(icl_sidecar *sc, const char *dir, const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    icl_status s = icl_sidecar_write(sc, path);
-    return s == ICL_OK ? 0 : cli_fail(path, s);
-}
-
 /* ---- logit lens ---- */
 
 typedef struct {
-    cli_probe common;
     int prompts, examples, batch, no_mixed;
 } lens_options;
 
@@ -55,24 +31,15 @@ static void level_point(int level, char *buf, size_t size) {
 static icl_status lens_rows(icl_csv *csv, const icl_task_family *f, const char *kind, const char *prompt_tasks,
                             const icl_superposition_result *r) {
     char point[64];
+    icl_status s = ICL_OK;
     for (int l = 0; l < r->levels; l++) {
         level_point(l, point, sizeof point);
-        for (int j = 0; j < r->K; j++) {
-            icl_csv_string(csv, kind);
-            icl_csv_string(csv, prompt_tasks);
-            icl_csv_int(csv, l);
-            icl_csv_string(csv, point);
-            icl_csv_string(csv, icl_task_family_task_name(f, r->tasks[j]));
-            icl_csv_number(csv, r->lambda[j]);
-            icl_csv_number(csv, r->lens[l].mean[j]);
-            icl_csv_number(csv, r->lens[l].sd[j]);
-            icl_csv_int(csv, r->n);
-            icl_status s = icl_csv_end_row(csv);
-            if (s != ICL_OK)
-                return s;
-        }
+        for (int j = 0; j < r->K; j++)
+            s = cli_csv_row(csv, cli_str(kind), cli_str(prompt_tasks), cli_int(l), cli_str(point),
+                            cli_str(icl_task_family_task_name(f, r->tasks[j])), cli_num(r->lambda[j]),
+                            cli_num(r->lens[l].mean[j]), cli_num(r->lens[l].sd[j]), cli_int(r->n));
     }
-    return ICL_OK;
+    return s;
 }
 
 static void lens_summary(const icl_task_family *f, const char *prompt_tasks, const icl_superposition_result *r) {
@@ -86,16 +53,11 @@ static void lens_summary(const icl_task_family *f, const char *prompt_tasks, con
     printf(")\n");
 }
 
-static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
-    int sel[MAX_TASKS], K, rc = select_tasks(f, o->common.tasks_list, sel, &K);
-    if (rc)
-        return rc;
-    if (K < 2) {
-        fprintf(stderr, "icl probe logit-lens: needs at least 2 tasks to compare answers; --tasks selects %d\n", K);
-        return 1;
-    }
-    if (cli_make_dir(o->common.out))
-        return 1;
+/* Every configuration: single-task prompts of each task, then their uniform
+ * mixture; summaries printed, rows into csv and probabilities into P
+ * (configs, levels, n, K). */
+static int lens_configs(icl_model *m, const icl_task_family *f, const lens_options *o, const int *sel, int K,
+                        icl_rng *rng, icl_csv *csv, const char *csv_path, float *P) {
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
     icl_superposition_opts so;
     icl_superposition_opts_default(&so);
@@ -104,103 +66,101 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
     so.batch = o->batch;
     so.lens = 1;
     so.solved = 0;
-    icl_rng rng;
-    icl_rng_init(&rng, (uint64_t)o->common.seed, "logit-lens");
-    float *P = malloc((size_t)n_configs * levels * n * K * sizeof *P);
-    icl_csv *csv = NULL;
-    icl_sidecar *sc = NULL;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/logit_lens.csv", o->common.out);
-    icl_status s = ICL_OK;
-    if (!P) {
-        fprintf(stderr, "icl probe logit-lens: out of memory\n");
-        rc = 1;
-    } else if ((s = icl_csv_create(path, 9, lens_columns, &csv)) != ICL_OK) {
-        rc = cli_fail(path, s);
-    }
-    for (int c = 0; rc == 0 && c < n_configs; c++) {
+    for (int c = 0; c < n_configs; c++) {
         /* Single-task prompts are one-hot mixtures, so every task's answer to the query is known. */
         double lambda[MAX_TASKS];
         char prompt_tasks[512];
         for (int j = 0; j < K; j++) lambda[j] = c < K ? (j == c) : 1.0 / K;
-        if (c < K)
-            snprintf(prompt_tasks, sizeof prompt_tasks, "%s", icl_task_family_task_name(f, sel[c]));
-        else
-            snprintf(prompt_tasks, sizeof prompt_tasks, "uniform");
+        snprintf(prompt_tasks, sizeof prompt_tasks, "%s", c < K ? icl_task_family_task_name(f, sel[c]) : "uniform");
         icl_superposition_result r;
-        if ((s = icl_superposition_run(m, f, sel, lambda, K, &so, &rng, &r)) != ICL_OK) {
-            rc = cli_fail("logit lens", s);
-            break;
-        }
+        icl_status s = icl_superposition_run(m, f, sel, lambda, K, &so, rng, &r);
+        if (s != ICL_OK)
+            return cli_fail("logit lens", s);
         lens_summary(f, prompt_tasks, &r);
         for (size_t i = 0; i < (size_t)levels * n * K; i++) P[(size_t)c * levels * n * K + i] = (float)r.lens_P[i];
-        if ((s = lens_rows(csv, f, c < K ? "single" : "mixed", prompt_tasks, &r)) != ICL_OK)
-            rc = cli_fail(path, s);
+        s = lens_rows(csv, f, c < K ? "single" : "mixed", prompt_tasks, &r);
         icl_superposition_result_free(&r);
+        if (s != ICL_OK)
+            return cli_fail(csv_path, s);
     }
+    return 0;
+}
+
+static int lens_run(cli_probe *p, void *options) {
+    const lens_options *o = options;
+    icl_model *m = p->model;
+    const icl_task_family *f = p->family;
+    if (cli_probe_tasks(p, f, MAX_TASKS, 1))
+        return 1;
+    const int *sel = p->tasks;
+    int K = p->n_tasks;
+    if (K < 2) {
+        fprintf(stderr, "icl probe logit-lens: needs at least 2 tasks to compare answers; --tasks selects %d\n", K);
+        return 1;
+    }
+    if (cli_probe_outputs(p, f))
+        return 1;
+    icl_sidecar *sc = p->o.sc;
+    icl_sidecar_set_string(sc, "tasks", p->tasks_list ? p->tasks_list : "all");
+    icl_sidecar_set_number(sc, "prompts", o->prompts);
+    icl_sidecar_set_number(sc, "examples", o->examples);
+    icl_sidecar_set_number(sc, "mixed", !o->no_mixed);
+    cli_sidecar_model_config(sc, m);
+    int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts, rc = 0;
+    icl_rng rng;
+    icl_rng_init(&rng, (uint64_t)p->seed, "logit-lens");
+    float *P = malloc((size_t)n_configs * levels * n * K * sizeof *P);
+    icl_csv *csv = NULL;
+    char csv_path[1024];
+    snprintf(csv_path, sizeof csv_path, "%s/logit_lens.csv", p->out);
+    icl_status s = ICL_OK;
+    if (!P) {
+        fprintf(stderr, "icl probe logit-lens: out of memory\n");
+        rc = 1;
+    } else if ((s = cli_table_create(&p->o, "logit_lens.csv", 9, lens_columns, &csv)) != ICL_OK) {
+        rc = cli_fail(csv_path, s);
+    }
+    if (rc == 0)
+        rc = lens_configs(m, f, o, sel, K, &rng, csv, csv_path, P);
     if (rc == 0) {
         s = icl_csv_close(csv);
         csv = NULL;
         if (s != ICL_OK)
-            rc = cli_fail(path, s);
+            rc = cli_fail(csv_path, s);
     }
     size_t shape[4] = {(size_t)n_configs, (size_t)levels, (size_t)n, (size_t)K};
-    snprintf(path, sizeof path, "%s/lens_P.npy", o->common.out);
-    if (rc == 0 && (s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, P)) != ICL_OK)
-        rc = cli_fail(path, s);
-    if (rc == 0 && (s = icl_sidecar_create("logit-lens", (uint64_t)o->common.seed, &sc)) != ICL_OK)
-        rc = cli_fail("sidecar", s);
-    if (rc == 0) {
-        icl_sidecar_set_string(sc, "model", o->common.model_path);
-        icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-        icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
-        icl_sidecar_set_number(sc, "prompts", n);
-        icl_sidecar_set_number(sc, "examples", o->examples);
-        icl_sidecar_set_number(sc, "mixed", !o->no_mixed);
-        add_model_config(sc, m);
-        icl_sidecar_add_file(sc, "logit_lens.csv");
-        icl_sidecar_add_file(sc, "lens_P.npy");
-        rc = finish_sidecar(sc, o->common.out, "logit_lens.json");
-    }
+    if (rc == 0 && (s = icl_npy_write(cli_out_path(&p->o, "lens_P.npy"), ICL_DTYPE_F32, 4, shape, P)) != ICL_OK)
+        rc = cli_fail(p->o.path, s);
+    if (rc == 0 && (s = cli_probe_write_sidecar(p)) != ICL_OK)
+        rc = cli_fail(p->o.path, s);
     if (rc == 0)
-        printf("wrote %s/logit_lens.csv, lens_P.npy (configs, levels, prompts, tasks), logit_lens.json\n",
-               o->common.out);
+        printf("wrote %s/logit_lens.csv, lens_P.npy (configs, levels, prompts, tasks), logit_lens.json\n", p->out);
     if (csv)
         icl_csv_abort(csv);
-    icl_sidecar_free(sc);
     free(P);
     return rc;
 }
 
 int probe_logit_lens(int argc, char **argv) {
-    lens_options o = {.common = {.out = "out/probe-logit-lens",
-                                 .seed = 1,
-                                 .tasks_help = "comma-separated tasks (at least 2) [all]"},
-                      .prompts = 100,
-                      .examples = -1,
-                      .batch = 64};
+    static const cli_probe_spec spec = {
+        "logit-lens",
+        "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
+        "Probability of every task's answer read out of each layer (final layernorm +\n"
+        "unembedding), on single-task prompts of each task and on their uniform mixture.",
+        "comma-separated tasks (at least 2) [all]", NULL};
+    lens_options o = {.prompts = 100, .examples = -1, .batch = 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},
         {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
         {"--no-mixed", OPT_FLAG, &o.no_mixed, "skip the uniform mixture of the tasks"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
     };
-    int rc;
-    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
-                         "Probability of every task's answer read out of each layer (final layernorm +\n"
-                         "unembedding), on single-task prompts of each task and on their uniform mixture.",
-                         &rc))
-        return rc;
-    rc = lens_run(&o, o.common.model, o.common.family);
-    cli_probe_end(&o.common);
-    return rc;
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], lens_run, &o);
 }
 
 /* ---- head ablation ---- */
 
 typedef struct {
-    cli_probe common;
     const char *mode;
     int prompts, examples, batch, layer;
 } ablation_options;
@@ -236,7 +196,8 @@ static void ablation_data_free(ablation_data *d) {
     free(d->ok);
 }
 
-static int make_prompts(const ablation_options *o, const icl_task_family *f, const int *sel, ablation_data *d) {
+static int make_prompts(const ablation_options *o, long seed, const icl_task_family *f, const int *sel,
+                        ablation_data *d) {
     d->per_task = (o->prompts + o->batch - 1) / o->batch;
     d->tb = calloc((size_t)d->n_tasks * d->per_task, sizeof *d->tb);
     d->v = malloc((size_t)o->batch * sizeof *d->v);
@@ -246,7 +207,7 @@ static int make_prompts(const ablation_options *o, const icl_task_family *f, con
         return 1;
     }
     icl_rng root, r;
-    icl_rng_init(&root, (uint64_t)o->common.seed, "head-ablation");
+    icl_rng_init(&root, (uint64_t)seed, "head-ablation");
     for (int t = 0; t < d->n_tasks; t++) {
         icl_rng_split(&r, &root, (uint64_t)sel[t]);
         for (int k = 0; k < d->per_task; k++) {
@@ -328,17 +289,15 @@ static size_t grid_at(const ablation_grid *g, int mi, int l, int h, int t) {
 
 static icl_status ablation_row(icl_csv *csv, int l, int h, icl_ablation_mode mode, const char *task,
                                const score *base, const score *abl, int n) {
-    icl_csv_int(csv, l);
-    icl_csv_int(csv, h);
-    icl_csv_string(csv, icl_ablation_mode_name(mode));
-    icl_csv_string(csv, task);
+    double v[3 * N_METRICS];
     for (int k = 0; k < N_METRICS; k++) {
-        icl_csv_number(csv, metric_of(base, k));
-        icl_csv_number(csv, metric_of(abl, k));
-        icl_csv_number(csv, metric_of(abl, k) - metric_of(base, k));
+        v[3 * k] = metric_of(base, k);
+        v[3 * k + 1] = metric_of(abl, k);
+        v[3 * k + 2] = metric_of(abl, k) - metric_of(base, k);
     }
-    icl_csv_int(csv, n);
-    return icl_csv_end_row(csv);
+    return cli_csv_row(csv, cli_int(l), cli_int(h), cli_str(icl_ablation_mode_name(mode)), cli_str(task),
+                       cli_num(v[0]), cli_num(v[1]), cli_num(v[2]), cli_num(v[3]), cli_num(v[4]), cli_num(v[5]),
+                       cli_num(v[6]), cli_num(v[7]), cli_num(v[8]), cli_int(n));
 }
 
 static int ablation_sweep(const ablation_options *o, icl_model *m, const icl_task_family *f, const int *sel,
@@ -397,45 +356,65 @@ static void ablation_summary(const ablation_options *o, const icl_ablation_mode 
     }
 }
 
-static int ablation_write(const ablation_options *o, const icl_task_family *f, const icl_model *m,
-                          const ablation_grid *g, int token) {
-    size_t shape[4] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH, (size_t)g->n_tasks};
-    char path[1024], name[64];
-    icl_sidecar *sc;
-    icl_status s = icl_sidecar_create("head-ablation", (uint64_t)o->common.seed, &sc);
+/* The head_ablation.csv table of the sweep over every selected head. */
+static int ablation_table(cli_probe *p, const ablation_options *o, ablation_data *d, const icl_ablation_mode *modes,
+                          const icl_head_means *hm, ablation_grid *g) {
+    icl_csv *csv;
+    icl_status s = cli_table_create(&p->o, "head_ablation.csv", N_ABLATION_COLUMNS, ablation_columns, &csv);
     if (s != ICL_OK)
-        return cli_fail("sidecar", s);
-    icl_sidecar_add_file(sc, "head_ablation.csv");
-    int rc = 0;
-    for (int k = 0; rc == 0 && k < N_METRICS; k++) {
+        return cli_fail(p->o.path, s);
+    int rc = ablation_sweep(o, p->model, p->family, p->tasks, d, modes, hm, g, csv);
+    if (rc) {
+        icl_csv_abort(csv);
+        return rc;
+    }
+    return (s = icl_csv_close(csv)) == ICL_OK ? 0 : cli_fail(p->o.path, s);
+}
+
+/* The changes of each metric the family has as .npy files, and the sidecar. */
+static int ablation_write(cli_probe *p, const ablation_options *o, const ablation_grid *g, int token) {
+    size_t shape[4] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH, (size_t)g->n_tasks};
+    char name[64];
+    icl_status s;
+    for (int k = 0; k < N_METRICS; k++) {
         if ((k < 2) != token)
             continue;
         snprintf(name, sizeof name, "delta_%s.npy", metric_names[k]);
-        snprintf(path, sizeof path, "%s/%s", o->common.out, name);
-        if ((s = icl_npy_write(path, ICL_DTYPE_F32, 4, shape, g->delta[k])) != ICL_OK)
-            rc = cli_fail(path, s);
-        icl_sidecar_add_file(sc, name);
+        if ((s = icl_npy_write(cli_out_path(&p->o, name), ICL_DTYPE_F32, 4, shape, g->delta[k])) != ICL_OK)
+            return cli_fail(p->o.path, s);
     }
-    icl_sidecar_set_string(sc, "model", o->common.model_path);
-    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
+    icl_sidecar *sc = p->o.sc;
+    icl_sidecar_set_string(sc, "tasks", p->tasks_list ? p->tasks_list : "all");
     icl_sidecar_set_string(sc, "mode", o->mode);
     icl_sidecar_set_number(sc, "layer", o->layer);
     icl_sidecar_set_number(sc, "prompts", o->prompts);
     icl_sidecar_set_number(sc, "examples", o->examples);
     icl_sidecar_set_string(sc, "npy_axes", "(mode, layer, head, task); layers not swept are NaN");
-    add_model_config(sc, m);
-    if (rc == 0)
-        rc = finish_sidecar(sc, o->common.out, "head_ablation.json");
-    icl_sidecar_free(sc);
+    cli_sidecar_model_config(sc, p->model);
+    return (s = cli_probe_write_sidecar(p)) == ICL_OK ? 0 : cli_fail(p->o.path, s);
+}
+
+/* The delta arrays of the grid, NaN where a layer is not swept. */
+static int grid_alloc(ablation_grid *g) {
+    size_t cells = (size_t)g->n_modes * g->L * g->NH * g->n_tasks;
+    int rc = 0;
+    for (int k = 0; k < N_METRICS; k++) {
+        g->delta[k] = malloc(cells * sizeof *g->delta[k]);
+        if (!g->delta[k])
+            rc = 1;
+        for (size_t i = 0; g->delta[k] && i < cells; i++) g->delta[k][i] = NAN;
+    }
+    if (rc)
+        fprintf(stderr, "icl probe head-ablation: out of memory\n");
     return rc;
 }
 
-static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family *f) {
-    int sel[MAX_TASKS], n_sel, n_modes, rc;
+static int ablation_run(cli_probe *p, void *options) {
+    const ablation_options *o = options;
+    int n_modes, rc;
     icl_ablation_mode modes[2];
-    const icl_config *cfg = icl_model_config(m);
-    if ((rc = select_tasks(f, o->common.tasks_list, sel, &n_sel)) || (rc = parse_modes(o->mode, modes, &n_modes)))
+    const icl_config *cfg = icl_model_config(p->model);
+    if ((rc = cli_probe_tasks(p, p->family, MAX_TASKS, 1)) || (rc = parse_modes(o->mode, modes, &n_modes)))
         return rc;
     if (o->layer < -1 || o->layer >= cfg->n_layer) {
         fprintf(stderr, "icl probe head-ablation: --layer %d out of range [0, %d) (-1 = every layer)\n", o->layer,
@@ -446,48 +425,26 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
         fprintf(stderr, "icl probe head-ablation: --prompts and --batch must be >= 1\n");
         return 1;
     }
-    if (cli_make_dir(o->common.out))
+    if (cli_probe_outputs(p, p->family))
         return 1;
-    ablation_data d = {n_sel, 0, icl_task_family_mode(f) == ICL_MODE_TOKEN, NULL, NULL, NULL};
-    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, n_sel, {NULL, NULL, NULL}};
+    ablation_data d = {p->n_tasks, 0, icl_task_family_mode(p->family) == ICL_MODE_TOKEN, NULL, NULL, NULL};
+    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, p->n_tasks, {NULL, NULL, NULL}};
     icl_head_means *hm = NULL;
-    icl_csv *csv = NULL;
-    char path[1024];
-    size_t cells = (size_t)n_modes * g.L * g.NH * n_sel;
-    for (int k = 0; k < N_METRICS; k++) {
-        g.delta[k] = malloc(cells * sizeof *g.delta[k]);
-        if (!g.delta[k])
-            rc = 1;
-        for (size_t i = 0; g.delta[k] && i < cells; i++) g.delta[k][i] = NAN;
-    }
-    if (rc)
-        fprintf(stderr, "icl probe head-ablation: out of memory\n");
+    rc = grid_alloc(&g);
     double t0 = cli_now();
     if (rc == 0)
-        rc = make_prompts(o, f, sel, &d);
+        rc = make_prompts(o, p->seed, p->family, p->tasks, &d);
     if (rc == 0)
-        rc = make_means(m, &d, &hm);
-    snprintf(path, sizeof path, "%s/head_ablation.csv", o->common.out);
-    icl_status s;
-    if (rc == 0 && (s = icl_csv_create(path, N_ABLATION_COLUMNS, ablation_columns, &csv)) != ICL_OK)
-        rc = cli_fail(path, s);
+        rc = make_means(p->model, &d, &hm);
     if (rc == 0)
-        rc = ablation_sweep(o, m, f, sel, &d, modes, hm, &g, csv);
-    if (rc == 0) {
-        s = icl_csv_close(csv);
-        csv = NULL;
-        if (s != ICL_OK)
-            rc = cli_fail(path, s);
-    }
+        rc = ablation_table(p, o, &d, modes, hm, &g);
     if (rc == 0)
-        rc = ablation_write(o, f, m, &g, d.token);
+        rc = ablation_write(p, o, &g, d.token);
     if (rc == 0) {
         ablation_summary(o, modes, &g, d.token);
         printf("%d prompts per task in %.1f s; wrote %s/head_ablation.csv, delta_*.npy, head_ablation.json\n",
-               o->prompts, cli_now() - t0, o->common.out);
+               o->prompts, cli_now() - t0, p->out);
     }
-    if (csv)
-        icl_csv_abort(csv);
     icl_head_means_free(hm);
     ablation_data_free(&d);
     for (int k = 0; k < N_METRICS; k++) free(g.delta[k]);
@@ -495,12 +452,14 @@ static int ablation_run(const ablation_options *o, icl_model *m, icl_task_family
 }
 
 int probe_head_ablation(int argc, char **argv) {
-    ablation_options o = {.common = {.out = "out/probe-head-ablation", .seed = 1},
-                          .mode = "both",
-                          .prompts = 100,
-                          .examples = -1,
-                          .batch = 64,
-                          .layer = -1};
+    static const cli_probe_spec spec = {
+        "head-ablation",
+        "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
+        "Change of each task's answer probability and accuracy (token families) or query\n"
+        "squared error (vector families) when one attention head at a time is zeroed or\n"
+        "replaced by its per-position mean over all the prompts.",
+        NULL, NULL};
+    ablation_options o = {.mode = "both", .prompts = 100, .examples = -1, .batch = 64, .layer = -1};
     cli_option opts[] = {
         {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},
         {"--layer", OPT_INT, &o.layer, "ablate the heads of this layer only [-1 = every layer]"},
@@ -508,15 +467,5 @@ int probe_head_ablation(int argc, char **argv) {
         {"--examples", OPT_INT, &o.examples, "in-context examples per prompt [family default]"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
     };
-    int rc;
-    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe head-ablation --model M.safetensors [--mode zero|mean|both] [--out DIR]\n\n"
-                         "Change of each task's answer probability and accuracy (token families) or query\n"
-                         "squared error (vector families) when one attention head at a time is zeroed or\n"
-                         "replaced by its per-position mean over all the prompts.",
-                         &rc))
-        return rc;
-    rc = ablation_run(&o, o.common.model, o.common.family);
-    cli_probe_end(&o.common);
-    return rc;
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], ablation_run, &o);
 }

@@ -4,25 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "icl/representations.h"
 #include "icl_cli.h"
 
 #define MAX_SHOTS 8
 
-/* Comma-separated non-negative integers into v (at most cap); -1 on bad input. */
-static int parse_list(const char *text, int *v, int cap) {
-    int n = 0;
-    const char *p = text;
-    while (*p) {
-        char *end;
-        long x = strtol(p, &end, 10);
-        if (end == p || x < 0 || x > 100000 || n == cap || (*end != ',' && *end != '\0'))
-            return -1;
-        v[n++] = (int)x;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
+typedef struct {
+    cli_site where;
+    const char *shots_text, *targets_text;
+    int prompts, folds;
+    float l2, alpha;
+} linear_options;
+
+/* What the options select: the shot counts and targets, and the set-up of the prompts and probes. */
+typedef struct {
+    int shots[MAX_SHOTS], n_shots, n_targets;
+    icl_linear_target targets[ICL_LINEAR_COUNT];
+    icl_repr_prompts_options po;
+    icl_repr_site site;
+    icl_linear_options lo;
+} linear_plan;
 
 /* Comma-separated target names into t (at most cap); -1 after printing the error. */
 static int parse_targets(const char *text, icl_linear_target *t, int cap) {
@@ -39,172 +39,144 @@ static int parse_targets(const char *text, icl_linear_target *t, int cap) {
     return n;
 }
 
-/* One shot count: prompts, representations and every target's probe; rows into csv. */
-static icl_status run_shots(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *po,
-                            const icl_repr_site *site, const icl_linear_target *targets, int n_targets,
-                            const icl_linear_options *lo, int shots, icl_csv *csv) {
-    icl_repr_prompts_options o = *po;
-    o.n_examples = shots;
-    icl_repr_prompts set;
-    icl_status s = icl_repr_prompts_generate(f, &o, &set);
-    if (s != ICL_OK)
-        return s;
-    icl_repr_set r;
-    if ((s = icl_repr_collect(m, set.prompts, set.n, site, ICL_REPR_BATCH, &r)) != ICL_OK) {
-        icl_repr_prompts_free(&set);
-        return s;
+/* Prints the error and returns 1 when an option is wrong. */
+static int configure(cli_probe *p, const linear_options *a, linear_plan *q) {
+    const icl_task_family *f = p->family;
+    icl_linear_target all[ICL_LINEAR_COUNT] = {ICL_LINEAR_TASK, ICL_LINEAR_ANSWER, ICL_LINEAR_WEIGHTS};
+    memcpy(q->targets, all, sizeof all);
+    q->n_targets = icl_task_family_mode(f) == ICL_MODE_VECTOR ? 3 : 2;
+    q->n_shots = 1;
+    q->shots[0] = icl_task_family_default_examples(f);
+    if (a->shots_text && (q->n_shots = cli_parse_counts(a->shots_text, q->shots, MAX_SHOTS)) < 1) {
+        fprintf(stderr, "icl probe linear: --shots wants up to %d comma-separated counts\n", MAX_SHOTS);
+        return 1;
     }
-    double *metric = malloc((size_t)r.levels * sizeof *metric);
+    if (a->targets_text && (q->n_targets = parse_targets(a->targets_text, q->targets, ICL_LINEAR_COUNT)) < 1)
+        return 1;
+    if (cli_probe_tasks(p, f, CLI_MAX_TASKS, 0))
+        return 1;
+    q->po = icl_repr_prompts_options_default();
+    q->po.prompts_per_task = a->prompts;
+    q->po.seed = (uint64_t)p->seed;
+    q->po.tasks = p->tasks;
+    q->po.n_tasks = p->n_tasks;
+    q->lo = icl_linear_options_default();
+    q->lo.folds = a->folds;
+    q->lo.seed = (uint64_t)p->seed;
+    if (a->l2 >= 0.0f)
+        q->lo.l2 = a->l2;
+    if (a->alpha >= 0.0f)
+        q->lo.alpha = a->alpha;
+    int min_shots = q->shots[0];
+    for (int c = 1; c < q->n_shots; c++)
+        if (q->shots[c] < min_shots) min_shots = q->shots[c];
+    return cli_site_parse(&a->where, f, min_shots, &q->site);
+}
+
+/* Every target's probe on one set of representations; rows into csv. */
+static icl_status probe_targets(const icl_repr_set *r, const icl_repr_prompts *set, const icl_task_family *f,
+                                const linear_plan *q, int shots, icl_csv *csv) {
+    double *metric = malloc((size_t)r->levels * sizeof *metric);
     if (!metric)
-        s = ICL_ERR_NOMEM;
+        return ICL_ERR_NOMEM;
+    icl_status s = ICL_OK;
     int token = icl_task_family_mode(f) == ICL_MODE_TOKEN;
-    for (int t = 0; s == ICL_OK && t < n_targets; t++) {
+    for (int t = 0; s == ICL_OK && t < q->n_targets; t++) {
         double chance;
-        s = icl_linear_probe_levels(&r, &set, targets[t], lo, metric, &chance);
-        int logistic = targets[t] == ICL_LINEAR_TASK || (targets[t] == ICL_LINEAR_ANSWER && token);
-        const char *name = icl_linear_target_name(targets[t]);
+        s = icl_linear_probe_levels(r, set, q->targets[t], &q->lo, metric, &chance);
+        int logistic = q->targets[t] == ICL_LINEAR_TASK || (q->targets[t] == ICL_LINEAR_ANSWER && token);
+        const char *kind = logistic ? "logistic" : "ridge", *name = icl_linear_target_name(q->targets[t]);
         if (s == ICL_OK)
-            printf("%d-shot %-8s %-8s", shots, logistic ? "logistic" : "ridge", name);
-        for (int l = 0; s == ICL_OK && l < r.levels; l++) {
+            printf("%d-shot %-8s %-8s", shots, kind, name);
+        for (int l = 0; s == ICL_OK && l < r->levels; l++) {
             printf("  L%d %6.3f", l, metric[l]);
-            s = s ? s : icl_csv_int(csv, shots);
-            s = s ? s : icl_csv_int(csv, l);
-            s = s ? s : icl_csv_string(csv, logistic ? "logistic" : "ridge");
-            s = s ? s : icl_csv_string(csv, name);
-            s = s ? s : icl_csv_string(csv, logistic ? "cv_accuracy" : "cv_r2");
-            s = s ? s : icl_csv_number(csv, metric[l]);
-            s = s ? s : icl_csv_end_row(csv);
-            if (logistic) {
-                s = s ? s : icl_csv_int(csv, shots);
-                s = s ? s : icl_csv_int(csv, l);
-                s = s ? s : icl_csv_string(csv, "logistic");
-                s = s ? s : icl_csv_string(csv, name);
-                s = s ? s : icl_csv_string(csv, "chance");
-                s = s ? s : icl_csv_number(csv, chance);
-                s = s ? s : icl_csv_end_row(csv);
-            }
+            s = cli_csv_row(csv, cli_int(shots), cli_int(l), cli_str(kind), cli_str(name),
+                            cli_str(logistic ? "cv_accuracy" : "cv_r2"), cli_num(metric[l]));
+            if (logistic)
+                s = cli_csv_row(csv, cli_int(shots), cli_int(l), cli_str(kind), cli_str(name), cli_str("chance"),
+                                cli_num(chance));
         }
         if (s == ICL_OK)
             printf(logistic ? "   (chance %.3f)\n" : "\n", chance);
     }
     free(metric);
-    icl_repr_set_free(&r);
+    return s;
+}
+
+/* One shot count: prompts, representations and every target's probe. */
+static icl_status run_shots(icl_model *m, const icl_task_family *f, const linear_plan *q, int shots, icl_csv *csv) {
+    icl_repr_prompts_options o = q->po;
+    o.n_examples = shots;
+    icl_repr_prompts set;
+    CLI_TRY(icl_repr_prompts_generate(f, &o, &set));
+    icl_repr_set r;
+    icl_status s = icl_repr_collect(m, set.prompts, set.n, &q->site, ICL_REPR_BATCH, &r);
+    if (s == ICL_OK) {
+        s = probe_targets(&r, &set, f, q, shots, csv);
+        icl_repr_set_free(&r);
+    }
     icl_repr_prompts_free(&set);
     return s;
 }
 
-int probe_linear(int argc, char **argv) {
-    cli_site where = {0};
-    const char *shots_text = NULL, *targets_text = NULL;
-    int prompts = 100, folds = 5;
-    float l2 = -1.0f, alpha = -1.0f;
-    cli_option opts[] = {
-        {"--prompts", OPT_INT, &prompts, "prompts per task [100]"},
-        {"--shots", OPT_STRING, &shots_text, "comma-separated examples per prompt [family default]"},
-        {"--targets", OPT_STRING, &targets_text, "task, answer, weights (vector families) [task,answer(,weights)]"},
-        {"--folds", OPT_INT, &folds, "cross-validation folds [5]"},
-        {"--l2", OPT_FLOAT, &l2, "logistic L2 penalty [1e-3]"},
-        {"--alpha", OPT_FLOAT, &alpha, "ridge penalty [1e-4]"},
-        CLI_SITE_OPTIONS(where, "query_sep; vector: ex_answer, query_input at 0 shots", "all of them"),
-    };
-    cli_probe p = {.out = "out/probe-linear", .seed = 1, .seed_help = "seed of the prompts and folds [1]"};
-    int rc;
-    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe linear --model M.safetensors [options]\n\n"
-                         "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
-                         "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
-                         &rc))
-        return rc;
-    icl_model *m = p.model;
-    icl_task_family *f = p.family;
-    const char *out = p.out;
-    int result = 1, task_ids[256], n_ids = 0, shots[MAX_SHOTS], n_shots = 1, n_targets;
-    icl_linear_target targets[ICL_LINEAR_COUNT] = {ICL_LINEAR_TASK, ICL_LINEAR_ANSWER, ICL_LINEAR_WEIGHTS};
-    icl_status s = ICL_OK;
-    const char *what = "linear probe";
-    icl_csv *csv = NULL;
-    icl_sidecar *sc = NULL;
-    int vector = icl_task_family_mode(f) == ICL_MODE_VECTOR;
-    n_targets = vector ? 3 : 2;
-    shots[0] = icl_task_family_default_examples(f);
-    if (shots_text && (n_shots = parse_list(shots_text, shots, MAX_SHOTS)) < 1) {
-        fprintf(stderr, "icl probe linear: --shots wants up to %d comma-separated counts\n", MAX_SHOTS);
-        goto done;
+static void record(icl_sidecar *sc, const linear_options *a, const linear_plan *q) {
+    icl_sidecar_set_number(sc, "prompts_per_task", a->prompts);
+    double shots[MAX_SHOTS];
+    char names[64] = "";
+    for (int c = 0; c < q->n_shots; c++) shots[c] = q->shots[c];
+    for (int t = 0; t < q->n_targets; t++) {
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", t ? "," : "", icl_linear_target_name(q->targets[t]));
     }
-    if (targets_text && (n_targets = parse_targets(targets_text, targets, ICL_LINEAR_COUNT)) < 1)
-        goto done;
-    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, task_ids, 256, &n_ids)) != ICL_OK) {
-        what = "--tasks";
-        goto done;
-    }
-    icl_repr_prompts_options po = icl_repr_prompts_options_default();
-    po.prompts_per_task = prompts;
-    po.seed = (uint64_t)p.seed;
-    po.tasks = p.tasks_list ? task_ids : NULL;
-    po.n_tasks = n_ids;
-    icl_linear_options lo = icl_linear_options_default();
-    lo.folds = folds;
-    lo.seed = (uint64_t)p.seed;
-    if (l2 >= 0.0f)
-        lo.l2 = l2;
-    if (alpha >= 0.0f)
-        lo.alpha = alpha;
-    int min_shots = shots[0];
-    for (int c = 1; c < n_shots; c++)
-        if (shots[c] < min_shots) min_shots = shots[c];
-    icl_repr_site site;
-    if ((s = icl_repr_site_parse(f, where.role, where.nth, where.pool, min_shots, &site)) != ICL_OK) {
-        what = "representation site";
-        goto done;
-    }
-    if (cli_make_dir(out))
-        goto done;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/linear.csv", out);
+    icl_sidecar_set_numbers(sc, "shots", shots, q->n_shots);
+    icl_sidecar_set_string(sc, "targets", names);
+    icl_sidecar_set_number(sc, "folds", q->lo.folds);
+    icl_sidecar_set_number(sc, "l2", q->lo.l2);
+    icl_sidecar_set_number(sc, "alpha", q->lo.alpha);
+    cli_site_record(&a->where, sc, "all");
+}
+
+static int run(cli_probe *p, void *options) {
+    const linear_options *a = options;
+    linear_plan q;
+    if (configure(p, a, &q) || cli_probe_outputs(p, p->family))
+        return 1;
+    record(p->o.sc, a, &q);
     const char *cols[] = {"shots", "layer", "probe", "target", "metric", "value"};
-    what = path;
-    if ((s = icl_csv_create(path, 6, cols, &csv)) != ICL_OK)
-        goto done;
+    icl_csv *csv;
+    icl_status s = cli_table_create(&p->o, "linear.csv", 6, cols, &csv);
+    if (s != ICL_OK)
+        return cli_fail(p->o.path, s);
     printf("linear probes, %d-fold cross-validated accuracy (logistic) or R^2 (ridge) per layer; layer 0 = "
            "embeddings\n",
-           folds);
-    what = "linear probe";
-    for (int c = 0; c < n_shots; c++)
-        if ((s = run_shots(m, f, &po, &site, targets, n_targets, &lo, shots[c], csv)) != ICL_OK)
-            goto done;
-    what = path;
-    s = icl_csv_close(csv);
-    csv = NULL;
-    if (s != ICL_OK || (s = icl_sidecar_create("linear", (uint64_t)p.seed, &sc)) != ICL_OK)
-        goto done;
-    icl_sidecar_set_string(sc, "model", p.model_path);
-    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_number(sc, "prompts_per_task", prompts);
-    double shots_d[MAX_SHOTS];
-    char names[64] = "";
-    for (int c = 0; c < n_shots; c++) shots_d[c] = shots[c];
-    for (int t = 0; t < n_targets; t++) {
-        size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, "%s%s", t ? "," : "", icl_linear_target_name(targets[t]));
-    }
-    icl_sidecar_set_numbers(sc, "shots", shots_d, n_shots);
-    icl_sidecar_set_string(sc, "targets", names);
-    icl_sidecar_set_number(sc, "folds", lo.folds);
-    icl_sidecar_set_number(sc, "l2", lo.l2);
-    icl_sidecar_set_number(sc, "alpha", lo.alpha);
-    cli_site_record(&where, sc, "all");
-    icl_sidecar_add_file(sc, "linear.csv");
-    snprintf(path, sizeof path, "%s/linear.json", out);
-    if ((s = icl_sidecar_write(sc, path)) != ICL_OK)
-        goto done;
-    printf("wrote %s/linear.csv and linear.json\n", out);
-    result = 0;
-done:
-    if (s != ICL_OK)
-        cli_fail(what, s);
-    if (csv)
-        icl_csv_abort(csv);
-    icl_sidecar_free(sc);
-    cli_probe_end(&p);
-    return result;
+           a->folds);
+    for (int c = 0; c < q.n_shots; c++)
+        if ((s = run_shots(p->model, p->family, &q, q.shots[c], csv)) != ICL_OK) {
+            icl_csv_abort(csv);
+            return cli_fail("linear probe", s);
+        }
+    if ((s = icl_csv_close(csv)) != ICL_OK || (s = cli_probe_write_sidecar(p)) != ICL_OK)
+        return cli_fail(p->o.path, s);
+    printf("wrote %s/linear.csv and linear.json\n", p->out);
+    return 0;
+}
+
+int probe_linear(int argc, char **argv) {
+    static const cli_probe_spec spec = {
+        "linear",
+        "usage: icl probe linear --model M.safetensors [options]\n\n"
+        "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
+        "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
+        NULL, "seed of the prompts and folds [1]"};
+    linear_options a = {.prompts = 100, .folds = 5, .l2 = -1.0f, .alpha = -1.0f};
+    cli_option opts[] = {
+        {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},
+        {"--shots", OPT_STRING, &a.shots_text, "comma-separated examples per prompt [family default]"},
+        {"--targets", OPT_STRING, &a.targets_text, "task, answer, weights (vector families) [task,answer(,weights)]"},
+        {"--folds", OPT_INT, &a.folds, "cross-validation folds [5]"},
+        {"--l2", OPT_FLOAT, &a.l2, "logistic L2 penalty [1e-3]"},
+        {"--alpha", OPT_FLOAT, &a.alpha, "ridge penalty [1e-4]"},
+        CLI_SITE_OPTIONS(a.where, "query_sep; vector: ex_answer, query_input at 0 shots", "all of them"),
+    };
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], run, &a);
 }

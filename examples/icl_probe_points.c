@@ -2,11 +2,6 @@
 #include <stdio.h>
 #include "icl_cli.h"
 
-static void print_line(void *user, const char *line) {
-    (void)user;
-    printf("%s\n", line);
-}
-
 int probe_points(int argc, char **argv) {
     const char *model_path = NULL;
     int B = 1, T = 0;
@@ -28,7 +23,7 @@ int probe_points(int argc, char **argv) {
     icl_status s = icl_checkpoint_load_model(model_path, ICL_BACKEND_CPU, &m);
     if (s != ICL_OK)
         return cli_fail(model_path, s);
-    s = icl_point_catalogue(m, B, T > 0 ? T : icl_model_config(m)->ctx, print_line, NULL);
+    s = icl_point_catalogue(m, B, T > 0 ? T : icl_model_config(m)->ctx, cli_print_line, NULL);
     icl_model_free(m);
     return s == ICL_OK ? 0 : cli_fail("catalogue", s);
 }

@@ -24,7 +24,6 @@ typedef struct {
 } mixture_list;
 
 typedef struct {
-    cli_probe common;
     const char *pair, *lambdas, *custom;
     int prompts, examples, max_tasks, subsets, lens, beam, batch, no_pairs, no_uniform;
 } options;
@@ -135,33 +134,15 @@ static icl_status write_rows(icl_csv *csv, const icl_task_family *f, const mixtu
                              const icl_superposition_stats *st) {
     char tasks[512];
     join_tasks(f, mx, tasks, sizeof tasks);
-    for (int j = 0; j < r->K; j++) {
-        icl_csv_string(csv, mx->sweep);
-        icl_csv_int(csv, index);
-        icl_csv_int(csv, r->K);
-        icl_csv_string(csv, tasks);
-        icl_csv_string(csv, readout);
-        icl_csv_int(csv, level);
-        icl_csv_string(csv, icl_task_family_task_name(f, r->tasks[j]));
-        icl_csv_number(csv, mx->lambda[j]);
-        icl_csv_number(csv, r->lambda[j]);
-        icl_csv_int(csv, r->counts[j]);
-        icl_csv_number(csv, st->mean[j]);
-        icl_csv_number(csv, st->sd[j]);
-        icl_csv_number(csv, st->sorted[j]);
-        icl_csv_number(csv, st->solved[j]);
-        icl_csv_number(csv, st->other);
-        icl_csv_number(csv, st->kl_raw);
-        icl_csv_number(csv, st->kl_renorm);
-        icl_csv_number(csv, st->r);
-        icl_csv_number(csv, st->pk_exact);
-        icl_csv_int(csv, r->collisions);
-        icl_csv_int(csv, r->n);
-        icl_status s = icl_csv_end_row(csv);
-        if (s != ICL_OK)
-            return s;
-    }
-    return ICL_OK;
+    icl_status s = ICL_OK;
+    for (int j = 0; j < r->K; j++)
+        s = cli_csv_row(csv, cli_str(mx->sweep), cli_int(index), cli_int(r->K), cli_str(tasks), cli_str(readout),
+                        cli_int(level), cli_str(icl_task_family_task_name(f, r->tasks[j])), cli_num(mx->lambda[j]),
+                        cli_num(r->lambda[j]), cli_int(r->counts[j]), cli_num(st->mean[j]), cli_num(st->sd[j]),
+                        cli_num(st->sorted[j]), cli_num(st->solved[j]), cli_num(st->other), cli_num(st->kl_raw),
+                        cli_num(st->kl_renorm), cli_num(st->r), cli_num(st->pk_exact), cli_int(r->collisions),
+                        cli_int(r->n));
+    return s;
 }
 
 static const char *const csv_columns[] = {
@@ -197,20 +178,16 @@ static void print_summary(const icl_task_family *f, const mixture *mx, const icl
     printf("  other %.3f  KL %.3f/%.3f  r %.2f\n", r->out.other, r->out.kl_raw, r->out.kl_renorm, r->out.r);
 }
 
-static int write_npy(const char *dir, const char *prefix, const char *sweep, int ndim, const size_t *shape,
-                     const float *data, icl_sidecar *sc) {
-    char name[128], path[1024];
+static int write_npy(cli_outputs *o, const char *prefix, const char *sweep, int ndim, const size_t *shape,
+                     const float *data) {
+    char name[128];
     snprintf(name, sizeof name, "%s_%s.npy", prefix, sweep);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    icl_status s = icl_npy_write(path, ICL_DTYPE_F32, ndim, shape, data);
-    if (s != ICL_OK)
-        return cli_fail(path, s);
-    icl_sidecar_add_file(sc, name);
-    return 0;
+    icl_status s = icl_npy_write(cli_out_path(o, name), ICL_DTYPE_F32, ndim, shape, data);
+    return s == ICL_OK ? 0 : cli_fail(o->path, s);
 }
 
-static int write_sweep_npys(const options *o, const mixture_list *l, const char *sweep, int n, int levels,
-                            const icl_superposition_result *all, icl_sidecar *sc) {
+static int write_sweep_npys(cli_outputs *o, const mixture_list *l, const char *sweep, int n, int levels,
+                            const icl_superposition_result *all) {
     sweep_arrays sa = {sweep, 0, 0, NULL, NULL};
     for (int i = 0; i < l->n; i++)
         if (strcmp(l->items[i].sweep, sweep) == 0) {
@@ -234,24 +211,23 @@ static int write_sweep_npys(const options *o, const mixture_list *l, const char 
         if (strcmp(l->items[i].sweep, sweep) == 0) store_P(&sa, k++, &all[i]);
     size_t shape[4] = {(size_t)sa.M, (size_t)n, (size_t)sa.Kmax, 0};
     size_t lshape[4] = {(size_t)sa.M, (size_t)levels, (size_t)n, (size_t)sa.Kmax};
-    int rc = write_npy(o->common.out, "P", sweep, 3, shape, sa.P, sc);
+    int rc = write_npy(o, "P", sweep, 3, shape, sa.P);
     if (rc == 0 && levels)
-        rc = write_npy(o->common.out, "P_lens", sweep, 4, lshape, sa.lens_P, sc);
+        rc = write_npy(o, "P_lens", sweep, 4, lshape, sa.lens_P);
     free(sa.P);
     free(sa.lens_P);
     return rc;
 }
 
-static int build_mixtures(const options *o, const icl_task_family *f, mixture_list *l) {
-    int sel[MAX_TASKS], n_sel = icl_task_family_num_tasks(f), pair[2], n_pair = 0, n_l = 0;
+static int build_mixtures(cli_probe *p, const options *o, mixture_list *l) {
+    const icl_task_family *f = p->family;
+    int pair[2], n_pair = 0, n_l = 0;
     double lambdas[MAX_LAMBDAS];
     icl_status s;
-    if (n_sel > MAX_TASKS)
-        n_sel = MAX_TASKS;
-    for (int t = 0; t < n_sel; t++) sel[t] = t;
-    const char *list = o->common.tasks_list;
-    if (list && (s = icl_task_family_parse_tasks(f, list, sel, MAX_TASKS, &n_sel)) != ICL_OK)
-        return cli_fail("--tasks", s);
+    if (cli_probe_tasks(p, f, MAX_TASKS, 1))
+        return 1;
+    const int *sel = p->tasks;
+    int n_sel = p->n_tasks;
     if (o->pair && (s = icl_task_family_parse_tasks(f, o->pair, pair, 2, &n_pair)) != ICL_OK)
         return cli_fail("--pair", s);
     if (o->pair && (n_pair != 2 || pair[0] == pair[1])) {
@@ -291,11 +267,9 @@ static int build_mixtures(const options *o, const icl_task_family *f, mixture_li
     return 0;
 }
 
-static int set_config(icl_sidecar *sc, const options *o, const icl_task_family *f, const icl_model *m) {
-    char json[1024];
-    icl_sidecar_set_string(sc, "model", o->common.model_path);
-    icl_sidecar_set_string(sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_string(sc, "tasks", o->common.tasks_list ? o->common.tasks_list : "all");
+static void record(cli_probe *p, const options *o) {
+    icl_sidecar *sc = p->o.sc;
+    icl_sidecar_set_string(sc, "tasks", p->tasks_list ? p->tasks_list : "all");
     icl_sidecar_set_string(sc, "pair", o->pair ? o->pair : "all pairs");
     icl_sidecar_set_string(sc, "lambdas", o->lambdas);
     icl_sidecar_set_string(sc, "mixture", o->custom ? o->custom : "");
@@ -307,25 +281,13 @@ static int set_config(icl_sidecar *sc, const options *o, const icl_task_family *
     icl_sidecar_set_number(sc, "beam", o->beam);
     icl_sidecar_set_number(sc, "pairs", !o->no_pairs);
     icl_sidecar_set_number(sc, "uniform", !o->no_uniform);
-    if (icl_config_to_json(icl_model_config(m), json, sizeof json) == ICL_OK)
-        icl_sidecar_set_json(sc, "model_config", json);
-    return 0;
+    cli_sidecar_model_config(sc, p->model);
 }
 
-static int run(const options *o, icl_model *m, icl_task_family *f) {
-    mixture_list l = {NULL, 0, 0};
-    icl_superposition_result *res = NULL;
-    icl_csv *csv = NULL;
-    icl_sidecar *sc = NULL;
-    int rc = build_mixtures(o, f, &l), L = icl_model_config(m)->n_layer;
-    icl_status s = ICL_OK;
-    char path[1024];
-    if (rc == 0)
-        rc = cli_make_dir(o->common.out);
-    if (rc == 0 && !(res = calloc((size_t)l.n, sizeof *res))) {
-        fprintf(stderr, "icl probe superposition: out of memory\n");
-        rc = 1;
-    }
+/* Every mixture of l: summaries printed, results into res (l->n), rows into superposition.csv. */
+static int run_mixtures(cli_probe *p, const options *o, const mixture_list *l, icl_superposition_result *res) {
+    const icl_task_family *f = p->family;
+    int L = icl_model_config(p->model)->n_layer;
     icl_superposition_opts so;
     icl_superposition_opts_default(&so);
     so.n_prompts = o->prompts;
@@ -334,59 +296,68 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
     so.beam = o->beam;
     so.lens = o->lens;
     icl_rng rng;
-    icl_rng_init(&rng, (uint64_t)o->common.seed, "superposition");
-    snprintf(path, sizeof path, "%s/superposition.csv", o->common.out);
-    if (rc == 0 && (s = icl_csv_create(path, N_COLUMNS, csv_columns, &csv)) != ICL_OK)
-        rc = cli_fail(path, s);
-    double t0 = cli_now();
-    for (int i = 0; rc == 0 && i < l.n; i++) {
-        const mixture *mx = &l.items[i];
-        if ((s = icl_superposition_run(m, f, mx->tasks, mx->lambda, mx->K, &so, &rng, &res[i])) != ICL_OK) {
-            rc = cli_fail("superposition", s);
-            break;
+    icl_rng_init(&rng, (uint64_t)p->seed, "superposition");
+    icl_csv *csv;
+    icl_status s = cli_table_create(&p->o, "superposition.csv", N_COLUMNS, csv_columns, &csv);
+    if (s != ICL_OK)
+        return cli_fail(p->o.path, s);
+    for (int i = 0; i < l->n; i++) {
+        const mixture *mx = &l->items[i];
+        if ((s = icl_superposition_run(p->model, f, mx->tasks, mx->lambda, mx->K, &so, &rng, &res[i])) != ICL_OK) {
+            icl_csv_abort(csv);
+            return cli_fail("superposition", s);
         }
         print_summary(f, mx, &res[i]);
         s = write_rows(csv, f, mx, i, &res[i], "output", L, &res[i].out);
         for (int lv = 0; s == ICL_OK && lv < res[i].levels; lv++)
             s = write_rows(csv, f, mx, i, &res[i], "lens", lv, &res[i].lens[lv]);
-        if (s != ICL_OK)
-            rc = cli_fail(path, s);
+        if (s != ICL_OK) {
+            icl_csv_abort(csv);
+            return cli_fail(p->o.path, s);
+        }
     }
+    return (s = icl_csv_close(csv)) == ICL_OK ? 0 : cli_fail(p->o.path, s);
+}
+
+static int run(cli_probe *p, void *user) {
+    const options *o = user;
+    mixture_list l = {NULL, 0, 0};
+    icl_superposition_result *res = NULL;
+    int rc = build_mixtures(p, o, &l), L = icl_model_config(p->model)->n_layer;
+    if (rc == 0)
+        rc = cli_probe_outputs(p, p->family);
+    if (rc == 0 && !(res = calloc((size_t)l.n, sizeof *res))) {
+        fprintf(stderr, "icl probe superposition: out of memory\n");
+        rc = 1;
+    }
+    double t0 = cli_now();
     if (rc == 0) {
-        s = icl_csv_close(csv);
-        csv = NULL;
-        if (s != ICL_OK)
-            rc = cli_fail(path, s);
+        record(p, o);
+        rc = run_mixtures(p, o, &l, res);
     }
-    if (rc == 0 && (s = icl_sidecar_create("superposition", (uint64_t)o->common.seed, &sc)) != ICL_OK)
-        rc = cli_fail("sidecar", s);
-    if (rc == 0) {
-        icl_sidecar_add_file(sc, "superposition.csv");
-        set_config(sc, o, f, m);
-        const char *sweeps[] = {"pairs", "uniform", "custom"};
-        for (int k = 0; rc == 0 && k < 3; k++)
-            rc = write_sweep_npys(o, &l, sweeps[k], o->prompts, o->lens ? L + 1 : 0, res, sc);
-    }
-    snprintf(path, sizeof path, "%s/superposition.json", o->common.out);
-    if (rc == 0 && (s = icl_sidecar_write(sc, path)) != ICL_OK)
-        rc = cli_fail(path, s);
+    const char *sweeps[] = {"pairs", "uniform", "custom"};
+    for (int k = 0; rc == 0 && k < 3; k++)
+        rc = write_sweep_npys(&p->o, &l, sweeps[k], o->prompts, o->lens ? L + 1 : 0, res);
+    icl_status s;
+    if (rc == 0 && (s = cli_probe_write_sidecar(p)) != ICL_OK)
+        rc = cli_fail(p->o.path, s);
     if (rc == 0)
         printf("%d mixtures x %d prompts in %.1f s; wrote %s/superposition.csv, P_*.npy, superposition.json\n", l.n,
-               o->prompts, cli_now() - t0, o->common.out);
-    if (csv)
-        icl_csv_abort(csv);
+               o->prompts, cli_now() - t0, p->out);
     for (int i = 0; res && i < l.n; i++) icl_superposition_result_free(&res[i]);
     free(res);
     free(l.items);
-    icl_sidecar_free(sc);
     return rc;
 }
 
 int probe_superposition(int argc, char **argv) {
-    options o = {.common = {.out = "out/probe-superposition",
-                            .seed = 1,
-                            .tasks_help = "comma-separated tasks to mix [all]"},
-                 .lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
+    static const cli_probe_spec spec = {
+        "superposition",
+        "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
+        "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
+        "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
+        "comma-separated tasks to mix [all]", NULL};
+    options o = {.lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
                  .prompts = 100,
                  .examples = -1,
                  .subsets = 20,
@@ -406,14 +377,5 @@ int probe_superposition(int argc, char **argv) {
         {"--beam", OPT_INT, &o.beam, "beam width for p_(K) with multi-token answers [16]"},
         {"--batch", OPT_INT, &o.batch, "prompts per forward pass [64]"},
     };
-    int rc;
-    if (!cli_probe_begin(&o.common, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
-                         "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
-                         "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
-                         &rc))
-        return rc;
-    rc = run(&o, o.common.model, o.common.family);
-    cli_probe_end(&o.common);
-    return rc;
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], run, &o);
 }

@@ -8,16 +8,6 @@
 
 #define MAX_TASKS 64
 
-/* Return a failing status from the enclosing writer. */
-#define TRY(call)                          \
-    do {                                   \
-        icl_status try_s_ = (call);        \
-        if (try_s_ != ICL_OK)              \
-            return try_s_;                 \
-    } while (0)
-
-
-
 static const char *task_name(const icl_task_family *f, const icl_tv_result *r, int i) {
     return icl_task_family_task_name(f, r->tasks[i]);
 }
@@ -25,30 +15,25 @@ static const char *task_name(const icl_task_family *f, const icl_tv_result *r, i
 static icl_status write_zero_shot(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
     const char *cols[] = {"task", "level", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(cli_out_path(o, "zero_shot.csv"), 4, cols, &csv));
+    CLI_TRY(cli_table_create(o, "zero_shot.csv", 4, cols, &csv));
     int n = r->n_tasks, NL = r->n_levels;
     for (int i = 0; i < n; i++)
         for (int l = 0; l < NL; l++) {
             const char *names[] = {"p", "accuracy", "p_base", "accuracy_base"};
             double v[] = {r->zs_p[i * NL + l], r->zs_acc[i * NL + l], r->zs_p0[i], r->zs_acc0[i]};
-            for (int k = 0; k < 4; k++) {
-                icl_csv_string(csv, task_name(f, r, i));
-                icl_csv_int(csv, l);
-                icl_csv_string(csv, names[k]);
-                icl_csv_number(csv, v[k]);
-                icl_csv_end_row(csv);
-            }
+            for (int k = 0; k < 4; k++)
+                cli_csv_row(csv, cli_str(task_name(f, r, i)), cli_int(l), cli_str(names[k]), cli_num(v[k]));
         }
-    TRY(icl_csv_close(csv));
+    CLI_TRY(icl_csv_close(csv));
     size_t shape[2] = {(size_t)n, (size_t)NL};
-    TRY(cli_write_doubles(o, "zero_shot_p.npy", r->zs_p, 2, shape));
+    CLI_TRY(cli_write_doubles(o, "zero_shot_p.npy", r->zs_p, 2, shape));
     return cli_write_doubles(o, "zero_shot_accuracy.npy", r->zs_acc, 2, shape);
 }
 
 static icl_status write_matrix(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
     const char *cols[] = {"level", "vector_task", "prompt_task", "vector_id", "prompt_id", "metric", "value"};
     icl_csv *csv;
-    TRY(icl_csv_create(cli_out_path(o, "matrix.csv"), 7, cols, &csv));
+    CLI_TRY(cli_table_create(o, "matrix.csv", 7, cols, &csv));
     int n = r->n_tasks, NL = r->n_levels, token = r->mode == ICL_MODE_TOKEN;
     for (int l = 0; l < NL; l++)
         for (int v = 0; v < n; v++)
@@ -69,28 +54,22 @@ static icl_status write_matrix(cli_outputs *o, const icl_task_family *f, const i
                     vec[0] = r->mat_mse[c];
                     vec[1] = r->mat_mse[c] - r->base_mse[p];
                 }
-                for (int k = 0; k < (token ? 8 : 2); k++) {
-                    icl_csv_int(csv, l);
-                    icl_csv_string(csv, task_name(f, r, v));
-                    icl_csv_string(csv, task_name(f, r, p));
-                    icl_csv_int(csv, v);
-                    icl_csv_int(csv, p);
-                    icl_csv_string(csv, token ? tok_names[k] : vec_names[k]);
-                    icl_csv_number(csv, token ? tok[k] : vec[k]);
-                    icl_csv_end_row(csv);
-                }
+                for (int k = 0; k < (token ? 8 : 2); k++)
+                    cli_csv_row(csv, cli_int(l), cli_str(task_name(f, r, v)), cli_str(task_name(f, r, p)), cli_int(v),
+                                cli_int(p), cli_str(token ? tok_names[k] : vec_names[k]),
+                                cli_num(token ? tok[k] : vec[k]));
             }
-    TRY(icl_csv_close(csv));
+    CLI_TRY(icl_csv_close(csv));
     size_t shape[3] = {(size_t)NL, (size_t)n, (size_t)n}, base[2] = {(size_t)n, (size_t)n};
     if (!token) {
-        TRY(cli_write_doubles(o, "matrix_mse.npy", r->mat_mse, 3, shape));
+        CLI_TRY(cli_write_doubles(o, "matrix_mse.npy", r->mat_mse, 3, shape));
         return cli_write_doubles(o, "base_mse.npy", r->base_mse, 1, base);
     }
-    TRY(cli_write_doubles(o, "matrix_p_vector_answer.npy", r->mat_p, 3, shape));
-    TRY(cli_write_doubles(o, "matrix_accuracy_vector_answer.npy", r->mat_acc, 3, shape));
-    TRY(cli_write_doubles(o, "matrix_p_prompt_answer.npy", r->mat_p_own, 3, shape));
-    TRY(cli_write_doubles(o, "matrix_accuracy_prompt_answer.npy", r->mat_acc_own, 3, shape));
-    TRY(cli_write_doubles(o, "base_p.npy", r->base_p, 2, base));
+    CLI_TRY(cli_write_doubles(o, "matrix_p_vector_answer.npy", r->mat_p, 3, shape));
+    CLI_TRY(cli_write_doubles(o, "matrix_accuracy_vector_answer.npy", r->mat_acc, 3, shape));
+    CLI_TRY(cli_write_doubles(o, "matrix_p_prompt_answer.npy", r->mat_p_own, 3, shape));
+    CLI_TRY(cli_write_doubles(o, "matrix_accuracy_prompt_answer.npy", r->mat_acc_own, 3, shape));
+    CLI_TRY(cli_write_doubles(o, "base_p.npy", r->base_p, 2, base));
     return cli_write_doubles(o, "base_accuracy.npy", r->base_acc, 2, base);
 }
 
@@ -98,19 +77,14 @@ static icl_status write_interpolation(cli_outputs *o, const icl_task_family *f, 
     const char *cols[] = {"level", "task_1", "task_2", "alpha", "metric", "value"};
     const char *names[] = {"p_task_1", "p_task_2", "other"};
     icl_csv *csv;
-    TRY(icl_csv_create(cli_out_path(o, "interpolation.csv"), 6, cols, &csv));
+    CLI_TRY(cli_table_create(o, "interpolation.csv", 6, cols, &csv));
     for (int pr = 0; pr < r->n_pairs; pr++)
         for (int a = 0; a < r->n_alpha; a++)
-            for (int k = 0; k < 3; k++) {
-                icl_csv_int(csv, r->interp_level);
-                icl_csv_string(csv, task_name(f, r, r->pairs[2 * pr]));
-                icl_csv_string(csv, task_name(f, r, r->pairs[2 * pr + 1]));
-                icl_csv_number(csv, r->alphas[a]);
-                icl_csv_string(csv, names[k]);
-                icl_csv_number(csv, r->interp[((size_t)pr * r->n_alpha + a) * 3 + k]);
-                icl_csv_end_row(csv);
-            }
-    TRY(icl_csv_close(csv));
+            for (int k = 0; k < 3; k++)
+                cli_csv_row(csv, cli_int(r->interp_level), cli_str(task_name(f, r, r->pairs[2 * pr])),
+                            cli_str(task_name(f, r, r->pairs[2 * pr + 1])), cli_num(r->alphas[a]), cli_str(names[k]),
+                            cli_num(r->interp[((size_t)pr * r->n_alpha + a) * 3 + k]));
+    CLI_TRY(icl_csv_close(csv));
     if (r->n_pairs == 0)
         return ICL_OK;
     size_t shape[3] = {(size_t)r->n_pairs, (size_t)r->n_alpha, 3};
@@ -154,116 +128,111 @@ static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
     }
 }
 
-static icl_status write_all(cli_outputs *o, icl_model *m, const icl_task_family *f, const icl_tv_result *r) {
+static icl_status write_all(cli_probe *p, const icl_tv_result *r) {
+    cli_outputs *o = &p->o;
+    const icl_task_family *f = p->family;
     size_t shape[3] = {(size_t)r->n_tasks, (size_t)r->n_levels, (size_t)r->C};
-    TRY(icl_npy_write(cli_out_path(o, "vectors.npy"), ICL_DTYPE_F32, 3, shape, r->vectors));
+    CLI_TRY(icl_npy_write(cli_out_path(o, "vectors.npy"), ICL_DTYPE_F32, 3, shape, r->vectors));
     if (r->mode == ICL_MODE_TOKEN) {
-        TRY(write_zero_shot(o, f, r));
-        TRY(write_interpolation(o, f, r));
+        CLI_TRY(write_zero_shot(o, f, r));
+        CLI_TRY(write_interpolation(o, f, r));
     }
-    TRY(write_matrix(o, f, r));
-    char json[2048];
-    TRY(icl_config_to_json(icl_model_config(m), json, sizeof json));
-    TRY(icl_sidecar_set_json(o->sc, "model_config", json));
-    TRY(icl_sidecar_set_number(o->sc, "best_level", r->best_level));
-    TRY(icl_sidecar_set_number(o->sc, "interpolation_level", r->interp_level));
+    CLI_TRY(write_matrix(o, f, r));
+    CLI_TRY(cli_sidecar_model_config(o->sc, p->model));
+    CLI_TRY(icl_sidecar_set_number(o->sc, "best_level", r->best_level));
+    CLI_TRY(icl_sidecar_set_number(o->sc, "interpolation_level", r->interp_level));
     double ids[MAX_TASKS];
     for (int i = 0; i < r->n_tasks; i++) ids[i] = r->tasks[i];
-    TRY(icl_sidecar_set_numbers(o->sc, "task_ids", ids, r->n_tasks));
-    snprintf(o->path, sizeof o->path, "%s/task_vectors.json", o->dir);
-    return icl_sidecar_write(o->sc, o->path);
+    CLI_TRY(icl_sidecar_set_numbers(o->sc, "task_ids", ids, r->n_tasks));
+    return cli_probe_write_sidecar(p);
+}
+
+typedef struct {
+    const char *mode;
+    int prompts, eval_prompts, k, target_k, add_raw, level, alphas, batch;
+} tv_options;
+
+static void record(icl_sidecar *sc, const tv_options *a, const icl_tv_options *opt, const icl_tv_result *r) {
+    icl_sidecar_set_number(sc, "prompts", opt->n_prompts);
+    icl_sidecar_set_number(sc, "eval_prompts", opt->eval_prompts);
+    icl_sidecar_set_number(sc, "examples", opt->n_examples);
+    icl_sidecar_set_number(sc, "target_examples", opt->target_examples);
+    icl_sidecar_set_string(sc, "mode", a->mode);
+    icl_sidecar_set_number(sc, "add_raw", opt->add_raw);
+    icl_sidecar_set_number(sc, "alphas", opt->n_alpha);
+    icl_sidecar_set_string(sc, "levels", "0 = embedding output, l+1 = resid_post of block l");
+    icl_sidecar_set_string(sc, "position", r->mode == ICL_MODE_TOKEN ? "query_sep" : "query_input");
+}
+
+static int run(cli_probe *p, void *options) {
+    const tv_options *a = options;
+    if (strcmp(a->mode, "replace") != 0 && strcmp(a->mode, "add") != 0) {
+        fprintf(stderr, "icl probe task-vectors: --mode must be replace or add, not \"%s\"\n", a->mode);
+        return 2;
+    }
+    icl_task_family *f = p->family;
+    if (cli_probe_tasks(p, f, MAX_TASKS, 0))
+        return 1;
+    icl_tv_options opt = icl_tv_options_default(f);
+    opt.tasks = p->tasks;
+    opt.n_tasks = p->n_tasks;
+    if (!p->tasks && icl_task_family_num_tasks(f) > MAX_TASKS) {
+        fprintf(stderr, "icl probe task-vectors: the family has more than %d tasks; choose some with --tasks\n",
+                MAX_TASKS);
+        return 1;
+    }
+    opt.n_prompts = a->prompts;
+    opt.eval_prompts = a->eval_prompts;
+    if (a->k != -1)
+        opt.n_examples = a->k;
+    opt.target_examples = a->target_k != -1 ? a->target_k : opt.n_examples;
+    opt.mode = strcmp(a->mode, "add") == 0 ? ICL_TV_ADD : ICL_TV_REPLACE;
+    opt.add_raw = a->add_raw;
+    opt.level = a->level;
+    opt.n_alpha = a->alphas;
+    opt.batch = a->batch;
+    opt.seed = (uint64_t)p->seed;
+    icl_tv_result r = {0};
+    icl_status s;
+    int rc = 0;
+    if ((s = icl_task_vectors_run(p->model, f, &opt, &r)) != ICL_OK)
+        rc = cli_fail("task-vectors", s);
+    if (rc == 0)
+        rc = cli_probe_outputs(p, f);
+    if (rc == 0) {
+        record(p->o.sc, a, &opt, &r);
+        if ((s = write_all(p, &r)) != ICL_OK)
+            rc = cli_fail(p->out, s);
+    }
+    if (rc == 0) {
+        print_summary(f, &r);
+        printf("wrote %s/{vectors.npy,%smatrix.csv,task_vectors.json,...}\n", p->out,
+               r.mode == ICL_MODE_TOKEN ? "zero_shot.csv,interpolation.csv," : "");
+    }
+    icl_tv_result_free(&r);
+    return rc;
 }
 
 int probe_task_vectors(int argc, char **argv) {
-    const char *mode = "replace";
-    int prompts = 100, eval_prompts = 100, k = -1, target_k = -1, add_raw = 0, level = -1, alphas = 11, batch = 64;
+    static const cli_probe_spec spec = {
+        "task-vectors",
+        "usage: icl probe task-vectors --model M.safetensors [--out DIR]\n\n"
+        "Task vectors: mean residual at the query separator of k-shot prompts, per level\n"
+        "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
+        "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
+        "scripts/plot_task_vectors.gp",
+        NULL, "seed of every prompt set [1]"};
+    tv_options a = {"replace", 100, 100, -1, -1, 0, -1, 11, 64};
     cli_option opts[] = {
-        {"--prompts", OPT_INT, &prompts, "demonstration prompts per task the vectors average [100]"},
-        {"--eval-prompts", OPT_INT, &eval_prompts, "target prompts per task and matrix cell [100]"},
-        {"--examples", OPT_INT, &k, "examples per demonstration prompt [family default]"},
-        {"--target-examples", OPT_INT, &target_k, "examples per target prompt of the matrix [--examples]"},
-        {"--mode", OPT_STRING, &mode, "replace | add: how the vector enters the residual [replace]"},
-        {"--add-raw", OPT_FLAG, &add_raw, "add: add v itself instead of v minus the targets' mean"},
-        {"--level", OPT_INT, &level, "level of the interpolation, 0..L [best level of the sweep]"},
-        {"--alphas", OPT_INT, &alphas, "interpolation grid points from 0 to 1 [11]"},
-        {"--batch", OPT_INT, &batch, "prompts per forward pass [64]"},
+        {"--prompts", OPT_INT, &a.prompts, "demonstration prompts per task the vectors average [100]"},
+        {"--eval-prompts", OPT_INT, &a.eval_prompts, "target prompts per task and matrix cell [100]"},
+        {"--examples", OPT_INT, &a.k, "examples per demonstration prompt [family default]"},
+        {"--target-examples", OPT_INT, &a.target_k, "examples per target prompt of the matrix [--examples]"},
+        {"--mode", OPT_STRING, &a.mode, "replace | add: how the vector enters the residual [replace]"},
+        {"--add-raw", OPT_FLAG, &a.add_raw, "add: add v itself instead of v minus the targets' mean"},
+        {"--level", OPT_INT, &a.level, "level of the interpolation, 0..L [best level of the sweep]"},
+        {"--alphas", OPT_INT, &a.alphas, "interpolation grid points from 0 to 1 [11]"},
+        {"--batch", OPT_INT, &a.batch, "prompts per forward pass [64]"},
     };
-    cli_probe p = {.out = "out/probe-task-vectors", .seed = 1, .seed_help = "seed of every prompt set [1]"};
-    int rc;
-    if (!cli_probe_begin(&p, argc, argv, opts, sizeof opts / sizeof opts[0],
-                         "usage: icl probe task-vectors --model M.safetensors [--out DIR]\n\n"
-                         "Task vectors: mean residual at the query separator of k-shot prompts, per level\n"
-                         "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
-                         "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
-                         "scripts/plot_task_vectors.gp",
-                         &rc))
-        return rc;
-    if (strcmp(mode, "replace") != 0 && strcmp(mode, "add") != 0) {
-        fprintf(stderr, "icl probe task-vectors: --mode must be replace or add, not \"%s\"\n", mode);
-        cli_probe_end(&p);
-        return 2;
-    }
-    icl_model *m = p.model;
-    icl_task_family *f = p.family;
-    int ids[MAX_TASKS], n_ids = 0, result = 1;
-    icl_tv_result r = {0};
-    cli_outputs o = {p.out, NULL, {0}};
-    icl_tv_options opt = icl_tv_options_default(f);
-    icl_status s = ICL_OK;
-    if (p.tasks_list && (s = icl_task_family_parse_tasks(f, p.tasks_list, ids, MAX_TASKS, &n_ids)) != ICL_OK) {
-        cli_fail("--tasks", s);
-        goto done;
-    }
-    opt.tasks = p.tasks_list ? ids : NULL;
-    opt.n_tasks = n_ids;
-    if (!p.tasks_list && icl_task_family_num_tasks(f) > MAX_TASKS) {
-        fprintf(stderr, "icl probe task-vectors: the family has more than %d tasks; choose some with --tasks\n",
-                MAX_TASKS);
-        goto done;
-    }
-    opt.n_prompts = prompts;
-    opt.eval_prompts = eval_prompts;
-    if (k != -1)
-        opt.n_examples = k;
-    opt.target_examples = target_k != -1 ? target_k : opt.n_examples;
-    opt.mode = strcmp(mode, "add") == 0 ? ICL_TV_ADD : ICL_TV_REPLACE;
-    opt.add_raw = add_raw;
-    opt.level = level;
-    opt.n_alpha = alphas;
-    opt.batch = batch;
-    opt.seed = (uint64_t)p.seed;
-    if ((s = icl_task_vectors_run(m, f, &opt, &r)) != ICL_OK) {
-        cli_fail("task-vectors", s);
-        goto done;
-    }
-    if (cli_make_dir(p.out))
-        goto done;
-    if ((s = icl_sidecar_create("task-vectors", opt.seed, &o.sc)) != ICL_OK) {
-        cli_fail("sidecar", s);
-        goto done;
-    }
-    icl_sidecar_set_string(o.sc, "model", p.model_path);
-    icl_sidecar_set_string(o.sc, "task", icl_task_family_spec(f));
-    icl_sidecar_set_number(o.sc, "prompts", opt.n_prompts);
-    icl_sidecar_set_number(o.sc, "eval_prompts", opt.eval_prompts);
-    icl_sidecar_set_number(o.sc, "examples", opt.n_examples);
-    icl_sidecar_set_number(o.sc, "target_examples", opt.target_examples);
-    icl_sidecar_set_string(o.sc, "mode", mode);
-    icl_sidecar_set_number(o.sc, "add_raw", opt.add_raw);
-    icl_sidecar_set_number(o.sc, "alphas", opt.n_alpha);
-    icl_sidecar_set_string(o.sc, "levels", "0 = embedding output, l+1 = resid_post of block l");
-    icl_sidecar_set_string(o.sc, "position", r.mode == ICL_MODE_TOKEN ? "query_sep" : "query_input");
-    if ((s = write_all(&o, m, f, &r)) != ICL_OK) {
-        cli_fail(p.out, s);
-        goto done;
-    }
-    print_summary(f, &r);
-    printf("wrote %s/{vectors.npy,%smatrix.csv,task_vectors.json,...}\n", p.out,
-           r.mode == ICL_MODE_TOKEN ? "zero_shot.csv,interpolation.csv," : "");
-    result = 0;
-done:
-    icl_sidecar_free(o.sc);
-    icl_tv_result_free(&r);
-    cli_probe_end(&p);
-    return result;
+    return cli_probe_main(&spec, argc, argv, opts, sizeof opts / sizeof opts[0], run, &a);
 }

@@ -141,6 +141,45 @@ START_TEST(test_probe_shared_options) {
 }
 END_TEST
 
+/* The probe scaffold (cli_probe_main): each probe's sidecar <name>.json sits
+ * in --out and lists at least one file, and every file it lists exists there. */
+START_TEST(test_probe_sidecar_files) {
+    static const char *const runs[][2] = {
+        {"linear", "--prompts 6 --folds 2"},
+        {"rsa", "--prompts 4 --perm 5"},
+        {"attention", "--prompts 4"},
+        {"decodability", "--prompts 6 --k 2 --pca 2"},
+        {"finetune", "--steps 2 --batch 4 --prompts 6 --eval-prompts 4 --k 2"},
+        {"logit-lens", "--prompts 4"},
+        {"head-ablation", "--prompts 4 --mode zero"},
+        {"function-vectors", "--prompts 4 --eval-prompts 4"},
+    };
+    char cmd[512], rel[256], text[16384];
+    ck_assert_int_eq(icl("train --task translation:K=2,n=3 --steps 2 --batch 4 --quiet --out sf"), 0);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(cmd, sizeof cmd, "probe %s --model sf/model.safetensors %s --out sf/%s", runs[i][0], runs[i][1],
+                 runs[i][0]);
+        ck_assert_int_eq(icl(cmd), 0);
+        snprintf(rel, sizeof rel, "sf/%s/%s.json", runs[i][0], runs[i][0]);
+        for (char *c = rel + 3 + strlen(runs[i][0]) + 1; *c; c++)
+            if (*c == '-') *c = '_';
+        const char *files = strstr(slurp(rel, text, sizeof text), "\"files\":");
+        ck_assert_msg(files, "%s has no file list", rel);
+        const char *q = strchr(files, '['), *stop = strchr(files, ']');
+        int n = 0;
+        while ((q = strchr(q + 1, '"')) && q < stop) {
+            const char *end = strchr(q + 1, '"');
+            snprintf(rel, sizeof rel, "sf/%s/%.*s", runs[i][0], (int)(end - q - 1), q + 1);
+            ck_assert_msg(exists(rel), "%s is listed but not written", rel);
+            n++;
+            q = end;
+        }
+        printf("  %s: %d files listed\n", runs[i][0], n);
+        ck_assert_int_gt(n, 0);
+    }
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[PATH_MAX];
@@ -162,6 +201,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_train_and_eval_families);
     tcase_add_test(tc, test_probes_run);
     tcase_add_test(tc, test_probe_shared_options);
+    tcase_add_test(tc, test_probe_sidecar_files);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     char cmd[128];
