@@ -167,7 +167,7 @@ int probe_attention(int argc, char **argv) {
     }
     if (cli_make_dir(out))
         goto done;
-    if ((s = icl_attention_probe(m, f, &o, &r)) != ICL_OK)
+    if ((s = icl_attention_run(m, f, &o, &r)) != ICL_OK)
         goto done;
     print_summary(f, &r);
     if ((s = icl_sidecar_create("attention", (uint64_t)p.seed, &sc)) != ICL_OK)

@@ -258,7 +258,7 @@ int probe_decodability(int argc, char **argv) {
     cli_site_record(&where, o.sc, "default");
     if ((s = icl_repr_prompts_generate(f, &po, &set)) != ICL_OK)
         goto done;
-    if ((s = icl_task_decodability(m, f, &po, &site, &to, &td)) != ICL_OK)
+    if ((s = icl_decodability_run(m, f, &po, &site, &to, &td)) != ICL_OK)
         goto done;
     print_td(f, &set, &td);
     icl_sidecar_set_number(o.sc, "pairwise_layer", td.pairwise_level);
@@ -273,7 +273,7 @@ int probe_decodability(int argc, char **argv) {
             goto done;
         what = ckpt_dir;
         if ((s = icl_checkpoint_list_steps(ckpt_dir, &list)) != ICL_OK ||
-            (s = icl_td_over_checkpoints(&list, backend, f, &po, &site, k, &curve)) != ICL_OK)
+            (s = icl_decodability_curve_run(&list, backend, f, &po, &site, k, &curve)) != ICL_OK)
             goto done;
         icl_sidecar_set_string(o.sc, "checkpoints", ckpt_dir);
         printf("\nmean TD over training (%d checkpoints), per layer:\n%-8s", curve.n_ckpt, "step");

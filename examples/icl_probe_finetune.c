@@ -149,7 +149,7 @@ int probe_finetune(int argc, char **argv) {
         what = "representation site";
         goto done;
     }
-    icl_finetune_eval ev = icl_finetune_eval_default();
+    icl_finetune_eval_options ev = icl_finetune_eval_options_default();
     ev.td_prompts = &po;
     ev.site = &site;
     ev.k = k;
@@ -157,7 +157,7 @@ int probe_finetune(int argc, char **argv) {
     if (cli_make_dir(out))
         goto done;
     double t0 = cli_now();
-    if ((s = icl_finetune_compare(m, fam, &fo, &ev, &r)) != ICL_OK)
+    if ((s = icl_finetune_run(m, fam, &fo, &ev, &r)) != ICL_OK)
         goto done;
     const char *score = icl_task_family_mode(fam) == ICL_MODE_TOKEN ? "accuracy" : "mse";
     printf("finetuning the first %d vs the last %d of %d blocks for %ld steps on %s (%.1f s)\n", fo.n_layers,

@@ -97,8 +97,8 @@ static int lens_run(const lens_options *o, icl_model *m, icl_task_family *f) {
     if (cli_make_dir(o->common.out))
         return 1;
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
-    icl_superposition_opts so;
-    icl_superposition_opts_default(&so);
+    icl_superposition_options so;
+    so = icl_superposition_options_default();
     so.n_prompts = n;
     so.n_examples = o->examples;
     so.batch = o->batch;

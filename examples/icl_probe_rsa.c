@@ -203,7 +203,7 @@ int probe_rsa(int argc, char **argv) {
     if (cli_make_dir(out))
         goto done;
     what = "rsa";
-    if ((s = icl_rsa_probe(m, f, &po, &site, &ro, &r)) != ICL_OK)
+    if ((s = icl_rsa_run(m, f, &po, &site, &ro, &r)) != ICL_OK)
         goto done;
     printf("RSA alignment (Spearman rho, permutation p) per layer; layer 0 = embeddings; %d prompts, %s\n", r.n,
            ro.same_queries ? "same queries at every shot count" : "independent prompts per shot count");

@@ -326,8 +326,8 @@ static int run(const options *o, icl_model *m, icl_task_family *f) {
         fprintf(stderr, "icl probe superposition: out of memory\n");
         rc = 1;
     }
-    icl_superposition_opts so;
-    icl_superposition_opts_default(&so);
+    icl_superposition_options so;
+    so = icl_superposition_options_default();
     so.n_prompts = o->prompts;
     so.n_examples = o->examples;
     so.batch = o->batch;
