@@ -10,8 +10,6 @@
 
 ICL_BEGIN_DECLS
 
-/* ---- attention to roles (Yousefi et al.) ---- */
-
 /* Relevant / irrelevant position sets of the attention ratio (from the query
  * position; positions of other roles belong to neither set):
  *   QUERY_SOURCE:   query-input positions whose token occurs in the query answer

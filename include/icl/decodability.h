@@ -11,8 +11,6 @@
 
 ICL_BEGIN_DECLS
 
-/* ---- task decodability (Han et al.) ---- */
-
 typedef struct {
     int k;               /* neighbours of the leave-one-out vote; ICL_KNN_DEFAULT_K */
     int pairwise_level;  /* level of the task x task matrix; -1 = the level with the highest mean TD */

@@ -76,7 +76,7 @@ typedef struct {
  * TD (icl_decodability_run) and accuracy / squared error (icl_eval_tasks)
  * of the original and both copies on f. m itself is not changed. */
 icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
-                                const icl_finetune_eval_options *ev, icl_finetune_result *out);
+                            const icl_finetune_eval_options *ev, icl_finetune_result *out);
 void icl_finetune_result_free(icl_finetune_result *r);
 
 ICL_END_DECLS

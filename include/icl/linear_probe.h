@@ -10,8 +10,6 @@
 
 ICL_BEGIN_DECLS
 
-/* ---- linear probes ---- */
-
 typedef enum {
     ICL_LINEAR_TASK = 0, /* multinomial logistic on the task; metric: cross-validated accuracy */
     ICL_LINEAR_ANSWER,   /* token: logistic on the query answer (icl_repr_prompts_answer_ids), accuracy;

@@ -11,8 +11,6 @@
 
 ICL_BEGIN_DECLS
 
-/* ---- RSA (Yousefi et al.) ---- */
-
 /* A hypothesis about which items should be represented alike: labels (same
  * label = alike, H_ab = [l_a == l_b]) or continuous values (H_ab = -|v_a - v_b|);
  * exactly one of the two is non-NULL. */

@@ -302,7 +302,7 @@ static icl_status run_condition(icl_attn_result *out, icl_model *m, const icl_ta
 }
 
 icl_status icl_attention_run(icl_model *m, const icl_task_family *f, const icl_attn_options *opt,
-                               icl_attn_result *out) {
+                             icl_attn_result *out) {
     if (!m || !f || !opt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_attention_run: NULL argument");
     memset(out, 0, sizeof *out);

@@ -132,7 +132,7 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
 }
 
 icl_status icl_decodability_run(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
-                                 const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out) {
+                                const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out) {
     if (!m || !f || !popt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_decodability_run: NULL argument");
     memset(out, 0, sizeof *out);
@@ -187,8 +187,8 @@ static icl_status curve_row(const char *path, icl_backend_kind backend, const ic
 }
 
 icl_status icl_decodability_curve_run(const icl_checkpoint_list *list, icl_backend_kind backend,
-                                   const icl_task_family *f, const icl_repr_prompts_options *popt,
-                                   const icl_repr_site *site, int k, icl_td_curve *out) {
+                                      const icl_task_family *f, const icl_repr_prompts_options *popt,
+                                      const icl_repr_site *site, int k, icl_td_curve *out) {
     if (!list || !f || !popt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_decodability_curve_run: NULL argument");
     memset(out, 0, sizeof *out);

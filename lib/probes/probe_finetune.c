@@ -163,7 +163,7 @@ static icl_status measure(icl_model *m, const icl_task_family *f, const icl_fine
 }
 
 icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
-                                const icl_finetune_eval_options *ev, icl_finetune_result *out) {
+                            const icl_finetune_eval_options *ev, icl_finetune_result *out) {
     if (!m || !f || !opt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_finetune_run: NULL argument");
     memset(out, 0, sizeof *out);

@@ -1,4 +1,4 @@
-/* Position selectors. */
+/* Position selectors, and a model's sizes from its public config. */
 #include "error.h"
 #include "probe_internal.h"
 

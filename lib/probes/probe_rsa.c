@@ -226,7 +226,7 @@ static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const ic
 }
 
 icl_status icl_rsa_run(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
-                         const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out) {
+                       const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out) {
     if (!m || !f || !popt || !ropt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_run: NULL argument");
     memset(out, 0, sizeof *out);

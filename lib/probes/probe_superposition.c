@@ -287,8 +287,8 @@ static icl_status check_mixture(const icl_task_family *f, const int *tasks, cons
 }
 
 static icl_status check_run(const icl_model *m, const icl_task_family *f, const int *tasks, const double *lambda,
-                            int K, const icl_superposition_options *o, const icl_rng *rng, icl_superposition_result *out,
-                            int *n_examples) {
+                            int K, const icl_superposition_options *o, const icl_rng *rng,
+                            icl_superposition_result *out, int *n_examples) {
     static const char fn[] = "icl_superposition_run";
     if (!m || !f || !tasks || !lambda || !o || !rng || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);

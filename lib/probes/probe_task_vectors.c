@@ -91,33 +91,37 @@ icl_role icl_tv_query_role(icl_input_mode mode) {
 
 icl_status icl_tv_intervention(const icl_model *m, int level, icl_tv_mode mode, const float *vector,
                                icl_intervention *out) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !vector || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: NULL argument");
-    if (level < 0 || level > probe_dims_of(m).L)
+    if (level < 0 || level > dims.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: level %d out of range [0, %d] (0 = embedding, "
-                                             "l+1 = resid_post of block l)", level, probe_dims_of(m).L);
+                                             "l+1 = resid_post of block l)", level, dims.L);
     if (mode != ICL_TV_REPLACE && mode != ICL_TV_ADD)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: unknown mode %d", (int)mode);
     *out = level == 0 ? icl_intervention_make(ICL_POINT_EMBED, -1, ICL_IV_SET)
                       : icl_intervention_make(ICL_POINT_RESID_POST, level - 1, ICL_IV_SET);
     out->op = mode == ICL_TV_REPLACE ? ICL_IV_SET : ICL_IV_ADD;
-    out->pos = icl_pos_role(icl_tv_query_role(icl_model_config(m)->mode));
+    out->pos = icl_pos_role(icl_tv_query_role(dims.mode));
     out->vector = vector;
     return ICL_OK;
 }
 
 /* The family's prompts fit the model: same mode, and the tokens or widths agree. */
 static icl_status check_pair(const icl_model *m, const icl_task_family *f, const char *fn) {
-    if (icl_model_config(m)->mode != icl_task_family_mode(f))
+    probe_dims dims = probe_dims_of(m);
+    const icl_config *cfg = icl_model_config(m);
+    const char *name = icl_task_family_name(f);
+    if (dims.mode != icl_task_family_mode(f))
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the model is %s-mode but family %s is not", fn,
-                        icl_model_config(m)->mode == ICL_MODE_TOKEN ? "token" : "vector", icl_task_family_name(f));
-    if (icl_model_config(m)->mode == ICL_MODE_TOKEN && icl_task_family_vocab_size(f) > probe_dims_of(m).V)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, icl_task_family_name(f),
-                        icl_task_family_vocab_size(f), probe_dims_of(m).V);
-    if (icl_model_config(m)->mode == ICL_MODE_VECTOR && (icl_task_family_d_in(f) != icl_model_config(m)->d_in ||
-                                           icl_task_family_d_out(f) != icl_model_config(m)->d_out))
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has d_in %d, d_out %d; the model %d, %d", fn, icl_task_family_name(f),
-                        icl_task_family_d_in(f), icl_task_family_d_out(f), icl_model_config(m)->d_in, icl_model_config(m)->d_out);
+                        dims.mode == ICL_MODE_TOKEN ? "token" : "vector", name);
+    if (dims.mode == ICL_MODE_TOKEN && icl_task_family_vocab_size(f) > dims.V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, name,
+                        icl_task_family_vocab_size(f), dims.V);
+    int d_in = icl_task_family_d_in(f), d_out = icl_task_family_d_out(f);
+    if (dims.mode == ICL_MODE_VECTOR && (d_in != cfg->d_in || d_out != cfg->d_out))
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has d_in %d, d_out %d; the model %d, %d", fn, name,
+                        d_in, d_out, cfg->d_in, cfg->d_out);
     return ICL_OK;
 }
 
@@ -135,14 +139,16 @@ static icl_status check_tasks(const icl_task_family *f, const int *tasks, int n_
 }
 
 static icl_prompt_set prompt_set(const icl_model *m, uint64_t seed, const char *stream, int task, int k) {
-    icl_prompt_set ps = {seed, stream, task, k, 0, icl_model_config(m)->ctx,
-                         icl_model_config(m)->mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
+    probe_dims dims = probe_dims_of(m);
+    icl_prompt_set ps = {seed, stream, task, k, 0, dims.ctx,
+                         dims.mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
     return ps;
 }
 
 icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const int *tasks, int n_tasks,
                                  int n_examples, int n_prompts, int batch, uint64_t seed, const char *stream,
                                  float *means) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_tv_mean_residuals";
     if (!m || !f || !tasks || !stream || !means)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
@@ -151,13 +157,13 @@ icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const i
     if (n_examples < 0 || n_prompts < 1 || batch < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: need k >= 0, n_prompts >= 1 and batch >= 1, got %d, %d, %d", fn,
                         n_examples, n_prompts, batch);
-    int NL = probe_dims_of(m).L + 1, C = probe_dims_of(m).C, chunk = batch < n_prompts ? batch : n_prompts;
+    int NL = dims.L + 1, C = dims.C, chunk = batch < n_prompts ? batch : n_prompts;
     size_t per_task = (size_t)NL * C;
     double *sum = malloc(per_task * sizeof *sum);
     float *res = malloc((size_t)NL * chunk * C * sizeof *res);
     icl_task_batch tb = {0};
     icl_status s = (sum && res) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
-    icl_positions pos = icl_pos_role(icl_tv_query_role(icl_model_config(m)->mode));
+    icl_positions pos = icl_pos_role(icl_tv_query_role(dims.mode));
     for (int i = 0; s == ICL_OK && i < n_tasks; i++) {
         icl_prompt_set ps = prompt_set(m, seed, stream, tasks[i], n_examples);
         memset(sum, 0, per_task * sizeof *sum);
@@ -219,6 +225,7 @@ void icl_tv_result_free(icl_tv_result *r) {
 }
 
 static icl_status check_tv_options(const icl_model *m, const icl_task_family *f, const icl_tv_options *o) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_task_vectors_run";
     ICL_TRY(check_pair(m, f, fn));
     ICL_TRY(check_tasks(f, o->tasks, o->n_tasks, fn));
@@ -230,9 +237,9 @@ static icl_status check_tv_options(const icl_model *m, const icl_task_family *f,
                         o->n_prompts, o->eval_prompts, o->batch);
     if (o->mode != ICL_TV_REPLACE && o->mode != ICL_TV_ADD)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown mode %d", fn, (int)o->mode);
-    if (o->level < -1 || o->level > probe_dims_of(m).L)
+    if (o->level < -1 || o->level > dims.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: level %d out of range [0, %d] (-1 = the best level)", fn, o->level,
-                        probe_dims_of(m).L);
+                        dims.L);
     if (o->n_alpha < 2)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the interpolation needs n_alpha >= 2, got %d", fn, o->n_alpha);
     return ICL_OK;
@@ -525,13 +532,14 @@ static icl_status alloc_result(tv_run *x) {
 
 icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const icl_tv_options *opt,
                                 icl_tv_result *out) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !f || !opt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_task_vectors_run: NULL argument");
     memset(out, 0, sizeof *out);
     ICL_TRY(check_tv_options(m, f, opt));
-    tv_run x = {.m = m, .f = f, .o = opt, .r = out, .n = opt->tasks ? opt->n_tasks : icl_task_family_num_tasks(f), .NL = probe_dims_of(m).L + 1,
-                .C = probe_dims_of(m).C, .A = icl_task_family_answer_len(f)};
-    out->mode = icl_model_config(m)->mode;
+    tv_run x = {.m = m, .f = f, .o = opt, .r = out, .n = opt->tasks ? opt->n_tasks : icl_task_family_num_tasks(f),
+                .NL = dims.L + 1, .C = dims.C, .A = icl_task_family_answer_len(f)};
+    out->mode = dims.mode;
     out->n_tasks = x.n;
     out->n_levels = x.NL;
     out->C = x.C;
