@@ -78,7 +78,7 @@ $(BUILD)/obj/kernels/cpu/%.o:  PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/
 $(BUILD)/obj/lib/tasks/%.o:    PRIVATE_INC := -Ilib/core -Ilib/tasks
 $(BUILD)/obj/lib/io/%.o:       PRIVATE_INC := -Ilib/core
 $(BUILD)/obj/lib/analysis/%.o: PRIVATE_INC := -Ilib/core -Ilib/analysis
-$(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes -Ilib/engine -Ilib/tasks
+$(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes
 # Tests are white-box: they see the engine's and the kernels' private headers.
 $(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Itests
 

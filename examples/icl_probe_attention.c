@@ -128,7 +128,7 @@ static int run(cli_probe *p, void *options) {
         return 1;
     icl_attn_result r = {0};
     int rc = 0;
-    if ((s = icl_attention_probe(p->model, p->family, &o, &r)) != ICL_OK)
+    if ((s = icl_attention_run(p->model, p->family, &o, &r)) != ICL_OK)
         rc = cli_fail("attention", s);
     if (rc == 0) {
         print_summary(p->family, &r);

@@ -137,7 +137,7 @@ static int over_checkpoints(cli_probe *p, const td_options *a, const icl_repr_pr
     icl_status s;
     int rc = 0;
     if ((s = icl_checkpoint_list_steps(a->ckpt_dir, &list)) != ICL_OK ||
-        (s = icl_td_over_checkpoints(&list, backend, p->family, po, site, a->k, &curve)) != ICL_OK)
+        (s = icl_decodability_curve_run(&list, backend, p->family, po, site, a->k, &curve)) != ICL_OK)
         rc = cli_fail(a->ckpt_dir, s);
     if (rc == 0) {
         icl_sidecar_set_string(p->o.sc, "checkpoints", a->ckpt_dir);
@@ -187,7 +187,7 @@ static int run(cli_probe *p, void *options) {
     icl_status s;
     int rc = 0;
     if ((s = icl_repr_prompts_generate(f, &po, &set)) != ICL_OK ||
-        (s = icl_task_decodability(p->model, f, &po, &site, &to, &td)) != ICL_OK)
+        (s = icl_decodability_run(p->model, f, &po, &site, &to, &td)) != ICL_OK)
         rc = cli_fail("decodability", s);
     if (rc == 0) {
         print_td(f, &set, &td);

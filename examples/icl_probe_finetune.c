@@ -95,7 +95,7 @@ static int compare(cli_probe *p, const finetune_options *a, const icl_task_famil
     icl_repr_site site;
     if (cli_site_parse(&a->where, fam, 1, &site))
         return 1;
-    icl_finetune_eval ev = icl_finetune_eval_default();
+    icl_finetune_eval_options ev = icl_finetune_eval_options_default();
     ev.td_prompts = &po;
     ev.site = &site;
     ev.k = a->k;
@@ -106,7 +106,7 @@ static int compare(cli_probe *p, const finetune_options *a, const icl_task_famil
     double t0 = cli_now();
     icl_status s;
     int rc = 0;
-    if ((s = icl_finetune_compare(p->model, fam, &fo, &ev, &r)) != ICL_OK)
+    if ((s = icl_finetune_run(p->model, fam, &fo, &ev, &r)) != ICL_OK)
         rc = cli_fail("finetune", s);
     if (rc == 0) {
         print_summary(&fo, fam, L, cli_now() - t0, &r);

@@ -59,8 +59,8 @@ static void lens_summary(const icl_task_family *f, const char *prompt_tasks, con
 static int lens_configs(icl_model *m, const icl_task_family *f, const lens_options *o, const int *sel, int K,
                         icl_rng *rng, icl_csv *csv, const char *csv_path, float *P) {
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
-    icl_superposition_opts so;
-    icl_superposition_opts_default(&so);
+    icl_superposition_options so;
+    so = icl_superposition_options_default();
     so.n_prompts = n;
     so.n_examples = o->examples;
     so.batch = o->batch;

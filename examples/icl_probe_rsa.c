@@ -151,7 +151,7 @@ static int run(cli_probe *p, void *options) {
     int rc = configure(p, a, &po, &ro, &site, &labels);
     if (rc == 0)
         rc = cli_probe_outputs(p, p->family);
-    if (rc == 0 && (s = icl_rsa_probe(p->model, p->family, &po, &site, &ro, &r)) != ICL_OK)
+    if (rc == 0 && (s = icl_rsa_run(p->model, p->family, &po, &site, &ro, &r)) != ICL_OK)
         rc = cli_fail("rsa", s);
     if (rc == 0) {
         print_summary(p->family, &ro, &r);

@@ -288,8 +288,8 @@ static void record(cli_probe *p, const options *o) {
 static int run_mixtures(cli_probe *p, const options *o, const mixture_list *l, icl_superposition_result *res) {
     const icl_task_family *f = p->family;
     int L = icl_model_config(p->model)->n_layer;
-    icl_superposition_opts so;
-    icl_superposition_opts_default(&so);
+    icl_superposition_options so;
+    so = icl_superposition_options_default();
     so.n_prompts = o->prompts;
     so.n_examples = o->examples;
     so.batch = o->batch;

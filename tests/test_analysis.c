@@ -339,8 +339,8 @@ START_TEST(logistic_matches_analytic_optimum) {
         y[i] = i % 2;
         X[i] = y[i] ? 1.0f : -1.0f;
     }
-    icl_logistic_opts o;
-    icl_logistic_opts_default(&o);
+    icl_logistic_options o;
+    o = icl_logistic_options_default();
     o.l2 = 0.1;
     o.tol = 1e-10;
     o.folds = 2;
@@ -379,8 +379,8 @@ START_TEST(ridge_recovers_linear_map) {
                 s += Wt[o * D + j] * X[i * D + j];
             Y[i * Q + o] = (float)s;
         }
-    icl_ridge_opts o;
-    icl_ridge_opts_default(&o);
+    icl_ridge_options o;
+    o = icl_ridge_options_default();
     o.alpha = 1e-10;
     icl_ridge_probe *p;
     ck_assert_int_eq(icl_ridge_probe_fit(X, Y, N, D, Q, &o, &folds, &p), ICL_OK);
@@ -668,16 +668,16 @@ START_TEST(bad_requests_rejected) {
 
     icl_logistic_probe *lp;
     icl_ridge_probe *rp;
-    icl_logistic_opts lo;
-    icl_logistic_opts_default(&lo);
+    icl_logistic_options lo;
+    lo = icl_logistic_options_default();
     lo.folds = 7;
     check_rejected("logistic folds > n", icl_logistic_probe_fit(X, y, 6, 1, 2, &lo, &r, &lp), ICL_ERR_INVALID_ARG);
     ck_assert_ptr_null(lp);
     check_rejected("logistic one class", icl_logistic_probe_fit(X, y, 6, 1, 1, NULL, &r, &lp), ICL_ERR_INVALID_ARG);
     check_rejected("logistic label out of range", icl_logistic_probe_fit(X, y_bad, 6, 1, 2, NULL, &r, &lp),
                    ICL_ERR_INVALID_ARG);
-    icl_ridge_opts ro;
-    icl_ridge_opts_default(&ro);
+    icl_ridge_options ro;
+    ro = icl_ridge_options_default();
     ro.alpha = -1.0;
     check_rejected("ridge negative alpha", icl_ridge_probe_fit(X, X, 6, 1, 1, &ro, &r, &rp), ICL_ERR_INVALID_ARG);
     /* two identical features with alpha = 0: singular normal matrix */

@@ -123,7 +123,7 @@ static void check_answer_probs(const char *spec, int n) {
     icl_rng_init(&r, 3, "cands");
     tu_fill_tokens(ans, (size_t)B * n_cand * A, V, &r);
     double want[6], *lp = malloc((size_t)(L + 1) * B * n_cand * sizeof *lp);
-    ck_assert_int_eq(icl_answer_probs(x.m, &x.tb, ans, n_cand, NULL, 0, want), ICL_OK);
+    ck_assert_int_eq(icl_answer_probs(x.m, &x.tb, ans, n_cand, NULL, 0, want, NULL), ICL_OK);
     icl_lens *lens;
     ck_assert_int_eq(icl_lens_create(x.m, &lens), ICL_OK);
     ck_assert_int_eq(icl_lens_answer_probs(x.m, lens, &x.tb, ans, n_cand, NULL, 0, lp), ICL_OK);

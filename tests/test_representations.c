@@ -142,7 +142,7 @@ static void td_against_manual(const char *spec, int layers) {
     to.k = 5;
     to.pca_dims = 2;
     icl_td_result td;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_OK);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_OK);
 
     icl_repr_prompts set;
     ck_assert_int_eq(icl_repr_prompts_generate(f, &o, &set), ICL_OK);
@@ -215,34 +215,34 @@ START_TEST(test_td_bad_requests) {
     int none[1] = {0}, one[1] = {1}, bad[2] = {0, 9}, twice[2] = {1, 1};
     o.tasks = none;
     o.n_tasks = 0;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  empty: %s\n", icl_last_error());
     o.tasks = one;
     o.n_tasks = 1;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  one task: %s\n", icl_last_error());
     o.tasks = bad;
     o.n_tasks = 2;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  unknown task: %s\n", icl_last_error());
     o.tasks = twice;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     o.tasks = NULL;
     to.pairwise_level = 3;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  layer: %s\n", icl_last_error());
     to.pairwise_level = -1;
     to.k = 24;
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     to.k = 3;
     icl_repr_site site = {icl_pos_role_nth(99, 0), ICL_POOL_LAST};
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, &site, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, &site, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  role: %s\n", icl_last_error());
     site.pos = icl_pos_role_nth(ICL_ROLE_EX_ANSWER, 5); /* only 3 examples */
-    ck_assert_int_eq(icl_task_decodability(m, f, &o, &site, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, f, &o, &site, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  missing position: %s\n", icl_last_error());
     icl_task_family *fv = family("basis_mixture_small:K=4");
-    ck_assert_int_eq(icl_task_decodability(m, fv, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_decodability_run(m, fv, &o, NULL, &to, &td), ICL_ERR_INVALID_ARG);
     printf("  mode: %s\n", icl_last_error());
     icl_task_family_free(fv);
     icl_model_free(m);
@@ -278,7 +278,7 @@ START_TEST(test_td_over_checkpoints) {
     icl_repr_prompts_options o = icl_repr_prompts_options_default();
     o.prompts_per_task = 8;
     icl_td_curve c;
-    ck_assert_int_eq(icl_td_over_checkpoints(&list, ICL_BACKEND_CPU, f, &o, NULL, 4, &c), ICL_OK);
+    ck_assert_int_eq(icl_decodability_curve_run(&list, ICL_BACKEND_CPU, f, &o, NULL, 4, &c), ICL_OK);
     ck_assert_int_eq(c.n_ckpt, 3);
     ck_assert_int_eq(c.levels, 3);
     for (int i = 0; i < 3; i++) {
@@ -287,7 +287,7 @@ START_TEST(test_td_over_checkpoints) {
         icl_td_options to = icl_td_options_default();
         to.k = 4;
         icl_td_result td;
-        ck_assert_int_eq(icl_task_decodability(m, f, &o, NULL, &to, &td), ICL_OK);
+        ck_assert_int_eq(icl_decodability_run(m, f, &o, NULL, &to, &td), ICL_OK);
         ck_assert(memcmp(c.td + (size_t)i * 3 * 4, td.td, 3 * 4 * sizeof(double)) == 0);
         ck_assert(memcmp(c.score + (size_t)i * 4, td.score, 4 * sizeof(double)) == 0);
         icl_td_result_free(&td);
@@ -364,7 +364,7 @@ START_TEST(test_rsa_matches_manual) {
     ro.n_perm = 99;
     ro.keep_rsm = 1;
     icl_rsa_result res;
-    ck_assert_int_eq(icl_rsa_probe(m, f, &po, NULL, &ro, &res), ICL_OK);
+    ck_assert_int_eq(icl_rsa_run(m, f, &po, NULL, &ro, &res), ICL_OK);
     ck_assert_int_eq(res.n_hyp, 2);
     ck_assert_str_eq(res.hyp_names[0], "task");
     ck_assert_str_eq(res.hyp_names[1], "answer");
@@ -400,7 +400,7 @@ START_TEST(test_rsa_matches_manual) {
     }
     icl_rsa_result_free(&res);
     ro.n_shots = 0;
-    ck_assert_int_eq(icl_rsa_probe(m, f, &po, NULL, &ro, &res), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_rsa_run(m, f, &po, NULL, &ro, &res), ICL_ERR_INVALID_ARG);
     icl_model_free(m);
     icl_task_family_free(f);
 }
@@ -665,7 +665,7 @@ START_TEST(test_attention_probe_conditions) {
     o.prompts.prompts_per_task = 6;
     o.batch = 10;
     icl_attn_result res;
-    ck_assert_int_eq(icl_attention_probe(m, f, &o, &res), ICL_OK);
+    ck_assert_int_eq(icl_attention_run(m, f, &o, &res), ICL_OK);
     ck_assert_int_eq(res.n_cond, 3);
     ck_assert_str_eq(res.names[0], "0-shot");
     ck_assert_str_eq(res.names[2], "mixed");
@@ -691,7 +691,7 @@ START_TEST(test_attention_probe_conditions) {
            res.stats[2].ratio[ICL_ATTN_TASK * 8 + 7], res.stats[0].ratio[7], res.stats[1].ratio[7]);
     icl_attn_result_free(&res);
     o.prompts.n_examples = 0;
-    ck_assert_int_eq(icl_attention_probe(m, f, &o, &res), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_attention_run(m, f, &o, &res), ICL_ERR_INVALID_ARG);
     printf("  %s\n", icl_last_error());
     icl_model_free(m);
     icl_task_family_free(f);

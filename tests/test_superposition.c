@@ -76,8 +76,8 @@ static int cmp_desc(const void *a, const void *b) {
 static void check_mixture(const char *spec, int n, const int *tasks, const double *lambda, int K, const int *want_counts) {
     fixture x;
     setup(&x, spec, n, 4.0f);
-    icl_superposition_opts o;
-    icl_superposition_opts_default(&o);
+    icl_superposition_options o;
+    o = icl_superposition_options_default();
     o.n_prompts = 5;
     o.n_examples = n;
     o.batch = 2; /* three batches, the last one short */
@@ -277,8 +277,8 @@ START_TEST(test_lens_last_level_matches_output) {
     setup(&x, "retrieval:A=8,L=4,tasks=3", 4, 4.0f);
     int tasks[3] = {0, 1, 2};
     double lambda[3] = {0.5, 0.25, 0.25};
-    icl_superposition_opts o;
-    icl_superposition_opts_default(&o);
+    icl_superposition_options o;
+    o = icl_superposition_options_default();
     o.n_prompts = 6;
     o.n_examples = 4;
     o.lens = 1;
@@ -329,8 +329,8 @@ END_TEST
 START_TEST(test_bad_requests_rejected) {
     fixture x;
     setup(&x, "retrieval:A=8,L=4,tasks=3", 4, 1.0f);
-    icl_superposition_opts o;
-    icl_superposition_opts_default(&o);
+    icl_superposition_options o;
+    o = icl_superposition_options_default();
     o.n_prompts = 2;
     o.n_examples = 4;
     icl_rng rng;

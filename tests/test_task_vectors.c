@@ -133,7 +133,7 @@ static void patched_means(fixture *x, const icl_tv_options *o, const icl_tv_resu
     icl_intervention iv;
     ck_assert_int_eq(icl_tv_intervention(x->m, level, o->mode, v, &iv), ICL_OK);
     double *p = malloc((size_t)B * 2 * sizeof *p);
-    ck_assert_int_eq(icl_score_answers(x->m, &tb, ans, 2, &iv, 1, p, NULL), ICL_OK);
+    ck_assert_int_eq(icl_answer_probs(x->m, &tb, ans, 2, &iv, 1, p, NULL), ICL_OK);
     const double w = 1.0 / o->eval_prompts;
     mean[0] = mean[1] = 0.0;
     for (int b = 0; b < B; b++) {
@@ -348,8 +348,8 @@ START_TEST(test_answers_and_scores) {
     double got[9], want[9], exact[9];
     icl_intervention iv = icl_intervention_make(ICL_POINT_RESID_MID, 0, ICL_IV_SCALE);
     iv.alpha = 0.5f;
-    ck_assert_int_eq(icl_score_answers(x.m, &tb, cand, K, &iv, 1, got, exact), ICL_OK);
-    ck_assert_int_eq(icl_answer_probs(x.m, &tb, cand, K, &iv, 1, want), ICL_OK);
+    ck_assert_int_eq(icl_answer_probs(x.m, &tb, cand, K, &iv, 1, got, exact), ICL_OK);
+    ck_assert_int_eq(icl_answer_probs(x.m, &tb, cand, K, &iv, 1, want, NULL), ICL_OK);
     float gf[9], wf[9];
     for (int i = 0; i < 9; i++) {
         gf[i] = (float)got[i];
@@ -390,7 +390,7 @@ START_TEST(test_vector_family_matrix) {
     ps.seed = 2;
     ck_assert_int_eq(icl_prompt_set_batch(x.f, &ps, 0, 5, &tb), ICL_OK);
     double err[5];
-    ck_assert_int_eq(icl_query_sq_error(x.m, &tb, NULL, 0, err), ICL_OK);
+    ck_assert_int_eq(icl_query_sq_errors(x.m, &tb, NULL, 0, err), ICL_OK);
     ck_assert_int_eq(icl_model_forward(x.m, &tb.batch, NULL), ICL_OK);
     float *loss = tu_floats((size_t)5 * tb.T);
     ck_assert_int_eq(icl_model_losses(x.m, loss, (size_t)5 * tb.T), ICL_OK);

@@ -98,7 +98,7 @@ typedef struct {
     int folds;       /* k-fold cross-validation, 2 <= folds <= n; default 5 */
     int max_iter;    /* L-BFGS iterations per fit; default 500 */
     double tol;      /* stop when the gradient's max-norm <= tol; default 1e-6 */
-} icl_logistic_opts;
+} icl_logistic_options;
 
 typedef struct {
     int d, n_classes, folds;
@@ -114,7 +114,7 @@ typedef struct {
 typedef struct {
     double alpha;   /* penalty alpha*||W||^2 on standardised-feature weights, loss = mean squared error; default 1e-4 */
     int folds;      /* default 5 */
-} icl_ridge_opts;
+} icl_ridge_options;
 
 typedef struct {
     int d, n_out, folds;
@@ -124,15 +124,16 @@ typedef struct {
     double cv_r2_mean;  /* mean of the defined cv_r2 (NaN if none) */
 } icl_ridge_probe;
 
-void icl_logistic_opts_default(icl_logistic_opts *o);
-void icl_ridge_opts_default(icl_ridge_opts *o);
+/* The defaults given with each field. */
+icl_logistic_options icl_logistic_options_default(void);
+icl_ridge_options icl_ridge_options_default(void);
 
 /* Multinomial logistic regression (softmax, mean cross-entropy + L2),
  * minimised by L-BFGS with a backtracking (Armijo) line search. X (n,d),
  * labels (n) in [0,n_classes), n_classes >= 2. opts NULL = defaults.
  * *out is allocated; free with icl_logistic_probe_free. */
 icl_status icl_logistic_probe_fit(const float *X, const int32_t *labels, int n, int d, int n_classes,
-                                  const icl_logistic_opts *opts, icl_rng *rng, icl_logistic_probe **out);
+                                  const icl_logistic_options *opts, icl_rng *rng, icl_logistic_probe **out);
 /* pred (n) labels (argmax, lowest label on ties); proba (n, n_classes) optional. */
 icl_status icl_logistic_probe_predict(const icl_logistic_probe *p, const float *X, int n, int32_t *pred,
                                       double *proba);
@@ -140,7 +141,7 @@ void icl_logistic_probe_free(icl_logistic_probe *p);
 
 /* Ridge regression, closed form (Cholesky of the d x d normal matrix), with
  * an unpenalised intercept. X (n,d), Y (n,n_out). */
-icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int n_out, const icl_ridge_opts *opts,
+icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int n_out, const icl_ridge_options *opts,
                                icl_rng *rng, icl_ridge_probe **out);
 /* Yhat (n, n_out). */
 icl_status icl_ridge_probe_predict(const icl_ridge_probe *p, const float *X, int n, double *Yhat);

@@ -47,10 +47,21 @@ icl_status icl_checkpoint_load_model(const char *path, icl_backend_kind backend,
  * Either pointer may be NULL. ICL_ERR_FORMAT if the checkpoint lacks the state. */
 icl_status icl_checkpoint_load_state(const char *path, icl_optimizer *opt, icl_rng *rng);
 
+/* Periodic checkpoints of a training run: the files step_<digits>.safetensors
+ * of `dir` (as `icl train --checkpoint-every` writes them), by increasing step. */
+typedef struct {
+    int n;
+    long *steps;   /* (n) */
+    char **paths;  /* (n) dir/step_....safetensors */
+} icl_checkpoint_list;
+
+/* ICL_ERR_IO if dir cannot be read, ICL_ERR_INVALID_ARG if it holds no step checkpoint. */
+icl_status icl_checkpoint_list_steps(const char *dir, icl_checkpoint_list *out);
+void icl_checkpoint_list_free(icl_checkpoint_list *l);
+
 /* Summary of a checkpoint for `icl info`: the metadata key/values and, per
  * tensor, name/dtype/shape/offsets, written as text lines through `emit`. */
-typedef void (*icl_text_fn)(void *user, const char *line);
-icl_status icl_checkpoint_describe(const char *path, icl_text_fn emit, void *user);
+icl_status icl_checkpoint_describe(const char *path, icl_line_fn emit, void *user);
 
 ICL_END_DECLS
 #endif

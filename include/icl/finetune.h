@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 #include "icl/model.h"
-#include "icl/representations.h"
+#include "icl/decodability.h"
 #include "icl/task.h"
 #include "icl/train.h"
 
@@ -48,9 +48,6 @@ icl_finetune_options icl_finetune_options_default(void);
 icl_status icl_finetune_layers(icl_model *m, const icl_task_family *f, icl_ft_part part,
                                const icl_finetune_options *opt, double *final_loss);
 
-/* A new model with m's config, backend and parameters. */
-icl_status icl_model_clone(const icl_model *m, icl_model **out);
-
 #define ICL_FT_VARIANTS 3 /* original, first-n finetuned, last-n finetuned */
 
 typedef struct {
@@ -59,10 +56,10 @@ typedef struct {
     int k;                                    /* kNN neighbours */
     int eval_prompts;                         /* icl_eval_tasks prompts per task */
     uint64_t eval_seed;
-} icl_finetune_eval;
+} icl_finetune_eval_options;
 
 /* Decodability with 100 prompts per task at the default site, k 10; 100 evaluation prompts, seed 12345. */
-icl_finetune_eval icl_finetune_eval_default(void);
+icl_finetune_eval_options icl_finetune_eval_options_default(void);
 
 typedef struct {
     int levels, n_td_tasks, n_tasks;
@@ -76,10 +73,10 @@ typedef struct {
 } icl_finetune_result;
 
 /* Clone m twice, finetune the first n and the last n blocks, and measure
- * TD (icl_task_decodability) and accuracy / squared error (icl_eval_tasks)
+ * TD (icl_decodability_run) and accuracy / squared error (icl_eval_tasks)
  * of the original and both copies on f. m itself is not changed. */
-icl_status icl_finetune_compare(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
-                                const icl_finetune_eval *ev, icl_finetune_result *out);
+icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
+                            const icl_finetune_eval_options *ev, icl_finetune_result *out);
 void icl_finetune_result_free(icl_finetune_result *r);
 
 ICL_END_DECLS

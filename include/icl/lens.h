@@ -48,7 +48,7 @@ icl_status icl_lens_apply(const icl_lens *lens, const float *h, int n, double *p
 icl_status icl_lens_read(const icl_lens *lens, const icl_model *m, int level, const int32_t *rows,
                          const int32_t *positions, int n, double *probs);
 
-/* icl_answer_probs read through the lens at every level:
+/* icl_answer_probs (include/icl/readout.h) read through the lens at every level:
  * probs (L+1, B, n_cand), probs[(l*B + b)*n_cand + c] = prod_j p_l(answer_j)
  * at query_pos + j, with candidate c teacher-forced into the answer slots.
  * One forward pass for one-token answers, else one per candidate. */
@@ -75,27 +75,13 @@ icl_status icl_head_means_add(icl_head_means *hm, icl_model *m, const icl_task_b
  * ICL_ERR_STATE before anything was added. */
 icl_status icl_head_means_get(const icl_head_means *hm, int layer, int head, float *mean);
 
-/* Each row's own query answer (the tokens in its answer slots) after a
- * forward pass with the interventions: probs (B) its teacher-forced
- * probability prod_j P(answer_j | prompt, answer_<j); correct (B, optional)
- * 1 if at every answer position the answer token has the largest probability
- * (lowest token id on ties), i.e. greedy decoding reproduces it. */
-icl_status icl_answer_self_probs(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
-                                 double *probs, uint8_t *correct);
-
-/* icl_answer_self_probs with head `head` of block `layer` ablated at every
+/* icl_answer_self_probs (include/icl/readout.h) with head `head` of block `layer` ablated at every
  * position of every row. MEAN needs means from hm (of this model, made with
  * T >= tb->T); ZERO ignores hm. */
 icl_status icl_head_ablation(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
                              const icl_head_means *hm, double *probs, uint8_t *correct);
 
-/* Vector mode: squared error of each row's query prediction, mean over
- * d_out, against its target (tb->target_values at query_pos), after a
- * forward pass with the interventions: err (B). */
-icl_status icl_query_sq_errors(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
-                               double *err);
-
-/* icl_query_sq_errors with head `head` of block `layer` ablated at every
+/* Vector mode: icl_query_sq_errors (include/icl/readout.h) with head `head` of block `layer` ablated at every
  * position, as in icl_head_ablation. */
 icl_status icl_head_ablation_errors(icl_model *m, const icl_task_batch *tb, int layer, int head,
                                     icl_ablation_mode mode, const icl_head_means *hm, double *err);

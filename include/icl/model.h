@@ -61,11 +61,14 @@ typedef struct {
     int decay;               /* 1: AdamW weight decay applies (matrices) */
 } icl_param_info;
 
-/* Create a model with parameters initialised from `seed` (GPT-2 init:
- * N(0, 0.02), residual projections scaled by 1/sqrt(2*n_layer), zero biases,
- * unit layernorm gains). */
+/* Create a model with parameters initialised from `seed`: weight matrices
+ * N(0, cfg->init_std), whose default 0 means 1/sqrt(d_model); the residual
+ * projections (attn.proj, mlp.proj) scaled by 1/sqrt(2*n_layer); zero
+ * biases; unit layernorm gains (docs/architecture.md, Initialisation). */
 icl_status icl_model_create(icl_model **out, const icl_config *cfg, icl_backend_kind backend, uint64_t seed);
 void icl_model_free(icl_model *m);
+/* A new model with m's config, backend and parameters. */
+icl_status icl_model_clone(const icl_model *m, icl_model **out);
 
 const icl_config *icl_model_config(const icl_model *m);
 icl_backend_kind icl_model_backend(const icl_model *m);
@@ -75,6 +78,8 @@ int icl_model_num_tensors(const icl_model *m);
 const icl_param_info *icl_model_tensor(const icl_model *m, int i);
 /* Index of the tensor called `name`, or -1. */
 int icl_model_find_tensor(const icl_model *m, const char *name);
+/* Copy the tensor called `name` to host: n must be its numel. */
+icl_status icl_model_get_tensor(const icl_model *m, const char *name, float *host, size_t n);
 
 /* Copy all parameters (num_params floats, in tensor order) to / from host memory. */
 icl_status icl_model_get_params(const icl_model *m, float *host, size_t n);
@@ -102,6 +107,11 @@ icl_status icl_model_outputs(const icl_model *m, float *host, size_t n);
 icl_status icl_model_losses(const icl_model *m, float *host, size_t n);
 /* Token mode: softmax probabilities (B,T,V) of the last forward pass. */
 icl_status icl_model_probs(const icl_model *m, float *host, size_t n);
+/* The same for one position: the V probabilities at (b, t); n = V. */
+icl_status icl_model_probs_at(const icl_model *m, int b, int t, float *host, size_t n);
+/* (B,T) of the last forward pass; ICL_ERR_STATE if none has run since the
+ * model was created or its parameters changed. */
+icl_status icl_model_forward_shape(const icl_model *m, int *B, int *T);
 
 /* Shape and location of a point of the last forward pass (layer ignored for
  * points outside blocks). The view's data stays valid until the next forward
@@ -111,8 +121,19 @@ icl_status icl_model_point(const icl_model *m, icl_point p, int layer, icl_point
  * view.B*view.T*view.width floats ((B,NH,T,T) points: B*NH*T*T). */
 icl_status icl_model_point_copy(const icl_model *m, icl_point p, int layer, float *host, size_t n);
 
+/* Copy the record of (b, t) of a point view to host / overwrite it from
+ * host: icl_point_width floats, i.e. one head's HS channels (head >= 0 of a
+ * head-split point) or every channel (head -1); for attention scores/probs
+ * the T entries of query t of one head, or of every head one after another
+ * (NH*T). Works on the view a hook receives (during the forward pass) as on
+ * one from icl_model_point; a write is what downstream computation reads. */
+icl_status icl_model_point_read(const icl_model *m, const icl_point_view *v, int head, int b, int t, float *host);
+icl_status icl_model_point_write(icl_model *m, const icl_point_view *v, int head, int b, int t, const float *host);
+
 /* Install (fn != NULL) or remove the hook called at every point. */
 void icl_model_set_hook(icl_model *m, icl_hook_fn fn, void *user);
+/* The installed hook and its user pointer (NULL, NULL if none). */
+void icl_model_get_hook(const icl_model *m, icl_hook_fn *fn, void **user);
 
 ICL_END_DECLS
 #endif

@@ -63,6 +63,22 @@ const char *icl_point_name(icl_point p);
 const char *icl_point_alias(icl_point p);
 /* 1 if the point exists once per block, 0 if once per model. */
 int icl_point_is_per_layer(icl_point p);
+/* 1 for points whose channels split into heads (Q, K, V, HEAD_OUT) or that
+ * are per head (ATTN_SCORES, ATTN_PROBS). */
+int icl_point_has_heads(icl_point p);
+
+/* Parse a point name: canonical ("resid_post"), or a TransformerLens-style
+ * alias with a layer ("blocks.3.hook_resid_post"). *layer is -1 for points
+ * outside blocks and for canonical names. */
+icl_status icl_point_parse(const char *name, icl_point *point, int *layer);
+
+/* Elements one (b, t) position holds at a point of model m (for head-split
+ * points with head >= 0: HS; for attention scores/probs: NH*T, or T for one
+ * head, with T of the last forward pass, or ctx before the first). */
+icl_status icl_point_width(const icl_model *m, icl_point p, int head, int *width);
+
+/* One line per point for this model and (B,T): name, alias, layers, shape. */
+icl_status icl_point_catalogue(const icl_model *m, int B, int T, icl_line_fn emit, void *user);
 
 ICL_END_DECLS
 #endif

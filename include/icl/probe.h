@@ -1,5 +1,7 @@
 /* Capture and intervention at named points of the forward pass.
  *
+ * Built on the engine's public point API (include/icl/model.h:
+ * icl_model_point, icl_model_point_read / _write, the hook).
  * Positions are chosen by index or by token role (include/icl/task.h roles,
  * e.g. every example answer, or the query separator), per batch row. A
  * capture reads the selected rows straight from the activations the forward
@@ -16,21 +18,6 @@
 #include "icl/points.h"
 
 ICL_BEGIN_DECLS
-
-/* ---- the point catalogue ---- */
-
-/* Parse a point name: canonical ("resid_post"), or a TransformerLens-style
- * alias with a layer ("blocks.3.hook_resid_post"). *layer is -1 for points
- * outside blocks and for canonical names. */
-icl_status icl_point_parse(const char *name, icl_point *point, int *layer);
-
-/* One line per point for this model and (B,T): name, alias, layers, shape. */
-typedef void (*icl_line_fn)(void *user, const char *line);
-icl_status icl_point_catalogue(const icl_model *m, int B, int T, icl_line_fn emit, void *user);
-
-/* Elements one (b, t) position holds at a point (for head-split points with
- * head >= 0: HS; for attention scores/probs: NH*T, or T for one head). */
-icl_status icl_point_width(const icl_model *m, icl_point p, int head, int *width);
 
 /* ---- position selectors ---- */
 

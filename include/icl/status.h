@@ -45,6 +45,8 @@ const char *icl_last_error(void);
 
 typedef enum { ICL_LOG_DEBUG, ICL_LOG_INFO, ICL_LOG_WARN, ICL_LOG_ERROR } icl_log_level;
 typedef void (*icl_log_fn)(void *user, icl_log_level level, const char *message);
+/* Receives text one line at a time (no newline), e.g. a listing for a person. */
+typedef void (*icl_line_fn)(void *user, const char *line);
 
 ICL_END_DECLS
 #endif

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include "icl/lens.h"
 #include "icl/model.h"
+#include "icl/readout.h"
 #include "icl/rng.h"
 #include "icl/task.h"
 
@@ -39,9 +40,10 @@ typedef struct {
     int beam;       /* beam width for p_(K) with multi-token answers, >= K [16] */
     int lens;       /* 1: also read every level through the logit lens [0] */
     int solved;     /* 1: compute p_(K) and r; 0: leave them NaN [1] */
-} icl_superposition_opts;
+} icl_superposition_options;
 
-void icl_superposition_opts_default(icl_superposition_opts *o);
+/* The defaults in brackets above. */
+icl_superposition_options icl_superposition_options_default(void);
 
 /* Summary of one readout (the model output, or one lens level). */
 typedef struct {
@@ -78,7 +80,7 @@ typedef struct {
  * *out is allocated here; free it with icl_superposition_result_free (on
  * failure nothing is left to free). */
 icl_status icl_superposition_run(icl_model *m, const icl_task_family *f, const int *tasks, const double *lambda,
-                                 int K, const icl_superposition_opts *opts, const icl_rng *rng,
+                                 int K, const icl_superposition_options *opts, const icl_rng *rng,
                                  icl_superposition_result *out);
 void icl_superposition_result_free(icl_superposition_result *r);
 
@@ -87,16 +89,6 @@ void icl_superposition_result_free(icl_superposition_result *r);
  * than 1 (within 1e-6) and fewer than 2 tasks fail with ICL_ERR_INVALID_ARG. */
 icl_status icl_superposition_parse_mixture(const icl_task_family *f, const char *spec, int *tasks, double *lambda,
                                            int cap, int *K);
-
-/* p_(K) per row of tb: the K-th largest probability of an answer string
- * (answer_len tokens, each any vocabulary token) after the row's query
- * separator, from the model output (lens NULL) or through the lens at
- * `level`. One-token answers: exact. Longer answers: a beam search keeping
- * the `beam` >= K most probable prefixes at each step; a string outside the
- * beam is at most as probable as its pruned prefix, so the result is exact
- * (exact[b] = 1) when no pruned prefix beats it, and a lower bound otherwise. */
-icl_status icl_answer_kth_prob(icl_model *m, const icl_task_batch *tb, int K, int beam, const icl_lens *lens,
-                               int level, double *pK, uint8_t *exact);
 
 ICL_END_DECLS
 #endif

@@ -50,6 +50,9 @@ typedef enum {
 
 /* "bos", "ex_input", ..., "pad"; NULL for an invalid role. */
 const char *icl_role_name(icl_role r);
+/* "query_sep" -> ICL_ROLE_QUERY_SEP, ... (the names of icl_role_name);
+ * ICL_ERR_INVALID_ARG listing the valid names otherwise. */
+icl_status icl_role_parse(const char *name, int *role);
 
 /* Which positions the loss counts (weight 1, all others 0).
  * Token mode: position t counts when its target token[t+1] is
@@ -142,6 +145,10 @@ typedef struct {
 void icl_prompt_free(icl_prompt *p);
 /* Deep copy src into dst (dst zero-initialised or previously used). */
 icl_status icl_prompt_copy(icl_prompt *dst, const icl_prompt *src);
+/* dst = src with only its first k examples kept (k in [0, src->n_examples]),
+ * followed by the same query: positions are dropped, labels, targets and
+ * example ids renumbered. dst zero-initialised or previously used. */
+icl_status icl_prompt_keep_examples(const icl_prompt *src, int k, icl_prompt *dst);
 
 /* A prompt of n_examples >= 0 examples of task `task` (all draws from rng). */
 icl_status icl_task_generate(const icl_task_family *f, int task, int n_examples, const icl_gen_options *opt,
@@ -230,6 +237,10 @@ icl_status icl_task_batch_generate(const icl_task_family *f, const icl_task_batc
 /* Pack B existing prompts of one mode (and one d_in) into a batch, right-padding
  * to the longest (or to pad_to > 0). The prompts are copied. */
 icl_status icl_task_batch_pack(icl_task_batch *out, const icl_prompt *const *prompts, int B, int pad_to);
+
+/* The answer task `task` gives to each row's query input: answers (B, answer_len).
+ * Where `task` is the row's own task this is the prompt's query answer. Token mode only. */
+icl_status icl_query_answers(const icl_task_family *f, const icl_task_batch *tb, int task, int32_t *answers);
 
 /* ---- curriculum (Garg et al.) ---- */
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include "icl/model.h"
 #include "icl/probe.h"
+#include "icl/readout.h"
 #include "icl/task.h"
 
 ICL_BEGIN_DECLS
@@ -50,23 +51,6 @@ typedef struct {
 icl_status icl_prompt_set_batch(const icl_task_family *f, const icl_prompt_set *ps, int first, int count,
                                 icl_task_batch *out);
 
-/* The answer task `task` gives to each row's query input: answers (B, answer_len).
- * Where `task` is the row's own task this is the prompt's query answer. Token mode only. */
-icl_status icl_query_answers(const icl_task_family *f, const icl_task_batch *tb, int task, int32_t *answers);
-
-/* ---- scoring under interventions ---- */
-
-/* Candidate answers (B, n_cand, answer_len) scored after forward passes of tb
- * with the interventions (may be NULL): probs (B, n_cand) teacher-forced
- * probabilities; exact (B, n_cand, optional) 1 where the candidate is the
- * greedy answer, else 0. Token mode. */
-icl_status icl_score_answers(icl_model *m, const icl_task_batch *tb, const int32_t *answers, int n_cand,
-                             const icl_intervention *iv, int n_iv, double *probs, double *exact);
-
-/* Vector mode: squared error of each row's query prediction against its
- * target (mean over d_out) after a forward pass with the interventions: err (B). */
-icl_status icl_query_sq_error(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
-                              double *err);
 
 /* ---- task vectors ---- */
 

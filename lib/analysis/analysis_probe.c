@@ -11,20 +11,20 @@
 #define ARMIJO_C1 1e-4
 #define MAX_HALVINGS 60
 
-void icl_logistic_opts_default(icl_logistic_opts *o) {
-    if (!o)
-        return;
-    o->l2 = 1e-3;
-    o->folds = 5;
-    o->max_iter = 500;
-    o->tol = 1e-6;
+icl_logistic_options icl_logistic_options_default(void) {
+    icl_logistic_options o;
+    o.l2 = 1e-3;
+    o.folds = 5;
+    o.max_iter = 500;
+    o.tol = 1e-6;
+    return o;
 }
 
-void icl_ridge_opts_default(icl_ridge_opts *o) {
-    if (!o)
-        return;
-    o->alpha = 1e-4;
-    o->folds = 5;
+icl_ridge_options icl_ridge_options_default(void) {
+    icl_ridge_options o;
+    o.alpha = 1e-4;
+    o.folds = 5;
+    return o;
 }
 
 /* ---- shared: folds and standardisation ---- */
@@ -269,7 +269,7 @@ static icl_status lbfgs(const logistic_problem *lp, int max_iter, double tol, do
 
 /* Fit on the listed rows; W (C,d), b (C) on raw features. */
 static icl_status logistic_fit_rows(const float *X, const int32_t *labels, int d, int C, const int *rows, int nr,
-                                    const icl_logistic_opts *o, double *W, double *b, int *iterations,
+                                    const icl_logistic_options *o, double *W, double *b, int *iterations,
                                     int *converged) {
     size_t P = (size_t)C * (d + 1);
     double *mu = malloc((size_t)d * sizeof *mu), *sd = malloc((size_t)d * sizeof *sd);
@@ -324,12 +324,12 @@ static icl_status count_correct(const float *X, const int32_t *labels, int d, in
 }
 
 icl_status icl_logistic_probe_fit(const float *X, const int32_t *labels, int n, int d, int n_classes,
-                                  const icl_logistic_opts *opts, icl_rng *rng, icl_logistic_probe **out) {
+                                  const icl_logistic_options *opts, icl_rng *rng, icl_logistic_probe **out) {
     static const char fn[] = "icl_logistic_probe_fit";
     ICL_TRY(icl_need_ptr(fn, "out", out));
     *out = NULL;
-    icl_logistic_opts o;
-    icl_logistic_opts_default(&o);
+    icl_logistic_options o;
+    o = icl_logistic_options_default();
     if (opts)
         o = *opts;
     ICL_TRY(check_data(fn, X, n, d, o.folds, rng));
@@ -532,13 +532,13 @@ void icl_ridge_probe_free(icl_ridge_probe *p) {
     free(p);
 }
 
-icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int n_out, const icl_ridge_opts *opts,
+icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int n_out, const icl_ridge_options *opts,
                                icl_rng *rng, icl_ridge_probe **out) {
     static const char fn[] = "icl_ridge_probe_fit";
     ICL_TRY(icl_need_ptr(fn, "out", out));
     *out = NULL;
-    icl_ridge_opts o;
-    icl_ridge_opts_default(&o);
+    icl_ridge_options o;
+    o = icl_ridge_options_default();
     if (opts)
         o = *opts;
     ICL_TRY(check_data(fn, X, n, d, o.folds, rng));

@@ -352,6 +352,18 @@ int icl_model_find_tensor(const icl_model *m, const char *name) {
     return -1;
 }
 
+icl_status icl_model_get_tensor(const icl_model *m, const char *name, float *host, size_t n) {
+    if (!m || !name || !host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_get_tensor: NULL argument");
+    int i = icl_model_find_tensor(m, name);
+    if (i < 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_get_tensor: the model has no tensor %s", name);
+    const icl_param_info *t = &m->tensors[i];
+    if (n != t->numel)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_get_tensor: %s has %zu floats, buffer holds %zu", name, t->numel, n);
+    return m->be->ops->to_host(m->be, host, m->params + t->offset, n * sizeof(float));
+}
+
 static icl_status copy_params_out(const icl_model *m, const float *src, float *host, size_t n, const char *fn) {
     if (!m || !host)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
@@ -366,6 +378,25 @@ icl_status icl_model_get_params(const icl_model *m, float *host, size_t n) {
 
 icl_status icl_model_get_grads(const icl_model *m, float *host, size_t n) {
     return copy_params_out(m, m ? m->grads : NULL, host, n, "icl_model_get_grads");
+}
+
+icl_status icl_model_clone(const icl_model *m, icl_model **out) {
+    if (!m || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_clone: NULL argument");
+    *out = NULL;
+    size_t n = m->n_params;
+    float *p = malloc(n * sizeof *p);
+    if (!p)
+        return icl_fail(ICL_ERR_NOMEM, "icl_model_clone: out of memory for %zu parameters", n);
+    icl_status s = icl_model_get_params(m, p, n);
+    if (s == ICL_OK)
+        s = icl_model_create(out, &m->cfg, icl_model_backend(m), 0);
+    if (s == ICL_OK && (s = icl_model_set_params(*out, p, n)) != ICL_OK) {
+        icl_model_free(*out);
+        *out = NULL;
+    }
+    free(p);
+    return s;
 }
 
 icl_status icl_model_set_params(icl_model *m, const float *host, size_t n) {
@@ -389,6 +420,13 @@ void icl_model_set_hook(icl_model *m, icl_hook_fn fn, void *user) {
         return;
     m->hook = fn;
     m->hook_user = fn ? user : NULL;
+}
+
+void icl_model_get_hook(const icl_model *m, icl_hook_fn *fn, void **user) {
+    if (fn)
+        *fn = m ? m->hook : NULL;
+    if (user)
+        *user = m ? m->hook_user : NULL;
 }
 
 /* ---- points ---- */
@@ -493,4 +531,27 @@ icl_status icl_model_probs(const icl_model *m, float *host, size_t n) {
     if (n != need)
         return icl_fail(ICL_ERR_SHAPE, "icl_model_probs: needs %zu floats, buffer holds %zu", need, n);
     return m->be->ops->to_host(m->be, host, m->a.probs, need * sizeof(float));
+}
+
+icl_status icl_model_probs_at(const icl_model *m, int b, int t, float *host, size_t n) {
+    ICL_TRY(require_forward(m, "icl_model_probs_at"));
+    if (m->cfg.mode != ICL_MODE_TOKEN)
+        return icl_fail(ICL_ERR_STATE, "icl_model_probs_at: a vector-mode model has no softmax probabilities");
+    if (!host)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_probs_at: host is NULL");
+    if (b < 0 || b >= m->B || t < 0 || t >= m->T)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_probs_at: (row %d, position %d) outside the last pass's "
+                        "(B=%d, T=%d)", b, t, m->B, m->T);
+    if (n != (size_t)m->V)
+        return icl_fail(ICL_ERR_SHAPE, "icl_model_probs_at: needs %d floats, buffer holds %zu", m->V, n);
+    return m->be->ops->to_host(m->be, host, m->a.probs + ((size_t)b * m->T + t) * m->V, n * sizeof(float));
+}
+
+icl_status icl_model_forward_shape(const icl_model *m, int *B, int *T) {
+    ICL_TRY(require_forward(m, "icl_model_forward_shape"));
+    if (!B || !T)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_forward_shape: NULL argument");
+    *B = m->B;
+    *T = m->T;
+    return ICL_OK;
 }

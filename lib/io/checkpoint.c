@@ -614,7 +614,7 @@ icl_status icl_checkpoint_load_state(const char *path, icl_optimizer *opt, icl_r
     return st;
 }
 
-icl_status icl_checkpoint_describe(const char *path, icl_text_fn emit, void *user) {
+icl_status icl_checkpoint_describe(const char *path, icl_line_fn emit, void *user) {
     if (!path || !emit)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_describe: NULL argument");
     reader r;

@@ -65,22 +65,24 @@ static icl_status item_layers(const plan_item *it, const icl_model *m, int *firs
         *first = *last = -1;
         return ICL_OK;
     }
-    if (it->layer >= m->L)
+    probe_dims d = probe_dims_of(m);
+    if (it->layer >= d.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "capture %s: layer %d out of range [0, %d)", icl_point_name(it->point),
-                        it->layer, m->L);
-    if (it->head >= m->NH)
+                        it->layer, d.L);
+    if (it->head >= d.NH)
         return icl_fail(ICL_ERR_INVALID_ARG, "capture %s: head %d out of range [0, %d)", icl_point_name(it->point),
-                        it->head, m->NH);
+                        it->head, d.NH);
     *first = it->layer < 0 ? 0 : it->layer;
-    *last = it->layer < 0 ? m->L - 1 : it->layer;
+    *last = it->layer < 0 ? d.L - 1 : it->layer;
     return ICL_OK;
 }
 
 static int square(icl_point p) { return p == ICL_POINT_ATTN_SCORES || p == ICL_POINT_ATTN_PROBS; }
 
+/* icl_point_width for a batch of T positions (not necessarily the last pass's). */
 static int record_width(const icl_model *m, icl_point p, int head, int T) {
     if (square(p))
-        return head >= 0 ? T : m->NH * T;
+        return head >= 0 ? T : probe_dims_of(m).NH * T;
     int w;
     icl_point_width(m, p, head, &w);
     return w;
@@ -145,7 +147,7 @@ static icl_status collect_one(const icl_model *m, const plan_item *it, int layer
     for (int b = 0; b < B; b++) {
         ICL_TRY(icl_select_positions(&it->pos, labels, b, T, pos_buf, &n));
         for (int k = 0; k < n; k++) {
-            ICL_TRY(icl_record_read(m, &v, it->head, b, pos_buf[k], c->data + c->n * (size_t)c->width));
+            ICL_TRY(icl_model_point_read(m, &v, it->head, b, pos_buf[k], c->data + c->n * (size_t)c->width));
             c->rows[c->n] = b;
             c->positions[c->n] = pos_buf[k];
             c->n++;
@@ -159,17 +161,18 @@ icl_status icl_capture_collect(const icl_capture_plan *plan, const icl_model *m,
     if (!plan || !m || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_capture_collect: NULL argument");
     memset(out, 0, sizeof *out);
-    if (!m->forward_done)
+    int B, T;
+    if (icl_model_forward_shape(m, &B, &T) != ICL_OK)
         return icl_fail(ICL_ERR_STATE, "icl_capture_collect: run a forward pass first");
     int total = 0;
     for (int i = 0; i < plan->n; i++) {
         int first, last;
         ICL_TRY(item_layers(&plan->items[i], m, &first, &last));
-        ICL_TRY(icl_check_positions(&plan->items[i].pos, labels, m->T));
+        ICL_TRY(icl_check_positions(&plan->items[i].pos, labels, T));
         total += last - first + 1;
     }
     out->items = calloc((size_t)(total ? total : 1), sizeof *out->items);
-    int *pos_buf = malloc((size_t)m->T * sizeof *pos_buf);
+    int *pos_buf = malloc((size_t)T * sizeof *pos_buf);
     icl_status s = (out->items && pos_buf) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_capture_collect: out of memory");
     for (int i = 0; s == ICL_OK && i < plan->n; i++) {
         int first, last;

@@ -46,8 +46,8 @@ static void apply_op(const icl_intervention *iv, float *x, const float *src, int
 
 /* Apply one intervention to the point now being visited. */
 static icl_status apply(icl_model *m, const icl_point_view *v, const icl_intervention *iv, iv_context *ctx) {
-    icl_record_shape shape = icl_record_shape_of(v, iv->head);
-    int width = shape.n_seg * shape.seg_len, n;
+    int width, n;
+    ICL_TRY(icl_point_width(m, v->point, iv->head, &width));
     int first = iv->row < 0 ? 0 : iv->row, last = iv->row < 0 ? v->B - 1 : iv->row;
     for (int b = first; b <= last; b++) {
         ICL_TRY(icl_select_positions(&iv->pos, ctx->labels, b, v->T, ctx->pos_buf, &n));
@@ -55,14 +55,14 @@ static icl_status apply(icl_model *m, const icl_point_view *v, const icl_interve
             int t = ctx->pos_buf[k];
             const float *src = NULL;
             if (iv->op == ICL_IV_RESAMPLE && iv->source_row >= 0) {
-                ICL_TRY(icl_record_read(m, v, iv->head, iv->source_row, t, ctx->src));
+                ICL_TRY(icl_model_point_read(m, v, iv->head, iv->source_row, t, ctx->src));
                 src = ctx->src;
             } else if (iv->op == ICL_IV_RESAMPLE) {
                 src = iv->source + ((size_t)b * v->T + t) * (size_t)width;
             }
-            ICL_TRY(icl_record_read(m, v, iv->head, b, t, ctx->rec));
+            ICL_TRY(icl_model_point_read(m, v, iv->head, b, t, ctx->rec));
             apply_op(iv, ctx->rec, src, width);
-            ICL_TRY(icl_record_write(m, v, iv->head, b, t, ctx->rec));
+            ICL_TRY(icl_model_point_write(m, v, iv->head, b, t, ctx->rec));
         }
     }
     return ICL_OK;
@@ -84,10 +84,11 @@ static icl_status validate(const icl_model *m, const icl_batch *batch, const icl
     if ((unsigned)x->point >= ICL_POINT_COUNT)
         return icl_fail(ICL_ERR_INVALID_ARG, "intervention %d: unknown point %d", k, (int)x->point);
     const char *name = icl_point_name(x->point);
-    if (icl_point_is_per_layer(x->point) && (x->layer < 0 || x->layer >= m->L))
+    probe_dims d = probe_dims_of(m);
+    if (icl_point_is_per_layer(x->point) && (x->layer < 0 || x->layer >= d.L))
         return icl_fail(ICL_ERR_INVALID_ARG, "intervention %d at %s: layer %d out of range [0, %d)", k, name, x->layer,
-                        m->L);
-    if (x->head < -1 || x->head >= m->NH || (x->head >= 0 && !icl_point_has_heads(x->point)))
+                        d.L);
+    if (x->head < -1 || x->head >= d.NH || (x->head >= 0 && !icl_point_has_heads(x->point)))
         return icl_fail(ICL_ERR_INVALID_ARG, "intervention %d at %s: head %d is not valid", k, name, x->head);
     if (x->row < -1 || x->row >= batch->B)
         return icl_fail(ICL_ERR_INVALID_ARG, "intervention %d at %s: row %d out of range [-1, %d)", k, name, x->row,
@@ -116,24 +117,24 @@ icl_status icl_forward_with(icl_model *m, const icl_batch *batch, const icl_row_
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_forward_with: NULL argument or negative count");
     for (int k = 0; k < n_iv; k++)
         ICL_TRY(validate(m, batch, labels, iv, k));
-    if (batch->T < 1 || batch->T > m->cfg.ctx)
+    probe_dims d = probe_dims_of(m);
+    if (batch->T < 1 || batch->T > d.ctx)
         return icl_model_forward(m, batch, loss); /* reports the shape error */
     /* Largest record: all heads of an attention row, or the widest channel count. */
-    int T = batch->T, max_width = m->NH * T;
-    int widths[] = {m->C, m->F, m->OUT};
+    int T = batch->T, max_width = d.NH * T;
+    int widths[] = {d.C, d.F, d.OUT};
     for (int i = 0; i < 3; i++)
         if (widths[i] > max_width) max_width = widths[i];
-    iv_context ctx = {iv, n_iv, labels, m->hook, m->hook_user, NULL, NULL, NULL};
+    iv_context ctx = {iv, n_iv, labels, NULL, NULL, NULL, NULL, NULL};
+    icl_model_get_hook(m, &ctx.prev, &ctx.prev_user);
     ctx.pos_buf = malloc((size_t)T * sizeof *ctx.pos_buf);
     ctx.rec = malloc((size_t)max_width * sizeof *ctx.rec);
     ctx.src = malloc((size_t)max_width * sizeof *ctx.src);
     icl_status s = (ctx.pos_buf && ctx.rec && ctx.src) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_forward_with: out of memory");
     if (s == ICL_OK) {
-        m->hook = iv_hook;
-        m->hook_user = &ctx;
+        icl_model_set_hook(m, iv_hook, &ctx);
         s = icl_model_forward(m, batch, loss);
-        m->hook = ctx.prev;
-        m->hook_user = ctx.prev_user;
+        icl_model_set_hook(m, ctx.prev, ctx.prev_user);
     }
     free(ctx.pos_buf);
     free(ctx.rec);

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
-#include "icl/representations.h"
+#include "icl/attention_roles.h"
+#include "icl/readout.h"
 
 static const char *const ratio_names[ICL_ATTN_RATIO_COUNT] = {"query_source", "example_source", "task"};
 
@@ -300,10 +301,10 @@ static icl_status run_condition(icl_attn_result *out, icl_model *m, const icl_ta
     return icl_attn_stats_finish(&out->stats[c]);
 }
 
-icl_status icl_attention_probe(icl_model *m, const icl_task_family *f, const icl_attn_options *opt,
-                               icl_attn_result *out) {
+icl_status icl_attention_run(icl_model *m, const icl_task_family *f, const icl_attn_options *opt,
+                             icl_attn_result *out) {
     if (!m || !f || !opt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_attention_probe: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_attention_run: NULL argument");
     memset(out, 0, sizeof *out);
     if (opt->batch < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "attention probe: batch must be >= 1, got %d", opt->batch);

@@ -1,14 +1,13 @@
 /* Task decodability (Han et al.): leave-one-out k-NN on pooled residuals,
  * per level and task, pairwise at one level, optional PCA coordinates, and
  * over the periodic checkpoints of a training run. */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
 #include "icl/checkpoint.h"
-#include "icl/representations.h"
+#include "icl/decodability.h"
 
 icl_td_options icl_td_options_default(void) {
     icl_td_options o = {ICL_KNN_DEFAULT_K, -1, 0};
@@ -132,10 +131,10 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     return s;
 }
 
-icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
-                                 const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out) {
+icl_status icl_decodability_run(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
+                                const icl_repr_site *site, const icl_td_options *topt, icl_td_result *out) {
     if (!m || !f || !popt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_task_decodability: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_decodability_run: NULL argument");
     memset(out, 0, sizeof *out);
     icl_repr_site st = site ? *site : icl_repr_site_default(f);
     icl_repr_prompts set;
@@ -148,85 +147,6 @@ icl_status icl_task_decodability(icl_model *m, const icl_task_family *f, const i
         icl_repr_set_free(&r);
     }
     icl_repr_prompts_free(&set);
-    return s;
-}
-
-/* ---- checkpoints of a training run ---- */
-
-void icl_checkpoint_list_free(icl_checkpoint_list *l) {
-    if (!l)
-        return;
-    for (int i = 0; l->paths && i < l->n; i++) free(l->paths[i]);
-    free(l->paths);
-    free(l->steps);
-    memset(l, 0, sizeof *l);
-}
-
-/* Step of a file name "step_<digits>.safetensors", or -1. */
-static long step_of(const char *name) {
-    static const char prefix[] = "step_", suffix[] = ".safetensors";
-    size_t len = strlen(name), np = sizeof prefix - 1, ns = sizeof suffix - 1;
-    if (len <= np + ns || strncmp(name, prefix, np) != 0 || strcmp(name + len - ns, suffix) != 0)
-        return -1;
-    long step = 0;
-    for (size_t i = np; i < len - ns; i++) {
-        if (name[i] < '0' || name[i] > '9' || step > 100000000000L)
-            return -1;
-        step = step * 10 + (name[i] - '0');
-    }
-    return step;
-}
-
-static icl_status list_append(icl_checkpoint_list *l, int *cap, const char *dir, const char *name, long step) {
-    if (l->n == *cap) {
-        int c = *cap ? 2 * *cap : 16;
-        long *steps = realloc(l->steps, (size_t)c * sizeof *steps);
-        if (steps)
-            l->steps = steps;
-        char **paths = steps ? realloc(l->paths, (size_t)c * sizeof *paths) : NULL;
-        if (!paths)
-            return icl_fail(ICL_ERR_NOMEM, "icl_checkpoint_list_steps: out of memory");
-        l->paths = paths;
-        *cap = c;
-    }
-    size_t size = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(size);
-    if (!path)
-        return icl_fail(ICL_ERR_NOMEM, "icl_checkpoint_list_steps: out of memory");
-    snprintf(path, size, "%s/%s", dir, name);
-    /* insertion by (step, path): the order never depends on the directory's */
-    int i = l->n;
-    while (i > 0 && (l->steps[i - 1] > step || (l->steps[i - 1] == step && strcmp(l->paths[i - 1], path) > 0))) {
-        l->steps[i] = l->steps[i - 1];
-        l->paths[i] = l->paths[i - 1];
-        i--;
-    }
-    l->steps[i] = step;
-    l->paths[i] = path;
-    l->n++;
-    return ICL_OK;
-}
-
-icl_status icl_checkpoint_list_steps(const char *dir, icl_checkpoint_list *out) {
-    if (!dir || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_checkpoint_list_steps: NULL argument");
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return icl_fail(ICL_ERR_IO, "cannot read the checkpoint directory %s", dir);
-    int cap = 0;
-    icl_status s = ICL_OK;
-    struct dirent *e;
-    while (s == ICL_OK && (e = readdir(d)) != NULL) {
-        long step = step_of(e->d_name);
-        if (step >= 0)
-            s = list_append(out, &cap, dir, e->d_name, step);
-    }
-    closedir(d);
-    if (s == ICL_OK && out->n == 0)
-        s = icl_fail(ICL_ERR_INVALID_ARG, "%s holds no step_<N>.safetensors checkpoint", dir);
-    if (s != ICL_OK)
-        icl_checkpoint_list_free(out);
     return s;
 }
 
@@ -266,14 +186,14 @@ static icl_status curve_row(const char *path, icl_backend_kind backend, const ic
     return s;
 }
 
-icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_kind backend,
-                                   const icl_task_family *f, const icl_repr_prompts_options *popt,
-                                   const icl_repr_site *site, int k, icl_td_curve *out) {
+icl_status icl_decodability_curve_run(const icl_checkpoint_list *list, icl_backend_kind backend,
+                                      const icl_task_family *f, const icl_repr_prompts_options *popt,
+                                      const icl_repr_site *site, int k, icl_td_curve *out) {
     if (!list || !f || !popt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_td_over_checkpoints: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_decodability_curve_run: NULL argument");
     memset(out, 0, sizeof *out);
     if (list->n < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_td_over_checkpoints: no checkpoint");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_decodability_curve_run: no checkpoint");
     icl_config cfg;
     ICL_TRY(icl_checkpoint_read_config(list->paths[0], &cfg));
     icl_repr_site st = site ? *site : icl_repr_site_default(f);
@@ -289,7 +209,7 @@ icl_status icl_td_over_checkpoints(const icl_checkpoint_list *list, icl_backend_
     out->score = malloc((size_t)list->n * set.n_tasks * sizeof *out->score);
     icl_status s = (out->steps && out->td && out->td_mean && out->score)
                        ? ICL_OK
-                       : icl_fail(ICL_ERR_NOMEM, "icl_td_over_checkpoints: out of memory");
+                       : icl_fail(ICL_ERR_NOMEM, "icl_decodability_curve_run: out of memory");
     if (s == ICL_OK && set.n_tasks < 2)
         s = icl_fail(ICL_ERR_INVALID_ARG, "task decodability needs at least 2 tasks");
     for (int i = 0; s == ICL_OK && i < list->n; i++) {

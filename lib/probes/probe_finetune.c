@@ -33,28 +33,9 @@ icl_finetune_options icl_finetune_options_default(void) {
     return o;
 }
 
-icl_finetune_eval icl_finetune_eval_default(void) {
-    icl_finetune_eval e = {NULL, NULL, ICL_KNN_DEFAULT_K, 100, 12345};
+icl_finetune_eval_options icl_finetune_eval_options_default(void) {
+    icl_finetune_eval_options e = {NULL, NULL, ICL_KNN_DEFAULT_K, 100, 12345};
     return e;
-}
-
-icl_status icl_model_clone(const icl_model *m, icl_model **out) {
-    if (!m || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_model_clone: NULL argument");
-    *out = NULL;
-    size_t n = icl_model_num_params(m);
-    float *p = malloc(n * sizeof *p);
-    if (!p)
-        return icl_fail(ICL_ERR_NOMEM, "icl_model_clone: out of memory for %zu parameters", n);
-    icl_status s = icl_model_get_params(m, p, n);
-    if (s == ICL_OK)
-        s = icl_model_create(out, icl_model_config(m), icl_model_backend(m), 0);
-    if (s == ICL_OK && (s = icl_model_set_params(*out, p, n)) != ICL_OK) {
-        icl_model_free(*out);
-        *out = NULL;
-    }
-    free(p);
-    return s;
 }
 
 /* The family's prompts must be valid inputs of the model. */
@@ -155,12 +136,12 @@ void icl_finetune_result_free(icl_finetune_result *r) {
 }
 
 /* Decodability and accuracy of one variant into row v of the result. */
-static icl_status measure(icl_model *m, const icl_task_family *f, const icl_finetune_eval *ev,
+static icl_status measure(icl_model *m, const icl_task_family *f, const icl_finetune_eval_options *ev,
                           const icl_repr_prompts_options *po, int v, icl_finetune_result *out) {
     icl_td_options to = icl_td_options_default();
     to.k = ev->k;
     icl_td_result td;
-    ICL_TRY(icl_task_decodability(m, f, po, ev->site, &to, &td));
+    ICL_TRY(icl_decodability_run(m, f, po, ev->site, &to, &td));
     if (out->td_mean == NULL) {
         out->levels = td.levels;
         out->n_td_tasks = td.n_tasks;
@@ -168,7 +149,7 @@ static icl_status measure(icl_model *m, const icl_task_family *f, const icl_fine
         out->td_best_task = malloc((size_t)ICL_FT_VARIANTS * td.n_tasks * sizeof *out->td_best_task);
         if (!out->td_mean || !out->td_best_task) {
             icl_td_result_free(&td);
-            return icl_fail(ICL_ERR_NOMEM, "icl_finetune_compare: out of memory");
+            return icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
         }
     }
     memcpy(out->td_mean + (size_t)v * td.levels, td.td_mean, (size_t)td.levels * sizeof *td.td_mean);
@@ -181,12 +162,12 @@ static icl_status measure(icl_model *m, const icl_task_family *f, const icl_fine
                           out->metric + (size_t)v * out->n_tasks);
 }
 
-icl_status icl_finetune_compare(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
-                                const icl_finetune_eval *ev, icl_finetune_result *out) {
+icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
+                            const icl_finetune_eval_options *ev, icl_finetune_result *out) {
     if (!m || !f || !opt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_finetune_compare: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_finetune_run: NULL argument");
     memset(out, 0, sizeof *out);
-    icl_finetune_eval e = ev ? *ev : icl_finetune_eval_default();
+    icl_finetune_eval_options e = ev ? *ev : icl_finetune_eval_options_default();
     if (e.eval_prompts < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "evaluation prompts per task must be >= 1, got %d", e.eval_prompts);
     icl_repr_prompts_options po = e.td_prompts ? *e.td_prompts : icl_repr_prompts_options_default();
@@ -197,7 +178,7 @@ icl_status icl_finetune_compare(icl_model *m, const icl_task_family *f, const ic
     out->final_loss[0] = NAN;
     out->loss = malloc((size_t)ICL_FT_VARIANTS * out->n_tasks * sizeof *out->loss);
     out->metric = malloc((size_t)ICL_FT_VARIANTS * out->n_tasks * sizeof *out->metric);
-    icl_status s = (out->loss && out->metric) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_finetune_compare: out of memory");
+    icl_status s = (out->loss && out->metric) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
     if (s == ICL_OK)
         s = measure(m, f, &e, &po, 0, out);
     for (int v = 1; s == ICL_OK && v < ICL_FT_VARIANTS; v++) {

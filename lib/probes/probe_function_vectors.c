@@ -2,25 +2,28 @@
  * outputs, their average indirect effect on shuffled-label prompts, and the
  * sum of the top heads' outputs through W_O added to the residual stream. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
 #include "icl/task_vectors.h"
-#include "model_internal.h"
-#include "task_internal.h"
+#include "probe_internal.h"
 
 icl_status icl_head_output_project(const icl_model *m, int layer, int head, const float *z, float *out) {
     if (!m || !z || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_head_output_project: NULL argument");
-    if (layer < 0 || layer >= m->L || head < 0 || head >= m->NH)
+    probe_dims d = probe_dims_of(m);
+    if (layer < 0 || layer >= d.L || head < 0 || head >= d.NH)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_head_output_project: layer %d / head %d out of range [0, %d) / [0, %d)",
-                        layer, head, m->L, m->NH);
-    int C = m->C, HS = C / m->NH;
+                        layer, head, d.L, d.NH);
+    int C = d.C, HS = C / d.NH;
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.attn.proj.weight", layer);
     float *w = malloc((size_t)C * C * sizeof *w);
     if (!w)
         return icl_fail(ICL_ERR_NOMEM, "icl_head_output_project: out of memory");
     /* proj_w (C_out, C_in): head h reads input channels [h*HS, (h+1)*HS) */
-    icl_status s = m->be->ops->to_host(m->be, w, m->p.layers[layer].proj_w, (size_t)C * C * sizeof *w);
+    icl_status s = icl_model_get_tensor(m, name, w, (size_t)C * C);
     for (int o = 0; s == ICL_OK && o < C; o++) {
         double acc = 0.0;
         for (int i = 0; i < HS; i++)
@@ -33,16 +36,17 @@ icl_status icl_head_output_project(const icl_model *m, int layer, int head, cons
 
 icl_status icl_fv_mean_head_outputs(icl_model *m, const icl_task_family *f, int task, int n_examples,
                                     int n_prompts, int batch, uint64_t seed, const char *stream, float *means) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_fv_mean_head_outputs";
     if (!m || !f || !stream || !means)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (m->cfg.mode != ICL_MODE_TOKEN || f->ops->mode != ICL_MODE_TOKEN)
+    if (dims.mode != ICL_MODE_TOKEN || icl_task_family_mode(f) != ICL_MODE_TOKEN)
         return icl_fail(ICL_ERR_UNSUPPORTED, "%s: function vectors need a token-mode model and family", fn);
     if (n_examples < 0 || n_prompts < 1 || batch < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: need k >= 0, n_prompts >= 1 and batch >= 1, got %d, %d, %d", fn,
                         n_examples, n_prompts, batch);
-    int L = m->L, C = m->C, chunk = batch < n_prompts ? batch : n_prompts;
-    icl_prompt_set ps = {seed, stream, task, n_examples, 0, m->cfg.ctx, ICL_LOSS_ANSWERS};
+    int L = dims.L, C = dims.C, chunk = batch < n_prompts ? batch : n_prompts;
+    icl_prompt_set ps = {seed, stream, task, n_examples, 0, dims.ctx, ICL_LOSS_ANSWERS};
     icl_capture_plan *plan = NULL;
     icl_capture_set set = {0};
     icl_task_batch tb = {0};
@@ -77,20 +81,21 @@ icl_status icl_fv_mean_head_outputs(icl_model *m, const icl_task_family *f, int 
 
 icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int32_t *answers,
                                const float *head_means, double *aie) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !tb || !answers || !head_means || !aie)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_fv_head_effects: NULL argument");
-    int B = tb->B, L = m->L, NH = m->NH, HS = m->C / m->NH;
+    int B = tb->B, L = dims.L, NH = dims.NH, HS = dims.C / dims.NH;
     double *p0 = malloc((size_t)(B > 0 ? B : 1) * sizeof *p0), *p = malloc((size_t)(B > 0 ? B : 1) * sizeof *p);
     icl_status s = (p0 && p) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_fv_head_effects: out of memory");
     if (s == ICL_OK)
-        s = icl_score_answers(m, tb, answers, 1, NULL, 0, p0, NULL);
+        s = icl_answer_probs(m, tb, answers, 1, NULL, 0, p0, NULL);
     for (int l = 0; s == ICL_OK && l < L; l++)
         for (int h = 0; s == ICL_OK && h < NH; h++) {
             icl_intervention iv = icl_intervention_make(ICL_POINT_HEAD_OUT, l, ICL_IV_SET);
             iv.head = h;
             iv.pos = icl_pos_role(ICL_ROLE_QUERY_SEP);
             iv.vector = head_means + ((size_t)l * NH + h) * HS;
-            s = icl_score_answers(m, tb, answers, 1, &iv, 1, p, NULL);
+            s = icl_answer_probs(m, tb, answers, 1, &iv, 1, p, NULL);
             double d = 0.0;
             for (int b = 0; s == ICL_OK && b < B; b++)
                 d += p[b] - p0[b];
@@ -102,17 +107,18 @@ icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int
 }
 
 icl_status icl_function_vector(const icl_model *m, const float *head_means, const int *heads, int n_heads, float *fv) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !head_means || !heads || !fv || n_heads < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_function_vector: NULL argument or no heads");
-    int C = m->C, NH = m->NH, HS = C / NH;
+    int C = dims.C, NH = dims.NH, HS = C / NH;
     double *acc = calloc((size_t)C, sizeof *acc);
     float *one = malloc((size_t)C * sizeof *one);
     icl_status s = (acc && one) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_function_vector: out of memory");
     for (int k = 0; s == ICL_OK && k < n_heads; k++) {
         int l = heads[2 * k], h = heads[2 * k + 1];
-        if (l < 0 || l >= m->L || h < 0 || h >= NH) {
+        if (l < 0 || l >= dims.L || h < 0 || h >= NH) {
             s = icl_fail(ICL_ERR_INVALID_ARG, "icl_function_vector: head %d is (%d, %d), outside %d layers x %d heads",
-                         k, l, h, m->L, NH);
+                         k, l, h, dims.L, NH);
             break;
         }
         s = icl_head_output_project(m, l, h, head_means + ((size_t)l * NH + h) * HS, one);
@@ -156,18 +162,19 @@ void icl_fv_result_free(icl_fv_result *r) {
 }
 
 static icl_status check_fv_options(const icl_model *m, const icl_task_family *f, const icl_fv_options *o) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_function_vectors_run";
-    if (m->cfg.mode != ICL_MODE_TOKEN || f->ops->mode != ICL_MODE_TOKEN)
+    if (dims.mode != ICL_MODE_TOKEN || icl_task_family_mode(f) != ICL_MODE_TOKEN)
         return icl_fail(ICL_ERR_UNSUPPORTED, "%s: function vectors need a token-mode model and family", fn);
-    if (f->vocab_size > m->V)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, f->name,
-                        f->vocab_size, m->V);
+    if (icl_task_family_vocab_size(f) > dims.V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn,
+                        icl_task_family_name(f), icl_task_family_vocab_size(f), dims.V);
     if (o->tasks && o->n_tasks < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the task set is empty", fn);
     for (int i = 0; o->tasks && i < o->n_tasks; i++)
-        if (o->tasks[i] < 0 || o->tasks[i] >= f->n_tasks)
+        if (o->tasks[i] < 0 || o->tasks[i] >= icl_task_family_num_tasks(f))
             return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown task %d (family %s has tasks 0..%d)", fn, o->tasks[i],
-                            f->name, f->n_tasks - 1);
+                            icl_task_family_name(f), icl_task_family_num_tasks(f) - 1);
     if (o->n_examples < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: shuffled labels need k >= 1 examples, got %d", fn, o->n_examples);
     if (o->n_prompts < 1 || o->eval_prompts < 1 || o->batch < 1)
@@ -175,9 +182,9 @@ static icl_status check_fv_options(const icl_model *m, const icl_task_family *f,
                         o->n_prompts, o->eval_prompts, o->batch);
     if (o->top_k < -1 || o->top_k == 0)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: top_k must be >= 1 (or -1 for the default), got %d", fn, o->top_k);
-    if (o->fv_layer < -1 || o->fv_layer >= m->L)
+    if (o->fv_layer < -1 || o->fv_layer >= dims.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: fv_layer %d out of range [0, %d) (-1 = default)", fn, o->fv_layer,
-                        m->L);
+                        dims.L);
     if (o->fv_mid != 0 && o->fv_mid != 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: fv_mid must be 0 or 1, got %d", fn, o->fv_mid);
     return ICL_OK;
@@ -203,9 +210,10 @@ static void rank_heads(icl_fv_result *r) {
 /* Accuracy and P(answer) of task index t's prompts of one condition, without and with its FV. */
 static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_options *o, icl_fv_result *r, int t,
                            int cond, icl_task_batch *tb) {
-    int A = f->answer_len, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    probe_dims dims = probe_dims_of(m);
+    int A = icl_task_family_answer_len(f), chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
     icl_prompt_set ps = {o->seed, ICL_FV_STREAM_EVAL, r->tasks[t], cond == ICL_FV_ZERO_SHOT ? 0 : o->n_examples,
-                         cond == ICL_FV_SHUFFLED, m->cfg.ctx, ICL_LOSS_ANSWERS};
+                         cond == ICL_FV_SHUFFLED, dims.ctx, ICL_LOSS_ANSWERS};
     icl_intervention iv = icl_intervention_make(r->fv_mid ? ICL_POINT_RESID_MID : ICL_POINT_RESID_POST, r->fv_layer,
                                                 ICL_IV_ADD);
     iv.pos = icl_pos_role(ICL_ROLE_QUERY_SEP);
@@ -220,7 +228,7 @@ static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_
         if (s == ICL_OK)
             s = icl_query_answers(f, tb, r->tasks[t], ans);
         for (int with = 0; s == ICL_OK && with < 2; with++) {
-            s = icl_score_answers(m, tb, ans, 1, with ? &iv : NULL, with, p, hit);
+            s = icl_answer_probs(m, tb, ans, 1, with ? &iv : NULL, with, p, hit);
             for (int b = 0; s == ICL_OK && b < cnt; b++) {
                 r->p[cell + with] += p[b] / o->eval_prompts;
                 r->acc[cell + with] += hit[b] / o->eval_prompts;
@@ -236,8 +244,10 @@ static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_
 /* AIE of every head for task index t over its shuffled-label evaluation prompts. */
 static icl_status task_effects(icl_model *m, const icl_task_family *f, const icl_fv_options *o, icl_fv_result *r,
                                int t, icl_task_batch *tb) {
-    int A = f->answer_len, n = r->L * r->NH, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
-    icl_prompt_set ps = {o->seed, ICL_FV_STREAM_EVAL, r->tasks[t], o->n_examples, 1, m->cfg.ctx, ICL_LOSS_ANSWERS};
+    probe_dims dims = probe_dims_of(m);
+    int A = icl_task_family_answer_len(f), n = r->L * r->NH;
+    int chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    icl_prompt_set ps = {o->seed, ICL_FV_STREAM_EVAL, r->tasks[t], o->n_examples, 1, dims.ctx, ICL_LOSS_ANSWERS};
     int32_t *ans = malloc((size_t)chunk * A * sizeof *ans);
     double *part = malloc((size_t)n * sizeof *part);
     icl_status s = (ans && part) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_function_vectors_run: out of memory");
@@ -259,16 +269,17 @@ static icl_status task_effects(icl_model *m, const icl_task_family *f, const icl
 
 icl_status icl_function_vectors_run(icl_model *m, const icl_task_family *f, const icl_fv_options *opt,
                                     icl_fv_result *out) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !f || !opt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_function_vectors_run: NULL argument");
     memset(out, 0, sizeof *out);
     ICL_TRY(check_fv_options(m, f, opt));
     icl_fv_result *r = out;
-    r->n_tasks = opt->tasks ? opt->n_tasks : f->n_tasks;
-    r->L = m->L;
-    r->NH = m->NH;
-    r->C = m->C;
-    r->HS = m->C / m->NH;
+    r->n_tasks = opt->tasks ? opt->n_tasks : icl_task_family_num_tasks(f);
+    r->L = dims.L;
+    r->NH = dims.NH;
+    r->C = dims.C;
+    r->HS = dims.C / dims.NH;
     /* Todd et al. keep 10 of ~1000 heads; a tiny model keeps at most half of its heads so the ranking matters. */
     int half = r->L * r->NH / 2 > 0 ? r->L * r->NH / 2 : 1;
     r->top_k = opt->top_k < 0 ? (half < 10 ? half : 10) : opt->top_k < r->L * r->NH ? opt->top_k : r->L * r->NH;

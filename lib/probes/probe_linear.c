@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
-#include "icl/representations.h"
+#include "icl/linear_probe.h"
 
 static const char *const target_names[ICL_LINEAR_COUNT] = {"task", "answer", "weights"};
 
@@ -26,10 +26,10 @@ icl_status icl_linear_target_parse(const char *name, icl_linear_target *out) {
 
 icl_linear_options icl_linear_options_default(void) {
     icl_linear_options o;
-    icl_logistic_opts lo;
-    icl_ridge_opts ro;
-    icl_logistic_opts_default(&lo);
-    icl_ridge_opts_default(&ro);
+    icl_logistic_options lo;
+    icl_ridge_options ro;
+    lo = icl_logistic_options_default();
+    ro = icl_ridge_options_default();
     o.folds = lo.folds;
     o.l2 = lo.l2;
     o.alpha = ro.alpha;
@@ -51,8 +51,8 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
     free(count);
     if (chance)
         *chance = (double)most / r->n;
-    icl_logistic_opts lo;
-    icl_logistic_opts_default(&lo);
+    icl_logistic_options lo;
+    lo = icl_logistic_options_default();
     lo.folds = o->folds;
     lo.l2 = o->l2;
     for (int level = 0; level < r->levels; level++) {
@@ -72,8 +72,8 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
                                double *metric, double *chance) {
     if (chance)
         *chance = NAN;
-    icl_ridge_opts ro;
-    icl_ridge_opts_default(&ro);
+    icl_ridge_options ro;
+    ro = icl_ridge_options_default();
     ro.folds = o->folds;
     ro.alpha = o->alpha;
     for (int level = 0; level < r->levels; level++) {

@@ -1,144 +1,7 @@
-/* The point catalogue, point-name parsing, record layout and position selectors. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+/* Position selectors, and a model's sizes from its public config. */
 #include "error.h"
 #include "probe_internal.h"
 
-int icl_point_has_heads(icl_point p) {
-    return p == ICL_POINT_Q || p == ICL_POINT_K || p == ICL_POINT_V || p == ICL_POINT_HEAD_OUT ||
-           p == ICL_POINT_ATTN_SCORES || p == ICL_POINT_ATTN_PROBS;
-}
-
-static int is_square(icl_point p) { return p == ICL_POINT_ATTN_SCORES || p == ICL_POINT_ATTN_PROBS; }
-
-icl_status icl_point_parse(const char *name, icl_point *point, int *layer) {
-    if (!name || !point || !layer)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_point_parse: NULL argument");
-    for (int p = 0; p < ICL_POINT_COUNT; p++) {
-        if (strcmp(name, icl_point_name(p)) == 0) {
-            *point = p;
-            *layer = -1;
-            return ICL_OK;
-        }
-        const char *alias = icl_point_alias(p);
-        const char *hole = strstr(alias, "{l}");
-        if (!hole) {
-            if (strcmp(name, alias) == 0) {
-                *point = p;
-                *layer = -1;
-                return ICL_OK;
-            }
-            continue;
-        }
-        size_t pre = (size_t)(hole - alias);
-        if (strncmp(name, alias, pre) != 0)
-            continue;
-        char *end;
-        long l = strtol(name + pre, &end, 10);
-        if (end == name + pre || l < 0 || l > 1000000 || strcmp(end, hole + 3) != 0)
-            continue;
-        *point = p;
-        *layer = (int)l;
-        return ICL_OK;
-    }
-    return icl_fail(ICL_ERR_INVALID_ARG, "unknown point \"%s\" (icl probe points lists them)", name);
-}
-
-icl_status icl_point_width(const icl_model *m, icl_point p, int head, int *width) {
-    if (!m || !width)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_point_width: NULL argument");
-    if ((unsigned)p >= ICL_POINT_COUNT)
-        return icl_fail(ICL_ERR_INVALID_ARG, "unknown point %d", (int)p);
-    if (head < -1 || head >= m->NH || (head >= 0 && !icl_point_has_heads(p)))
-        return icl_fail(ICL_ERR_INVALID_ARG, "point %s: head %d is not valid (model has %d heads%s)", icl_point_name(p),
-                        head, m->NH, icl_point_has_heads(p) ? "" : "; this point is not split into heads");
-    int T = m->T > 0 ? m->T : m->cfg.ctx;
-    switch (p) {
-    case ICL_POINT_ATTN_SCORES:
-    case ICL_POINT_ATTN_PROBS: *width = head >= 0 ? T : m->NH * T; break;
-    case ICL_POINT_MLP_PRE:
-    case ICL_POINT_MLP_POST: *width = m->F; break;
-    case ICL_POINT_LOGITS: *width = m->OUT; break;
-    default: *width = head >= 0 ? m->C / m->NH : m->C; break;
-    }
-    return ICL_OK;
-}
-
-icl_status icl_point_catalogue(const icl_model *m, int B, int T, icl_line_fn emit, void *user) {
-    if (!m || !emit || B < 1 || T < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_point_catalogue: NULL argument or B, T < 1");
-    char line[256], shape[64];
-    int C = m->C, NH = m->NH;
-    snprintf(line, sizeof line, "%-12s %-36s %-8s %s", "point", "alias", "layers", "shape");
-    emit(user, line);
-    for (int p = 0; p < ICL_POINT_COUNT; p++) {
-        switch (p) {
-        case ICL_POINT_ATTN_SCORES:
-        case ICL_POINT_ATTN_PROBS: snprintf(shape, sizeof shape, "(B,NH,T,T) = (%d,%d,%d,%d)", B, NH, T, T); break;
-        case ICL_POINT_Q:
-        case ICL_POINT_K:
-        case ICL_POINT_V:
-        case ICL_POINT_HEAD_OUT:
-            snprintf(shape, sizeof shape, "(B,T,NH,HS) = (%d,%d,%d,%d)", B, T, NH, C / NH);
-            break;
-        case ICL_POINT_MLP_PRE:
-        case ICL_POINT_MLP_POST: snprintf(shape, sizeof shape, "(B,T,F) = (%d,%d,%d)", B, T, m->F); break;
-        case ICL_POINT_LOGITS:
-            snprintf(shape, sizeof shape, "(B,T,%s) = (%d,%d,%d)", m->cfg.mode == ICL_MODE_TOKEN ? "V" : "d_out", B,
-                     T, m->OUT);
-            break;
-        default: snprintf(shape, sizeof shape, "(B,T,C) = (%d,%d,%d)", B, T, C); break;
-        }
-        char layers[16];
-        if (icl_point_is_per_layer(p))
-            snprintf(layers, sizeof layers, "0..%d", m->L - 1);
-        else
-            snprintf(layers, sizeof layers, "-");
-        snprintf(line, sizeof line, "%-12s %-36s %-8s %s", icl_point_name(p), icl_point_alias(p), layers, shape);
-        emit(user, line);
-    }
-    return ICL_OK;
-}
-
-icl_record_shape icl_record_shape_of(const icl_point_view *v, int head) {
-    icl_record_shape s;
-    if (is_square(v->point)) {
-        s.n_seg = head >= 0 ? 1 : v->n_head;
-        s.seg_len = v->T;
-    } else {
-        s.n_seg = 1;
-        s.seg_len = head >= 0 ? v->width / v->n_head : v->width;
-    }
-    return s;
-}
-
-size_t icl_record_offset(const icl_point_view *v, int head, int b, int t, int seg) {
-    if (is_square(v->point)) {
-        int h = head >= 0 ? head : seg;
-        return (((size_t)b * v->n_head + h) * v->T + t) * v->T;
-    }
-    size_t base = ((size_t)b * v->T + t) * v->row_stride;
-    return head >= 0 ? base + (size_t)head * (v->width / v->n_head) : base;
-}
-
-icl_status icl_record_read(const icl_model *m, const icl_point_view *v, int head, int b, int t, float *dst) {
-    icl_record_shape s = icl_record_shape_of(v, head);
-    for (int k = 0; k < s.n_seg; k++)
-        ICL_TRY(m->be->ops->to_host(m->be, dst + (size_t)k * s.seg_len, v->data + icl_record_offset(v, head, b, t, k),
-                                    (size_t)s.seg_len * sizeof(float)));
-    return ICL_OK;
-}
-
-icl_status icl_record_write(icl_model *m, const icl_point_view *v, int head, int b, int t, const float *src) {
-    icl_record_shape s = icl_record_shape_of(v, head);
-    for (int k = 0; k < s.n_seg; k++)
-        ICL_TRY(m->be->ops->to_device(m->be, v->data + icl_record_offset(v, head, b, t, k),
-                                      src + (size_t)k * s.seg_len, (size_t)s.seg_len * sizeof(float)));
-    return ICL_OK;
-}
-
-/* ---- position selectors ---- */
 
 icl_positions icl_pos_all(void) { return (icl_positions){ICL_POS_ALL, 0, 0, 0}; }
 icl_positions icl_pos_index(int index) { return (icl_positions){ICL_POS_INDEX, index, 0, 0}; }
@@ -203,4 +66,20 @@ icl_status icl_select_positions(const icl_positions *pos, const icl_row_labels *
     }
     }
     return icl_fail(ICL_ERR_INVALID_ARG, "unknown position selector kind %d", (int)pos->kind);
+}
+
+probe_dims probe_dims_of(const icl_model *m) {
+    probe_dims d = {ICL_MODE_TOKEN, 0, 0, 0, 0, 0, 0, 0};
+    const icl_config *c = m ? icl_model_config(m) : NULL;
+    if (!c)
+        return d;
+    d.mode = c->mode;
+    d.L = c->n_layer;
+    d.C = c->d_model;
+    d.NH = c->n_head;
+    d.F = icl_config_d_ff(c);
+    d.V = c->mode == ICL_MODE_TOKEN ? c->vocab_size : 0;
+    d.OUT = c->mode == ICL_MODE_TOKEN ? c->vocab_size : c->d_out;
+    d.ctx = c->ctx;
+    return d;
 }

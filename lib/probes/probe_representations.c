@@ -6,23 +6,9 @@
 #include <string.h>
 #include "error.h"
 #include "icl/baselines.h"
+#include "icl/readout.h"
 #include "icl/representations.h"
 #include "probe_internal.h"
-
-icl_status icl_role_parse(const char *name, int *role) {
-    if (!name || !role)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_role_parse: NULL argument");
-    char names[256] = "";
-    for (int r = 0; r < ICL_ROLE_COUNT; r++) {
-        if (strcmp(name, icl_role_name((icl_role)r)) == 0) {
-            *role = r;
-            return ICL_OK;
-        }
-        size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, "%s%s", r ? ", " : "", icl_role_name((icl_role)r));
-    }
-    return icl_fail(ICL_ERR_INVALID_ARG, "unknown role \"%s\" (roles: %s)", name, names);
-}
 
 icl_repr_site icl_repr_site_default(const icl_task_family *f) {
     icl_repr_site s;
@@ -160,44 +146,6 @@ icl_status icl_repr_prompts_generate(const icl_task_family *f, const icl_repr_pr
     return s;
 }
 
-icl_status icl_prompt_keep_examples(const icl_prompt *src, int k, icl_prompt *dst) {
-    if (!src || !dst)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_keep_examples: NULL argument");
-    if (k < 0 || k > src->n_examples)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_keep_examples: k = %d outside [0, %d]", k, src->n_examples);
-    int n = src->n_examples;
-    ICL_TRY(icl_prompt_copy(dst, src));
-    /* Compact in place: position w <= t, so nothing is overwritten before it is read. */
-    int w = 0, query_pos = -1;
-    for (int t = 0; t < src->T; t++) {
-        int ex = dst->example_ids[t];
-        if (ex >= k && ex < n)
-            continue;
-        if (t == src->query_pos)
-            query_pos = w;
-        if (dst->mode == ICL_MODE_TOKEN) {
-            dst->tokens[w] = dst->tokens[t];
-        } else {
-            memmove(dst->inputs + (size_t)w * dst->d_in, dst->inputs + (size_t)t * dst->d_in,
-                    (size_t)dst->d_in * sizeof *dst->inputs);
-            memmove(dst->target_values + (size_t)w * dst->d_out, dst->target_values + (size_t)t * dst->d_out,
-                    (size_t)dst->d_out * sizeof *dst->target_values);
-        }
-        dst->loss_weights[w] = dst->loss_weights[t];
-        dst->roles[w] = dst->roles[t];
-        dst->task_ids[w] = dst->task_ids[t];
-        dst->example_ids[w] = ex == n ? k : ex;
-        w++;
-    }
-    if (dst->mode == ICL_MODE_TOKEN)
-        for (int t = 0; t < w; t++)
-            dst->targets[t] = t + 1 < w ? dst->tokens[t + 1] : -1;
-    dst->T = w;
-    dst->n_examples = k;
-    dst->query_pos = query_pos;
-    return ICL_OK;
-}
-
 icl_status icl_repr_prompts_answer_ids(const icl_repr_prompts *s, int32_t *ids, int *n_ids) {
     if (!s || !ids || !n_ids || s->n < 1 || !s->prompts)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_repr_prompts_answer_ids: NULL or empty argument");
@@ -288,44 +236,6 @@ static icl_status check_site(const icl_repr_site *site) {
     if ((unsigned)site->pool > ICL_POOL_MAX)
         return icl_fail(ICL_ERR_INVALID_ARG, "unknown pooling mode %d", (int)site->pool);
     return ICL_OK;
-}
-
-/* Score of row b (see icl_repr_set.score); out (B,T,OUT) outputs of the forward pass of tb. */
-static double query_score(const icl_task_batch *tb, int b, const float *out, int OUT) {
-    const icl_prompt *p = &tb->prompts[b];
-    int T = tb->T, q = tb->query_pos[b];
-    if (tb->mode == ICL_MODE_VECTOR) {
-        double se = 0.0;
-        for (int c = 0; c < tb->d_out; c++) {
-            double e = out[((size_t)b * T + q) * OUT + c] - tb->target_values[((size_t)b * T + q) * tb->d_out + c];
-            se += e * e;
-        }
-        return se;
-    }
-    for (int j = 0; j < p->answer_len; j++) {
-        const float *row = out + ((size_t)b * T + q + j) * OUT;
-        int best = 0;
-        for (int v = 1; v < OUT; v++)
-            if (row[v] > row[best]) best = v;
-        if (best != tb->targets[(size_t)b * T + q + j])
-            return 0.0;
-    }
-    return 1.0;
-}
-
-icl_status icl_query_scores(const icl_model *m, const icl_task_batch *tb, double *score) {
-    if (!m || !tb || !score)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_scores: NULL argument");
-    if (!m->forward_done || m->B != tb->B || m->T != tb->T || m->cfg.mode != tb->mode)
-        return icl_fail(ICL_ERR_STATE, "icl_query_scores: the last forward pass was not of this batch");
-    size_t n = (size_t)tb->B * tb->T * m->OUT;
-    float *out = malloc(n * sizeof *out);
-    if (!out)
-        return icl_fail(ICL_ERR_NOMEM, "icl_query_scores: out of memory for %zu floats", n);
-    icl_status s = icl_model_outputs(m, out, n);
-    for (int b = 0; s == ICL_OK && b < tb->B; b++) score[b] = query_score(tb, b, out, m->OUT);
-    free(out);
-    return s;
 }
 
 typedef struct {

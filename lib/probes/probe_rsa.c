@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "error.h"
-#include "icl/representations.h"
+#include "icl/rsa.h"
 
 icl_rsa_options icl_rsa_options_default(const icl_task_family *f) {
     icl_rsa_options o;
@@ -225,10 +225,10 @@ static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const ic
     return s;
 }
 
-icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
-                         const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out) {
+icl_status icl_rsa_run(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
+                       const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out) {
     if (!m || !f || !popt || !ropt || !out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_probe: NULL argument");
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_run: NULL argument");
     memset(out, 0, sizeof *out);
     ICL_TRY(check_rsa_options(ropt));
     if (popt->prompts_per_task < 1)
@@ -252,7 +252,7 @@ icl_status icl_rsa_probe(icl_model *m, const icl_task_family *f, const icl_repr_
         out->rsm = malloc((size_t)C * levels * n * n * sizeof *out->rsm);
     icl_status s = (out->shots && out->rho && out->p && out->score && out->task_labels && (out->rsm || !ropt->keep_rsm))
                        ? ICL_OK
-                       : icl_fail(ICL_ERR_NOMEM, "icl_rsa_probe: out of memory");
+                       : icl_fail(ICL_ERR_NOMEM, "icl_rsa_run: out of memory");
     for (int c = 0; s == ICL_OK && c < C; c++) {
         out->shots[c] = ropt->shots[c];
         s = rsa_condition(m, f, popt, &st, ropt, c, out);

@@ -9,19 +9,19 @@
 #include "icl/analysis.h"
 #include "icl/readout.h"
 #include "icl/superposition.h"
-#include "model_internal.h"
+#include "probe_internal.h"
 
 #define LAMBDA_SUM_TOL 1e-6
 
-void icl_superposition_opts_default(icl_superposition_opts *o) {
-    if (!o)
-        return;
-    o->n_prompts = 100;
-    o->n_examples = -1;
-    o->batch = 64;
-    o->beam = 16;
-    o->lens = 0;
-    o->solved = 1;
+icl_superposition_options icl_superposition_options_default(void) {
+    icl_superposition_options o;
+    o.n_prompts = 100;
+    o.n_examples = -1;
+    o.batch = 64;
+    o.beam = 16;
+    o.lens = 0;
+    o.solved = 1;
+    return o;
 }
 
 /* ---- p_(K): the K-th most probable answer string ---- */
@@ -49,9 +49,9 @@ static icl_status next_token_dists(icl_model *m, const icl_lens *lens, int level
     ICL_TRY(icl_model_forward(m, &batch, NULL));
     if (lens)
         return icl_lens_read(lens, m, level, rows, pos, R, dist);
-    int V = m->V;
+    int V = probe_dims_of(m).V;
     for (int r = 0; r < R; r++) {
-        ICL_TRY(m->be->ops->to_host(m->be, row, m->a.probs + ((size_t)r * T + pos[r]) * V, (size_t)V * sizeof *row));
+        ICL_TRY(icl_model_probs_at(m, r, pos[r], row, (size_t)V));
         for (int v = 0; v < V; v++) dist[(size_t)r * V + v] = row[v];
     }
     return ICL_OK;
@@ -60,7 +60,7 @@ static icl_status next_token_dists(icl_model *m, const icl_lens *lens, int level
 /* One-token answers: the K-th largest entry of the distribution at the query separator. */
 static icl_status kth_one_token(icl_model *m, const icl_task_batch *tb, int K, const icl_lens *lens, int level,
                                 double *pK, uint8_t *exact) {
-    int B = tb->B, V = m->V;
+    int B = tb->B, V = probe_dims_of(m).V;
     ICL_TRY(icl_model_forward(m, &tb->batch, NULL));
     double *top = malloc((size_t)B * (lens ? V : K) * sizeof *top);
     int32_t *rows = malloc((size_t)B * sizeof *rows);
@@ -188,7 +188,7 @@ static icl_status kth_beam(icl_model *m, const icl_task_batch *tb, int K, int be
     memset(&st, 0, sizeof st);
     st.W = beam;
     st.A = tb->prompts[0].answer_len;
-    st.V = m->V;
+    st.V = probe_dims_of(m).V;
     st.T = tb->T;
     /* As many prompts per pass as fit in the caller's batch size (or one beam). */
     st.R = tb->B > beam ? tb->B : beam;
@@ -216,12 +216,13 @@ icl_status icl_answer_kth_prob(icl_model *m, const icl_task_batch *tb, int K, in
     static const char fn[] = "icl_answer_kth_prob";
     if (!m || !tb || !pK || !exact)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (m->cfg.mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
+    probe_dims d = probe_dims_of(m);
+    if (d.mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: needs a token-mode model and a non-empty token batch", fn);
-    if (K < 1 || K > m->V)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: K = %d outside [1, V = %d]", fn, K, m->V);
-    if (lens && (level < 0 || level > m->L))
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: lens level %d out of range [0, %d]", fn, level, m->L);
+    if (K < 1 || K > d.V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: K = %d outside [1, V = %d]", fn, K, d.V);
+    if (lens && (level < 0 || level > d.L))
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: lens level %d out of range [0, %d]", fn, level, d.L);
     int A = tb->prompts[0].answer_len;
     for (int b = 0; b < tb->B; b++)
         if (tb->query_pos[b] < 0 || tb->query_pos[b] + A >= tb->T)
@@ -286,23 +287,24 @@ static icl_status check_mixture(const icl_task_family *f, const int *tasks, cons
 }
 
 static icl_status check_run(const icl_model *m, const icl_task_family *f, const int *tasks, const double *lambda,
-                            int K, const icl_superposition_opts *o, const icl_rng *rng, icl_superposition_result *out,
-                            int *n_examples) {
+                            int K, const icl_superposition_options *o, const icl_rng *rng,
+                            icl_superposition_result *out, int *n_examples) {
     static const char fn[] = "icl_superposition_run";
     if (!m || !f || !tasks || !lambda || !o || !rng || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (m->cfg.mode != ICL_MODE_TOKEN || icl_task_family_mode(f) != ICL_MODE_TOKEN)
+    probe_dims d = probe_dims_of(m);
+    if (d.mode != ICL_MODE_TOKEN || icl_task_family_mode(f) != ICL_MODE_TOKEN)
         return icl_fail(ICL_ERR_UNSUPPORTED, "%s: needs a token-mode model and task family (answer probabilities "
                         "of %s are not defined)", fn, icl_task_family_name(f));
-    if (icl_task_family_vocab_size(f) != m->V)
+    if (icl_task_family_vocab_size(f) != d.V)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has %d tokens, the model %d", fn,
-                        icl_task_family_name(f), icl_task_family_vocab_size(f), m->V);
+                        icl_task_family_name(f), icl_task_family_vocab_size(f), d.V);
     ICL_TRY(check_mixture(f, tasks, lambda, K, fn));
     if (o->n_prompts < 1 || o->batch < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: n_prompts = %d and batch = %d must be >= 1", fn, o->n_prompts,
                         o->batch);
-    if (K > m->V)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: K = %d tasks exceed the %d tokens", fn, K, m->V);
+    if (K > d.V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: K = %d tasks exceed the %d tokens", fn, K, d.V);
     if (o->solved && icl_task_family_answer_len(f) > 1 && o->beam < K)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: beam width %d must be at least K = %d", fn, o->beam, K);
     *n_examples = o->n_examples < 0 ? icl_task_family_default_examples(f) : o->n_examples;
@@ -310,9 +312,9 @@ static icl_status check_run(const icl_model *m, const icl_task_family *f, const 
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: a mixed prompt needs at least 1 example, got %d", fn, *n_examples);
     int T;
     ICL_TRY(icl_task_family_prompt_len(f, *n_examples, &T));
-    if (T > m->cfg.ctx)
+    if (T > d.ctx)
         return icl_fail(ICL_ERR_CONFIG, "%s: prompts of %d examples have %d positions, more than the model's ctx %d",
-                        fn, *n_examples, T, m->cfg.ctx);
+                        fn, *n_examples, T, d.ctx);
     return ICL_OK;
 }
 
@@ -385,11 +387,11 @@ typedef struct {
 
 /* Generate prompts [start, start+Bc), score them and store their rows in out. */
 static icl_status run_batch(icl_model *m, const icl_task_family *f, const double *lambda,
-                            const icl_superposition_opts *o, const icl_rng *rng, const icl_lens *lens, int start,
+                            const icl_superposition_options *o, const icl_rng *rng, const icl_lens *lens, int start,
                             int Bc, run_scratch *sc, icl_superposition_result *out) {
     int K = out->K, A = out->answer_len, n = out->n;
     icl_gen_options gen = icl_gen_options_default();
-    gen.ctx = m->cfg.ctx;
+    gen.ctx = icl_model_config(m)->ctx;
     for (int i = 0; i < Bc; i++) {
         icl_rng r;
         icl_rng_split(&r, rng, (uint64_t)(start + i));
@@ -404,7 +406,7 @@ static icl_status run_batch(icl_model *m, const icl_task_family *f, const double
     }
     memcpy(out->counts, sc->mp[0].counts, (size_t)K * sizeof *out->counts);
     ICL_TRY(icl_task_batch_pack(&sc->tb, sc->ptrs, Bc, 0));
-    ICL_TRY(icl_answer_probs(m, &sc->tb, sc->answers, K, NULL, 0, out->P + (size_t)start * K));
+    ICL_TRY(icl_answer_probs(m, &sc->tb, sc->answers, K, NULL, 0, out->P + (size_t)start * K, NULL));
     if (o->solved)
         ICL_TRY(icl_answer_kth_prob(m, &sc->tb, K, o->beam, NULL, -1, out->pK + start, out->pK_exact + start));
     if (!lens)
@@ -423,7 +425,7 @@ static icl_status run_batch(icl_model *m, const icl_task_family *f, const double
 }
 
 static icl_status run_all(icl_model *m, const icl_task_family *f, const double *lambda,
-                          const icl_superposition_opts *o, const icl_rng *rng, icl_superposition_result *out) {
+                          const icl_superposition_options *o, const icl_rng *rng, icl_superposition_result *out) {
     int K = out->K, n = out->n, A = out->answer_len, levels = out->levels;
     /* Equal chunks (the last one at most a few prompts shorter) keep the model's activations from
      * being reallocated for a short last batch. */
@@ -457,13 +459,13 @@ static icl_status run_all(icl_model *m, const icl_task_family *f, const double *
 }
 
 icl_status icl_superposition_run(icl_model *m, const icl_task_family *f, const int *tasks, const double *lambda,
-                                 int K, const icl_superposition_opts *opts, const icl_rng *rng,
+                                 int K, const icl_superposition_options *opts, const icl_rng *rng,
                                  icl_superposition_result *out) {
     int n_examples = 0;
     if (out)
         memset(out, 0, sizeof *out);
     ICL_TRY(check_run(m, f, tasks, lambda, K, opts, rng, out, &n_examples));
-    int n = opts->n_prompts, levels = opts->lens ? m->L + 1 : 0;
+    int n = opts->n_prompts, levels = opts->lens ? icl_model_config(m)->n_layer + 1 : 0;
     icl_status s = result_alloc(out, K, n, levels);
     if (s == ICL_OK) {
         out->answer_len = icl_task_family_answer_len(f);

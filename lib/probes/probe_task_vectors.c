@@ -7,8 +7,7 @@
 #include "error.h"
 #include "icl/readout.h"
 #include "icl/task_vectors.h"
-#include "model_internal.h"
-#include "task_internal.h"
+#include "probe_internal.h"
 
 /* ---- prompt sets ---- */
 
@@ -47,17 +46,17 @@ icl_status icl_prompt_set_batch(const icl_task_family *f, const icl_prompt_set *
                                 icl_task_batch *out) {
     if (!f || !ps || !ps->stream || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: NULL argument");
-    if (ps->task < 0 || ps->task >= f->n_tasks)
+    if (ps->task < 0 || ps->task >= icl_task_family_num_tasks(f))
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: unknown task %d (family %s has tasks 0..%d)",
-                        ps->task, f->name, f->n_tasks - 1);
+                        ps->task, icl_task_family_name(f), icl_task_family_num_tasks(f) - 1);
     if (ps->n_examples < 0)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: n_examples must be >= 0, got %d", ps->n_examples);
     if (first < 0 || count < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_set_batch: need first >= 0 and count >= 1, got %d and %d",
                         first, count);
-    if (ps->shuffle_labels && f->ops->mode != ICL_MODE_TOKEN)
+    if (ps->shuffle_labels && icl_task_family_mode(f) != ICL_MODE_TOKEN)
         return icl_fail(ICL_ERR_UNSUPPORTED, "icl_prompt_set_batch: shuffled labels need a token family, not %s",
-                        f->name);
+                        icl_task_family_name(f));
     icl_gen_options gen = icl_gen_options_default();
     gen.loss = ps->loss;
     gen.ctx = ps->ctx;
@@ -84,143 +83,6 @@ icl_status icl_prompt_set_batch(const icl_task_family *f, const icl_prompt_set *
     return s;
 }
 
-/* Positions of row b holding `role`, in order, into pos[0..n) (at most cap). */
-static int role_positions(const icl_task_batch *tb, int b, icl_role role, int *pos, int cap) {
-    int n = 0;
-    for (int t = 0; t < tb->T && n < cap; t++)
-        if (tb->roles[(size_t)b * tb->T + t] == (int32_t)role)
-            pos[n++] = t;
-    return n;
-}
-
-icl_status icl_query_answers(const icl_task_family *f, const icl_task_batch *tb, int task, int32_t *answers) {
-    if (!f || !tb || !answers)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: NULL argument");
-    if (f->ops->mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: needs a token family and a non-empty token batch");
-    if (task < 0 || task >= f->n_tasks)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: unknown task %d (family %s has tasks 0..%d)", task,
-                        f->name, f->n_tasks - 1);
-    int Lx = f->input_len, A = f->answer_len;
-    int *pos = malloc((size_t)(Lx > A ? Lx : A) * sizeof *pos);
-    int32_t *x = malloc((size_t)Lx * sizeof *x);
-    icl_status s = (pos && x) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_query_answers: out of memory");
-    icl_rng root;
-    icl_rng_init(&root, (uint64_t)task, "query_answers");
-    for (int b = 0; s == ICL_OK && b < tb->B; b++) {
-        const int32_t *row = tb->tokens + (size_t)b * tb->T;
-        int32_t *y = answers + (size_t)b * A;
-        if (tb->prompt_task[b] == task) {
-            if (role_positions(tb, b, ICL_ROLE_QUERY_ANSWER, pos, A) != A)
-                s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query answer", b, A);
-            for (int j = 0; s == ICL_OK && j < A; j++)
-                y[j] = row[pos[j]];
-            continue;
-        }
-        if (role_positions(tb, b, ICL_ROLE_QUERY_INPUT, pos, Lx) != Lx) {
-            s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query input", b, Lx);
-            break;
-        }
-        for (int j = 0; j < Lx; j++)
-            x[j] = row[pos[j]];
-        icl_rng r;
-        icl_rng_split(&r, &root, (uint64_t)b);
-        f->ops->answer(f, task, x, &r, y);
-    }
-    free(pos);
-    free(x);
-    return s;
-}
-
-/* ---- scoring ---- */
-
-icl_status icl_score_answers(icl_model *m, const icl_task_batch *tb, const int32_t *answers, int n_cand,
-                             const icl_intervention *iv, int n_iv, double *probs, double *exact) {
-    if (!m || !tb || !answers || !probs || n_cand < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: NULL argument or n_cand < 1");
-    if (m->cfg.mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: needs a token-mode model and a non-empty batch");
-    int B = tb->B, T = tb->T, V = m->V, A = tb->prompts[0].answer_len;
-    for (size_t i = 0; i < (size_t)B * n_cand * A; i++)
-        if (answers[i] < 0 || answers[i] >= V)
-            return icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: answer token %d outside [0, %d)", answers[i], V);
-    int32_t *tokens = malloc((size_t)B * T * sizeof *tokens);
-    float *p = malloc((size_t)B * T * V * sizeof *p);
-    int *slots = malloc((size_t)A * sizeof *slots);
-    icl_status s = (tokens && p && slots) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_score_answers: out of memory");
-    icl_row_labels labels = {tb->roles, tb->prompt_len};
-    /* One-token answers: the scored answer is never part of the input, so one pass serves every candidate. */
-    int passes = A == 1 ? 1 : n_cand;
-    for (int c = 0; s == ICL_OK && c < passes; c++) {
-        memcpy(tokens, tb->tokens, (size_t)B * T * sizeof *tokens);
-        for (int b = 0; b < B && A > 1 && s == ICL_OK; b++) {
-            if (role_positions(tb, b, ICL_ROLE_QUERY_ANSWER, slots, A) != A)
-                s = icl_fail(ICL_ERR_INVALID_ARG, "icl_score_answers: row %d lacks a %d-token query answer", b, A);
-            for (int j = 0; s == ICL_OK && j < A; j++)
-                tokens[(size_t)b * T + slots[j]] = answers[((size_t)b * n_cand + c) * A + j];
-        }
-        icl_batch batch = {B, T, tokens, NULL, NULL, NULL, NULL};
-        if (s == ICL_OK)
-            s = icl_forward_with(m, &batch, &labels, iv, n_iv, NULL);
-        if (s == ICL_OK)
-            s = icl_model_probs(m, p, (size_t)B * T * V);
-        for (int b = 0; s == ICL_OK && b < B; b++) {
-            int q = tb->query_pos[b];
-            for (int cc = (A == 1 ? 0 : c); cc < (A == 1 ? n_cand : c + 1); cc++) {
-                const int32_t *ans = answers + ((size_t)b * n_cand + cc) * A;
-                double prod = 1.0;
-                int hit = 1;
-                for (int j = 0; j < A; j++) {
-                    const float *row = p + ((size_t)b * T + q + j) * V;
-                    int best = 0;
-                    for (int v = 1; v < V; v++)
-                        if (row[v] > row[best]) best = v;
-                    prod *= row[ans[j]];
-                    hit &= best == ans[j];
-                }
-                probs[(size_t)b * n_cand + cc] = prod;
-                if (exact)
-                    exact[(size_t)b * n_cand + cc] = hit;
-            }
-        }
-    }
-    free(tokens);
-    free(p);
-    free(slots);
-    return s;
-}
-
-icl_status icl_query_sq_error(icl_model *m, const icl_task_batch *tb, const icl_intervention *iv, int n_iv,
-                              double *err) {
-    if (!m || !tb || !err)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_sq_error: NULL argument");
-    if (m->cfg.mode != ICL_MODE_VECTOR || tb->mode != ICL_MODE_VECTOR || tb->B < 1)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_sq_error: needs a vector-mode model and a non-empty batch");
-    if (tb->d_out != m->OUT)
-        return icl_fail(ICL_ERR_SHAPE, "icl_query_sq_error: batch d_out %d, model d_out %d", tb->d_out, m->OUT);
-    int B = tb->B, T = tb->T, O = m->OUT;
-    icl_row_labels labels = {tb->roles, tb->prompt_len};
-    icl_batch batch = tb->batch;
-    batch.target_values = NULL; /* the error is computed here; no loss needed */
-    batch.loss_weights = NULL;
-    ICL_TRY(icl_forward_with(m, &batch, &labels, iv, n_iv, NULL));
-    float *y = malloc((size_t)B * T * O * sizeof *y);
-    if (!y)
-        return icl_fail(ICL_ERR_NOMEM, "icl_query_sq_error: out of memory");
-    icl_status s = icl_model_outputs(m, y, (size_t)B * T * O);
-    for (int b = 0; s == ICL_OK && b < B; b++) {
-        size_t at = ((size_t)b * T + tb->query_pos[b]) * O;
-        double e = 0.0;
-        for (int o = 0; o < O; o++) {
-            double d = (double)y[at + o] - tb->target_values[at + o];
-            e += d * d;
-        }
-        err[b] = e / O;
-    }
-    free(y);
-    return s;
-}
-
 /* ---- task vectors ---- */
 
 icl_role icl_tv_query_role(icl_input_mode mode) {
@@ -229,33 +91,37 @@ icl_role icl_tv_query_role(icl_input_mode mode) {
 
 icl_status icl_tv_intervention(const icl_model *m, int level, icl_tv_mode mode, const float *vector,
                                icl_intervention *out) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !vector || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: NULL argument");
-    if (level < 0 || level > m->L)
+    if (level < 0 || level > dims.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: level %d out of range [0, %d] (0 = embedding, "
-                                             "l+1 = resid_post of block l)", level, m->L);
+                                             "l+1 = resid_post of block l)", level, dims.L);
     if (mode != ICL_TV_REPLACE && mode != ICL_TV_ADD)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_intervention: unknown mode %d", (int)mode);
     *out = level == 0 ? icl_intervention_make(ICL_POINT_EMBED, -1, ICL_IV_SET)
                       : icl_intervention_make(ICL_POINT_RESID_POST, level - 1, ICL_IV_SET);
     out->op = mode == ICL_TV_REPLACE ? ICL_IV_SET : ICL_IV_ADD;
-    out->pos = icl_pos_role(icl_tv_query_role(m->cfg.mode));
+    out->pos = icl_pos_role(icl_tv_query_role(dims.mode));
     out->vector = vector;
     return ICL_OK;
 }
 
 /* The family's prompts fit the model: same mode, and the tokens or widths agree. */
 static icl_status check_pair(const icl_model *m, const icl_task_family *f, const char *fn) {
-    if (m->cfg.mode != f->ops->mode)
+    probe_dims dims = probe_dims_of(m);
+    const icl_config *cfg = icl_model_config(m);
+    const char *name = icl_task_family_name(f);
+    if (dims.mode != icl_task_family_mode(f))
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the model is %s-mode but family %s is not", fn,
-                        m->cfg.mode == ICL_MODE_TOKEN ? "token" : "vector", f->name);
-    if (m->cfg.mode == ICL_MODE_TOKEN && f->vocab_size > m->V)
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, f->name,
-                        f->vocab_size, m->V);
-    if (m->cfg.mode == ICL_MODE_VECTOR && (icl_task_family_d_in(f) != m->cfg.d_in ||
-                                           icl_task_family_d_out(f) != m->cfg.d_out))
-        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has d_in %d, d_out %d; the model %d, %d", fn, f->name,
-                        icl_task_family_d_in(f), icl_task_family_d_out(f), m->cfg.d_in, m->cfg.d_out);
+                        dims.mode == ICL_MODE_TOKEN ? "token" : "vector", name);
+    if (dims.mode == ICL_MODE_TOKEN && icl_task_family_vocab_size(f) > dims.V)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s needs %d tokens, the model has %d", fn, name,
+                        icl_task_family_vocab_size(f), dims.V);
+    int d_in = icl_task_family_d_in(f), d_out = icl_task_family_d_out(f);
+    if (dims.mode == ICL_MODE_VECTOR && (d_in != cfg->d_in || d_out != cfg->d_out))
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: family %s has d_in %d, d_out %d; the model %d, %d", fn, name,
+                        d_in, d_out, cfg->d_in, cfg->d_out);
     return ICL_OK;
 }
 
@@ -266,21 +132,23 @@ static icl_status check_tasks(const icl_task_family *f, const int *tasks, int n_
     if (n_tasks < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the task set is empty", fn);
     for (int i = 0; i < n_tasks; i++)
-        if (tasks[i] < 0 || tasks[i] >= f->n_tasks)
+        if (tasks[i] < 0 || tasks[i] >= icl_task_family_num_tasks(f))
             return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown task %d (family %s has tasks 0..%d)", fn, tasks[i],
-                            f->name, f->n_tasks - 1);
+                            icl_task_family_name(f), icl_task_family_num_tasks(f) - 1);
     return ICL_OK;
 }
 
 static icl_prompt_set prompt_set(const icl_model *m, uint64_t seed, const char *stream, int task, int k) {
-    icl_prompt_set ps = {seed, stream, task, k, 0, m->cfg.ctx,
-                         m->cfg.mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
+    probe_dims dims = probe_dims_of(m);
+    icl_prompt_set ps = {seed, stream, task, k, 0, dims.ctx,
+                         dims.mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
     return ps;
 }
 
 icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const int *tasks, int n_tasks,
                                  int n_examples, int n_prompts, int batch, uint64_t seed, const char *stream,
                                  float *means) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_tv_mean_residuals";
     if (!m || !f || !tasks || !stream || !means)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
@@ -289,13 +157,13 @@ icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const i
     if (n_examples < 0 || n_prompts < 1 || batch < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: need k >= 0, n_prompts >= 1 and batch >= 1, got %d, %d, %d", fn,
                         n_examples, n_prompts, batch);
-    int NL = m->L + 1, C = m->C, chunk = batch < n_prompts ? batch : n_prompts;
+    int NL = dims.L + 1, C = dims.C, chunk = batch < n_prompts ? batch : n_prompts;
     size_t per_task = (size_t)NL * C;
     double *sum = malloc(per_task * sizeof *sum);
     float *res = malloc((size_t)NL * chunk * C * sizeof *res);
     icl_task_batch tb = {0};
     icl_status s = (sum && res) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
-    icl_positions pos = icl_pos_role(icl_tv_query_role(m->cfg.mode));
+    icl_positions pos = icl_pos_role(icl_tv_query_role(dims.mode));
     for (int i = 0; s == ICL_OK && i < n_tasks; i++) {
         icl_prompt_set ps = prompt_set(m, seed, stream, tasks[i], n_examples);
         memset(sum, 0, per_task * sizeof *sum);
@@ -357,6 +225,7 @@ void icl_tv_result_free(icl_tv_result *r) {
 }
 
 static icl_status check_tv_options(const icl_model *m, const icl_task_family *f, const icl_tv_options *o) {
+    probe_dims dims = probe_dims_of(m);
     const char *fn = "icl_task_vectors_run";
     ICL_TRY(check_pair(m, f, fn));
     ICL_TRY(check_tasks(f, o->tasks, o->n_tasks, fn));
@@ -368,9 +237,9 @@ static icl_status check_tv_options(const icl_model *m, const icl_task_family *f,
                         o->n_prompts, o->eval_prompts, o->batch);
     if (o->mode != ICL_TV_REPLACE && o->mode != ICL_TV_ADD)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: unknown mode %d", fn, (int)o->mode);
-    if (o->level < -1 || o->level > m->L)
+    if (o->level < -1 || o->level > dims.L)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: level %d out of range [0, %d] (-1 = the best level)", fn, o->level,
-                        m->L);
+                        dims.L);
     if (o->n_alpha < 2)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: the interpolation needs n_alpha >= 2, got %d", fn, o->n_alpha);
     return ICL_OK;
@@ -424,7 +293,7 @@ static icl_status zero_shot_sweep(tv_run *x) {
             if (s == ICL_OK)
                 s = icl_query_answers(x->f, &x->tb, r->tasks[i], ans);
             if (s == ICL_OK)
-                s = icl_score_answers(x->m, &x->tb, ans, 1, NULL, 0, p, hit);
+                s = icl_answer_probs(x->m, &x->tb, ans, 1, NULL, 0, p, hit);
             for (int b = 0; s == ICL_OK && b < cnt; b++) {
                 r->zs_p0[i] += p[b] / o->eval_prompts;
                 r->zs_acc0[i] += hit[b] / o->eval_prompts;
@@ -434,7 +303,7 @@ static icl_status zero_shot_sweep(tv_run *x) {
                 s = icl_tv_intervention(x->m, l, o->mode,
                                         patch_vector(x, vector_of(x, i, l), x->base + ((size_t)i * NL + l) * x->C), &iv);
                 if (s == ICL_OK)
-                    s = icl_score_answers(x->m, &x->tb, ans, 1, &iv, 1, p, hit);
+                    s = icl_answer_probs(x->m, &x->tb, ans, 1, &iv, 1, p, hit);
                 for (int b = 0; s == ICL_OK && b < cnt; b++) {
                     r->zs_p[(size_t)i * NL + l] += p[b] / o->eval_prompts;
                     r->zs_acc[(size_t)i * NL + l] += hit[b] / o->eval_prompts;
@@ -471,7 +340,7 @@ static icl_status token_matrix(tv_run *x) {
                     memcpy(ans + ((size_t)b * n + v) * A, one + (size_t)b * A, (size_t)A * sizeof *ans);
             }
             if (s == ICL_OK)
-                s = icl_score_answers(x->m, &x->tb, ans, n, NULL, 0, p, hit);
+                s = icl_answer_probs(x->m, &x->tb, ans, n, NULL, 0, p, hit);
             for (int b = 0; s == ICL_OK && b < cnt; b++)
                 for (int v = 0; v < n; v++) {
                     r->base_p[(size_t)v * n + pt] += p[(size_t)b * n + v] * w;
@@ -484,7 +353,7 @@ static icl_status token_matrix(tv_run *x) {
                                             patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
                                             &iv);
                     if (s == ICL_OK)
-                        s = icl_score_answers(x->m, &x->tb, ans, n, &iv, 1, p, hit);
+                        s = icl_answer_probs(x->m, &x->tb, ans, n, &iv, 1, p, hit);
                     size_t cell = ((size_t)l * n + v) * n + pt;
                     for (int b = 0; s == ICL_OK && b < cnt; b++) {
                         r->mat_p[cell] += p[(size_t)b * n + v] * w;
@@ -517,7 +386,7 @@ static icl_status vector_matrix(tv_run *x) {
             int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
             s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
             if (s == ICL_OK)
-                s = icl_query_sq_error(x->m, &x->tb, NULL, 0, err);
+                s = icl_query_sq_errors(x->m, &x->tb, NULL, 0, err);
             for (int b = 0; s == ICL_OK && b < cnt; b++)
                 r->base_mse[pt] += err[b] * w;
             for (int l = 0; s == ICL_OK && l < NL; l++)
@@ -527,7 +396,7 @@ static icl_status vector_matrix(tv_run *x) {
                                             patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
                                             &iv);
                     if (s == ICL_OK)
-                        s = icl_query_sq_error(x->m, &x->tb, &iv, 1, err);
+                        s = icl_query_sq_errors(x->m, &x->tb, &iv, 1, err);
                     for (int b = 0; s == ICL_OK && b < cnt; b++)
                         r->mat_mse[((size_t)l * n + v) * n + pt] += err[b] * w;
                 }
@@ -598,7 +467,7 @@ static icl_status interpolation(tv_run *x) {
                 s = icl_tv_intervention(x->m, l, o->mode, patch_vector(x, mix, x->base + ((size_t)ti * x->NL + l) * C),
                                         &iv);
                 if (s == ICL_OK)
-                    s = icl_score_answers(x->m, &x->tb, ans, 2, &iv, 1, p, NULL);
+                    s = icl_answer_probs(x->m, &x->tb, ans, 2, &iv, 1, p, NULL);
                 double *cell = r->interp + ((size_t)pr * r->n_alpha + a) * 3;
                 for (int b = 0; s == ICL_OK && b < cnt; b++) {
                     int same = memcmp(ans + (size_t)b * 2 * A, ans + ((size_t)b * 2 + 1) * A, (size_t)A * sizeof *ans) == 0;
@@ -663,13 +532,14 @@ static icl_status alloc_result(tv_run *x) {
 
 icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const icl_tv_options *opt,
                                 icl_tv_result *out) {
+    probe_dims dims = probe_dims_of(m);
     if (!m || !f || !opt || !out)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_task_vectors_run: NULL argument");
     memset(out, 0, sizeof *out);
     ICL_TRY(check_tv_options(m, f, opt));
-    tv_run x = {.m = m, .f = f, .o = opt, .r = out, .n = opt->tasks ? opt->n_tasks : f->n_tasks, .NL = m->L + 1,
-                .C = m->C, .A = f->answer_len};
-    out->mode = m->cfg.mode;
+    tv_run x = {.m = m, .f = f, .o = opt, .r = out, .n = opt->tasks ? opt->n_tasks : icl_task_family_num_tasks(f),
+                .NL = dims.L + 1, .C = dims.C, .A = icl_task_family_answer_len(f)};
+    out->mode = dims.mode;
     out->n_tasks = x.n;
     out->n_levels = x.NL;
     out->C = x.C;

@@ -185,3 +185,53 @@ icl_status icl_task_batch_generate(const icl_task_family *f, const icl_task_batc
     }
     return pack_rows(out, opt->B, opt->pad_to);
 }
+
+/* ---- the answers of another task ---- */
+
+/* Positions of row b holding `role`, in order, into pos[0..n) (at most cap). */
+static int role_positions(const icl_task_batch *tb, int b, icl_role role, int *pos, int cap) {
+    int n = 0;
+    for (int t = 0; t < tb->T && n < cap; t++)
+        if (tb->roles[(size_t)b * tb->T + t] == (int32_t)role)
+            pos[n++] = t;
+    return n;
+}
+
+icl_status icl_query_answers(const icl_task_family *f, const icl_task_batch *tb, int task, int32_t *answers) {
+    if (!f || !tb || !answers)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: NULL argument");
+    if (f->ops->mode != ICL_MODE_TOKEN || tb->mode != ICL_MODE_TOKEN || tb->B < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: needs a token family and a non-empty token batch");
+    if (task < 0 || task >= f->n_tasks)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: unknown task %d (family %s has tasks 0..%d)", task,
+                        f->name, f->n_tasks - 1);
+    int Lx = f->input_len, A = f->answer_len;
+    int *pos = malloc((size_t)(Lx > A ? Lx : A) * sizeof *pos);
+    int32_t *x = malloc((size_t)Lx * sizeof *x);
+    icl_status s = (pos && x) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_query_answers: out of memory");
+    icl_rng root;
+    icl_rng_init(&root, (uint64_t)task, "query_answers");
+    for (int b = 0; s == ICL_OK && b < tb->B; b++) {
+        const int32_t *row = tb->tokens + (size_t)b * tb->T;
+        int32_t *y = answers + (size_t)b * A;
+        if (tb->prompt_task[b] == task) {
+            if (role_positions(tb, b, ICL_ROLE_QUERY_ANSWER, pos, A) != A)
+                s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query answer", b, A);
+            for (int j = 0; s == ICL_OK && j < A; j++)
+                y[j] = row[pos[j]];
+            continue;
+        }
+        if (role_positions(tb, b, ICL_ROLE_QUERY_INPUT, pos, Lx) != Lx) {
+            s = icl_fail(ICL_ERR_INVALID_ARG, "icl_query_answers: row %d lacks a %d-token query input", b, Lx);
+            break;
+        }
+        for (int j = 0; j < Lx; j++)
+            x[j] = row[pos[j]];
+        icl_rng r;
+        icl_rng_split(&r, &root, (uint64_t)b);
+        f->ops->answer(f, task, x, &r, y);
+    }
+    free(pos);
+    free(x);
+    return s;
+}

@@ -19,6 +19,21 @@ const char *icl_role_name(icl_role r) {
     return (int)r >= 0 && r < ICL_ROLE_COUNT ? names[r] : NULL;
 }
 
+icl_status icl_role_parse(const char *name, int *role) {
+    if (!name || !role)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_role_parse: NULL argument");
+    char names[256] = "";
+    for (int r = 0; r < ICL_ROLE_COUNT; r++) {
+        if (strcmp(name, icl_role_name((icl_role)r)) == 0) {
+            *role = r;
+            return ICL_OK;
+        }
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", r ? ", " : "", icl_role_name((icl_role)r));
+    }
+    return icl_fail(ICL_ERR_INVALID_ARG, "unknown role \"%s\" (roles: %s)", name, names);
+}
+
 icl_gen_options icl_gen_options_default(void) {
     icl_gen_options o = {ICL_LOSS_ANSWERS, 0, 0, 0};
     return o;
@@ -503,4 +518,42 @@ icl_status icl_task_generate_mixed(const icl_task_family *f, const int *tasks, c
     icl_status s = build(f, &pl, n_examples, opt, rng, &out->prompt, out->answers, out->answer_values);
     free(slot);
     return s;
+}
+
+icl_status icl_prompt_keep_examples(const icl_prompt *src, int k, icl_prompt *dst) {
+    if (!src || !dst)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_keep_examples: NULL argument");
+    if (k < 0 || k > src->n_examples)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_prompt_keep_examples: k = %d outside [0, %d]", k, src->n_examples);
+    int n = src->n_examples;
+    ICL_TRY(icl_prompt_copy(dst, src));
+    /* Compact in place: position w <= t, so nothing is overwritten before it is read. */
+    int w = 0, query_pos = -1;
+    for (int t = 0; t < src->T; t++) {
+        int ex = dst->example_ids[t];
+        if (ex >= k && ex < n)
+            continue;
+        if (t == src->query_pos)
+            query_pos = w;
+        if (dst->mode == ICL_MODE_TOKEN) {
+            dst->tokens[w] = dst->tokens[t];
+        } else {
+            memmove(dst->inputs + (size_t)w * dst->d_in, dst->inputs + (size_t)t * dst->d_in,
+                    (size_t)dst->d_in * sizeof *dst->inputs);
+            memmove(dst->target_values + (size_t)w * dst->d_out, dst->target_values + (size_t)t * dst->d_out,
+                    (size_t)dst->d_out * sizeof *dst->target_values);
+        }
+        dst->loss_weights[w] = dst->loss_weights[t];
+        dst->roles[w] = dst->roles[t];
+        dst->task_ids[w] = dst->task_ids[t];
+        dst->example_ids[w] = ex == n ? k : ex;
+        w++;
+    }
+    if (dst->mode == ICL_MODE_TOKEN)
+        for (int t = 0; t < w; t++)
+            dst->targets[t] = t + 1 < w ? dst->tokens[t + 1] : -1;
+    dst->T = w;
+    dst->n_examples = k;
+    dst->query_pos = query_pos;
+    return ICL_OK;
 }

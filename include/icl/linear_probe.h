@@ -1,0 +1,44 @@
+/* Linear probes per level: cross-validated logistic or ridge regression from
+ * the representation at each level to the task, the query answer or the
+ * prompt's least-squares weights. Shared definitions:
+ * include/icl/representations.h. */
+#ifndef ICL_LINEAR_PROBE_H
+#define ICL_LINEAR_PROBE_H
+
+#include <stdint.h>
+#include "icl/representations.h"
+
+ICL_BEGIN_DECLS
+
+typedef enum {
+    ICL_LINEAR_TASK = 0, /* multinomial logistic on the task; metric: cross-validated accuracy */
+    ICL_LINEAR_ANSWER,   /* token: logistic on the query answer (icl_repr_prompts_answer_ids), accuracy;
+                            vector: ridge on the query answer value, R^2 */
+    ICL_LINEAR_WEIGHTS,  /* vector: ridge on the prompt's least-squares weights (icl_repr_prompts_weights),
+                            mean R^2 over the D weights */
+    ICL_LINEAR_COUNT
+} icl_linear_target;
+
+/* "task", "answer", "weights"; NULL out of range. */
+const char *icl_linear_target_name(icl_linear_target t);
+icl_status icl_linear_target_parse(const char *name, icl_linear_target *out);
+
+typedef struct {
+    int folds;       /* k-fold cross-validation; default 5 */
+    double l2;       /* logistic penalty; default 1e-3 */
+    double alpha;    /* ridge penalty; default 1e-4 */
+    uint64_t seed;   /* folds; every level uses the same folds */
+} icl_linear_options;
+
+icl_linear_options icl_linear_options_default(void);
+
+/* Fit the probe at every level of r (items of prompt set s): metric
+ * (levels) = cross-validated accuracy or R^2; chance (optional) = the
+ * accuracy of always predicting the most frequent class (NaN for ridge).
+ * ICL_ERR_INVALID_ARG for a target the set's mode has not, or a target with
+ * a single class. */
+icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
+                                   const icl_linear_options *opt, double *metric, double *chance);
+
+ICL_END_DECLS
+#endif
