@@ -46,6 +46,7 @@ typedef struct {
     char **argv;
     cli_option opts[MAX_TRAIN_OPTIONS];
     int n_opts;
+    long resume_step;        /* the checkpoint's icl.step */
     char resume_task[1024];  /* the checkpoint's user.task */
     char out_paths[5][4096]; /* the files of --out */
 } train_args;
@@ -553,6 +554,7 @@ static int apply_resume(train_args *a) {
         rc = resume_architecture(a, &saved);
     if (!rc)
         rc = resume_optimizer(a, &saved_oc, step);
+    a->resume_step = step;
     return rc;
 }
 
@@ -640,11 +642,41 @@ static int check_files(const train_args *a, const train_run *r) {
     return 0;
 }
 
+/* Resuming inside the run: the log rows of steps after the checkpoint are
+ * about to be trained again, so they go (the file is rewritten atomically). */
+static int trim_log(const char *path, long step) {
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 0;
+    char tmp[PATH_MAX + 8], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    int ok = out != NULL, first = 1;
+    while (ok && fgets(line, sizeof line, in)) {
+        if (first || strtol(line, NULL, 10) <= step)
+            ok = fputs(line, out) >= 0;
+        first = 0;
+    }
+    fclose(in);
+    if (out && fclose(out) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "icl train: cannot rewrite %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return 1;
+    }
+    return 0;
+}
+
 /* Options that would save nothing, or ask for outputs this run never writes. */
 static int check_output_options(const train_args *a, const train_run *r) {
     if (!a->out_dir && !a->save) {
         fprintf(stderr, "icl train: nothing would be saved; pass --out DIR (model, logs, evaluation, checkpoints) "
                 "or --save FILE (the model)\n");
+        return 2;
+    }
+    if (a->force && !a->out_dir) {
+        fprintf(stderr, "icl train: --force only applies to --out DIR\n");
         return 2;
     }
     if (a->checkpoint_every > 0 && !a->checkpoint_dir && !a->out_dir) {
@@ -684,6 +716,9 @@ static int setup_outputs(train_args *a, const train_run *r) {
             return 1;
     }
     if (check_files(a, r) || (a->force && a->out_dir && remove_old_run(a)))
+        return 1;
+    if (a->out_dir && a->resume && is_inside(a->resume, a->out_dir) &&
+        (trim_log(a->csv_path, a->resume_step) || trim_log(a->task_log, a->resume_step)))
         return 1;
     if (a->checkpoint_dir && cli_make_dir(a->checkpoint_dir))
         return 1;
