@@ -355,3 +355,25 @@ double cli_physical_memory(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
 }
+
+int cli_check_finite_params(const char *model_path, const icl_model *model) {
+    size_t n = icl_model_num_params(model);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p || icl_model_get_params(model, p, n) != ICL_OK) {
+        free(p);
+        fprintf(stderr, "icl: %s: cannot read the parameters back: %s\n", model_path, p ? icl_last_error() : "out of memory");
+        return 1;
+    }
+    int bad = 0;
+    for (int t = 0; t < icl_model_num_tensors(model) && !bad; t++) {
+        const icl_param_info *info = icl_model_tensor(model, t);
+        for (size_t k = 0; k < info->numel && !bad; k++)
+            if (!isfinite(p[info->offset + k])) {
+                fprintf(stderr, "icl: %s: tensor %s holds %g at element %zu; the checkpoint was saved from a diverged "
+                        "model\n", model_path, info->name, p[info->offset + k], k);
+                bad = 1;
+            }
+    }
+    free(p);
+    return bad;
+}

@@ -49,6 +49,10 @@ int cli_check_output_file(const char *option, const char *path);
  * Prints the reason and returns 1; 0 when they match. */
 int cli_check_task_matches(const char *model_path, const icl_model *model, const icl_task_family *family);
 
+/* Refuse a loaded model whose parameters hold NaN or Inf (a diverged run's
+ * checkpoint): prints the first bad tensor of model_path and returns 1. */
+int cli_check_finite_params(const char *model_path, const icl_model *model);
+
 /* Physical memory of this machine in bytes, 0 when unknown. */
 double cli_physical_memory(void);
 

@@ -44,6 +44,8 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
         return 1;
+    if (cli_check_finite_params(model_path, m))
+        goto done;
     if (task && cli_check_task_matches(model_path, m, f)) {
         result = 2;
         goto done;

@@ -35,6 +35,8 @@ int cmd_forward(int argc, char **argv) {
         cli_fail(model_path, s);
         goto done;
     }
+    if (cli_check_finite_params(model_path, m))
+        goto done;
     if ((s = icl_npy_read(input, &x)) != ICL_OK) {
         cli_fail(input, s);
         goto done;

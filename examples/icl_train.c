@@ -733,6 +733,8 @@ static int create_model(train_run *r, const train_args *a, const icl_config *dat
     if (a->resume) {
         if ((s = icl_checkpoint_load_model(a->resume, a->backend, &r->model)) != ICL_OK)
             return cli_fail(a->resume, s);
+        if (cli_check_finite_params(a->resume, r->model))
+            return 1;
         if (data_cfg->mode != a->cfg.mode || (a->cfg.mode == ICL_MODE_TOKEN && data_cfg->vocab_size != a->cfg.vocab_size)) {
             fprintf(stderr, "icl train: %s was trained on data of another shape than --task %s\n", a->resume, a->task);
             return 2;

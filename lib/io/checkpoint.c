@@ -523,22 +523,6 @@ static icl_status read_role(reader *r, const icl_model *m, tensor_role role, flo
     return ICL_OK;
 }
 
-/* A diverged model saved by mistake must not load: every value of `role`
- * (already in host, parameter layout) is finite, else the first bad tensor is named. */
-static icl_status check_finite(const reader *r, const icl_model *m, tensor_role role, const float *host) {
-    for (int i = 0; i < r->n_entries; i++) {
-        const entry *e = &r->entries[i];
-        if (e->role != role)
-            continue;
-        const icl_param_info *t = icl_model_tensor(m, e->index);
-        for (size_t k = 0; k < t->numel; k++)
-            if (!isfinite(host[t->offset + k]))
-                return icl_fail(ICL_ERR_NUMERIC, "checkpoint \"%s\": tensor %s holds %g at element %zu; "
-                                "it was saved from a diverged model", r->path, e->name, host[t->offset + k], k);
-    }
-    return ICL_OK;
-}
-
 /* ---- public: reading ---- */
 
 icl_status icl_checkpoint_read_config(const char *path, icl_config *cfg) {
@@ -587,8 +571,6 @@ icl_status icl_checkpoint_load_model(const char *path, icl_backend_kind backend,
     icl_status st = host ? read_role(&r, m, ROLE_PARAM, host)
                          : icl_fail(ICL_ERR_NOMEM, "checkpoint \"%s\": out of memory for %zu parameters", path, n);
     if (st == ICL_OK)
-        st = check_finite(&r, m, ROLE_PARAM, host);
-    if (st == ICL_OK)
         st = icl_model_set_params(m, host, n);
     free(host);
     reader_close(&r);
@@ -620,10 +602,6 @@ icl_status icl_checkpoint_load_state(const char *path, icl_optimizer *opt, icl_r
             st = read_role(&r, layout, ROLE_ADAM_M, moments);
         if (st == ICL_OK)
             st = read_role(&r, layout, ROLE_ADAM_V, moments + n);
-        if (st == ICL_OK)
-            st = check_finite(&r, layout, ROLE_ADAM_M, moments);
-        if (st == ICL_OK)
-            st = check_finite(&r, layout, ROLE_ADAM_V, moments + n);
         if (st == ICL_OK)
             st = icl_optimizer_set_state(opt, moments, moments + n, n, r.step);
         free(moments);
