@@ -1,5 +1,7 @@
 /* Option parsing and small helpers shared by the icl subcommands. */
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -21,40 +23,62 @@ static void print_help(const char *usage, const cli_option *opts, int n_opts) {
     printf("  %-22s %s\n", "--help", "show this help");
 }
 
-static int parse_value(const cli_option *o, const char *text) {
-    char *end = NULL;
-    errno = 0;
-    switch (o->kind) {
-    case OPT_INT: {
-        long v = strtol(text, &end, 10);
-        if (errno || *end || v < -2147483647L || v > 2147483647L) break;
-        *(int *)o->target = (int)v;
-        return 0;
-    }
-    case OPT_LONG: {
-        long v = strtol(text, &end, 10);
-        if (errno || *end) break;
-        *(long *)o->target = v;
-        return 0;
-    }
-    case OPT_FLOAT: {
-        float v = strtof(text, &end);
-        if (errno || *end) break;
-        *(float *)o->target = v;
-        return 0;
-    }
-    case OPT_STRING:
-        *(const char **)o->target = text;
-        return 0;
-    case OPT_FLAG:
-        break;
-    }
-    fprintf(stderr, "icl: %s: cannot parse \"%s\"\n", o->name, text);
-    return -1;
+/* The allowed values of option o: its entry in ranges, else its type's range. */
+static void option_range(const cli_option *o, const cli_range *ranges, int n_ranges, double *lo, double *hi) {
+    *lo = o->kind == OPT_INT ? (double)INT_MIN : o->kind == OPT_LONG ? (double)LONG_MIN : -HUGE_VAL;
+    *hi = o->kind == OPT_INT ? (double)INT_MAX : o->kind == OPT_LONG ? (double)LONG_MAX : HUGE_VAL;
+    for (int i = 0; i < n_ranges; i++)
+        if (strcmp(ranges[i].name, o->name) == 0) {
+            *lo = ranges[i].min > *lo ? ranges[i].min : *lo;
+            *hi = ranges[i].max < *hi ? ranges[i].max : *hi;
+        }
 }
 
-int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
-              const char **positional, int max_positional, int *n_positional) {
+/* Every numeric option goes through here: whole numbers may be written as
+ * 1000 or 1e3, and every value is checked against the option's range. */
+static int parse_value(const cli_option *o, const char *text, const cli_range *ranges, int n_ranges) {
+    if (o->kind == OPT_STRING) {
+        *(const char **)o->target = text;
+        return 0;
+    }
+    int whole = o->kind != OPT_FLOAT;
+    char *end = NULL;
+    errno = 0;
+    long long i = whole ? strtoll(text, &end, 10) : 0;
+    int is_int = whole && end != text && !*end && !errno;
+    double v = is_int ? (double)i : whole ? strtod(text, &end) : (double)strtof(text, &end);
+    if (!is_int && (end == text || *end || !isfinite(v) || (errno == ERANGE && v != 0))) {
+        fprintf(stderr, "icl: %s: \"%s\" is not a%s number\n", o->name, text, whole ? " whole" : " finite");
+        return -1;
+    }
+    if (whole && !is_int && v != floor(v)) {
+        fprintf(stderr, "icl: %s: %s is not a whole number\n", o->name, text);
+        return -1;
+    }
+    double lo, hi, type_lo, type_hi;
+    option_range(o, ranges, n_ranges, &lo, &hi);
+    option_range(o, NULL, 0, &type_lo, &type_hi);
+    if (v < lo || v > hi || (whole && v >= 0x1p63)) {
+        if (hi >= type_hi)
+            fprintf(stderr, "icl: %s %s is out of range: it must be at least %.17g\n", o->name, text, lo);
+        else if (lo <= type_lo)
+            fprintf(stderr, "icl: %s %s is out of range: it must be at most %.17g\n", o->name, text, hi);
+        else
+            fprintf(stderr, "icl: %s %s is out of range: it must be in [%.17g, %.17g]\n", o->name, text, lo, hi);
+        return -1;
+    }
+    if (o->kind == OPT_INT)
+        *(int *)o->target = is_int ? (int)i : (int)v;
+    else if (o->kind == OPT_LONG)
+        *(long *)o->target = is_int ? (long)i : (long)v;
+    else
+        *(float *)o->target = (float)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, int first, const cli_option *opts, int n_opts, const cli_range *ranges,
+                      int n_ranges, const char *usage, const char **positional, int max_positional,
+                      int *n_positional) {
     int np = 0;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
@@ -85,12 +109,17 @@ int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_op
             fprintf(stderr, "icl: %s needs a value\n", a);
             return -1;
         }
-        if (parse_value(o, argv[++i]) != 0)
+        if (parse_value(o, argv[++i], ranges, n_ranges) != 0)
             return -1;
     }
     if (n_positional)
         *n_positional = np;
     return 0;
+}
+
+int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
+              const char **positional, int max_positional, int *n_positional) {
+    return parse_args(argc, argv, first, opts, n_opts, NULL, 0, usage, positional, max_positional, n_positional);
 }
 
 int cli_fail(const char *what, icl_status s) {
@@ -193,9 +222,21 @@ static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *ow
         *exit_status = rc < 0 ? 2 : 0;
         return 0;
     }
+    if (!p->model_path) {
+        fprintf(stderr, "icl probe %s: --model is required (see --help)\n", spec->name);
+        return 0;
+    }
     *exit_status = 1;
     p->o.dir = p->out;
-    return cli_load_model_and_task(p->model_path, p->task, p->backend, &p->model, &p->family) == 0;
+    if (cli_load_model_and_task(p->model_path, p->task, p->backend, &p->model, &p->family) ||
+        cli_check_finite_params(p->model_path, p->model))
+        return 0;
+    /* the same refusal as icl eval's: a family the model was not trained on */
+    if (p->task && cli_check_task_matches(p->model_path, p->model, p->family)) {
+        *exit_status = 2;
+        return 0;
+    }
+    return 1;
 }
 
 int cli_probe_main(const cli_probe_spec *spec, int argc, char **argv, const cli_option *own, int n_own,
@@ -361,4 +402,103 @@ icl_status cli_csv_cells(icl_csv *csv, const cli_cell *cells, int n) {
             icl_csv_number(csv, c->n);
     }
     return icl_csv_end_row(csv);
+}
+
+int cli_parse_ranged(int argc, char **argv, int first, const cli_option *opts, int n_opts, const cli_range *ranges,
+                     int n_ranges, const char *usage, const char **positional, int max_positional,
+                     int *n_positional) {
+    return parse_args(argc, argv, first, opts, n_opts, ranges, n_ranges, usage, positional, max_positional,
+                      n_positional);
+}
+
+int cli_option_given(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *name) {
+    for (int i = first; i < argc; i++) {
+        if (strcmp(argv[i], name) == 0)
+            return 1;
+        for (int k = 0; k < n_opts; k++)
+            if (strcmp(opts[k].name, argv[i]) == 0 && opts[k].kind != OPT_FLAG)
+                i++;
+    }
+    return 0;
+}
+
+int cli_check_output_file(const char *option, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "icl: %s %s is a directory; name a file\n", option, path);
+        return 1;
+    }
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        fprintf(stderr, "icl: %s: path too long: %s\n", option, path);
+        return 1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" keeps "/" */
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "icl: %s %s: directory %s does not exist; create it first\n", option, path, dir);
+        return 1;
+    }
+    if (access(dir, W_OK | X_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0)) {
+        fprintf(stderr, "icl: %s %s: cannot write there: %s\n", option, path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int cli_check_task_matches(const char *model_path, const icl_model *model, const icl_task_family *family) {
+    const icl_config *c = icl_model_config(model);
+    const char *name = icl_task_family_name(family);
+    char spec[1024];
+    icl_task_family *trained = NULL;
+    if (icl_checkpoint_read_meta(model_path, "user.task", spec, sizeof spec) == ICL_OK && spec[0] &&
+        icl_task_family_create(&trained, spec) == ICL_OK) {
+        int same = strcmp(icl_task_family_name(trained), name) == 0;
+        icl_task_family_free(trained);
+        if (!same) {
+            fprintf(stderr, "icl: --task %s: %s was trained on %s, not on family %s; leave --task out or pass a %.*s spec\n",
+                    icl_task_family_spec(family), model_path, spec, name, (int)strcspn(spec, ":"), spec);
+            return 1;
+        }
+    }
+    if (icl_task_family_mode(family) != c->mode ||
+        (c->mode == ICL_MODE_TOKEN && icl_task_family_vocab_size(family) > c->vocab_size) ||
+        (c->mode == ICL_MODE_VECTOR &&
+         (icl_task_family_d_in(family) != c->d_in || icl_task_family_d_out(family) != c->d_out))) {
+        fprintf(stderr, "icl: --task %s: its prompts do not fit %s (%s mode, %d tokens, d_in %d, d_out %d)\n",
+                icl_task_family_spec(family), model_path, c->mode == ICL_MODE_TOKEN ? "token" : "vector",
+                c->vocab_size, c->d_in, c->d_out);
+        return 1;
+    }
+    return 0;
+}
+
+double cli_physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}
+
+int cli_check_finite_params(const char *model_path, const icl_model *model) {
+    size_t n = icl_model_num_params(model);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p || icl_model_get_params(model, p, n) != ICL_OK) {
+        free(p);
+        fprintf(stderr, "icl: %s: cannot read the parameters back: %s\n", model_path, p ? icl_last_error() : "out of memory");
+        return 1;
+    }
+    int bad = 0;
+    for (int t = 0; t < icl_model_num_tensors(model) && !bad; t++) {
+        const icl_param_info *info = icl_model_tensor(model, t);
+        for (size_t k = 0; k < info->numel && !bad; k++)
+            if (!isfinite(p[info->offset + k])) {
+                fprintf(stderr, "icl: %s: tensor %s holds %g at element %zu; the checkpoint was saved from a diverged "
+                        "model\n", model_path, info->name, p[info->offset + k], k);
+                bad = 1;
+            }
+    }
+    free(p);
+    return bad;
 }

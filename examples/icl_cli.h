@@ -21,6 +21,41 @@ typedef struct {
 int cli_parse(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *usage,
               const char **positional, int max_positional, int *n_positional);
 
+/* The allowed values of a numeric option (inclusive); options without an
+ * entry accept their type's whole range. */
+typedef struct {
+    const char *name; /* "--steps" */
+    double min, max;
+} cli_range;
+
+/* cli_parse with per-option ranges: a value outside its range, a fraction
+ * for a whole-number option (1e3 is whole) or a non-finite float is refused
+ * with the option's name and range. */
+int cli_parse_ranged(int argc, char **argv, int first, const cli_option *opts, int n_opts, const cli_range *ranges,
+                     int n_ranges, const char *usage, const char **positional, int max_positional,
+                     int *n_positional);
+
+/* 1 if option `name` appears in argv[first..argc) (values of other options
+ * are skipped as cli_parse does), else 0. */
+int cli_option_given(int argc, char **argv, int first, const cli_option *opts, int n_opts, const char *name);
+
+/* An output file the command will write: its directory exists and is
+ * writable, and the path is not a directory. Prints what is wrong, naming
+ * the option, and returns 1; 0 when writable. */
+int cli_check_output_file(const char *option, const char *path);
+
+/* Refuse a --task family other than the one the checkpoint at model_path was
+ * trained on (its user.task), or one whose prompts the model cannot read.
+ * Prints the reason and returns 1; 0 when they match. */
+int cli_check_task_matches(const char *model_path, const icl_model *model, const icl_task_family *family);
+
+/* Refuse a loaded model whose parameters hold NaN or Inf (a diverged run's
+ * checkpoint): prints the first bad tensor of model_path and returns 1. */
+int cli_check_finite_params(const char *model_path, const icl_model *model);
+
+/* Physical memory of this machine in bytes, 0 when unknown. */
+double cli_physical_memory(void);
+
 /* Print "icl: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(const char *what, icl_status s);
 

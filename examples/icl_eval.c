@@ -1,6 +1,7 @@
 /* icl eval: accuracy (token families) or squared error (vector families) of a
  * saved model against the number of in-context examples, 0-shot included,
  * with regression baselines on the very same prompts. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "icl/eval.h"
@@ -22,7 +23,8 @@ int cmd_eval(int argc, char **argv) {
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--quiet", OPT_FLAG, &quiet, "no table on stdout"},
     };
-    int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
+    static const cli_range ranges[] = {{"--prompts", 1, INT_MAX}, {"--max-examples", 0, INT_MAX}, {"--batch", 1, INT_MAX}};
+    int rc = cli_parse_ranged(argc, argv, 2, opts, sizeof opts / sizeof opts[0], ranges, 3,
                        "usage: icl eval --model M.safetensors [--task SPEC] [--out eval.csv]\n\n"
                        "Accuracy or MSE against the number of in-context examples, with baselines.",
                        NULL, 0, NULL);
@@ -38,8 +40,16 @@ int cmd_eval(int argc, char **argv) {
     icl_baseline baselines[CLI_N_BASELINES];
     int task_ids[64], n_task_ids = 0, result = 1;
     icl_status s;
+    if (out && cli_check_output_file("--out", out))
+        return 1;
     if (cli_load_model_and_task(model_path, task, backend_name, &m, &f))
         return 1;
+    if (cli_check_finite_params(model_path, m))
+        goto done;
+    if (task && cli_check_task_matches(model_path, m, f)) {
+        result = 2;
+        goto done;
+    }
     icl_eval_options o = icl_eval_options_default();
     o.prompts_per_task = prompts;
     o.max_examples = max_examples;

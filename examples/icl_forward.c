@@ -23,6 +23,8 @@ int cmd_forward(int argc, char **argv) {
     }
     icl_backend_kind backend;
     if (cli_backend(backend_name, &backend))
+        return 2;
+    if (cli_check_output_file("--out", out))
         return 1;
     icl_model *m = NULL;
     icl_array x = {0};
@@ -33,6 +35,8 @@ int cmd_forward(int argc, char **argv) {
         cli_fail(model_path, s);
         goto done;
     }
+    if (cli_check_finite_params(model_path, m))
+        goto done;
     if ((s = icl_npy_read(input, &x)) != ICL_OK) {
         cli_fail(input, s);
         goto done;
@@ -48,6 +52,7 @@ int cmd_forward(int argc, char **argv) {
     }
     if (probs && !token) {
         fprintf(stderr, "icl forward: --probs needs a token-mode model\n");
+        result = 2;
         goto done;
     }
     icl_batch b = {(int)x.shape[0], (int)x.shape[1], token ? x.data : NULL, token ? NULL : x.data, NULL, NULL, NULL};

@@ -17,7 +17,8 @@ static const struct {
 };
 
 static void usage(void) {
-    printf("usage: icl <command> [options]   (icl <command> --help for its options)\n\ncommands:\n");
+    printf("usage: icl <command> [options]   (icl <command> --help for its options; icl --version)\n\n"
+           "Exit status: 0 success, 1 runtime error, 2 usage error (bad command or options).\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("  %-10s %s\n", commands[i].name, commands[i].help);
     printf("\nlibicl %s\n", ICL_VERSION_STRING);
@@ -27,6 +28,10 @@ int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage();
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("icl %s\n", ICL_VERSION_STRING);
+        return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

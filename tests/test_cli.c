@@ -3,10 +3,13 @@
  * directory (../bin/icl). */
 #define _DEFAULT_SOURCE /* realpath */
 #include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "icl/icl.h"
 #include "testutil.h"
@@ -33,7 +36,7 @@ START_TEST(test_train_info_forward) {
     ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --save copy.safetensors"), 0);
     ck_assert(exists("copy.safetensors"));
     /* --no-graphs only matters on CUDA; elsewhere it is accepted and changes nothing */
-    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --no-graphs"), 0);
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 3 --batch 4 --quiet --no-graphs --save ng.safetensors"), 0);
     ck_assert_int_eq(icl("bench --config tiny --seconds 0.01 --no-graphs"), 0);
     ck_assert_int_eq(icl("info copy.safetensors"), 0);
     /* tokens (2,8) int32 -> logits (2,8,6) */
@@ -123,7 +126,7 @@ START_TEST(test_probe_shared_options) {
         snprintf(cmd, sizeof cmd, "probe %s --no-such-option", probes[i]);
         ck_assert_int_eq(icl(cmd), 2);
         snprintf(cmd, sizeof cmd, "probe %s --out sh/none", probes[i]);
-        ck_assert_int_eq(icl(cmd), 1);
+        ck_assert_int_eq(icl(cmd), 2);
         ck_assert_msg(strstr(slurp("cmd.log", text, sizeof text), "--model is required"), "%s", text);
         snprintf(cmd, sizeof cmd, "probe %s --model sh/missing.safetensors --out sh/none", probes[i]);
         ck_assert_int_eq(icl(cmd), 1);
@@ -180,6 +183,292 @@ START_TEST(test_probe_sidecar_files) {
 }
 END_TEST
 
+/* ---- reliability: no result is ever lost ---- */
+
+/* Run `icl <args>` with the address space capped at limit_kb (so that a build
+ * without the memory check fails to allocate instead of taking the machine). */
+static int icl_capped(const char *args, long limit_kb) {
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cd %s && ulimit -v %ld && '%s' %s > cmd.log 2>&1", work, limit_kb, icl_bin, args);
+    int rc = system(cmd);
+    printf("  (ulimit -v %ld) icl %s -> %d\n", limit_kb, args, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Assert that the last command's output holds `want`. */
+static void log_has(const char *want) {
+    char text[16384];
+    slurp("cmd.log", text, sizeof text);
+    ck_assert_msg(strstr(text, want), "output lacks \"%s\":\n%s", want, text);
+}
+
+static void log_lacks(const char *unwanted) {
+    char text[16384];
+    slurp("cmd.log", text, sizeof text);
+    ck_assert_msg(!strstr(text, unwanted), "output has \"%s\":\n%s", unwanted, text);
+}
+
+/* Neither --out nor --save, or --checkpoint-every without a directory: refused before training. */
+START_TEST(test_train_refuses_to_save_nothing) {
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 2 --batch 4"), 2);
+    log_has("pass --out DIR");
+    log_lacks("step ");
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 2 --batch 4 --checkpoint-every 1 "
+                         "--save nockpt.safetensors"), 2);
+    log_has("--checkpoint-every needs --checkpoint-dir DIR or --out DIR");
+    ck_assert(!exists("nockpt.safetensors"));
+}
+END_TEST
+
+/* Each output path is checked before the first step: nothing is trained when one cannot be written. */
+START_TEST(test_outputs_checked_before_training) {
+    static const char *const bad[] = {"--save missing_dir/m.safetensors", "--out ok1 --log-csv missing_dir/log.csv",
+                                      "--save m.safetensors --task-log missing_dir/t.csv --eval-every 1"};
+    char cmd[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "train --task retrieval:A=6,L=3,tasks=3,n=2 --steps 2 --batch 4 --log-every 1 %s",
+                 bad[i]);
+        ck_assert_int_eq(icl(cmd), 1);
+        log_has("missing_dir does not exist");
+        log_lacks("step ");
+    }
+    ck_assert(!exists("m.safetensors") && !exists("ok1/model.safetensors"));
+    /* the model given to eval and forward exists; their --out directory does not */
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=2 --steps 1 --batch 4 --quiet --save oc.safetensors"), 0);
+    ck_assert_int_eq(icl("eval --model oc.safetensors --prompts 2 --quiet --out missing_dir/e.csv"), 1);
+    log_has("missing_dir does not exist");
+}
+END_TEST
+
+/* --out holding a run is refused, replaced with --force (old files gone), or continued by --resume from inside it. */
+START_TEST(test_out_dir_holding_a_run) {
+    char text[8192];
+    const char *train = "train --task retrieval:A=6,L=3,tasks=3,n=2 --steps 4 --batch 4 --log-every 1 "
+                        "--checkpoint-every 2 --eval-prompts 2 --quiet";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --out od", train);
+    ck_assert_int_eq(icl(cmd), 0);
+    ck_assert(exists("od/checkpoints/step_0000002.safetensors"));
+    ck_assert_int_eq(icl(cmd), 2);
+    log_has("--out od already holds a run");
+    /* only the run's own files; the log must not be appended to */
+    snprintf(cmd, sizeof cmd, "%s --out od --force --steps 3 --checkpoint-every 3", train);
+    ck_assert_int_eq(icl(cmd), 0);
+    ck_assert(!exists("od/checkpoints/step_0000002.safetensors") && exists("od/checkpoints/step_0000003.safetensors"));
+    slurp("od/train_log.csv", text, sizeof text);
+    ck_assert_msg(strstr(text, "step,") == text && !strstr(text + 1, "step,") && !strstr(text, "\n4,"), "%s", text);
+    snprintf(cmd, sizeof cmd, "train --resume od/checkpoints/step_0000003.safetensors --steps 5 --log-every 1 --quiet --out od");
+    ck_assert_int_eq(icl(cmd), 0);
+    /* again from step 3: the rows of steps 4 and 5 are replaced, not repeated */
+    ck_assert_int_eq(icl(cmd), 0);
+    slurp("od/train_log.csv", text, sizeof text);
+    const char *row4 = strstr(text, "\n4,"), *row5 = strstr(text, "\n5,");
+    ck_assert_msg(strstr(text, "\n3,") && row4 && !strstr(row4 + 1, "\n4,") && row5 && !strstr(row5 + 1, "\n5,"),
+                  "%s", text);
+    ck_assert_int_eq(icl("train --resume od/checkpoints/step_0000003.safetensors --steps 5 --out od --force"), 2);
+    log_has("--force would delete the checkpoint");
+}
+END_TEST
+
+/* SIGINT during training: the current step ends, a resumable checkpoint is
+ * written, the resume command printed, exit status 130; the command resumes. */
+START_TEST(test_sigint_saves_a_checkpoint) {
+    int err[2];
+    ck_assert_int_eq(pipe(err), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(err[1], 2);
+        close(err[0]);
+        if (chdir(work) != 0)
+            _exit(127);
+        execl(icl_bin, icl_bin, "train", "--task", "copy", "--symbols", "4", "--length", "3", "--batch", "4",
+              "--steps", "1000000", "--log-every", "1", "--out", "sig", (char *)NULL);
+        _exit(127);
+    }
+    close(err[1]);
+    FILE *f = fdopen(err[0], "r");
+    char line[4096], text[16384] = "";
+    int signalled = 0;
+    while (fgets(line, sizeof line, f)) {
+        strncat(text, line, sizeof text - strlen(text) - 1);
+        if (!signalled && strncmp(line, "step ", 5) == 0) {
+            kill(pid, SIGINT);
+            signalled = 1;
+        }
+    }
+    fclose(f);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    printf("  interrupted run:\n%s", text);
+    ck_assert_msg(signalled, "no progress line:\n%s", text);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d:\n%s", status, text);
+    ck_assert_msg(strstr(text, "interrupted by SIGINT after step"), "%s", text);
+    const char *resume = strstr(text, "to resume: ");
+    ck_assert_msg(resume, "%s", text);
+    resume += strlen("to resume: ");
+    char cmd[4096], path[PATH_MAX];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)strcspn(resume, "\n"), resume);
+    const char *ckpt = strstr(cmd, "--resume ");
+    ck_assert_msg(ckpt, "%s", cmd);
+    snprintf(path, sizeof path, "%s/%s", work, ckpt + strlen("--resume "));
+    icl_model *m = NULL;
+    ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &m), ICL_OK);
+    icl_model_free(m);
+    char step_text[32];
+    ck_assert_int_eq(icl_checkpoint_read_meta(path, "icl.step", step_text, sizeof step_text), ICL_OK);
+    long step = atol(step_text);
+    ck_assert_int_ge(step, 1);
+    /* the printed command, with a short schedule so that it ends */
+    char run[2 * PATH_MAX + 4096];
+    snprintf(run, sizeof run, "cd %s && %s --steps %ld --quiet > cmd.log 2>&1", work, cmd, step + 2);
+    ck_assert_int_eq(system(run), 0);
+    log_has("a new ");
+    ck_assert(exists("sig/model.safetensors"));
+    char final[PATH_MAX];
+    snprintf(final, sizeof final, "%s/sig/model.safetensors", work);
+    ck_assert_int_eq(icl_checkpoint_read_meta(final, "icl.step", step_text, sizeof step_text), ICL_OK);
+    ck_assert_int_eq(atol(step_text), step + 2);
+}
+END_TEST
+
+/* --resume takes the task and architecture from the checkpoint, refuses
+ * contradicting options, says what happens to the schedule, and refuses
+ * --steps that would train nothing. */
+START_TEST(test_resume_uses_the_checkpoint) {
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=2 --layers 1 --steps 4 --batch 4 --checkpoint-every 2 "
+                         "--eval-prompts 2 --quiet --out rs"), 0);
+    const char *ck = "--resume rs/checkpoints/step_0000002.safetensors";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "train %s --quiet --save rs1.safetensors", ck);
+    ck_assert_int_eq(icl(cmd), 0); /* no --task, no --layers, no --steps: all from the checkpoint */
+    char step_text[32], path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/rs1.safetensors", work);
+    ck_assert_int_eq(icl_checkpoint_read_meta(path, "icl.step", step_text, sizeof step_text), ICL_OK);
+    ck_assert_int_eq(atol(step_text), 4);
+    snprintf(cmd, sizeof cmd, "train %s --layers 2 --save rs2.safetensors", ck);
+    ck_assert_int_eq(icl(cmd), 2);
+    log_has("--layers 2 contradicts");
+    snprintf(cmd, sizeof cmd, "train %s --task translation:K=2,n=3 --save rs2.safetensors", ck);
+    ck_assert_int_eq(icl(cmd), 2);
+    log_has("--task translation:K=2,n=3 contradicts");
+    snprintf(cmd, sizeof cmd, "train %s --steps 2 --save rs2.safetensors", ck);
+    ck_assert_int_eq(icl(cmd), 2);
+    log_has("would train nothing");
+    ck_assert_int_eq(icl("train --resume rs/model.safetensors --save rs2.safetensors"), 2);
+    log_has("pass --steps above 4");
+    snprintf(cmd, sizeof cmd, "train %s --steps 6 --quiet --save rs2.safetensors", ck);
+    ck_assert_int_eq(icl(cmd), 0);
+    log_has("resuming at step 2 of a new 6-step cosine schedule (the checkpoint's run had 4 steps)");
+    ck_assert(exists("rs2.safetensors"));
+}
+END_TEST
+
+/* eval --task with another family than the model's is refused, not scored as zeros. */
+START_TEST(test_eval_refuses_another_family) {
+    ck_assert_int_eq(icl("train --task translation:K=2,n=3 --steps 1 --batch 4 --quiet --save tf.safetensors"), 0);
+    ck_assert_int_eq(icl("eval --model tf.safetensors --task retrieval:A=6,L=3,tasks=3,n=2 --prompts 2"), 2);
+    log_has("not on family retrieval");
+    log_lacks("query accuracy");
+    ck_assert_int_eq(icl("eval --model tf.safetensors --task translation:K=2,n=3 --prompts 2 --quiet"), 0);
+    /* the probes refuse the same mismatch with the same message, writing nothing */
+    static const char *const probes[] = {"superposition", "task-vectors", "decodability", "rsa"};
+    char cmd[256];
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        snprintf(cmd, sizeof cmd, "probe %s --model tf.safetensors --task retrieval:A=6,L=3,tasks=3,n=2 --out tf_%zu",
+                 probes[i], i);
+        ck_assert_int_eq(icl(cmd), 2);
+        log_has("not on family retrieval");
+        snprintf(cmd, sizeof cmd, "tf_%zu", i);
+        ck_assert_msg(!exists(cmd), "probe %s wrote %s", probes[i], cmd);
+    }
+}
+END_TEST
+
+/* Numbers: range-checked per option, whole numbers in float notation accepted,
+ * an impossible batch refused with the memory it needs. */
+START_TEST(test_numeric_options) {
+    const char *base = "train --task copy --symbols 4 --length 3 --batch 4 --quiet --save num.safetensors";
+    static const struct { const char *arg, *msg; } bad[] = {
+        {"--steps 3000000000", "--steps 3000000000 is out of range"},
+        {"--examples -3", "--examples -3 is out of range"},
+        {"--clip -1", "--clip -1 is out of range"},
+        {"--steps 1.5", "--steps: 1.5 is not a whole number"},
+        {"--lr nan", "--lr: \"nan\" is not a finite number"},
+        {"--eval-prompts 0", "--eval-prompts 0 is out of range"},
+    };
+    char cmd[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s --steps 1 %s", base, bad[i].arg);
+        ck_assert_int_eq(icl(cmd), 2);
+        log_has(bad[i].msg);
+    }
+    snprintf(cmd, sizeof cmd, "%s --steps 2e0", base);
+    ck_assert_int_eq(icl(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --batch 100000000", base);
+    ck_assert_int_eq(icl_capped(cmd, 8L << 20), 2);
+    log_has("--batch 100000000 needs about");
+    log_has("GB");
+    ck_assert_int_eq(icl("eval --model num.safetensors --prompts -1"), 2);
+}
+END_TEST
+
+/* A checkpoint with a NaN weight is refused at load, naming the tensor. */
+START_TEST(test_nonfinite_checkpoint_refused) {
+    ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 1 --batch 4 --quiet --save nan.safetensors"), 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/nan.safetensors", work);
+    icl_model *m = NULL;
+    ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &m), ICL_OK);
+    size_t n = icl_model_num_params(m);
+    float *p = malloc(n * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(icl_model_get_params(m, p, n), ICL_OK);
+    const icl_param_info *t = icl_model_tensor(m, 1);
+    p[t->offset + 3] = NAN;
+    ck_assert_int_eq(icl_model_set_params(m, p, n), ICL_OK);
+    ck_assert_int_eq(icl_checkpoint_save(path, m, NULL, NULL), ICL_OK);
+    char want[256];
+    snprintf(want, sizeof want, "tensor %s holds nan at element 3", t->name);
+    free(p);
+    icl_model_free(m);
+    int32_t tok[8] = {4, 0, 1, 2, 5, 0, 1, 2};
+    size_t shape[2] = {1, 8};
+    snprintf(path, sizeof path, "%s/nan_tokens.npy", work);
+    ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 2, shape, tok), ICL_OK);
+    ck_assert_int_eq(icl("forward --model nan.safetensors --input nan_tokens.npy --out nan_logits.npy"), 1);
+    log_has(want);
+    ck_assert(!exists("nan_logits.npy"));
+}
+END_TEST
+
+/* Messages speak in options, --version works, usage errors exit 2 and runtime errors 1. */
+START_TEST(test_messages_and_exit_codes) {
+    ck_assert_int_eq(icl("--version"), 0);
+    char want[64];
+    snprintf(want, sizeof want, "icl %s\n", ICL_VERSION_STRING);
+    log_has(want);
+    static const struct { const char *args, *msg; } usage[] = {
+        {"train --symbols 1 --save u.safetensors", "--symbols 1 is out of range"},
+        {"train --log-every -1 --save u.safetensors", "--log-every -1 is out of range"},
+        {"train --d-model 30 --heads 4 --save u.safetensors", "--d-model 30 is not divisible by --heads 4"},
+        {"train --backend nope --save u.safetensors", "nope"},
+        {"train --no-such-option", "unknown option --no-such-option"},
+        {"eval", "--model is required"},
+        {"forward --model u.safetensors", "--model, --input and --out are required"},
+        {"no-such-command", "unknown command"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        ck_assert_int_eq(icl(usage[i].args), 2);
+        log_has(usage[i].msg);
+        log_lacks("icl_toy_fill");
+        log_lacks("icl_train_loop");
+    }
+    ck_assert_int_eq(icl("forward --model missing.safetensors --input x.npy --out y.npy"), 1);
+    ck_assert_int_eq(icl("eval --model missing.safetensors"), 1);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[PATH_MAX];
@@ -202,6 +491,15 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_probes_run);
     tcase_add_test(tc, test_probe_shared_options);
     tcase_add_test(tc, test_probe_sidecar_files);
+    tcase_add_test(tc, test_train_refuses_to_save_nothing);
+    tcase_add_test(tc, test_outputs_checked_before_training);
+    tcase_add_test(tc, test_out_dir_holding_a_run);
+    tcase_add_test(tc, test_sigint_saves_a_checkpoint);
+    tcase_add_test(tc, test_resume_uses_the_checkpoint);
+    tcase_add_test(tc, test_eval_refuses_another_family);
+    tcase_add_test(tc, test_numeric_options);
+    tcase_add_test(tc, test_nonfinite_checkpoint_refused);
+    tcase_add_test(tc, test_messages_and_exit_codes);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     char cmd[128];

@@ -94,10 +94,15 @@ typedef struct {
     icl_step_fn on_checkpoint; /* every checkpoint_every steps (0 = never) */
     long checkpoint_every;
     void *user;
+    /* Optional: asked before each step; nonzero ends the loop there with
+     * ICL_OK (the step in progress and its callbacks finish first). A caller
+     * tells a stop from the end by icl_optimizer_step_count(o) < steps. */
+    int (*should_stop)(void *user);
 } icl_train_loop_config;
 
 /* Run steps from icl_optimizer_step_count(o) + 1 to cfg->steps, drawing data
- * from `data_rng` (saved by checkpoints, so a resumed run continues the stream). */
+ * from `data_rng` (saved by checkpoints, so a resumed run continues the stream),
+ * until should_stop asks to stop. */
 icl_status icl_train_loop(icl_model *m, icl_optimizer *o, icl_rng *data_rng, const icl_train_loop_config *cfg);
 
 ICL_END_DECLS

@@ -17,6 +17,8 @@ icl_status icl_train_loop(icl_model *m, icl_optimizer *o, icl_rng *data_rng, con
 
     icl_batch micro[ICL_MAX_GRAD_ACCUM];
     for (long step = icl_optimizer_step_count(o) + 1; step <= cfg->steps; step++) {
+        if (cfg->should_stop && cfg->should_stop(cfg->user))
+            break;
         for (int k = 0; k < cfg->grad_accum; k++) {
             /* Each micro-batch draws from its own child of the data stream, so the
              * data of step s is the same whether or not the run was resumed. */
