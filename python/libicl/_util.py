@@ -80,6 +80,10 @@ class Handle:
 
     @property
     def ptr(self):
+        slot = getattr(self, "_slot", None)
+        if slot is not None and slot[0] is None:
+            self._ptr = None
+            raise Error(ERR_STATE, "this %s was freed together with its model" % self._kind)
         if self._ptr is None:
             raise Error(ERR_STATE, "this %s was closed (freed) and cannot be used" % self._kind)
         return self._ptr
@@ -93,8 +97,21 @@ class Handle:
 
     def close(self):
         p, self._ptr = self._ptr, None
-        if p is not None:
+        slot = getattr(self, "_slot", None)
+        if slot is not None:
+            p, slot[0] = slot[0], None
+            if p is not None:
+                slot[1](p)
+        elif p is not None:
             self._free(p)
+
+    def _adopt_from(self, owner, p, free):
+        """Make this handle a dependent of `owner` (a model): the owner frees
+        it first when the owner is freed, whatever order the garbage collector
+        finalises the two in."""
+        self._slot = [p, free]
+        owner._children.append(self._slot)
+        self._ptr = p
 
     def __enter__(self):
         return self

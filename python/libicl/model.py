@@ -2,7 +2,6 @@
 import ctypes
 import sys
 import time
-import weakref
 
 import numpy as np
 
@@ -126,8 +125,8 @@ class Model(Handle):
         self._init(p)
 
     def _init(self, p):
+        self._children = []  # [ptr, free] slots of optimizers and lenses, freed before the model
         self._set(p.value)
-        self._dependents = weakref.WeakSet()
         self.meta = {}
 
     @classmethod
@@ -153,12 +152,11 @@ class Model(Handle):
         return cls(cfg, seed, backend)
 
     def _free(self, p):
-        for d in list(self._dependents):
-            d.close()
+        for slot in self._children:
+            q, slot[0] = slot[0], None
+            if q is not None:
+                slot[1](q)
         C.model_free(p)
-
-    def _depend(self, obj):
-        self._dependents.add(obj)
 
     # ---- description ----
 
@@ -369,16 +367,7 @@ class Optimizer(Handle):
         p = ctypes.c_void_p()
         check(C.optimizer_create(ctypes.byref(p), model.ptr, ctypes.byref(self._cfg)), "optimizer")
         self.model = model
-        self._set(p.value)
-        model._depend(self)
-
-    def _free(self, p):
-        C.optimizer_free(p)
-
-    @property
-    def ptr(self):
-        self.model.ptr  # a closed model closes its optimizers; this names the model
-        return Handle.ptr.fget(self)
+        self._adopt_from(model, p.value, C.optimizer_free)
 
     @property
     def step_count(self):

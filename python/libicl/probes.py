@@ -98,11 +98,7 @@ class Lens(Handle):
         p = ctypes.c_void_p()
         check(C.lens_create(model.ptr, ctypes.byref(p)), "lens")
         self.model = model
-        self._set(p.value)
-        model._depend(self)
-
-    def _free(self, p):
-        C.lens_free(p)
+        self._adopt_from(model, p.value, C.lens_free)
 
     @property
     def levels(self):
