@@ -53,6 +53,7 @@ def _batch(pb):
 
 
 def _answers(pb, answers, what="answers"):
+    _batch(pb)
     A = pb._tb.prompts[0].answer_len
     a = as_int32(answers, what)
     if a.ndim == 2:
@@ -68,7 +69,7 @@ def _answers(pb, answers, what="answers"):
 def answer_probs(model, batch, answers=None, interventions=()):
     """Teacher-forced probability of candidate answers (B, n_cand, A) (default:
     each row's own answer) to each prompt's query: (B, n_cand)."""
-    a = _answers(batch, batch.answers if answers is None else answers)
+    a = _answers(batch, getattr(batch, "answers", None) if answers is None else answers)
     keep = []
     iv, n_iv = _ivs(model, batch, interventions, keep)
     out = np.empty((batch.B, a.shape[1]), _F64)
