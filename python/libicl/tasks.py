@@ -217,14 +217,12 @@ class PromptBatch(Handle):
         pb = cls._new(family)
         check(C.task_batch_generate(family.ptr, ctypes.byref(opts._s), ctypes.byref(rng._s),
                                     ctypes.byref(pb._tb)), "sample")
-        pb._read()
         return pb
 
     @classmethod
     def _pack(cls, family, prompts, n, pad_to=0):
         pb = cls._new(family)
         check(C.task_batch_pack(ctypes.byref(pb._tb), prompts, n, pad_to), "pack")
-        pb._read()
         return pb
 
     def _free(self, p):
@@ -234,8 +232,19 @@ class PromptBatch(Handle):
         self.ptr
         return self._tb
 
+    _LAZY = ("mode", "B", "T", "tokens", "targets", "inputs", "target_values", "loss_weights", "roles",
+             "example_ids", "task_ids", "prompt_task", "prompt_len", "query_pos", "answers", "texts")
+
+    def __getattr__(self, k):
+        # The arrays are copied out of C on first use (training never needs them).
+        if k in PromptBatch._LAZY and "_copied" not in self.__dict__:
+            self._read()
+            return getattr(self, k)
+        raise AttributeError(k)
+
     def _read(self):
-        tb = self._tb
+        tb = self._tb_struct()
+        self._copied = True
         B, T = tb.B, tb.T
         self.mode = "token" if tb.mode == _lib.MODE_TOKEN else "vector"
         self.B, self.T = B, T
@@ -276,6 +285,14 @@ class PromptBatch(Handle):
         if not 0 <= b < self.B:
             raise Error(ERR_INVALID_ARG, "prompt %r outside [0, %d)" % (b, self.B))
         return self.texts[b]
+
+    def answers_of(self, task):
+        """The answer `task` gives to each row's query input: (B, answer_len)
+        tokens (icl_query_answers; token families)."""
+        out = np.empty((self.B, self._tb.prompts[0].answer_len), np.int32)
+        check(C.query_answers(self.family.ptr, ctypes.byref(self._tb_struct()), self.family.task_id(task), ptr(out)),
+              "answers_of")
+        return out
 
     def arrays(self):
         """The batch's numpy arrays by name (what `icl sample` writes)."""

@@ -10,6 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Sleep rather than spin at OpenMP barriers: a loaded machine slows spinning threads badly.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 TASK = "retrieval:A=8,L=4,tasks=3,n=4"
 
