@@ -111,7 +111,6 @@ def _run_hooked(model, hooks, run):
     if C.model_backend(model.ptr) != _lib.BACKEND_CPU:
         raise Error(ERR_UNSUPPORTED, "Python hooks read host memory: they need a CPU-backend model")
     cfg = C.model_config(model.ptr).contents
-    L = cfg.n_layer
     table = {}
     if isinstance(hooks, dict):
         hooks = list(hooks.items())

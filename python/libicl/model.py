@@ -6,8 +6,8 @@ import time
 import numpy as np
 
 from . import _lib
-from ._lib import C, ERR_INVALID_ARG, ERR_SHAPE, ERR_UNSUPPORTED, Error, check, cstr
-from ._util import Handle, as_float, as_int32, copy_out, ptr, text
+from ._lib import C, ERR_INVALID_ARG, ERR_SHAPE, Error, check, cstr
+from ._util import Handle, as_float, as_int32, ptr, text
 
 GROUPS = {"embed": 0, "position": 1, "attn": 2, "mlp": 3, "norm": 4, "final_norm": 5, "head": 6}
 
@@ -509,4 +509,4 @@ def train(model, optimizer, data, steps, batch_size=32, n_examples=-1, tasks=Non
 
 
 __all__ = ["Model", "ModelConfig", "Optimizer", "Rng", "StepStats", "backend_available", "read_config", "read_meta",
-           "train", "ERR_UNSUPPORTED"]
+           "train"]

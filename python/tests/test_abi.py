@@ -5,8 +5,6 @@ import ctypes
 import shutil
 import subprocess
 
-import pytest
-
 from conftest import ROOT
 
 

@@ -1,6 +1,5 @@
 """The probes' results as numpy arrays, on the small test model."""
 import numpy as np
-import pytest
 
 import libicl
 from libicl import probes
@@ -23,9 +22,14 @@ def test_logit_lens_last_level_is_the_output(model, family):
     assert lens.shape == (model.config.n_layer + 1, 4, 4)
     assert np.allclose(lens[-1], out, rtol=1e-4, atol=1e-6), np.abs(lens[-1] - out).max()
     assert ((lens >= 0) & (lens <= 1)).all()
+    # the lens at the last level applied to the last residual gives the model's own distribution
+    _, cache = model.run_with_cache(b, names=["blocks.1.hook_resid_post"])
     with probes.Lens(model) as L:
-        h = model.run_with_cache(b, names=["ln_final"])  # any (n, C) vectors will do
-        assert L.apply(np.zeros((2, 32), np.float32)).shape == (2, family.vocab_size)
+        h = cache["blocks.1.hook_resid_post"][np.arange(4), b.query_pos]
+        mine = L.apply(h)
+    soft = model.probs(b.tokens)[np.arange(4), b.query_pos]
+    assert mine.shape == (4, family.vocab_size)
+    assert np.allclose(mine, soft, rtol=1e-4, atol=1e-6), np.abs(mine - soft).max()
 
 
 def test_head_ablation_matches_a_zeroed_head(model, family):
