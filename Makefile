@@ -3,7 +3,7 @@
 #   make check      set up missing packages, build, run every test suite
 #   make demo       set up, build, train the default model, probe it, write out/demo/report.md
 #   make bench      training throughput (see docs/benchmarks.md)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (also the Python package, into PYDIR = PREFIX/lib/pythonX.Y/dist-packages)
 # Options: CUDA=0 builds without the CUDA backend (default: on when nvcc is found);
 #          CUDA_ARCH=... overrides the GPU code generation flags.
 
@@ -15,6 +15,10 @@ CUDA     ?= $(if $(NVCC),1,0)
 SONAME_MAJOR := 0
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 VERSION  := 0.1.0
+# The Python package (python/) is tested with and installed for this interpreter.
+PYTHON   ?= /usr/bin/python3
+PYVER    := $(shell $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python3)
+PYDIR    ?= $(PREFIX)/lib/$(PYVER)/dist-packages
 
 # OpenBLAS's OpenMP build: it shares our OpenMP thread pool and runs single-threaded
 # inside our parallel regions. The pthread build spins its own threads against
@@ -120,7 +124,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 # Every suite runs (Check prints its own summary), then one line sums them all.
 check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(TEST_BIN)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} PYTEST_DIR=python/tests PYTHON=$(PYTHON) \
+	    bash scripts/run_tests.sh $(TEST_BIN)
 
 demo: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all
@@ -139,6 +144,8 @@ install: all
 	install -m 755 $(BUILD)/bin/icl $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LDLIBS)|' icl.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/icl.pc
+	install -d $(DESTDIR)$(PYDIR)/libicl
+	install -m 644 python/libicl/*.py $(DESTDIR)$(PYDIR)/libicl/
 
 clean:
 	rm -rf $(BUILD)

@@ -13,6 +13,7 @@ static const struct {
     {"forward", cmd_forward, "run a saved model on an .npy input, write logits/outputs as .npy"},
     {"probe", cmd_probe, "run a probe on a saved model (icl probe --help lists them)"},
     {"info", cmd_info, "show a checkpoint's config and tensor table"},
+    {"sample", cmd_sample, "write a batch of prompts of a task family as .npy arrays and text"},
     {"bench", cmd_bench, "measure training throughput"},
 };
 

@@ -22,5 +22,26 @@ for t in "$@"; do
     failed=$((failed + fails))
     [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ] && broken=$((broken + 1))
 done
+
+# The Python package's pytest suite, when the caller names it (make check
+# sets PYTEST_DIR and PYTHON): its counts join the totals.
+run_pytest() {
+    echo "== pytest $PYTEST_DIR"
+    out=$("${PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider "$PYTEST_DIR" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    line=$(printf '%s\n' "$out" | grep -E '^=* ?[0-9]+ (passed|failed)|^=* ?no tests ran' | tail -n 1)
+    count() { printf '%s' "$line" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' || echo 0; }
+    if [ -z "$line" ]; then
+        echo "!! pytest printed no summary (exit $rc)"
+        broken=$((broken + 1))
+        return
+    fi
+    passed=$((passed + $(count passed)))
+    failed=$((failed + $(count failed) + $(count error)))
+    [ "$rc" -ne 0 ] && [ "$(count failed)" -eq 0 ] && [ "$(count error)" -eq 0 ] && broken=$((broken + 1))
+}
+[ -n "${PYTEST_DIR:-}" ] && run_pytest
+
 echo "tests: $passed passed, $((failed + broken)) failed"
 [ "$failed" -eq 0 ] && [ "$broken" -eq 0 ]

@@ -1,0 +1,461 @@
+"""The library's probes, their results as numpy arrays in dicts.
+
+Option names and defaults are the C options structs' (the *_default()
+functions of include/icl/*.h); keyword arguments override single fields.
+Shapes are documented in the headers: superposition.h, lens.h,
+task_vectors.h, representations.h, readout.h, eval.h.
+"""
+import ctypes
+
+import numpy as np
+
+from . import _lib
+from ._lib import C, ERR_INVALID_ARG, Error, check, cstr
+from ._util import Handle, as_float, as_int32, copy_out, ptr, text
+from .hooks import Intervention, positions
+from .model import Rng, _int, _u64
+from .tasks import PromptBatch, _intp
+
+_F64, _F32, _I32, _U8 = np.float64, np.float32, np.int32, np.uint8
+
+
+def _set(struct, fields, what):
+    names = [f for f, _ in struct._fields_]
+    for k, v in fields.items():
+        if k not in names:
+            raise Error(ERR_INVALID_ARG, "%s has no option %r (options: %s)" % (what, k, ", ".join(names)))
+        cur = getattr(struct, k)
+        setattr(struct, k, float(v) if isinstance(cur, float) else int(v))
+
+
+def _tasks_field(struct, family, tasks, keep):
+    if tasks is None:
+        return
+    ids = family._tasks(tasks)
+    keep.append(ids)
+    struct.tasks, struct.n_tasks = _intp(ids), ids.size
+
+
+def _ivs(model, tb, interventions, keep):
+    interventions = list(interventions or [])
+    arr = (_lib.Intervention * max(1, len(interventions)))()
+    for i, iv in enumerate(interventions):
+        if not isinstance(iv, Intervention):
+            raise Error(ERR_INVALID_ARG, "interventions must be libicl.Intervention objects")
+        arr[i] = iv._struct(model, tb.B, tb.T, keep)
+    return arr, len(interventions)
+
+
+def _batch(pb):
+    if not isinstance(pb, PromptBatch):
+        raise Error(ERR_INVALID_ARG, "expected a PromptBatch (TaskFamily.sample)")
+    return ctypes.byref(pb._tb_struct())
+
+
+def _answers(pb, answers, what="answers"):
+    _batch(pb)
+    A = pb._tb.prompts[0].answer_len
+    a = as_int32(answers, what)
+    if a.ndim == 2:
+        a = a.reshape(a.shape[0], 1, a.shape[1])
+    if a.ndim != 3 or a.shape[0] != pb.B or a.shape[2] != A:
+        raise Error(_lib.ERR_SHAPE, "%s must have shape (B=%d, n_cand, %d), got %s" % (what, pb.B, A, a.shape))
+    return np.ascontiguousarray(a)
+
+
+# ---- readouts ----
+
+
+def answer_probs(model, batch, answers=None, interventions=()):
+    """Teacher-forced probability of candidate answers (B, n_cand, A) (default:
+    each row's own answer) to each prompt's query: (B, n_cand)."""
+    a = _answers(batch, getattr(batch, "answers", None) if answers is None else answers)
+    keep = []
+    iv, n_iv = _ivs(model, batch, interventions, keep)
+    out = np.empty((batch.B, a.shape[1]), _F64)
+    check(C.answer_probs(model.ptr, _batch(batch), ptr(a), a.shape[1], iv, n_iv, ptr(out)), "answer_probs")
+    return out
+
+
+def residuals_at(model, batch, pos="query_sep", interventions=()):
+    """Residual stream (L+1, B, C) at the first position `pos` selects in each row."""
+    keep = []
+    iv, n_iv = _ivs(model, batch, interventions, keep)
+    cfg = C.model_config(model.ptr).contents
+    out = np.empty((cfg.n_layer + 1, batch.B, cfg.d_model), _F32)
+    check(C.residuals_at(model.ptr, _batch(batch), positions(pos), iv, n_iv, ptr(out)), "residuals_at")
+    return out
+
+
+# ---- logit lens and head ablation ----
+
+
+class Lens(Handle):
+    """A model's final layernorm and unembedding (icl_lens), for the logit lens."""
+
+    _kind = "lens"
+
+    def __init__(self, model):
+        p = ctypes.c_void_p()
+        check(C.lens_create(model.ptr, ctypes.byref(p)), "lens")
+        self.model = model
+        self._adopt_from(model, p.value, C.lens_free)
+
+    @property
+    def levels(self):
+        return C.lens_levels(self.ptr)
+
+    def apply(self, h):
+        """softmax(W_U LN_f(h)) for residual vectors h (n, C): (n, V) float64."""
+        cfg = C.model_config(self.model.ptr).contents
+        x = as_float(h, "h", shape=(None, cfg.d_model))
+        out = np.empty((x.shape[0], cfg.vocab_size), _F64)
+        check(C.lens_apply(self.ptr, ptr(x), x.shape[0], ptr(out)), "lens_apply")
+        return out
+
+
+def logit_lens(model, batch, answers=None, interventions=(), lens=None):
+    """Answer probabilities read through the logit lens at every level:
+    (L+1, B, n_cand) (default candidates: each row's own answer)."""
+    own = lens is None
+    lens = Lens(model) if own else lens
+    try:
+        a = _answers(batch, batch.answers if answers is None else answers)
+        keep = []
+        iv, n_iv = _ivs(model, batch, interventions, keep)
+        out = np.empty((lens.levels, batch.B, a.shape[1]), _F64)
+        check(C.lens_answer_probs(model.ptr, lens.ptr, _batch(batch), ptr(a), a.shape[1], iv, n_iv, ptr(out)),
+              "logit_lens")
+        return out
+    finally:
+        if own:
+            lens.close()
+
+
+def head_ablation(model, batch, layer, head, mode="zero", mean_batches=()):
+    """Each row's own answer with head (layer, head) ablated: token mode
+    {"probs" (B), "correct" (B)}; vector mode {"err" (B)}. mode "mean" needs
+    mean_batches: PromptBatches whose head outputs give the means."""
+    if mode not in _lib.ABLATE_MODES:
+        raise Error(ERR_INVALID_ARG, "mode must be \"zero\" or \"mean\", got %r" % (mode,))
+    hm = ctypes.c_void_p()
+    if mode == "mean":
+        if not mean_batches:
+            raise Error(ERR_INVALID_ARG, "mean ablation needs mean_batches")
+        T = max(b.T for b in list(mean_batches) + [batch])
+        check(C.head_means_create(model.ptr, T, ctypes.byref(hm)), "head means")
+    try:
+        for mb in mean_batches if mode == "mean" else ():
+            check(C.head_means_add(hm, model.ptr, _batch(mb)), "head means")
+        args = (model.ptr, _batch(batch), _int(layer, "layer"), _int(head, "head"), _lib.ABLATE_MODES[mode], hm)
+        if batch.mode == "token":
+            probs, correct = np.empty(batch.B, _F64), np.empty(batch.B, _U8)
+            check(C.head_ablation(*args, ptr(probs), ptr(correct)), "head_ablation")
+            return {"probs": probs, "correct": correct.astype(bool)}
+        err = np.empty(batch.B, _F64)
+        check(C.head_ablation_errors(*args, ptr(err)), "head_ablation")
+        return {"err": err}
+    finally:
+        if hm:
+            C.head_means_free(hm)
+
+
+# ---- superposition ----
+
+
+def _stats(s, K):
+    return {"mean": copy_out(s.mean, (K,), _F64), "sd": copy_out(s.sd, (K,), _F64),
+            "sorted": copy_out(s.sorted, (K,), _F64), "solved": copy_out(s.solved, (K,), _F64),
+            "other": s.other, "kl_raw": s.kl_raw, "kl_renorm": s.kl_renorm, "r": s.r, "pk_exact": s.pk_exact}
+
+
+def superposition(model, family, mixture, seed=1, stream="superposition", **opts):
+    """Task superposition on mixed prompts (icl_superposition_run): mixture
+    {task: proportion}. Options: n_prompts, n_examples, batch, beam, lens,
+    solved. Returns tasks, counts, lambda, P (n,K), pK (n), pK_exact (n),
+    stats (the summary of the model output), and with lens=1 lens_P
+    (levels,n,K), lens_pK, lens_stats (a list per level)."""
+    items = list(mixture.items()) if isinstance(mixture, dict) else list(mixture)
+    ids = np.array([family.task_id(t) for t, _ in items], np.intc)
+    lam = as_float([l for _, l in items], "proportions", ndim=1, dtype=_F64)
+    o = _lib.SuperpositionOpts()
+    C.superposition_opts_default(ctypes.byref(o))
+    _set(o, opts, "superposition")
+    rng = Rng(_u64(seed, "seed"), stream)
+    r = _lib.SuperpositionResult()
+    check(C.superposition_run(model.ptr, family.ptr, _intp(ids), ptr(lam), ids.size, ctypes.byref(o),
+                              ctypes.byref(rng._s), ctypes.byref(r)), "superposition")
+    try:
+        K, n, L = r.K, r.n, r.levels
+        out = {"tasks": copy_out(r.tasks, (K,), np.intc).astype(_I32), "counts": copy_out(r.counts, (K,), np.intc),
+               "lambda": copy_out(r.lambda_, (K,), _F64), "collisions": r.collisions, "n_examples": r.n_examples,
+               "P": copy_out(r.P, (n, K), _F64), "pK": copy_out(r.pK, (n,), _F64),
+               "pK_exact": copy_out(r.pK_exact, (n,), _U8).astype(bool), "stats": _stats(r.out, K)}
+        if L:
+            out["lens_P"] = copy_out(r.lens_P, (L, n, K), _F64)
+            out["lens_pK"] = copy_out(r.lens_pK, (L, n), _F64)
+            out["lens_stats"] = [_stats(r.lens[l], K) for l in range(L)]
+        return out
+    finally:
+        C.superposition_result_free(ctypes.byref(r))
+
+
+# ---- task and function vectors ----
+
+
+def tv_intervention(model, level, vector, mode="replace"):
+    """An Intervention writing `vector` (C) at residual level `level` at every
+    row's query position (what icl_tv_intervention builds)."""
+    if mode not in _lib.TV_MODES:
+        raise Error(ERR_INVALID_ARG, "mode must be \"replace\" or \"add\"")
+    cfg = C.model_config(model.ptr).contents
+    v = as_float(vector, "vector", shape=(cfg.d_model,))
+    s = _lib.Intervention()
+    check(C.tv_intervention(model.ptr, _int(level, "level"), _lib.TV_MODES[mode], ptr(v), ctypes.byref(s)),
+          "tv_intervention")
+    from .hooks import point_name
+    role = _lib.ROLE_NAMES[s.pos.role]
+    return Intervention(point_name(s.point, s.layer), [k for k, x in _lib.IV_OPS.items() if x == s.op][0],
+                        positions=role if s.pos.kind == _lib.POS_ROLE else (role, s.pos.nth), vector=v,
+                        alpha=s.alpha)
+
+
+def task_vectors(model, family, tasks=None, mode="replace", **opts):
+    """icl_task_vectors_run: vectors (n_tasks, levels, C), best_level and the
+    patching matrices of task_vectors.h (token: zs_p0, zs_acc0, zs_p, zs_acc,
+    base_p, base_acc, mat_p, mat_acc, mat_p_own, mat_acc_own, pairs, alphas,
+    interp; vector: base_mse, mat_mse). Options: n_prompts, n_examples,
+    eval_prompts, target_examples, add_raw, level, n_alpha, batch, seed."""
+    keep = []
+    o = C.tv_options_default(family.ptr)
+    _tasks_field(o, family, tasks, keep)
+    if mode not in _lib.TV_MODES:
+        raise Error(ERR_INVALID_ARG, "mode must be \"replace\" or \"add\"")
+    o.mode = _lib.TV_MODES[mode]
+    _set(o, opts, "task_vectors")
+    r = _lib.TvResult()
+    check(C.task_vectors_run(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "task_vectors")
+    try:
+        n, L, Cd = r.n_tasks, r.n_levels, r.C
+        out = {"tasks": copy_out(r.tasks, (n,), np.intc).astype(_I32), "vectors": copy_out(r.vectors, (n, L, Cd), _F32),
+               "best_level": r.best_level}
+        if r.mode == _lib.MODE_TOKEN:
+            for k in ("zs_p0", "zs_acc0"):
+                out[k] = copy_out(getattr(r, k), (n,), _F64)
+            for k in ("zs_p", "zs_acc"):
+                out[k] = copy_out(getattr(r, k), (n, L), _F64)
+            for k in ("base_p", "base_acc"):
+                out[k] = copy_out(getattr(r, k), (n, n), _F64)
+            for k in ("mat_p", "mat_acc", "mat_p_own", "mat_acc_own"):
+                out[k] = copy_out(getattr(r, k), (L, n, n), _F64)
+            out["interp_level"] = r.interp_level
+            out["pairs"] = copy_out(r.pairs, (r.n_pairs, 2), np.intc).astype(_I32)
+            out["alphas"] = copy_out(r.alphas, (r.n_alpha,), _F64)
+            out["interp"] = copy_out(r.interp, (r.n_pairs, r.n_alpha, 3), _F64)
+        else:
+            out["base_mse"] = copy_out(r.base_mse, (n,), _F64)
+            out["mat_mse"] = copy_out(r.mat_mse, (L, n, n), _F64)
+        return out
+    finally:
+        C.tv_result_free(ctypes.byref(r))
+
+
+def function_vectors(model, family, tasks=None, **opts):
+    """icl_function_vectors_run: head_means (n_tasks, L, NH, HS), aie (n_tasks,
+    L, NH), aie_mean, rank, heads (top_k, 2), fv (n_tasks, C), acc and p
+    (n_tasks, 3 conditions clean/zero_shot/shuffled, without/with the FV)."""
+    keep = []
+    o = C.fv_options_default(family.ptr)
+    _tasks_field(o, family, tasks, keep)
+    _set(o, opts, "function_vectors")
+    r = _lib.FvResult()
+    check(C.function_vectors_run(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "function_vectors")
+    try:
+        n, L, NH, HS, Cd = r.n_tasks, r.L, r.NH, r.HS, r.C
+        return {"tasks": copy_out(r.tasks, (n,), np.intc).astype(_I32),
+                "head_means": copy_out(r.head_means, (n, L, NH, HS), _F32),
+                "aie": copy_out(r.aie, (n, L, NH), _F64), "aie_mean": copy_out(r.aie_mean, (L, NH), _F64),
+                "rank": copy_out(r.rank, (L, NH), np.intc).astype(_I32),
+                "heads": copy_out(r.heads, (r.top_k, 2), np.intc).astype(_I32), "fv_layer": r.fv_layer,
+                "fv_mid": r.fv_mid, "fv": copy_out(r.fv, (n, Cd), _F32),
+                "acc": copy_out(r.acc, (n, _lib.FV_N_CONDITIONS, 2), _F64),
+                "p": copy_out(r.p, (n, _lib.FV_N_CONDITIONS, 2), _F64)}
+    finally:
+        C.fv_result_free(ctypes.byref(r))
+
+
+# ---- representations ----
+
+
+def _prompts_options(family, tasks, prompts_per_task, n_examples, seed, keep):
+    o = C.repr_prompts_options_default()
+    _tasks_field(o, family, tasks, keep)
+    if prompts_per_task is not None:
+        o.prompts_per_task = _int(prompts_per_task, "prompts_per_task", 1)
+    if n_examples is not None:
+        o.n_examples = _int(n_examples, "n_examples", -1)
+    o.seed = _u64(seed, "seed")
+    return o
+
+
+def _site(family, site, min_shots=0):
+    """site: None (the probe's default), or a dict {role, nth, pool} of text
+    as the command-line options take it."""
+    if site is None:
+        return None
+    if not isinstance(site, dict):
+        raise Error(ERR_INVALID_ARG, "site must be a dict with keys role, nth, pool")
+    s = _lib.ReprSite()
+    args = [cstr(str(site[k]), k) if site.get(k) is not None else None for k in ("role", "nth", "pool")]
+    check(C.repr_site_parse(family.ptr, *args, _int(min_shots, "min_shots"), ctypes.byref(s)), "site")
+    return s
+
+
+def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, site=None, **opts):
+    """Task decodability (icl_task_decodability): td (levels, n_tasks),
+    td_mean (levels), best_level, pairwise_level, pairwise (n_tasks, n_tasks),
+    score (n_tasks), and with pca_dims > 0 pca (levels, n, pca_dims) and
+    pca_var. Options: k, pairwise_level, pca_dims."""
+    keep = []
+    po = _prompts_options(family, tasks, prompts_per_task, n_examples, seed, keep)
+    to = C.td_options_default()
+    _set(to, opts, "decodability")
+    s = _site(family, site)
+    r = _lib.TdResult()
+    check(C.task_decodability(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None,
+                              ctypes.byref(to), ctypes.byref(r)), "decodability")
+    try:
+        Lv, n, N, d = r.levels, r.n_tasks, r.n, r.pca_dims
+        out = {"td": copy_out(r.td, (Lv, n), _F64), "td_mean": copy_out(r.td_mean, (Lv,), _F64),
+               "best_level": r.best_level, "pairwise_level": r.pairwise_level,
+               "pairwise": copy_out(r.pairwise, (n, n), _F64), "score": copy_out(r.score, (n,), _F64)}
+        if d > 0:
+            out["pca"] = copy_out(r.pca, (Lv, N, d), _F64)
+            out["pca_var"] = copy_out(r.pca_var, (Lv, d), _F64)
+        return out
+    finally:
+        C.td_result_free(ctypes.byref(r))
+
+
+def rsa(model, family, tasks=None, prompts_per_task=None, shots=None, seed=1, site=None, labels=None, **opts):
+    """RSA per condition and level (icl_rsa_probe): shots (n_shots),
+    hypotheses (names), rho and p (n_shots, n_hyp, levels), score (n_shots),
+    task_labels (n), rsm (n_shots, levels, n, n) with keep_rsm=1.
+    Options: same_queries, n_perm, keep_rsm, seed (of the permutations)."""
+    keep = []
+    po = _prompts_options(family, tasks, prompts_per_task, None, seed, keep)
+    ro = C.rsa_options_default(family.ptr)
+    if shots is not None:
+        shots = [_int(s, "shots", 0) for s in shots]
+        if not 1 <= len(shots) <= _lib.RSA_MAX_SHOTS:
+            raise Error(ERR_INVALID_ARG, "shots: 1 to %d conditions" % _lib.RSA_MAX_SHOTS)
+        ro.n_shots = len(shots)
+        for i, s in enumerate(shots):
+            ro.shots[i] = s
+    if labels is not None:
+        lab = as_int32(labels, "labels", ndim=1)
+        keep.append(lab)
+        ro.labels = ptr(lab)
+    _set(ro, opts, "rsa")
+    s = _site(family, site, min(ro.shots[:ro.n_shots]))
+    r = _lib.RsaResult()
+    check(C.rsa_probe(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None, ctypes.byref(ro),
+                      ctypes.byref(r)), "rsa")
+    try:
+        S, H, Lv, n = r.n_shots, r.n_hyp, r.levels, r.n
+        if labels is not None and lab.size != n:
+            raise Error(_lib.ERR_SHAPE, "labels must have %d entries" % n)
+        out = {"shots": copy_out(r.shots, (S,), np.intc).astype(_I32),
+               "hypotheses": [text(r.hyp_names[i]) for i in range(H)],
+               "rho": copy_out(r.rho, (S, H, Lv), _F64), "p": copy_out(r.p, (S, H, Lv), _F64),
+               "score": copy_out(r.score, (S,), _F64), "task_labels": copy_out(r.task_labels, (n,), _I32)}
+        if r.rsm:
+            out["rsm"] = copy_out(r.rsm, (S, Lv, n, n), _F64)
+        return out
+    finally:
+        C.rsa_result_free(ctypes.byref(r))
+
+
+def linear(model, family, target="task", tasks=None, prompts_per_task=None, n_examples=None, seed=1, site=None,
+           **opts):
+    """Linear probes per level (icl_linear_probe_levels) on a generated prompt
+    set: metric (levels) (cross-validated accuracy, or R^2), chance.
+    target: task, answer or weights. Options: folds, l2, alpha, seed."""
+    if target not in _lib.LINEAR_TARGETS:
+        raise Error(ERR_INVALID_ARG, "target must be one of %s" % ", ".join(_lib.LINEAR_TARGETS))
+    keep = []
+    po = _prompts_options(family, tasks, prompts_per_task, n_examples, seed, keep)
+    lo = C.linear_options_default()
+    _set(lo, opts, "linear")
+    s = _site(family, site) or C.repr_site_default(family.ptr)
+    prompts, rs = _lib.ReprPrompts(), _lib.ReprSet()
+    check(C.repr_prompts_generate(family.ptr, ctypes.byref(po), ctypes.byref(prompts)), "prompts")
+    try:
+        check(C.repr_collect(model.ptr, prompts.prompts, prompts.n, ctypes.byref(s), 64, ctypes.byref(rs)),
+              "collect")
+        metric = np.empty(rs.levels, _F64)
+        chance = ctypes.c_double()
+        check(C.linear_probe_levels(ctypes.byref(rs), ctypes.byref(prompts), _lib.LINEAR_TARGETS[target],
+                                    ctypes.byref(lo), ptr(metric), ctypes.byref(chance)), "linear probe")
+        return {"metric": metric, "chance": chance.value, "labels": copy_out(prompts.labels, (prompts.n,), _I32),
+                "X": copy_out(rs.X, (rs.levels, rs.n, rs.d), _F32), "score": copy_out(rs.score, (rs.n,), _F64)}
+    finally:
+        C.repr_set_free(ctypes.byref(rs))
+        C.repr_prompts_free(ctypes.byref(prompts))
+
+
+def attention(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, from_=None, **opts):
+    """Attention to roles and tasks (icl_attention_probe), one dict per
+    condition ("0-shot", "k-shot", "mixed"): shots, rows, role (L, NH+1,
+    roles), task (L, NH+1, n_tasks), relevant / irrelevant / ratio
+    ({query_source, example_source, task}: (L, NH+1)), score. Head index NH
+    is the mean over heads. Options: mix_lambda, batch."""
+    keep = []
+    o = C.attn_options_default(family.ptr)
+    o.prompts = _prompts_options(family, tasks, prompts_per_task, n_examples, seed, keep)
+    if from_ is not None:
+        o.from_ = positions(from_)
+    _set(o, opts, "attention")
+    r = _lib.AttnResult()
+    check(C.attention_probe(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "attention")
+    try:
+        out = {}
+        for c in range(r.n_cond):
+            st = r.stats[c]
+            L, H, n = st.n_layer, st.n_head + 1, st.n_tasks
+            R = len(_lib.ATTN_RATIO_NAMES)
+            rel = copy_out(st.relevant, (R, L, H), _F64)
+            irr = copy_out(st.irrelevant, (R, L, H), _F64)
+            rat = copy_out(st.ratio, (R, L, H), _F64)
+            out[r.names[c].value.decode()] = {
+                "shots": r.shots[c], "rows": st.rows, "score": st.score,
+                "role": copy_out(st.role, (L, H, _lib.ROLE_COUNT), _F64), "task": copy_out(st.task, (L, H, n), _F64),
+                "ratio_rows": {k: st.ratio_rows[i] for i, k in enumerate(_lib.ATTN_RATIO_NAMES)},
+                "relevant": {k: rel[i] for i, k in enumerate(_lib.ATTN_RATIO_NAMES)},
+                "irrelevant": {k: irr[i] for i, k in enumerate(_lib.ATTN_RATIO_NAMES)},
+                "ratio": {k: rat[i] for i, k in enumerate(_lib.ATTN_RATIO_NAMES)}}
+        return out
+    finally:
+        C.attn_result_free(ctypes.byref(r))
+
+
+def evaluate(model, family, tasks=None, **opts):
+    """Loss and query metric against the number of examples (icl_eval_by_examples):
+    tasks, loss and metric (n_tasks, n_k). Options: prompts_per_task,
+    max_examples, batch, seed."""
+    keep = []
+    o = C.eval_options_default()
+    _tasks_field(o, family, tasks, keep)
+    _set(o, opts, "evaluate")
+    r = _lib.EvalResult()
+    check(C.eval_by_examples(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "evaluate")
+    try:
+        n, k = r.n_tasks, r.n_k
+        return {"tasks": copy_out(r.tasks, (n,), np.intc).astype(_I32), "loss": copy_out(r.loss, (n, k), _F64),
+                "metric": copy_out(r.metric, (n, k), _F64)}
+    finally:
+        C.eval_result_free(ctypes.byref(r))
+
+
+__all__ = ["Lens", "answer_probs", "attention", "decodability", "evaluate", "function_vectors", "head_ablation",
+           "linear", "logit_lens", "residuals_at", "rsa", "superposition", "task_vectors", "tv_intervention"]
