@@ -116,10 +116,13 @@ STEP_FN = CFUNCTYPE(c_int, c_void_p, POINTER(StepStats))
 TEXT_FN = CFUNCTYPE(None, c_void_p, c_char_p)
 
 
+STOP_FN = CFUNCTYPE(c_int, c_void_p)
+
+
 class TrainLoopConfig(Structure):
     _fields_ = [("steps", c_long), ("grad_accum", c_int), ("next_batch", BATCH_FN), ("on_log", STEP_FN),
                 ("log_every", c_long), ("on_eval", STEP_FN), ("eval_every", c_long), ("on_checkpoint", STEP_FN),
-                ("checkpoint_every", c_long), ("user", c_void_p)]
+                ("checkpoint_every", c_long), ("user", c_void_p), ("should_stop", STOP_FN)]
 
 
 class MetaEntry(Structure):
@@ -193,7 +196,7 @@ class TaskBatch(Structure):
                 ("query_pos", POINTER(c_int32)), ("prompts", POINTER(Prompt)), ("cap_prompts", c_int)]
 
 
-class SuperpositionOpts(Structure):
+class SuperpositionOptions(Structure):
     _fields_ = [("n_prompts", c_int), ("n_examples", c_int), ("batch", c_int), ("beam", c_int), ("lens", c_int),
                 ("solved", c_int)]
 
@@ -321,7 +324,7 @@ STRUCTS = {
     "icl_row_labels": RowLabels, "icl_capture": Capture, "icl_capture_set": CaptureSet,
     "icl_intervention": Intervention, "icl_gen_options": GenOptions, "icl_prompt": Prompt,
     "icl_mixed_prompt": MixedPrompt, "icl_task_batch_options": TaskBatchOptions, "icl_task_batch": TaskBatch,
-    "icl_superposition_opts": SuperpositionOpts, "icl_superposition_stats": SuperpositionStats,
+    "icl_superposition_options": SuperpositionOptions, "icl_superposition_stats": SuperpositionStats,
     "icl_superposition_result": SuperpositionResult, "icl_tv_options": TvOptions, "icl_tv_result": TvResult,
     "icl_fv_options": FvOptions, "icl_fv_result": FvResult, "icl_repr_site": ReprSite,
     "icl_repr_prompts_options": ReprPromptsOptions, "icl_repr_prompts": ReprPrompts, "icl_repr_set": ReprSet,
@@ -446,7 +449,7 @@ _FUNCS = {
     "task_batch_pack": ("icl_task_batch_pack", _S, [_PTB, POINTER(POINTER(Prompt)), c_int, c_int]),
     "task_batch_free": ("icl_task_batch_free", None, [_PTB]),
     # readout.h, lens.h
-    "answer_probs": ("icl_answer_probs", _S, [_P, _PTB, _PI32, c_int, _PIV, c_int, _PD]),
+    "answer_probs": ("icl_answer_probs", _S, [_P, _PTB, _PI32, c_int, _PIV, c_int, _PD, _PD]),
     "residuals_at": ("icl_residuals_at", _S, [_P, _PTB, Positions, _PIV, c_int, _PF]),
     "lens_create": ("icl_lens_create", _S, [_P, POINTER(_P)]),
     "lens_free": ("icl_lens_free", None, [_P]),
@@ -459,9 +462,9 @@ _FUNCS = {
     "head_ablation": ("icl_head_ablation", _S, [_P, _PTB, c_int, c_int, c_int, _P, _PD, _PU8]),
     "head_ablation_errors": ("icl_head_ablation_errors", _S, [_P, _PTB, c_int, c_int, c_int, _P, _PD]),
     # superposition.h
-    "superposition_opts_default": ("icl_superposition_opts_default", None, [POINTER(SuperpositionOpts)]),
+    "superposition_options_default": ("icl_superposition_options_default", SuperpositionOptions, []),
     "superposition_run": ("icl_superposition_run", _S,
-                          [_P, _P, _PI, _PD, c_int, POINTER(SuperpositionOpts), POINTER(Rng),
+                          [_P, _P, _PI, _PD, c_int, POINTER(SuperpositionOptions), POINTER(Rng),
                            POINTER(SuperpositionResult)]),
     "superposition_result_free": ("icl_superposition_result_free", None, [POINTER(SuperpositionResult)]),
     # task_vectors.h
@@ -484,19 +487,19 @@ _FUNCS = {
                                               POINTER(ReprSet)]),
     "repr_set_free": ("icl_repr_set_free", None, [POINTER(ReprSet)]),
     "td_options_default": ("icl_td_options_default", TdOptions, []),
-    "task_decodability": ("icl_task_decodability", _S,
+    "decodability_run": ("icl_decodability_run", _S,
                           [_P, _P, POINTER(ReprPromptsOptions), POINTER(ReprSite), POINTER(TdOptions),
                            POINTER(TdResult)]),
     "td_result_free": ("icl_td_result_free", None, [POINTER(TdResult)]),
     "rsa_options_default": ("icl_rsa_options_default", RsaOptions, [_P]),
-    "rsa_probe": ("icl_rsa_probe", _S, [_P, _P, POINTER(ReprPromptsOptions), POINTER(ReprSite), POINTER(RsaOptions),
+    "rsa_run": ("icl_rsa_run", _S, [_P, _P, POINTER(ReprPromptsOptions), POINTER(ReprSite), POINTER(RsaOptions),
                                         POINTER(RsaResult)]),
     "rsa_result_free": ("icl_rsa_result_free", None, [POINTER(RsaResult)]),
     "linear_options_default": ("icl_linear_options_default", LinearOptions, []),
     "linear_probe_levels": ("icl_linear_probe_levels", _S,
                             [POINTER(ReprSet), POINTER(ReprPrompts), c_int, POINTER(LinearOptions), _PD, _PD]),
     "attn_options_default": ("icl_attn_options_default", AttnOptions, [_P]),
-    "attention_probe": ("icl_attention_probe", _S, [_P, _P, POINTER(AttnOptions), POINTER(AttnResult)]),
+    "attention_run": ("icl_attention_run", _S, [_P, _P, POINTER(AttnOptions), POINTER(AttnResult)]),
     "attn_result_free": ("icl_attn_result_free", None, [POINTER(AttnResult)]),
     # eval.h
     "eval_options_default": ("icl_eval_options_default", EvalOptions, []),

@@ -73,7 +73,7 @@ def answer_probs(model, batch, answers=None, interventions=()):
     keep = []
     iv, n_iv = _ivs(model, batch, interventions, keep)
     out = np.empty((batch.B, a.shape[1]), _F64)
-    check(C.answer_probs(model.ptr, _batch(batch), ptr(a), a.shape[1], iv, n_iv, ptr(out)), "answer_probs")
+    check(C.answer_probs(model.ptr, _batch(batch), ptr(a), a.shape[1], iv, n_iv, ptr(out), None), "answer_probs")
     return out
 
 
@@ -178,8 +178,7 @@ def superposition(model, family, mixture, seed=1, stream="superposition", **opts
     items = list(mixture.items()) if isinstance(mixture, dict) else list(mixture)
     ids = np.array([family.task_id(t) for t, _ in items], np.intc)
     lam = as_float([l for _, l in items], "proportions", ndim=1, dtype=_F64)
-    o = _lib.SuperpositionOpts()
-    C.superposition_opts_default(ctypes.byref(o))
+    o = C.superposition_options_default()
     _set(o, opts, "superposition")
     rng = Rng(_u64(seed, "seed"), stream)
     r = _lib.SuperpositionResult()
@@ -312,7 +311,7 @@ def _site(family, site, min_shots=0):
 
 
 def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, site=None, **opts):
-    """Task decodability (icl_task_decodability): td (levels, n_tasks),
+    """Task decodability (icl_decodability_run): td (levels, n_tasks),
     td_mean (levels), best_level, pairwise_level, pairwise (n_tasks, n_tasks),
     score (n_tasks), and with pca_dims > 0 pca (levels, n, pca_dims) and
     pca_var. Options: k, pairwise_level, pca_dims."""
@@ -322,7 +321,7 @@ def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=No
     _set(to, opts, "decodability")
     s = _site(family, site)
     r = _lib.TdResult()
-    check(C.task_decodability(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None,
+    check(C.decodability_run(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None,
                               ctypes.byref(to), ctypes.byref(r)), "decodability")
     try:
         Lv, n, N, d = r.levels, r.n_tasks, r.n, r.pca_dims
@@ -338,7 +337,7 @@ def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=No
 
 
 def rsa(model, family, tasks=None, prompts_per_task=None, shots=None, seed=1, site=None, labels=None, **opts):
-    """RSA per condition and level (icl_rsa_probe): shots (n_shots),
+    """RSA per condition and level (icl_rsa_run): shots (n_shots),
     hypotheses (names), rho and p (n_shots, n_hyp, levels), score (n_shots),
     task_labels (n), rsm (n_shots, levels, n, n) with keep_rsm=1.
     Options: same_queries, n_perm, keep_rsm, seed (of the permutations)."""
@@ -359,7 +358,7 @@ def rsa(model, family, tasks=None, prompts_per_task=None, shots=None, seed=1, si
     _set(ro, opts, "rsa")
     s = _site(family, site, min(ro.shots[:ro.n_shots]))
     r = _lib.RsaResult()
-    check(C.rsa_probe(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None, ctypes.byref(ro),
+    check(C.rsa_run(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None, ctypes.byref(ro),
                       ctypes.byref(r)), "rsa")
     try:
         S, H, Lv, n = r.n_shots, r.n_hyp, r.levels, r.n
@@ -405,7 +404,7 @@ def linear(model, family, target="task", tasks=None, prompts_per_task=None, n_ex
 
 
 def attention(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, from_=None, **opts):
-    """Attention to roles and tasks (icl_attention_probe), one dict per
+    """Attention to roles and tasks (icl_attention_run), one dict per
     condition ("0-shot", "k-shot", "mixed"): shots, rows, role (L, NH+1,
     roles), task (L, NH+1, n_tasks), relevant / irrelevant / ratio
     ({query_source, example_source, task}: (L, NH+1)), score. Head index NH
@@ -417,7 +416,7 @@ def attention(model, family, tasks=None, prompts_per_task=None, n_examples=None,
         o.from_ = positions(from_)
     _set(o, opts, "attention")
     r = _lib.AttnResult()
-    check(C.attention_probe(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "attention")
+    check(C.attention_run(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(r)), "attention")
     try:
         out = {}
         for c in range(r.n_cond):
