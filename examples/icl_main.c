@@ -14,6 +14,7 @@ static const struct {
     {"probe", cmd_probe, "run a probe on a saved model (icl probe --help lists them)"},
     {"info", cmd_info, "show a checkpoint's config and tensor table"},
     {"bench", cmd_bench, "measure training throughput"},
+    {"sweep", cmd_sweep, "seeds x sizes x tasks as independent runs (MPI ranks, Slurm arrays), and their mean ± sd"},
 };
 
 static void usage(void) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "icl/dist.h"
 #include "icl/eval.h"
 #include "icl/task.h"
 #include "icl_cli.h"
@@ -185,6 +186,42 @@ static int setup_data(train_run *r, const char *task, int symbols, int length, i
     return 0;
 }
 
+/* ---- data parallel: mpirun -np N icl train (docs/scaling.md) ---- */
+
+static void train_mpi_finalize(void) { icl_dist_finalize(); }
+
+/* Join the job's ranks when an MPI launcher started this process (NULL
+ * handle: alone). Ranks other than 0 train silently: rank 0 writes every
+ * file. Returns 1 after printing an error. */
+static int train_dist_begin(int no_mpi, icl_dist **dist, const char **save, const char **csv_path,
+                            const char **task_log, const char **eval_out, const char **checkpoint_dir, int *quiet) {
+    *dist = NULL;
+    if (no_mpi || !icl_dist_launched())
+        return 0;
+    if (!icl_dist_compiled()) {
+        fprintf(stderr, "icl train: started by an MPI launcher, but this icl was built without MPI "
+                        "(make MPI=1; --no-mpi trains in each process alone)\n");
+        return 1;
+    }
+    icl_status s = icl_dist_init(NULL, NULL);
+    if (s == ICL_OK && atexit(train_mpi_finalize) != 0)
+        s = ICL_ERR_STATE;
+    if (s != ICL_OK || (s = icl_dist_create(dist)) != ICL_OK)
+        return cli_fail("MPI", s);
+    if (icl_dist_rank(*dist) > 0) {
+        *save = *csv_path = *task_log = *eval_out = *checkpoint_dir = NULL;
+        *quiet = 1;
+    }
+    return 0;
+}
+
+/* A rank that failed ends the job: the others would wait for it forever. */
+static void train_dist_end(icl_dist *dist, int result) {
+    if (result != 0)
+        icl_dist_abort(dist, result);
+    icl_dist_free(dist);
+}
+
 int cmd_train(int argc, char **argv) {
     icl_config cfg = icl_config_default();
     icl_optim_config oc = icl_optim_config_default();
@@ -194,6 +231,7 @@ int cmd_train(int argc, char **argv) {
     long short_steps = 0;
     long eval_every = 0;
     int symbols = 10, length = 8, batch = 32, accum = 1, examples = 0, untied = 0, quiet = 0, no_graphs = 0;
+    int no_mpi = 0;
     long steps = 1000, seed = 1, log_every = 50, checkpoint_every = 0;
     int warmup = -1;
     cli_option opts[] = {
@@ -205,7 +243,7 @@ int cmd_train(int argc, char **argv) {
         {"--short-prompts", OPT_INT, &short_examples, "task families: examples per prompt during --short-steps [off]"},
         {"--short-steps", OPT_LONG, &short_steps, "task families: steps trained on --short-prompts prompts"},
         {"--steps", OPT_LONG, &steps, "optimizer steps [1000]"},
-        {"--batch", OPT_INT, &batch, "prompts per micro-batch [32]"},
+        {"--batch", OPT_INT, &batch, "prompts per micro-batch, split over the ranks under mpirun [32]"},
         {"--accum", OPT_INT, &accum, "micro-batches per step (gradient accumulation) [1]"},
         {"--layers", OPT_INT, &cfg.n_layer, "transformer blocks [2]"},
         {"--d-model", OPT_INT, &cfg.d_model, "residual width [64]"},
@@ -237,6 +275,7 @@ int cmd_train(int argc, char **argv) {
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
         {"--quiet", OPT_FLAG, &quiet, "no progress lines"},
+        {"--no-mpi", OPT_FLAG, &no_mpi, "under mpirun: train in this process alone, not data-parallel"},
     };
     int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
                        "usage: icl train [options]\n\nTrain a transformer; prints step, loss, tokens/s and ETA.",
@@ -267,6 +306,9 @@ int cmd_train(int argc, char **argv) {
     oc.total_steps = (int)steps;
     oc.warmup_steps = warmup >= 0 ? warmup : (int)(steps / 10 < 100 ? steps / 10 : 100);
 
+    icl_dist *dist;
+    if (train_dist_begin(no_mpi, &dist, &save, &csv_path, &task_log, &eval_out, &checkpoint_dir, &quiet))
+        return 1;
     train_run r = {0};
     r.batch = batch;
     int result = 1;
@@ -294,6 +336,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     icl_optimizer_set_graphs(r.opt, !no_graphs);
+    icl_optimizer_set_dist(r.opt, dist);
     icl_rng_init(&data_rng, (uint64_t)seed, "data");
     if (resume && (s = icl_checkpoint_load_state(resume, r.opt, &data_rng)) != ICL_OK) {
         cli_fail(resume, s);
@@ -338,6 +381,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     result = 0;
 done:
+    train_dist_end(dist, result);
     if (r.csv)
         fclose(r.csv);
     if (r.task_csv)
