@@ -308,10 +308,15 @@ static int sweep_load(sweep_desc *d, const char *file, const sweep_opts *o) {
 static void sweep_mpi_finalize(void) { icl_dist_finalize(); }
 
 /* Join the MPI job when a launcher started this process (NULL: alone). */
-static int sweep_dist(icl_dist **dist) {
+static int sweep_dist(icl_dist **dist, long index) {
     *dist = NULL;
-    if (!icl_dist_launched() || !icl_dist_compiled())
+    if (!icl_dist_launched() || index >= 0)
         return 0;
+    if (!icl_dist_compiled()) {
+        fprintf(stderr, "icl sweep: started by an MPI launcher, but this icl was built without MPI (make MPI=1), "
+                        "so every process would run every run; give each one its run with --index\n");
+        return 1;
+    }
     icl_status s = icl_dist_init(NULL, NULL);
     if (s == ICL_OK && atexit(sweep_mpi_finalize) != 0)
         s = ICL_ERR_STATE;
@@ -365,7 +370,7 @@ static int sweep_cmd_run(int argc, char **argv, int list_only) {
         return 2;
     }
     icl_dist *dist;
-    if (cli_make_dir(o.out) || sweep_dist(&dist)) {
+    if (cli_make_dir(o.out) || sweep_dist(&dist, o.index)) {
         sweep_free(&d);
         return 1;
     }

@@ -3,7 +3,7 @@
 # As root: installs what is missing with apt-get. Otherwise: names what is
 # missing and how to install it, and fails.
 set -eu
-need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox"
+need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox openmpi-bin libopenmpi-dev"
 missing=""
 for p in $need; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
