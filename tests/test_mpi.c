@@ -107,6 +107,7 @@ START_TEST(test_stub_is_one_process) {
         ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
         if (with)
             ck_assert_int_eq(icl_optimizer_set_dist(o, d), ICL_OK);
+        ck_assert_ptr_eq(icl_optimizer_dist(o), with ? d : NULL);
         icl_rng rng;
         icl_rng_init(&rng, 9, "data");
         int32_t tok[4 * 6], tgt[4 * 6];

@@ -53,6 +53,8 @@ void icl_dist_abort(icl_dist *d, int code);
  * Every rank must call icl_train_step with the same global batches. The
  * handle must outlive the optimizer's steps. */
 icl_status icl_optimizer_set_dist(icl_optimizer *o, icl_dist *d);
+/* The handle given to o (NULL if none): for a loop's collective decisions. */
+icl_dist *icl_optimizer_dist(const icl_optimizer *o);
 
 ICL_END_DECLS
 #endif

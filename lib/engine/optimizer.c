@@ -343,6 +343,8 @@ icl_status icl_optimizer_set_dist(icl_optimizer *o, icl_dist *d) {
     return ICL_OK;
 }
 
+icl_dist *icl_optimizer_dist(const icl_optimizer *o) { return o ? o->dist : NULL; }
+
 /* Rows [lo, hi) of a batch, as a batch of their own. */
 static icl_batch batch_rows(const icl_model *m, const icl_batch *b, int lo, int hi) {
     icl_batch s = *b;
