@@ -5,13 +5,17 @@
 #   make bench      training throughput (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local   (also the Python package, into PYDIR = PREFIX/lib/pythonX.Y/dist-packages)
 # Options: CUDA=0 builds without the CUDA backend (default: on when nvcc is found);
-#          CUDA_ARCH=... overrides the GPU code generation flags.
+#          CUDA_ARCH=... overrides the GPU code generation flags;
+#          MPI=0 builds without MPI (default: on when mpicc is found; docs/scaling.md).
+#          Switching CUDA or MPI needs `make clean` first.
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= gcc
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA     ?= $(if $(NVCC),1,0)
+MPICC    ?= $(shell command -v mpicc 2>/dev/null)
+MPI      ?= $(if $(MPICC),1,0)
 SONAME_MAJOR := 0
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 VERSION  := 0.1.0
@@ -56,6 +60,14 @@ CFLAGS     += -DICL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
 LIB_OBJ    += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
 LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
+
+# MPI through the compiler we already use: mpicc only tells us its flags.
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell $(MPICC) --showme:compile)
+MPI_LIBS   := $(shell $(MPICC) --showme:link)
+CFLAGS     += -DICL_WITH_MPI $(MPI_CFLAGS)
+LDLIBS     += $(MPI_LIBS)
 endif
 
 HEADERS  := $(wildcard include/icl/*.h lib/*/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)

@@ -215,6 +215,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* `icl probe <name>` entry points, one per examples/icl_probe_<name>.c;
  * argv[2] is the probe name and its options start at argv[3]. */

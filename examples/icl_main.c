@@ -15,6 +15,7 @@ static const struct {
     {"info", cmd_info, "show a checkpoint's config and tensor table"},
     {"sample", cmd_sample, "write a batch of prompts of a task family as .npy arrays and text"},
     {"bench", cmd_bench, "measure training throughput"},
+    {"sweep", cmd_sweep, "seeds x sizes x tasks as independent runs (MPI ranks, Slurm arrays), and their mean ± sd"},
 };
 
 static void usage(void) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "icl/dist.h"
 #include "icl/eval.h"
 #include "icl/task.h"
 #include "icl_cli.h"
@@ -39,7 +40,7 @@ typedef struct {
     icl_optim_config oc;
     const char *task, *save, *resume, *backend_name, *csv_path, *checkpoint_dir, *out_dir, *task_log, *eval_out;
     int eval_prompts, curriculum, short_examples, symbols, length, batch, accum, examples, untied, quiet;
-    int no_graphs, warmup, force;
+    int no_graphs, warmup, force, no_mpi;
     long short_steps, eval_every, steps, seed, log_every, checkpoint_every;
     icl_backend_kind backend;
     int argc;
@@ -79,6 +80,7 @@ typedef struct {
     FILE *csv, *task_csv;
     int eval_prompts;
     int quiet;
+    icl_dist *dist; /* the ranks of mpirun, NULL alone */
 } train_run;
 
 /* Set by the signal handler, read between steps. */
@@ -86,9 +88,14 @@ static volatile sig_atomic_t stop_signal = 0;
 
 static void on_signal(int sig) { stop_signal = sig; }
 
+/* Under mpirun every rank must stop at the same step, or the others wait for
+ * it forever: the ranks agree (one small exchange per step). */
 static int should_stop(void *user) {
-    (void)user;
-    return stop_signal != 0;
+    const train_run *r = user;
+    int local = stop_signal != 0, any = local;
+    if (r->dist && icl_dist_any(r->dist, local, &any) != ICL_OK)
+        return 1;
+    return any;
 }
 
 /* SA_RESETHAND: a second signal finds the default action and ends the process. */
@@ -226,7 +233,7 @@ static void option_table(train_args *a) {
         {"--short-prompts", OPT_INT, &a->short_examples, "task families: examples per prompt during --short-steps [off]"},
         {"--short-steps", OPT_LONG, &a->short_steps, "task families: steps trained on --short-prompts prompts"},
         {"--steps", OPT_LONG, &a->steps, "optimizer steps [1000; on --resume the checkpoint's run length]"},
-        {"--batch", OPT_INT, &a->batch, "prompts per micro-batch [32]"},
+        {"--batch", OPT_INT, &a->batch, "prompts per micro-batch, split over the ranks under mpirun [32]"},
         {"--accum", OPT_INT, &a->accum, "micro-batches per step (gradient accumulation) [1]"},
         {"--layers", OPT_INT, &a->cfg.n_layer, "transformer blocks [2]"},
         {"--d-model", OPT_INT, &a->cfg.d_model, "residual width [64]"},
@@ -260,6 +267,7 @@ static void option_table(train_args *a) {
         {"--backend", OPT_STRING, &a->backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--no-graphs", OPT_FLAG, &a->no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
         {"--quiet", OPT_FLAG, &a->quiet, "no progress lines"},
+        {"--no-mpi", OPT_FLAG, &a->no_mpi, "under mpirun: train in this process alone, not data-parallel"},
     };
     _Static_assert(sizeof opts / sizeof opts[0] <= MAX_TRAIN_OPTIONS, "room for the options");
     memcpy(a->opts, opts, sizeof opts);
@@ -750,6 +758,7 @@ static int create_model(train_run *r, const train_args *a, const icl_config *dat
     if ((s = icl_optimizer_create(&r->opt, r->model, &a->oc)) != ICL_OK)
         return cli_fail("optimizer", s);
     icl_optimizer_set_graphs(r->opt, !a->no_graphs);
+    icl_optimizer_set_dist(r->opt, r->dist);
     icl_rng_init(&r->data_rng, (uint64_t)a->seed, "data");
     if (a->resume && (s = icl_checkpoint_load_state(a->resume, r->opt, &r->data_rng)) != ICL_OK)
         return cli_fail(a->resume, s);
@@ -851,13 +860,17 @@ static int run_loop(train_run *r, const train_args *a) {
     icl_status s = icl_train_loop(r->model, r->opt, &r->data_rng, &lc);
     if (s != ICL_OK)
         return cli_fail("training", s);
-    if (icl_optimizer_step_count(r->opt) < a->steps)
-        return save_interrupted(r, a) ? 1 : 128 + stop_signal;
+    if (icl_optimizer_step_count(r->opt) < a->steps) {
+        int code = 128 + (stop_signal ? stop_signal : SIGINT); /* a rank may learn of the stop from another */
+        return icl_dist_rank(r->dist) > 0 ? code : save_interrupted(r, a) ? 1 : code;
+    }
     return 0;
 }
 
 /* After the last step: the model, then (no longer interruptible) the final evaluation. */
 static int finish_run(train_run *r, const train_args *a) {
+    if (!a->save) /* a rank other than 0 */
+        return 0;
     icl_status s = save_run(r, a->save);
     if (s != ICL_OK)
         return cli_fail(a->save, s);
@@ -904,10 +917,45 @@ static int prepare(train_args *a, train_run *r) {
         return rc;
     if (!a->resume)
         data_cfg = a->cfg;
-    if ((rc = check_settings(a)) || (rc = check_memory(a, &a->cfg, r->T)) || (rc = setup_outputs(a, r)) ||
-        (rc = alloc_toy(r)))
+    if ((rc = check_settings(a)) || (rc = check_memory(a, &a->cfg, r->T)) ||
+        (icl_dist_rank(r->dist) == 0 && (rc = setup_outputs(a, r))) || (rc = alloc_toy(r)))
         return rc;
+    if (icl_dist_rank(r->dist) > 0) /* rank 0 writes every file */
+        a->save = a->csv_path = a->task_log = a->eval_out = a->checkpoint_dir = NULL;
     return create_model(r, a, &data_cfg);
+}
+
+/* ---- data parallel: mpirun -np N icl train (docs/scaling.md) ---- */
+
+static void train_mpi_finalize(void) { icl_dist_finalize(); }
+
+/* Join the job's ranks when an MPI launcher started this process (*dist stays
+ * NULL alone). Ranks other than 0 train quietly: rank 0 writes every file. */
+static int train_dist_begin(train_args *a, icl_dist **dist) {
+    *dist = NULL;
+    if (a->no_mpi || !icl_dist_launched())
+        return 0;
+    if (!icl_dist_compiled()) {
+        fprintf(stderr, "icl train: started by an MPI launcher, but this icl was built without MPI "
+                        "(make MPI=1; --no-mpi trains in each process alone)\n");
+        return 1;
+    }
+    icl_status s = icl_dist_init(NULL, NULL);
+    if (s == ICL_OK && atexit(train_mpi_finalize) != 0)
+        s = ICL_ERR_STATE;
+    if (s != ICL_OK || (s = icl_dist_create(dist)) != ICL_OK)
+        return cli_fail("MPI", s);
+    if (icl_dist_rank(*dist) > 0)
+        a->quiet = 1;
+    return 0;
+}
+
+/* A rank that failed ends the job: the others would wait for it forever. A
+ * stop by signal is agreed by every rank, so it ends normally. */
+static void train_dist_end(icl_dist *dist, int rc) {
+    if (rc != 0 && rc != 128 + SIGINT && rc != 128 + SIGTERM)
+        icl_dist_abort(dist, rc);
+    icl_dist_free(dist);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -916,8 +964,11 @@ int cmd_train(int argc, char **argv) {
     int rc = parse_options(&a, argc, argv);
     if (rc)
         return rc == HELP_SHOWN ? 0 : rc;
+    if (train_dist_begin(&a, &r.dist))
+        return 1;
     if (!(rc = prepare(&a, &r)) && !(rc = run_loop(&r, &a)))
         rc = finish_run(&r, &a);
     free_run(&r);
+    train_dist_end(r.dist, rc);
     return rc;
 }

@@ -1,9 +1,12 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
-#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg"] bash scripts/reproduce.sh
-# Each experiment writes its CSV/NPY/JSON and PNG files under OUT/<paper>/s<seed>/;
-# OUT/commands.log lists every command. On 2 cores: xiong about 5 minutes per seed,
-# han about 7, garg 4.
+#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
+# Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
+# and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
+# Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
+# MPIRUN the runs are spread over its ranks. Each sweep ends with `icl sweep summarize`: mean ± sd
+# tables over the seeds in OUT/<paper>/summary/. OUT/commands.log lists every command.
+# On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4.
 set -uo pipefail
 shopt -s nullglob  # a PARTS subset leaves some result folders absent
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
@@ -12,72 +15,84 @@ OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
 PARTS=${PARTS:-xiong han garg}
 HAN_STEPS=${HAN_STEPS:-8000}
+MPIRUN=${MPIRUN:-}
 XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
 
-run() { # run a command, log it, keep going if it fails (the log says so)
-    echo "+ $*" >> "$OUT/commands.log"
-    "$@" > "$LOG" 2>&1 || echo "FAILED ($?): $*" | tee -a "$OUT/commands.log"
+# sweep NAME < description: write OUT/NAME.sweep, run it (keep going if a run fails: its
+# run.log says why), summarise it.
+sweep() {
+    local name=$1
+    cat > "$OUT/$name.sweep"
+    echo "+ $MPIRUN $ICL sweep run $OUT/$name.sweep --out $OUT/$name" >> "$OUT/commands.log"
+    # shellcheck disable=SC2086
+    $MPIRUN "$ICL" sweep run "$OUT/$name.sweep" --out "$OUT/$name" 2>&1 | tee -a "$OUT/commands.log" ||
+        echo "FAILED: sweep $name (see each run's run.log)" | tee -a "$OUT/commands.log"
+    "$ICL" sweep summarize "$OUT/$name" >> "$OUT/commands.log" 2>&1
 }
 
-# Task vectors written into the residual (REPLACE) and added as v - mean of the targets (ADD):
-# task_vectors DIR MODEL SEED PROMPTS
+# The after-lines of a probe: probe NAME OPTIONS... runs `icl probe NAME --model $MODEL OPTIONS`
+# with its output in $RUN/NAME-or-dir and its log beside it. $ICL, $MODEL, $RUN and $SEED are
+# set by icl sweep for each run.
+probe() {
+    local name=$1 dir=$2
+    shift 2
+    echo "after \$ICL probe $name --model \"\$MODEL\" $* --out \"\$RUN/$dir\" > \"\$RUN/$dir.log\" 2>&1"
+}
+evaluate() {
+    echo "after \$ICL eval --model \"\$MODEL\" --prompts $1 --out \"\$RUN/model/eval.csv\" > \"\$RUN/eval.log\" 2>&1"
+}
+# Task vectors written into the residual (REPLACE) and added as v - mean of the targets (ADD)
 task_vectors() {
-    LOG="$1/task-vectors.log" run "$ICL" probe task-vectors --model "$2" --prompts "$4" --eval-prompts "$4" \
-        --seed "$3" --out "$1/task-vectors"
-    LOG="$1/task-vectors-add.log" run "$ICL" probe task-vectors --model "$2" --mode add --prompts "$4" \
-        --eval-prompts "$4" --seed "$3" --out "$1/task-vectors-add"
-}
-
-# Xiong: superposition, task vectors, decodability, logit lens; Yousefi: RSA and attention
-xiong() {
-    local s=$1 d="$OUT/xiong/s$1" m="$OUT/xiong/s$1/model/model.safetensors"
-    mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task "$XIONG_TASK" --layers 3 --short-prompts 2 --short-steps 3000 \
-        --steps 4000 --batch 32 --lr 1e-3 --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
-    LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 100 --out "$d/model/eval.csv"
-    LOG="$d/superposition.log" run "$ICL" probe superposition --model "$m" --prompts 100 --seed "$s" --out "$d/superposition"
-    task_vectors "$d" "$m" "$s" 50
-    LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
-        --checkpoints "$d/model/checkpoints" --out "$d/decodability"
-    LOG="$d/logit-lens.log" run "$ICL" probe logit-lens --model "$m" --prompts 50 --seed "$s" --out "$d/logit-lens"
-    LOG="$d/rsa.log" run "$ICL" probe rsa --model "$m" --prompts 40 --perm 200 --seed "$s" --out "$d/rsa"
-    LOG="$d/attention.log" run "$ICL" probe attention --model "$m" --prompts 40 --seed "$s" --out "$d/attention"
-}
-
-# Han: per-basis loss and decodability over training, patching matrix, partial finetuning
-han() {
-    local s=$1 d="$OUT/han/s$1" m="$OUT/han/s$1/model/model.safetensors"
-    mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task "$HAN_TASK" --layers 3 --steps "$HAN_STEPS" --batch 64 --lr 1e-3 \
-        --seed "$s" --eval-every 250 --checkpoint-every 500 --out "$d/model"
-    LOG="$d/eval.log" run "$ICL" eval --model "$m" --prompts 200 --out "$d/model/eval.csv"
-    LOG="$d/decodability.log" run "$ICL" probe decodability --model "$m" --prompts 100 --seed "$s" \
-        --checkpoints "$d/model/checkpoints" --out "$d/decodability"
-    task_vectors "$d" "$m" "$s" 100
-    LOG="$d/finetune.log" run "$ICL" probe finetune --model "$m" --n 1 --steps 300 --seed "$s" --out "$d/finetune"
-}
-
-# Garg's toy linear regression (d = 5): error against the number of examples, with baselines
-garg() {
-    local d="$OUT/garg/s1"
-    mkdir -p "$d"
-    LOG="$d/train.log" run "$ICL" train --task linear_toy --layers 4 --steps 5000 --batch 64 --lr 1e-3 --seed 1 \
-        --eval-every 500 --out "$d/model"
-    LOG="$d/eval.log" run "$ICL" eval --model "$d/model/model.safetensors" --prompts 1000 --out "$d/model/eval.csv"
+    probe task-vectors task-vectors --prompts "$1" --eval-prompts "$1" --seed '$SEED'
+    probe task-vectors task-vectors-add --mode add --prompts "$1" --eval-prompts "$1" --seed '$SEED'
 }
 
 mkdir -p "$OUT"
 echo "# $(date -u +%FT%TZ) PARTS=\"$PARTS\" SEEDS=\"$SEEDS\"" >> "$OUT/commands.log"
-for s in $SEEDS; do
-    for part in xiong han; do
-        case " $PARTS " in *" $part "*) "$part" "$s" ;; esac
-    done
-done
-case " $PARTS " in *" garg "*) garg ;; esac
+
+# Xiong: superposition, task vectors, decodability, logit lens; Yousefi: RSA and attention
+case " $PARTS " in *" xiong "*) sweep xiong <<SWEEP
+seeds $SEEDS
+sizes 3x64
+tasks $XIONG_TASK
+train --short-prompts 2 --short-steps 3000 --steps 4000 --batch 32 --lr 1e-3 --eval-every 250 --checkpoint-every 500
+$(evaluate 100)
+$(probe superposition superposition --prompts 100 --seed '$SEED')
+$(task_vectors 50)
+$(probe decodability decodability --prompts 100 --seed '$SEED' --checkpoints '"$RUN/model/checkpoints"')
+$(probe logit-lens logit-lens --prompts 50 --seed '$SEED')
+$(probe rsa rsa --prompts 40 --perm 200 --seed '$SEED')
+$(probe attention attention --prompts 40 --seed '$SEED')
+SWEEP
+;; esac
+
+# Han: per-basis loss and decodability over training, patching matrix, partial finetuning
+case " $PARTS " in *" han "*) sweep han <<SWEEP
+seeds $SEEDS
+sizes 3x64
+tasks $HAN_TASK
+train --steps $HAN_STEPS --batch 64 --lr 1e-3 --eval-every 250 --checkpoint-every 500
+$(evaluate 200)
+$(probe decodability decodability --prompts 100 --seed '$SEED' --checkpoints '"$RUN/model/checkpoints"')
+$(task_vectors 100)
+$(probe finetune finetune --n 1 --steps 300 --seed '$SEED')
+SWEEP
+;; esac
+
+# Garg's toy linear regression (d = 5): error against the number of examples, with baselines
+case " $PARTS " in *" garg "*) sweep garg <<SWEEP
+seeds 1
+sizes 4x64
+tasks linear_toy
+train --steps 5000 --batch 64 --lr 1e-3 --eval-every 500
+$(evaluate 1000)
+SWEEP
+;; esac
 
 # Figures (PNG) next to each run's CSV files
-for d in "$OUT"/xiong/s*; do
+for d in "$OUT"/xiong/*_s*/; do
+    d=${d%/}
     gnuplot -e "dir='$d/model'" scripts/plot_training.gp
     gnuplot -e "in='$d/superposition/superposition.csv'; out='$d/superposition/superposition.png'" scripts/plot_superposition.gp
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
@@ -87,10 +102,12 @@ for d in "$OUT"/xiong/s*; do
     gnuplot -e "in='$d/rsa/rsa.csv'; out='$d/rsa/rsa.png'" scripts/plot_rsa.gp
     gnuplot -e "in='$d/attention/attention.csv'; out='$d/attention/attention.png'; plot='roles'" scripts/plot_attention.gp
 done
-for d in "$OUT"/han/s* "$OUT"/garg/s*; do
+for d in "$OUT"/han/*_s*/ "$OUT"/garg/*_s*/; do
+    d=${d%/}
     gnuplot -e "dir='$d/model'" scripts/plot_training.gp
 done
-for d in "$OUT"/han/s*; do
+for d in "$OUT"/han/*_s*/; do
+    d=${d%/}
     gnuplot -e "in='$d/decodability/td_steps.csv'; out='$d/decodability/td_steps.png'; plot='steps'" scripts/plot_decodability.gp
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
     gnuplot -e "in='$d/finetune/finetune.csv'; out='$d/finetune/finetune.png'" scripts/plot_finetune.gp
@@ -101,17 +118,17 @@ first=${SEEDS%% *}
 while read -r src dst; do
     [ -e "$OUT/$src" ] && cp "$OUT/$src" "$OUT/figures/$dst"
 done <<FIGURES
-xiong/s$first/superposition/superposition.png xiong_superposition.png
-xiong/s$first/superposition/superposition_tasks.png xiong_superposition_tasks.png
-xiong/s$first/task-vectors/interpolation.png xiong_interpolation.png
-xiong/s$first/logit-lens/logit_lens.png xiong_logit_lens.png
-xiong/s$first/decodability/td_steps.png xiong_decodability_steps.png
-xiong/s$first/rsa/rsa.png yousefi_rsa.png
-xiong/s$first/attention/attention.png yousefi_attention.png
-han/s$first/model/task_curves.png han_per_basis.png
-han/s$first/model/eval_by_examples.png han_error_by_k.png
-han/s$first/decodability/td_steps.png han_decodability_steps.png
-han/s$first/finetune/finetune.png han_finetune.png
-garg/s1/model/eval_by_examples.png garg_error_by_k.png
+xiong/${XIONG_TASK}_L3_d64_s$first/superposition/superposition.png xiong_superposition.png
+xiong/${XIONG_TASK}_L3_d64_s$first/superposition/superposition_tasks.png xiong_superposition_tasks.png
+xiong/${XIONG_TASK}_L3_d64_s$first/task-vectors/interpolation.png xiong_interpolation.png
+xiong/${XIONG_TASK}_L3_d64_s$first/logit-lens/logit_lens.png xiong_logit_lens.png
+xiong/${XIONG_TASK}_L3_d64_s$first/decodability/td_steps.png xiong_decodability_steps.png
+xiong/${XIONG_TASK}_L3_d64_s$first/rsa/rsa.png yousefi_rsa.png
+xiong/${XIONG_TASK}_L3_d64_s$first/attention/attention.png yousefi_attention.png
+han/${HAN_TASK}_L3_d64_s$first/model/task_curves.png han_per_basis.png
+han/${HAN_TASK}_L3_d64_s$first/model/eval_by_examples.png han_error_by_k.png
+han/${HAN_TASK}_L3_d64_s$first/decodability/td_steps.png han_decodability_steps.png
+han/${HAN_TASK}_L3_d64_s$first/finetune/finetune.png han_finetune.png
+garg/linear_toy_L4_d64_s1/model/eval_by_examples.png garg_error_by_k.png
 FIGURES
 echo "done" >> "$OUT/commands.log"

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dist_internal.h"
 #include "error.h"
 #include "icl/train.h"
 #include "model_internal.h"
@@ -35,6 +36,8 @@ struct icl_optimizer {
     int graph_failed; /* a capture failed: run eagerly from now on */
     void *graph;      /* the recorded step, valid for graph_key */
     step_key graph_key, warm_key;
+
+    icl_dist *dist; /* data-parallel steps over its ranks when it has more than one */
 };
 
 icl_optim_config icl_optim_config_default(void) {
@@ -333,6 +336,128 @@ static icl_status queue_step(icl_model *m, icl_optimizer *o) {
     return ICL_OK;
 }
 
+icl_status icl_optimizer_set_dist(icl_optimizer *o, icl_dist *d) {
+    if (!o)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_optimizer_set_dist: optimizer is NULL");
+    o->dist = d;
+    return ICL_OK;
+}
+
+icl_dist *icl_optimizer_dist(const icl_optimizer *o) { return o ? o->dist : NULL; }
+
+/* Rows [lo, hi) of a batch, as a batch of their own. */
+static icl_batch batch_rows(const icl_model *m, const icl_batch *b, int lo, int hi) {
+    icl_batch s = *b;
+    size_t off = (size_t)lo * (size_t)b->T;
+    s.B = hi - lo;
+    if (b->tokens) s.tokens = b->tokens + off;
+    if (b->targets) s.targets = b->targets + off;
+    if (b->inputs) s.inputs = b->inputs + off * (size_t)m->cfg.d_in;
+    if (b->target_values) s.target_values = b->target_values + off * (size_t)m->cfg.d_out;
+    if (b->loss_weights) s.loss_weights = b->loss_weights + off;
+    return s;
+}
+
+/* Sum of a batch's loss weights, added as icl_model_stage_batch adds them. */
+static double batch_weight(const icl_batch *b) {
+    size_t N = (size_t)b->B * (size_t)b->T;
+    if (!b->loss_weights)
+        return (double)N;
+    double w = 0.0;
+    for (size_t i = 0; i < N; i++) w += b->loss_weights[i];
+    return w;
+}
+
+/* Forward and backward on this rank's rows of every micro-batch; local[2+k]
+ * gets micro-batch k's sum of w_i loss_i. The whole batch's weight stands in
+ * for the rows' own, so d loss/d loss_i = w_i / (W n_micro) exactly as in one
+ * process, and the ranks' gradients add up to the whole batch's. */
+static icl_status dist_local_passes(icl_model *m, icl_optimizer *o, const icl_batch *micro, int n_micro,
+                                    const double *wsum, double *local) {
+    int rank = icl_dist_rank(o->dist), size = icl_dist_size(o->dist);
+    ICL_TRY(refresh_spans(o));
+    stage_scalars(o);
+    ICL_TRY(queue_step_start(m, o));
+    for (int k = 0; k < n_micro; k++) {
+        const icl_batch *b = &micro[k];
+        if (m->cfg.mode == ICL_MODE_TOKEN ? !b->targets : !b->target_values)
+            return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: the batch has no targets");
+        if (!(wsum[k] > 0.0))
+            return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: every loss weight of micro-batch %d is zero", k);
+        int lo = (int)((long)b->B * rank / size), hi = (int)((long)b->B * (rank + 1) / size);
+        icl_batch rows = batch_rows(m, b, lo, hi);
+        if (hi == lo || batch_weight(&rows) == 0.0)
+            continue; /* nothing scored here: this rank adds zero */
+        ICL_TRY(icl_model_stage_batch(m, &rows));
+        m->weight_sum = wsum[k];
+        icl_model_stage_dlosses(m, 1.0f / (float)n_micro);
+        ICL_TRY(queue_micro_batch(m, o));
+        ICL_TRY(m->be->ops->sync(m->be));
+        double total = 0.0;
+        for (int i = 0; i < m->B * m->T; i++) total += (double)m->staged.weights[i] * m->staged.losses[i];
+        local[2 + k] = total;
+    }
+    return ICL_OK;
+}
+
+/* icl_train_step over the ranks of o->dist: each rank's rows, then one
+ * exchange of (failed, non-finite, loss sums) so that every rank takes the
+ * same decision, the gradient sum through the host, and the same update. */
+static icl_status dist_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro, int n_micro,
+                                  icl_step_stats *stats) {
+    int size = icl_dist_size(o->dist), n = 2 + n_micro;
+    double wsum[ICL_MAX_GRAD_ACCUM], local[2 + ICL_MAX_GRAD_ACCUM] = {0};
+    if (n_micro > ICL_MAX_GRAD_ACCUM)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: n_micro = %d exceeds %d", n_micro, ICL_MAX_GRAD_ACCUM);
+    for (int k = 0; k < n_micro; k++) wsum[k] = batch_weight(&micro[k]);
+    icl_status s = dist_local_passes(m, o, micro, n_micro, wsum, local);
+    local[0] = s != ICL_OK;
+    for (int k = 0; k < n_micro; k++)
+        if (!isfinite(local[2 + k]))
+            local[1] = 1.0;
+    double *all = malloc((size_t)size * (size_t)n * sizeof *all);
+    if (!all)
+        return icl_fail(ICL_ERR_NOMEM, "icl_train_step: out of memory");
+    icl_status x = icl_dist_allgather_doubles(o->dist, all, local, n);
+    int failed = -1, nonfinite = -1;
+    double loss_sum = 0.0;
+    for (int r = 0; x == ICL_OK && r < size; r++) {
+        if (all[r * n] != 0.0 && failed < 0) failed = r;
+        if (all[r * n + 1] != 0.0 && nonfinite < 0) nonfinite = r;
+    }
+    for (int k = 0; x == ICL_OK && k < n_micro; k++) {
+        double total = 0.0;
+        for (int r = 0; r < size; r++) total += all[r * n + 2 + k];
+        loss_sum += (float)(total / wsum[k]);
+    }
+    free(all);
+    ICL_TRY(x);
+    if (s != ICL_OK)
+        return s;
+    if (failed >= 0)
+        return icl_fail(ICL_ERR_STATE, "icl_train_step: rank %d of %d failed this step; no parameter was changed",
+                        failed, size);
+    if (nonfinite >= 0)
+        return icl_fail(ICL_ERR_NUMERIC, "optimizer step %ld: the loss on rank %d is not finite; no parameter was "
+                        "changed", o->t + 1, nonfinite);
+    float *host;
+    size_t bytes = m->n_params * sizeof(float);
+    const icl_backend_ops *ops = m->be->ops;
+    ICL_TRY(icl_dist_host_buffer(o->dist, m->n_params, &host));
+    ICL_TRY(ops->to_host(m->be, host, m->grads, bytes));
+    ICL_TRY(icl_dist_sum_floats(o->dist, host, m->n_params));
+    ICL_TRY(ops->to_device(m->be, m->grads, host, bytes));
+    queue_update(o);
+    ICL_TRY(ops->sync(m->be));
+    icl_step_stats st;
+    ICL_TRY(finish_update(o, &st));
+    st.loss = (float)(loss_sum / n_micro);
+    st.graph = 0;
+    if (stats)
+        *stats = st;
+    return ICL_OK;
+}
+
 static int same_key(step_key a, step_key b) {
     return a.B == b.B && a.T == b.T && a.acts_generation == b.acts_generation && a.spans_version == b.spans_version;
 }
@@ -391,6 +516,8 @@ icl_status icl_train_step(icl_model *m, icl_optimizer *o, const icl_batch *micro
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: the optimizer belongs to another model");
     if (n_micro < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_train_step: n_micro = %d must be >= 1", n_micro);
+    if (icl_dist_size(o->dist) > 1)
+        return dist_train_step(m, o, micro, n_micro, stats);
     const icl_backend_ops *ops = m->be->ops;
     ICL_TRY(refresh_spans(o));
     stage_scalars(o);
