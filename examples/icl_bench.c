@@ -232,13 +232,14 @@ int cmd_bench(int argc, char **argv) {
     const char *which = "all", *backend_name = NULL;
     float seconds = 3.0f;
     long steps = 0;
-    int no_graphs = 0;
+    int no_graphs = 0, no_peak = 0;
     cli_option opts[] = {
         {"--config", OPT_STRING, &which, "tiny | small | medium | retrieval | han | all [all]"},
         {"--seconds", OPT_FLOAT, &seconds, "timed seconds per config, after 2 warm-up steps [3]"},
         {"--steps", OPT_LONG, &steps, "time exactly this many steps instead of --seconds [0: use --seconds]"},
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
+        {"--no-peak", OPT_FLAG, &no_peak, "cpu: skip the sgemm peak measurement (% peak shows -), e.g. under a profiler"},
     };
     int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
                        "usage: icl bench [options]\n\nTraining tokens/s (forward+backward+AdamW), the fraction of "
@@ -262,7 +263,7 @@ int cmd_bench(int argc, char **argv) {
     bench_options bo = {ICL_BACKEND_CPU, seconds, steps, 0.0, !no_graphs};
     if (cli_backend(backend_name, &bo.backend))
         return 1;
-    if (bo.backend == ICL_BACKEND_CPU) {
+    if (bo.backend == ICL_BACKEND_CPU && !no_peak) {
         bo.peak = peak_in_child();
         printf("sgemm peak (OpenBLAS, 1536^3, best of 4): %.1f GFLOP/s\n\n", bo.peak);
     }
