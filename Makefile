@@ -4,7 +4,7 @@
 #   make demo       set up, build, train the default model, probe it, write out/demo/report.md
 #   make bench      training throughput (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local   (also the Python package, into PYDIR = PREFIX/lib/pythonX.Y/dist-packages)
-# Options: CUDA=0 builds without the CUDA backend (default: on when nvcc is found);
+# Options: CUDA=0 builds without the CUDA backend plugin, build/libicl-cuda.so (default: on when nvcc is found);
 #          CUDA_ARCH=... overrides the GPU code generation flags;
 #          MPI=0 builds without MPI (default: on when mpicc is found; docs/scaling.md).
 #          Switching CUDA or MPI needs `make clean` first.
@@ -39,7 +39,7 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsu
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
             -Iinclude $(PKG_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -fopenmp -lm
+LDLIBS   := $(PKG_LIBS) -fopenmp -lm -ldl
 
 # The library's layers, lowest first (docs/architecture.md). Each layer's
 # private headers live in its folder; a file sees the public headers
@@ -49,6 +49,10 @@ LAYERS   := core engine tasks io analysis probes
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard lib/$(l)/*.c)) $(wildcard kernels/cpu/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 
+# The CUDA backend is a plugin (lib/engine/backend.h): kernels/cuda builds into
+# its own shared object, the only thing linked against cudart and cuBLAS;
+# libicl dlopen()s it when CUDA is asked for, so CPU runs never load CUDA.
+CUDA_PLUGIN := $(BUILD)/libicl-cuda.so
 ifeq ($(CUDA),1)
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
@@ -56,10 +60,12 @@ NVCCFLAGS  ?= -O2 -lineinfo
 # Flags the build needs whatever NVCCFLAGS the caller sets.
 NVCC_REQUIRED := -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib/core -Ilib/engine \
                  -Ikernels/cuda
+# Tests: the plugin was built, so test_cuda* expect it to load.
 CFLAGS     += -DICL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
-LIB_OBJ    += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
-LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+CU_OBJ     := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
+CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
+PLUGINS    := $(CUDA_PLUGIN)
 endif
 
 # MPI through the compiler we already use: mpicc only tells us its flags.
@@ -83,7 +89,7 @@ STATIC   := $(BUILD)/libicl.a
 SHARED   := $(BUILD)/libicl.so.$(VERSION)
 
 .PHONY: all setup check demo bench install clean
-all: $(STATIC) $(SHARED) $(BUILD)/bin/icl $(EX_BIN)
+all: $(STATIC) $(SHARED) $(PLUGINS) $(BUILD)/bin/icl $(EX_BIN)
 
 setup:
 	@sh scripts/setup.sh
@@ -95,6 +101,8 @@ $(BUILD)/obj/lib/tasks/%.o:    PRIVATE_INC := -Ilib/core -Ilib/tasks
 $(BUILD)/obj/lib/io/%.o:       PRIVATE_INC := -Ilib/core
 $(BUILD)/obj/lib/analysis/%.o: PRIVATE_INC := -Ilib/core -Ilib/analysis
 $(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes
+# The last place the plugin loader looks (backend.h).
+$(BUILD)/obj/lib/engine/backend.o: CFLAGS += -DICL_PLUGIN_LIBDIR='"$(PREFIX)/lib"'
 # Tests are white-box: they see the engine's and the kernels' private headers.
 $(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Itests
 
@@ -115,6 +123,10 @@ $(SHARED): $(LIB_OBJ)
 	ln -sf libicl.so.$(VERSION) $(BUILD)/libicl.so.$(SONAME_MAJOR)
 	ln -sf libicl.so.$(SONAME_MAJOR) $(BUILD)/libicl.so
 
+# -z defs: the plugin must not lean on symbols of whatever loads it.
+$(CUDA_PLUGIN): $(CU_OBJ)
+	$(CC) -shared -Wl,-z,defs -o $@ $^ $(CUDA_LIBS)
+
 # The tool links the shared library (found through $ORIGIN), so every run of
 # it also checks that libicl.so exports the public API.
 $(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED)
@@ -133,6 +145,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+# They load the plugin (found from build/tests through ..), not link it.
+$(BUILD)/tests/test_cuda $(BUILD)/tests/test_cuda_model: | $(PLUGINS)
+
 # Every suite runs (Check prints its own summary), then one line sums them all.
 check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
@@ -150,7 +165,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/icl $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/icl/*.h $(DESTDIR)$(PREFIX)/include/icl/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libicl.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libicl.so.$(SONAME_MAJOR)
 	ln -sf libicl.so.$(SONAME_MAJOR) $(DESTDIR)$(PREFIX)/lib/libicl.so
 	install -m 755 $(BUILD)/bin/icl $(DESTDIR)$(PREFIX)/bin/

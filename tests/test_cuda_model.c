@@ -1,6 +1,9 @@
 /* Model-level CUDA parity: training losses, determinism, checkpoints across
  * backends, captures and interventions. Skips (passing, with a message) when
- * no CUDA device is present. */
+ * no CUDA device is present. The loader tests always run: the CPU path never
+ * maps the CUDA libraries, and a missing or foreign plugin is a clear error. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +259,79 @@ START_TEST(test_skipped_without_device) {
     ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CUDA, 1), ICL_ERR_BACKEND);
     ck_assert_ptr_null(m);
     printf("  icl_model_create(cuda): %s\n", icl_last_error());
+    /* whichever part is missing, the message names it */
+    const char *e = icl_last_error();
+    ck_assert_msg(strstr(e, "no CUDA device") || strstr(e, "libicl-cuda.so") || strstr(e, "libcu"),
+                  "the message names neither the device, the plugin nor the runtime: %s", e);
+}
+END_TEST
+
+/* ---- the plugin loader (lib/engine/backend.c) ---- */
+
+/* Whether a library whose path contains `name` is mapped into this process. */
+static int mapped(const char *name) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, name) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* icl_model_create(cuda) fails with ICL_ERR_BACKEND, no model, and a message containing `want`. */
+static void expect_cuda_refused(const char *want) {
+    icl_config c = icl_config_default();
+    icl_model *m = (icl_model *)0x1;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CUDA, 1), ICL_ERR_BACKEND);
+    ck_assert_ptr_null(m);
+    printf("  %s\n", icl_last_error());
+    ck_assert_msg(strstr(icl_last_error(), want), "message lacks \"%s\": %s", want, icl_last_error());
+}
+
+START_TEST(test_cpu_never_maps_cuda) {
+    icl_config c = icl_config_default();
+    c.n_layer = 1;
+    c.d_model = 16;
+    c.n_head = 2;
+    icl_model *m;
+    ck_assert_int_eq(icl_model_create(&m, &c, ICL_BACKEND_CPU, 1), ICL_OK);
+    ck_assert_msg(!mapped("libcudart") && !mapped("libcublas") && !mapped("libicl-cuda"),
+                  "a CPU model mapped a CUDA library");
+    icl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_loader_rejects_a_broken_file) {
+    char path[] = "/tmp/icl_plugin_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "not a library\n", 14), 14);
+    close(fd);
+    setenv("ICL_BACKEND_PATH", path, 1);
+    expect_cuda_refused("could not be loaded");
+    ck_assert_msg(strstr(icl_last_error(), path), "message does not name the file: %s", icl_last_error());
+    ck_assert_int_eq(icl_backend_available(ICL_BACKEND_CUDA), 0);
+    unsetenv("ICL_BACKEND_PATH");
+    unlink(path);
+}
+END_TEST
+
+/* A directory on ICL_BACKEND_PATH whose libicl-cuda.so is some other library (libc). */
+START_TEST(test_loader_rejects_a_foreign_library) {
+    Dl_info info;
+    ck_assert(dladdr((void *)&fopen, &info) && info.dli_fname && info.dli_fname[0] == '/');
+    char dir[] = "/tmp/icl_plugin_dir_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char link[sizeof dir + 32];
+    snprintf(link, sizeof link, "%s/libicl-cuda.so", dir);
+    ck_assert_int_eq(symlink(info.dli_fname, link), 0);
+    setenv("ICL_BACKEND_PATH", dir, 1);
+    expect_cuda_refused("is not a libicl CUDA backend plugin");
+    unsetenv("ICL_BACKEND_PATH");
+    unlink(link);
+    rmdir(dir);
 }
 END_TEST
 
@@ -263,6 +339,10 @@ int main(void) {
     Suite *s = suite_create("cuda_model");
     TCase *tc = tcase_create("cuda_model");
     tcase_set_timeout(tc, 300);
+    /* first, so that even without Check's fork no plugin is loaded yet */
+    tcase_add_test(tc, test_cpu_never_maps_cuda);
+    tcase_add_test(tc, test_loader_rejects_a_broken_file);
+    tcase_add_test(tc, test_loader_rejects_a_foreign_library);
     skip_reason = tu_cuda_unavailable_reason();
     if (skip_reason) {
         tcase_add_test(tc, test_skipped_without_device);

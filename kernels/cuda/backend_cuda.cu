@@ -1,6 +1,8 @@
 /* The CUDA backend: context (stream, cuBLAS handle, workspaces, first
- * error), memory operations, and the ops table wiring the kernels of the
- * other kernels/cuda files. */
+ * error), memory operations, the ops table wiring the kernels of the
+ * other kernels/cuda files, and the entry through which libicl loads them
+ * all as a plugin (libicl-cuda.so). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,7 +379,7 @@ static icl_status init_ctx(icl_cuda_ctx *ctx) {
     return ICL_OK;
 }
 
-extern "C" int icl_backend_cuda_device_count(void) {
+static int cuda_device_count(void) {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
@@ -387,15 +389,17 @@ extern "C" int icl_backend_cuda_device_count(void) {
     return n;
 }
 
-extern "C" icl_status icl_backend_cuda_create(icl_backend **out) {
+static icl_status cuda_create(icl_backend **out) {
     if (!out)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_backend_cuda_create: out is NULL");
+        return icl_fail(ICL_ERR_INVALID_ARG, "cuda backend create: out is NULL");
     *out = NULL;
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess || n == 0) {
         cudaGetLastError();
-        return icl_fail(ICL_ERR_BACKEND, "CUDA requested but no CUDA device is available: %s",
+        return icl_fail(ICL_ERR_BACKEND,
+                        "CUDA requested but no CUDA device is available: %s (nvidia-smi lists the devices "
+                        "and the driver; CUDA_VISIBLE_DEVICES may hide them; use --backend cpu otherwise)",
                         err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
     }
     static const icl_backend_ops ops = make_ops();
@@ -404,7 +408,7 @@ extern "C" icl_status icl_backend_cuda_create(icl_backend **out) {
     if (!be || !ctx) {
         free(be);
         free(ctx);
-        return icl_fail(ICL_ERR_NOMEM, "icl_backend_cuda_create: out of host memory");
+        return icl_fail(ICL_ERR_NOMEM, "cuda backend create: out of host memory");
     }
     icl_status s = init_ctx(ctx);
     if (s != ICL_OK) {
@@ -417,4 +421,31 @@ extern "C" icl_status icl_backend_cuda_create(icl_backend **out) {
     be->impl = ctx;
     *out = be;
     return ICL_OK;
+}
+
+/* ---- the plugin's entry (lib/engine/backend.h) ---- */
+
+/* The libicl that loaded this plugin; the kernels report through it. */
+static const icl_plugin_host *host;
+
+/* The plugin has no lib/core of its own: its messages must reach the loading
+ * libicl's icl_last_error(), so icl_fail forwards there. */
+extern "C" icl_status icl_fail(icl_status s, const char *fmt, ...) {
+    if (!host)
+        return s;
+    va_list ap;
+    va_start(ap, fmt);
+    icl_status r = host->failv(s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+extern "C" __attribute__((visibility("default"))) const icl_cuda_plugin *icl_cuda_plugin_entry(
+    const icl_plugin_host *h) {
+    if (!h || h->abi != ICL_CUDA_PLUGIN_ABI || !h->failv)
+        return NULL;
+    host = h;
+    static const icl_cuda_plugin plugin = {ICL_CUDA_PLUGIN_ABI, (uint32_t)sizeof(icl_backend_ops), cuda_device_count,
+                                           cuda_create};
+    return &plugin;
 }

@@ -15,6 +15,7 @@
 #ifndef ICL_LIB_BACKEND_H
 #define ICL_LIB_BACKEND_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "icl/model.h"
@@ -179,14 +180,47 @@ struct icl_backend {
     void *impl; /* backend-private context (streams, handles, workspaces) */
 };
 
-/* Create/destroy a backend of the given kind. ICL_ERR_BACKEND with a clear
- * message when CUDA is requested but not compiled in or no device exists. */
+/* Create/destroy a backend of the given kind. ICL_ERR_BACKEND with a message
+ * naming what is missing (the CUDA plugin, the CUDA runtime, a device) and how
+ * to fix it when CUDA is requested but cannot run. */
 icl_status icl_backend_create(icl_backend **out, icl_backend_kind kind);
 void icl_backend_destroy(icl_backend *be);
 
-/* Constructors each backend provides (backend_cuda only when built with CUDA). */
 icl_status icl_backend_cpu_create(icl_backend **out);
-icl_status icl_backend_cuda_create(icl_backend **out);
+/* CUDA devices the plugin's runtime reports; 0 when the plugin cannot be loaded. */
 int icl_backend_cuda_device_count(void);
+
+/* ---- the CUDA plugin ----
+ * The CUDA backend lives in its own shared object (ICL_CUDA_PLUGIN_FILE, built
+ * from kernels/cuda and linked against cudart and cuBLAS), so that libicl and
+ * every program using only the CPU never load the CUDA libraries. backend.c
+ * dlopen()s it the first time CUDA is asked for and looks it up in this order:
+ *   1. each entry of $ICL_BACKEND_PATH (':'-separated directories, or the file itself);
+ *   2. the directory of the binary holding libicl's code (libicl.so, or the program
+ *      linked with libicl.a), then its ../lib and its parent (the build tree);
+ *   3. the libdir compiled in (ICL_PLUGIN_LIBDIR, $(PREFIX)/lib of the build).
+ * The plugin exports ICL_CUDA_PLUGIN_ENTRY, which returns its table below. */
+#define ICL_CUDA_PLUGIN_FILE "libicl-cuda.so"
+#define ICL_CUDA_PLUGIN_ENTRY "icl_cuda_plugin_entry"
+/* Bump on any change to icl_backend_ops, icl_step_scalars, icl_adamw_span,
+ * struct icl_backend or the two tables below. */
+#define ICL_CUDA_PLUGIN_ABI 1
+
+/* What libicl lends the plugin: its error recorder, so that the plugin's
+ * messages reach the caller's icl_last_error(). */
+typedef struct {
+    uint32_t abi;
+    icl_status (*failv)(icl_status s, const char *fmt, va_list ap);
+} icl_plugin_host;
+
+typedef struct {
+    uint32_t abi;            /* ICL_CUDA_PLUGIN_ABI the plugin was built with */
+    uint32_t ops_size;       /* sizeof(icl_backend_ops) there */
+    int (*device_count)(void);
+    icl_status (*create)(icl_backend **out);
+} icl_cuda_plugin;
+
+/* The entry: NULL if the plugin cannot serve `host`'s ABI. */
+typedef const icl_cuda_plugin *(*icl_cuda_plugin_entry_fn)(const icl_plugin_host *host);
 
 #endif

@@ -1,0 +1,54 @@
+#!/bin/bash
+# icl bench next to PyTorch eager (scripts/bench_pytorch.py) on the same rows,
+# one after the other on the same device, then the ratio table: tokens/s of
+# icl over PyTorch, and PyTorch's peak RSS over icl's. See docs/benchmarks.md.
+#   DEVICE=cpu|cuda  THREADS=2  BENCH_SECONDS=3  STEPS=0  CONFIG=all  OUT=dir  bash scripts/bench_compare.sh
+# STEPS > 0 times exactly that many steps per row instead of BENCH_SECONDS
+# (a smoke run); OUT keeps both raw tables. Run it on an idle machine.
+set -euo pipefail
+ICL=${ICL:-build/bin/icl}
+PYTHON=${PYTHON:-/usr/bin/python3}
+DEVICE=${DEVICE:-cpu}
+THREADS=${THREADS:-2}
+BENCH_SECONDS=${BENCH_SECONDS:-3}
+STEPS=${STEPS:-0}
+CONFIG=${CONFIG:-all}
+OUT=${OUT:-}
+
+[ -x "$ICL" ] || { echo "bench_compare.sh: $ICL not found: run make first" >&2; exit 1; }
+"$PYTHON" -c 'import torch' 2>/dev/null ||
+    { echo "bench_compare.sh: $PYTHON has no torch (Debian: apt-get install python3-torch)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== icl bench --backend $DEVICE (OMP_NUM_THREADS=$THREADS)"
+OMP_NUM_THREADS=$THREADS "$ICL" bench --backend "$DEVICE" --config "$CONFIG" --seconds "$BENCH_SECONDS" \
+    --steps "$STEPS" | tee "$tmp/icl.md"
+echo
+echo "== PyTorch eager, --device $DEVICE --threads $THREADS"
+"$PYTHON" scripts/bench_pytorch.py --device "$DEVICE" --threads "$THREADS" --config "$CONFIG" \
+    --seconds "$BENCH_SECONDS" --steps "$STEPS" | tee "$tmp/torch.md"
+if [ -n "$OUT" ]; then
+    mkdir -p "$OUT"
+    cp "$tmp/icl.md" "$OUT/icl.md"
+    cp "$tmp/torch.md" "$OUT/torch.md"
+fi
+
+# The table rows: config in field 2, tokens/s in field 8, peak RSS MB in field 11.
+rows() { awk -F'|' 'NF >= 12 && $2 !~ /config|---/ { gsub(/ /, ""); print $2, $8, $11 }' "$1"; }
+echo
+echo "== icl / PyTorch on $DEVICE"
+echo "| config    | icl tokens/s | torch tokens/s | icl / torch | icl RSS MB | torch RSS MB | torch / icl RSS |"
+echo "|-----------|--------------|----------------|-------------|------------|--------------|-----------------|"
+join <(rows "$tmp/icl.md" | sort) <(rows "$tmp/torch.md" | sort) |
+    awk -v order="tiny small medium retrieval han" '
+        BEGIN { n = split(order, o, " ") }
+        { it[$1] = $2; ir[$1] = $3; tt[$1] = $4; tr[$1] = $5; seen[$1] = 1 }
+        END {
+            for (i = 1; i <= n; i++) {
+                c = o[i]
+                if (!seen[c]) continue
+                printf "| %-9s | %12.0f | %14.0f | %10.2fx | %10.1f | %12.1f | %14.2fx |\n",
+                    c, it[c], tt[c], it[c] / tt[c], ir[c], tr[c], tr[c] / ir[c]
+            }
+        }'
