@@ -29,7 +29,10 @@ CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
+# Sanitizer flags of the fuzz and sanitize trees (kept apart from CFLAGS so a
+# caller's CFLAGS does not drop them); they go to every compile and link.
+SAN_CFLAGS ?=
+override CFLAGS += $(SAN_CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
             -Iinclude $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -fopenmp -lm
 
@@ -95,15 +98,16 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libicl.so.$(SONAME_MAJOR) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_CFLAGS) -shared -Wl,-soname,libicl.so.$(SONAME_MAJOR) -o $@ $^ $(LDLIBS)
 	ln -sf libicl.so.$(VERSION) $(BUILD)/libicl.so.$(SONAME_MAJOR)
 	ln -sf libicl.so.$(SONAME_MAJOR) $(BUILD)/libicl.so
 
-# The tool links the shared library (found through $ORIGIN), so every run of
-# it also checks that libicl.so exports the public API.
-$(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED)
+# The tool links the shared library, so every run of it also checks that
+# libicl.so exports the public API. Its runpath finds the library both in the
+# build tree ($(BUILD)/bin/../) and where `make install` puts it (bin/../lib).
+$(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) -L$(BUILD) -licl -Wl,-rpath,'$$ORIGIN/..' $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) -L$(BUILD) -licl -Wl,-rpath,'$$ORIGIN/..:$$ORIGIN/../lib' $(LDLIBS)
 
 $(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -140,5 +144,45 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LDLIBS)|' icl.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/icl.pc
 
+# ---- fuzzing (docs/reliability.md) ----
+# libFuzzer targets fuzz/fuzz_<name>.c for every parser of outside input, built
+# with clang in their own tree against a library compiled with the same
+# sanitizers. `make fuzz SECONDS=N` fuzzes each for N seconds (new inputs go
+# to $(FUZZ_BUILD)/corpus, the seeds in fuzz/corpus stay as they are);
+# `make fuzz-replay` runs each target once over its seed corpus.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN     := $(patsubst %,$(FUZZ_BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SECONDS      ?= 60
+# stdout and stderr closed: the targets print help and error lines by design.
+FUZZ_RUN_FLAGS := -close_fd_mask=3 -rss_limit_mb=2048 -timeout=10
+
+.PHONY: fuzz fuzz-build fuzz-replay
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 MULTIARCH=$(MULTIARCH) \
+	    CFLAGS="-O1 -g" SAN_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h $(STATIC) $(BUILD)/obj/examples/icl_cli.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Iexamples -o $@ $< $(BUILD)/obj/examples/icl_cli.o $(STATIC) $(LDLIBS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    echo "== fuzz_$$t ($(SECONDS) s)"; \
+	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_RUN_FLAGS) -max_total_time=$(SECONDS) \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ -print_final_stats=1 \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+fuzz-replay: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	    echo "== fuzz_$$t over fuzz/corpus/$$t ($$(ls fuzz/corpus/$$t | wc -l) inputs)"; \
+	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_RUN_FLAGS) -runs=0 fuzz/corpus/$$t 2>&1 | tail -n 2 \
+	        || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)
