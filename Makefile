@@ -121,10 +121,35 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
-# Every suite runs (Check prints its own summary), then one line sums them all.
+# Shell tests (tests/test_*.sh, run from the repository root) print a
+# Check-style summary line, so run_tests.sh counts them with the C suites.
+SHELL_TESTS := $(wildcard tests/test_*.sh)
+
+# The sanitizer tree: library, tool and tests with AddressSanitizer and a
+# fatal UndefinedBehaviorSanitizer, without CUDA. Tests that ask for an
+# impossible allocation on purpose get NULL back instead of an abort.
+SAN_BUILD    ?= build-san
+SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_TEST_BIN := $(patsubst tests/%.c,$(SAN_BUILD)/tests/%,$(filter-out tests/test_cuda%.c,$(TEST_SRC)))
+SAN_ENV      := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# Everything `make check` runs, in one summary: the C suites, the shell tests
+# (install, crash consistency, fuzz corpus replay) and the C suites again in
+# the sanitizer tree. The last line is "tests: N passed, M failed".
 check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory sanitize-build fuzz-build
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(SAN_ENV) FUZZ_BUILD=$(FUZZ_BUILD) \
+	    bash scripts/run_tests.sh $(TEST_BIN) $(SHELL_TESTS) $(SAN_TEST_BIN)
+
+.PHONY: sanitize sanitize-build
+sanitize-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CUDA=0 CFLAGS="-O1 -g" SAN_CFLAGS="$(SAN_FLAGS)" \
+	    $(SAN_BUILD)/bin/icl $(SAN_TEST_BIN)
+
+sanitize: setup sanitize-build
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(SAN_ENV) bash scripts/run_tests.sh $(SAN_TEST_BIN)
 
 demo: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all
@@ -178,11 +203,7 @@ fuzz: fuzz-build
 	done
 
 fuzz-replay: fuzz-build
-	@for t in $(FUZZ_NAMES); do \
-	    echo "== fuzz_$$t over fuzz/corpus/$$t ($$(ls fuzz/corpus/$$t | wc -l) inputs)"; \
-	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_RUN_FLAGS) -runs=0 fuzz/corpus/$$t 2>&1 | tail -n 2 \
-	        || exit 1; \
-	done
+	@FUZZ_BUILD=$(FUZZ_BUILD) bash tests/test_fuzz_corpus.sh
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD)

@@ -1,12 +1,16 @@
 #!/bin/bash
 # Run every test program given, show its output, and finish with one line
 # summing Check's counts over all suites: "tests: N passed, M failed".
-# Exits non-zero if any suite failed or could not run.
+# A shell test (*.sh) runs under bash and prints the same summary line as
+# Check (tests/shell_check.sh). Exits non-zero if any suite failed or could not run.
 set -uo pipefail
 passed=0 failed=0 broken=0
 for t in "$@"; do
     echo "== $t"
-    out=$("$t" 2>&1)
+    case $t in
+    *.sh) out=$(bash "$t" 2>&1) ;;
+    *) out=$("$t" 2>&1) ;;
+    esac
     rc=$?
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' | tail -n 1)
