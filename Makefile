@@ -1,6 +1,11 @@
 # libicl build. Targets:
 #   make            library (static + shared), the icl tool and the examples
-#   make check      set up missing packages, build, run every test suite
+#   make check      set up missing packages, build, run every test suite: the C suites, the
+#                   shell tests (install, crash consistency, fuzz corpus replay) and the C
+#                   suites under ASan + UBSan
+#   make sanitize   only the C suites under ASan + UBSan (tree build-san/, CUDA=0)
+#   make fuzz SECONDS=N   build the libFuzzer targets (clang, build-fuzz/), fuzz each N s
+#   make fuzz-replay      run each fuzz target over its seed corpus fuzz/corpus/<name>
 #   make demo       set up, build, train the default model, probe it, write out/demo/report.md
 #   make bench      training throughput (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local
@@ -186,7 +191,7 @@ FUZZ_RUN_FLAGS := -close_fd_mask=3 -rss_limit_mb=2048 -timeout=10
 
 .PHONY: fuzz fuzz-build fuzz-replay
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 MULTIARCH=$(MULTIARCH) \
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 MULTIARCH=$(MULTIARCH) \
 	    CFLAGS="-O1 -g" SAN_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BIN)
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h $(STATIC) $(BUILD)/obj/examples/icl_cli.o

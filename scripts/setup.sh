@@ -3,7 +3,8 @@
 # As root: installs what is missing with apt-get. Otherwise: names what is
 # missing and how to install it, and fails.
 set -eu
-need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox"
+# clang and its runtime libraries build the libFuzzer targets that `make check` replays.
+need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox clang libclang-rt-14-dev"
 missing=""
 for p in $need; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
