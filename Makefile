@@ -136,8 +136,9 @@ SHELL_TESTS := $(wildcard tests/test_*.sh)
 SAN_BUILD    ?= build-san
 SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_TEST_BIN := $(patsubst tests/%.c,$(SAN_BUILD)/tests/%,$(filter-out tests/test_cuda%.c,$(TEST_SRC)))
+# The sanitizers make the suites several times slower: Check's timeouts stretch.
 SAN_ENV      := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
-                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CK_TIMEOUT_MULTIPLIER=10
 
 # Everything `make check` runs, in one summary: the C suites, the shell tests
 # (install, crash consistency, fuzz corpus replay) and the C suites again in
@@ -145,8 +146,8 @@ SAN_ENV      := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on
 check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
 	@$(MAKE) --no-print-directory sanitize-build fuzz-build
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(SAN_ENV) FUZZ_BUILD=$(FUZZ_BUILD) \
-	    bash scripts/run_tests.sh $(TEST_BIN) $(SHELL_TESTS) $(SAN_TEST_BIN)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} FUZZ_BUILD=$(FUZZ_BUILD) \
+	    bash scripts/run_tests.sh $(TEST_BIN) $(SHELL_TESTS) $(SAN_ENV) $(SAN_TEST_BIN)
 
 .PHONY: sanitize sanitize-build
 sanitize-build:
@@ -154,7 +155,7 @@ sanitize-build:
 	    $(SAN_BUILD)/bin/icl $(SAN_TEST_BIN)
 
 sanitize: setup sanitize-build
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(SAN_ENV) bash scripts/run_tests.sh $(SAN_TEST_BIN)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(SAN_ENV) $(SAN_TEST_BIN)
 
 demo: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all
