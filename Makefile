@@ -185,7 +185,6 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN     := $(patsubst %,$(FUZZ_BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
-FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SECONDS      ?= 60
 # stdout and stderr closed: the targets print help and error lines by design.
 FUZZ_RUN_FLAGS := -close_fd_mask=3 -rss_limit_mb=2048 -timeout=10
@@ -193,7 +192,7 @@ FUZZ_RUN_FLAGS := -close_fd_mask=3 -rss_limit_mb=2048 -timeout=10
 .PHONY: fuzz fuzz-build fuzz-replay
 fuzz-build:
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 MULTIARCH=$(MULTIARCH) \
-	    CFLAGS="-O1 -g" SAN_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BIN)
+	    CFLAGS="-O1 -g" SAN_CFLAGS="$(SAN_FLAGS) -fsanitize=fuzzer-no-link" $(FUZZ_BIN)
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h $(STATIC) $(BUILD)/obj/examples/icl_cli.o
 	@mkdir -p $(dir $@)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Crash consistency of `icl train`: kill -9 a run at random moments (during
-# steps and during checkpoint writes), then every checkpoint it left loads
-# (`icl info`), and resuming from the newest one reproduces, step for step,
+# steps; every second kill as soon as a checkpoint's temp file appears), then
+# every checkpoint it left loads (`icl info`), and resuming from the newest one
+# reproduces, step for step,
 # the losses of an uninterrupted run. Run from the repository root after the
 # build. KILLS (20) and CRASH_SEED (1) vary the campaign.
 set -uo pipefail
@@ -43,8 +44,13 @@ finished=0 loaded=0 unloadable=0 resumed=0 diverged=0 torn=0
 for k in $(seq 1 "$kills"); do
     out="$work/kill$k"
     start_run "$out"
-    delay_us=$((span_us * (RANDOM % 100) / 100))
-    sleep "$(printf '%d.%06d' $((delay_us / 1000000)) $((delay_us % 1000000)))"
+    if [ $((k % 2)) -eq 0 ]; then
+        # Aim at a checkpoint write: kill as soon as a temp file shows up.
+        until compgen -G "$out/checkpoints/*.tmp.*" >/dev/null || ! kill -0 "$pid" 2>/dev/null; do :; done
+    else
+        delay_us=$((span_us * (RANDOM % 100) / 100))
+        sleep "$(printf '%d.%06d' $((delay_us / 1000000)) $((delay_us % 1000000)))"
+    fi
     kill -9 "$pid" 2>/dev/null || finished=$((finished + 1))
     wait "$pid" 2>/dev/null
     ls "$out"/checkpoints/*.tmp.* >/dev/null 2>&1 && torn=$((torn + 1))
