@@ -1,6 +1,11 @@
 # libicl build. Targets:
 #   make            library (static + shared), the icl tool and the examples
-#   make check      set up missing packages, build, run every test suite
+#   make check      set up missing packages, build, run every test suite: the C suites, the
+#                   shell tests (install, crash consistency, fuzz corpus replay) and the C
+#                   suites under ASan + UBSan
+#   make sanitize   only the C suites under ASan + UBSan (tree build-san/, CUDA=0)
+#   make fuzz SECONDS=N   build the libFuzzer targets (clang, build-fuzz/), fuzz each N s
+#   make fuzz-replay      run each fuzz target over its seed corpus fuzz/corpus/<name>
 #   make demo       set up, build, train the default model, probe it, write out/demo/report.md
 #   make bench      training throughput (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local   (also the Python package, into PYDIR = PREFIX/lib/pythonX.Y/dist-packages)
@@ -37,7 +42,10 @@ CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
+# Sanitizer flags of the fuzz and sanitize trees (kept apart from CFLAGS so a
+# caller's CFLAGS does not drop them); they go to every compile and link.
+SAN_CFLAGS ?=
+override CFLAGS += $(SAN_CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp -fvisibility=hidden \
             -Iinclude $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -fopenmp -lm -ldl
 
@@ -119,7 +127,7 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libicl.so.$(SONAME_MAJOR) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN_CFLAGS) -shared -Wl,-soname,libicl.so.$(SONAME_MAJOR) -o $@ $^ $(LDLIBS)
 	ln -sf libicl.so.$(VERSION) $(BUILD)/libicl.so.$(SONAME_MAJOR)
 	ln -sf libicl.so.$(SONAME_MAJOR) $(BUILD)/libicl.so
 
@@ -127,11 +135,12 @@ $(SHARED): $(LIB_OBJ)
 $(CUDA_PLUGIN): $(CU_OBJ)
 	$(CC) -shared -Wl,-z,defs -o $@ $^ $(CUDA_LIBS)
 
-# The tool links the shared library (found through $ORIGIN), so every run of
-# it also checks that libicl.so exports the public API.
-$(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED)
+# The tool links the shared library, so every run of it also checks that
+# libicl.so exports the public API. Its runpath finds the library both in the
+# build tree ($(BUILD)/bin/../) and where `make install` puts it (bin/../lib).
+$(BUILD)/bin/icl: $(TOOL_OBJ) $(SHARED) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) -L$(BUILD) -licl -Wl,-rpath,'$$ORIGIN/..' $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) -L$(BUILD) -licl -Wl,-rpath,'$$ORIGIN/..:$$ORIGIN/../lib' $(LDLIBS)
 
 $(BUILD)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -148,11 +157,36 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC)
 # They load the plugin (found from build/tests through ..), not link it.
 $(BUILD)/tests/test_cuda $(BUILD)/tests/test_cuda_model: | $(PLUGINS)
 
-# Every suite runs (Check prints its own summary), then one line sums them all.
+# Shell tests (tests/test_*.sh, run from the repository root) print a
+# Check-style summary line, so run_tests.sh counts them with the C suites.
+SHELL_TESTS := $(wildcard tests/test_*.sh)
+
+# The sanitizer tree: library, tool and tests with AddressSanitizer and a
+# fatal UndefinedBehaviorSanitizer, without CUDA. Tests that ask for an
+# impossible allocation on purpose get NULL back instead of an abort.
+SAN_BUILD    ?= build-san
+SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_TEST_BIN := $(patsubst tests/%.c,$(SAN_BUILD)/tests/%,$(filter-out tests/test_cuda%.c,$(TEST_SRC)))
+# The sanitizers make the suites several times slower: Check's timeouts stretch.
+SAN_ENV      := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CK_TIMEOUT_MULTIPLIER=10
+
+# Everything `make check` runs, in one summary: the C suites, the shell tests
+# (install, crash consistency, fuzz corpus replay), the C suites again in
+# the sanitizer tree, and the Python package's pytest suite. The last line is "tests: N passed, M failed".
 check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} PYTEST_DIR=python/tests PYTHON=$(PYTHON) \
-	    bash scripts/run_tests.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory sanitize-build fuzz-build
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} FUZZ_BUILD=$(FUZZ_BUILD) PYTEST_DIR=python/tests PYTHON=$(PYTHON) \
+	    bash scripts/run_tests.sh $(TEST_BIN) $(SHELL_TESTS) $(SAN_ENV) $(SAN_TEST_BIN)
+
+.PHONY: sanitize sanitize-build
+sanitize-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CUDA=0 CFLAGS="-O1 -g" SAN_CFLAGS="$(SAN_FLAGS)" \
+	    $(SAN_BUILD)/bin/icl $(SAN_TEST_BIN)
+
+sanitize: setup sanitize-build
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(SAN_ENV) $(SAN_TEST_BIN)
 
 demo: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all
@@ -174,5 +208,40 @@ install: all
 	install -d $(DESTDIR)$(PYDIR)/libicl
 	install -m 644 python/libicl/*.py $(DESTDIR)$(PYDIR)/libicl/
 
+# ---- fuzzing (docs/reliability.md) ----
+# libFuzzer targets fuzz/fuzz_<name>.c for every parser of outside input, built
+# with clang in their own tree against a library compiled with the same
+# sanitizers. `make fuzz SECONDS=N` fuzzes each for N seconds (new inputs go
+# to $(FUZZ_BUILD)/corpus, the seeds in fuzz/corpus stay as they are);
+# `make fuzz-replay` runs each target once over its seed corpus.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN     := $(patsubst %,$(FUZZ_BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+SECONDS      ?= 60
+# stdout and stderr closed: the targets print help and error lines by design.
+FUZZ_RUN_FLAGS := -close_fd_mask=3 -rss_limit_mb=2048 -timeout=10
+
+.PHONY: fuzz fuzz-build fuzz-replay
+fuzz-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 MULTIARCH=$(MULTIARCH) \
+	    CFLAGS="-O1 -g" SAN_CFLAGS="$(SAN_FLAGS) -fsanitize=fuzzer-no-link" $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h $(STATIC) $(BUILD)/obj/examples/icl_cli.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Iexamples -o $@ $< $(BUILD)/obj/examples/icl_cli.o $(STATIC) $(LDLIBS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    echo "== fuzz_$$t ($(SECONDS) s)"; \
+	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_RUN_FLAGS) -max_total_time=$(SECONDS) \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ -print_final_stats=1 \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+fuzz-replay: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) bash tests/test_fuzz_corpus.sh
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(SAN_BUILD)

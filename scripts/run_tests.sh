@@ -1,12 +1,21 @@
 #!/bin/bash
 # Run every test program given, show its output, and finish with one line
 # summing Check's counts over all suites: "tests: N passed, M failed".
+# A shell test (*.sh) runs under bash and prints the same summary line as
+# Check (tests/shell_check.sh). An argument NAME=VALUE sets that environment
+# variable for the tests after it (the sanitizer suites' options).
 # Exits non-zero if any suite failed or could not run.
 set -uo pipefail
 passed=0 failed=0 broken=0
 for t in "$@"; do
+    case $t in
+    [A-Za-z_]*=*) export "${t?}"; continue ;;
+    esac
     echo "== $t"
-    out=$("$t" 2>&1)
+    case $t in
+    *.sh) out=$(bash "$t" 2>&1) ;;
+    *) out=$("$t" 2>&1) ;;
+    esac
     rc=$?
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' | tail -n 1)

@@ -3,8 +3,10 @@
 # As root: installs what is missing with apt-get. Otherwise: names what is
 # missing and how to install it, and fails.
 set -eu
-need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox python3-numpy python3-pytest
-      openmpi-bin libopenmpi-dev"
+# clang and its runtime libraries build the libFuzzer targets that `make check` replays;
+# numpy and pytest test the Python package; Open MPI runs the data-parallel tests.
+need="build-essential pkg-config libopenblas-openmp-dev check libcjson-dev gnuplot-nox clang libclang-rt-14-dev
+      python3-numpy python3-pytest openmpi-bin libopenmpi-dev"
 missing=""
 for p in $need; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

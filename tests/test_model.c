@@ -575,6 +575,26 @@ START_TEST(test_point_copy_shapes) {
 }
 END_TEST
 
+/* Found by fuzz/fuzz_config: a number outside int's (or float's) range was
+ * converted before it was checked, which is undefined behaviour. */
+START_TEST(test_config_json_out_of_range_numbers) {
+    const char *head = "{\"mode\":\"token\",\"n_layer\":1,\"d_model\":4,\"n_head\":1,\"d_ff\":4,\"ctx\":8,"
+                       "\"vocab_size\":5,\"tie_embeddings\":1,\"d_in\":0,";
+    const char *tails[] = {"\"d_out\":1e86}", "\"d_out\":-3e9}", "\"d_out\":2147483648}",
+                           "\"d_out\":0,\"init_std\":1e300}", "\"d_out\":0,\"init_std\":-1e39}"};
+    icl_config back;
+    char json[256];
+    for (int i = 0; i < 5; i++) {
+        snprintf(json, sizeof json, "%s%s", head, tails[i]);
+        ck_assert_int_eq(icl_config_from_json(&back, json), ICL_ERR_FORMAT);
+        ck_assert(strstr(icl_last_error(), i < 3 ? "d_out" : "init_std") != NULL);
+    }
+    snprintf(json, sizeof json, "%s%s", head, "\"d_out\":0,\"init_std\":0.5}");
+    ck_assert_int_eq(icl_config_from_json(&back, json), ICL_OK);
+    ck_assert(back.init_std == 0.5f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
@@ -595,6 +615,7 @@ int main(void) {
     tcase_add_test(tc, test_hook_visits_every_point_and_noop_is_exact);
     tcase_add_test(tc, test_hook_intervention_matches_edited_weights);
     tcase_add_test(tc, test_point_copy_shapes);
+    tcase_add_test(tc, test_config_json_out_of_range_numbers);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -1,5 +1,7 @@
 /* Model configuration: defaults, validation, size accounting, JSON. */
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,7 +97,8 @@ static icl_status json_int(const cJSON *obj, const char *key, int *out) {
     if (!cJSON_IsNumber(item))
         return icl_fail(ICL_ERR_FORMAT, "config JSON: \"%s\" is missing or not a number", key);
     double v = item->valuedouble;
-    if (v != (double)(int)v)
+    /* Range first: converting a double outside int's range is undefined. */
+    if (!(v >= INT_MIN && v <= INT_MAX) || v != (double)(int)v)
         return icl_fail(ICL_ERR_FORMAT, "config JSON: \"%s\" = %g is not an integer", key, v);
     *out = (int)v;
     return ICL_OK;
@@ -127,9 +130,9 @@ icl_status icl_config_from_json(icl_config *cfg, const char *json) {
         s = json_int(root, fields[i].key, fields[i].field);
     /* Optional: checkpoints written before the field existed used 0.02. */
     const cJSON *init_std = cJSON_GetObjectItemCaseSensitive(root, "init_std");
-    if (s == ICL_OK && init_std && !cJSON_IsNumber(init_std))
-        s = icl_fail(ICL_ERR_FORMAT, "config JSON: \"init_std\" is not a number");
-    c.init_std = init_std ? (float)init_std->valuedouble : 0.02f;
+    if (s == ICL_OK && init_std && !(cJSON_IsNumber(init_std) && fabs(init_std->valuedouble) <= FLT_MAX))
+        s = icl_fail(ICL_ERR_FORMAT, "config JSON: \"init_std\" is not a float32 number");
+    c.init_std = init_std && s == ICL_OK ? (float)init_std->valuedouble : 0.02f;
     cJSON_Delete(root);
     if (s == ICL_OK)
         s = icl_config_validate(&c);
