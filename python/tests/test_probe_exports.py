@@ -1,0 +1,142 @@
+"""`icl probe <name> --save-inputs`: from the exported files alone, numpy code
+recomputes each probe's reported figures (docs/probes.md, "Checking a probe's
+numbers"). Every recomputation here uses numpy only, never the library."""
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TASK
+
+TOL = 1e-6
+
+
+def probe(tool, name, model, out, *args):
+    r = subprocess.run([tool, "probe", name, "--model", model, "--out", out, "--save-inputs", *map(str, args)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, "icl probe %s failed: %s" % (name, r.stderr)
+    side = json.loads((Path(out) / (name.replace("-", "_") + ".json")).read_text())
+    for f in side["files"]:
+        assert (Path(out) / f).exists(), f
+    return side
+
+
+def rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def load(out, name):
+    return np.load(Path(out) / "inputs" / name)
+
+
+def close(a, b, what):
+    assert abs(a - b) <= TOL or (np.isnan(a) and np.isnan(b)), "%s: recomputed %r, CSV %r" % (what, a, b)
+
+
+@pytest.fixture(scope="module")
+def tok_model(icl_tool, tmp_path_factory):
+    """A 2-layer retrieval model after 200 steps: tasks half learned, so nothing is degenerate."""
+    path = tmp_path_factory.mktemp("tok") / "model.safetensors"
+    subprocess.run([icl_tool, "train", "--task", TASK, "--layers", "2", "--d-model", "32", "--heads", "4", "--steps",
+                    "200", "--batch", "16", "--seed", "3", "--quiet", "--save", str(path)], check=True)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def vec_model(icl_tool, tmp_path_factory):
+    """A 2-layer basis_mixture_small model after 100 steps (vector mode)."""
+    path = tmp_path_factory.mktemp("vec") / "model.safetensors"
+    subprocess.run([icl_tool, "train", "--task", "basis_mixture_small", "--layers", "2", "--d-model", "32", "--heads",
+                    "4", "--steps", "100", "--batch", "16", "--seed", "3", "--quiet", "--save", str(path)], check=True)
+    return str(path)
+
+
+# ---- superposition ----
+
+def superposition_stats(P, pK, lam):
+    """P (n,K) per-prompt answer probabilities, pK (n) K-th largest probability, lam (K) actual proportions."""
+    K = P.shape[1]
+    with np.errstate(divide="ignore"):
+        def kl(Q):
+            terms = np.where(lam > 0, lam * (np.log(np.where(lam > 0, lam, 1)) - np.log(Q)), 0.0)
+            return terms.sum(1).mean()
+        solved = (P >= pK[:, None] - 1e-5).mean(0)
+        return {"p_mean": P.mean(0), "p_sd": P.std(0, ddof=1), "sorted_mean": -np.sort(-P, 1).mean(0),
+                "solved": solved, "other": np.full(K, (1 - P.sum(1)).mean()),
+                "kl_raw": np.full(K, kl(P)), "kl_renorm": np.full(K, kl(P / P.sum(1, keepdims=True))),
+                "r": np.full(K, solved.sum())}
+
+
+def test_superposition(icl_tool, tok_model, tmp_path):
+    out = str(tmp_path / "sp")
+    probe(icl_tool, "superposition", tok_model, out, "--prompts", 16, "--lambdas", "0,0.25,0.5,1")
+    table = rows(Path(out) / "superposition.csv")
+    checked = 0
+    for sweep in ("pairs", "uniform"):
+        P_all = np.load(Path(out) / ("P_%s.npy" % sweep)).astype(np.float64)
+        pK_all = load(out, sweep + "_pK.npy").astype(np.float64)
+        lam_all = load(out, sweep + "_lambda_actual.npy").astype(np.float64)
+        tasks = load(out, sweep + "_tasks.npy")
+        tokens, answers = load(out, sweep + "_tokens.npy"), load(out, sweep + "_answers_all.npy")
+        M, n = pK_all.shape
+        assert tokens.shape[0] == M * n and answers.shape[:2] == (M, n)
+        mine = [r for r in table if r["sweep"] == sweep and r["readout"] == "output"]
+        order = sorted({int(r["mixture"]) for r in mine})
+        assert len(order) == M
+        for m, index in enumerate(order):
+            K = int((tasks[m] >= 0).sum())
+            st = superposition_stats(P_all[m, :, :K], pK_all[m], lam_all[m, :K])
+            for j, r in enumerate(x for x in mine if int(x["mixture"]) == index):
+                close(lam_all[m, j], float(r["lambda_actual"]), "lambda_actual")
+                for key, v in st.items():
+                    close(v[j], float(r[key]), "%s mixture %d task %d %s" % (sweep, index, j, key))
+                checked += 1
+        # the exported prompts hold each task's answer as the query answer of its own examples' kind
+        assert (answers[:, :, 0, :] >= 0).all()
+    assert checked > 20
+    print("superposition: %d rows recomputed" % checked)
+
+
+# ---- decodability ----
+
+def knn_td(X, labels, n_classes, k):
+    """Leave-one-out k-NN vote with the library's tie rule: nearest by (distance, index); the class with the most
+    votes, then the smaller summed distance of its voters, then the lower class."""
+    X = X.astype(np.float64)
+    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    n = len(X)
+    correct = np.zeros(n_classes)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        near = sorted(others, key=lambda j: (d2[i, j], j))[:k]
+        votes, dist = np.zeros(n_classes), np.zeros(n_classes)
+        for j in near:
+            votes[labels[j]] += 1
+            dist[labels[j]] += np.sqrt(d2[i, j])
+        best = min(set(labels[near]), key=lambda c: (-votes[c], dist[c], c))
+        correct[labels[i]] += best == labels[i]
+    return correct / np.bincount(labels, minlength=n_classes)
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_decodability(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "td")
+    side = probe(icl_tool, "decodability", tok_model if kind == "tok" else vec_model, out, "--prompts", 12, "--k", 5)
+    X, labels = load(out, "X.npy"), load(out, "labels.npy")
+    n_tasks = labels.max() + 1
+    table = rows(Path(out) / "td.csv")
+    for level in range(X.shape[0]):
+        same = (X[level] == X[level][0]).all()
+        td = np.full(n_tasks, np.nan) if same else knn_td(X[level], labels, n_tasks, side["config"]["k"])
+        got = [float(r["value"]) for r in table if int(r["layer"]) == level]
+        for t in range(n_tasks):
+            close(td[t], got[t + 1], "TD level %d task %d" % (level, t))
+        close(td.mean(), got[0], "mean TD level %d" % level)
+    score = load(out, "score.npy")
+    for t, r in enumerate(rows(Path(out) / "score.csv")):
+        close(score[labels == t].mean(), float(r["value"]), "score task %d" % t)
+    print("decodability %s: %d levels x %d tasks recomputed" % (kind, X.shape[0], n_tasks))
