@@ -140,3 +140,62 @@ def test_decodability(icl_tool, tok_model, vec_model, tmp_path, kind):
     for t, r in enumerate(rows(Path(out) / "score.csv")):
         close(score[labels == t].mean(), float(r["value"]), "score task %d" % t)
     print("decodability %s: %d levels x %d tasks recomputed" % (kind, X.shape[0], n_tasks))
+
+
+# ---- RSA ----
+
+def avg_ranks(v):
+    """Average ranks (1-based) of v, ties sharing their mean rank."""
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    sv = v[order]
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def rsa_rho(X, H):
+    """Spearman alignment of the RSM of X (standardised features, cosine) with hypothesis H, upper triangles."""
+    X = X.astype(np.float64)
+    sd = X.std(0)
+    Z = np.where(sd > 0, (X - X.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
+    norm = np.linalg.norm(Z, axis=1)
+    S = np.where(np.outer(norm, norm) > 0, Z @ Z.T / np.where(np.outer(norm, norm) > 0, np.outer(norm, norm), 1), 0)
+    iu = np.triu_indices(len(X), 1)
+    # rounding groups values that are equal up to summation order, as ties are in the library's RSM
+    s, h = avg_ranks(np.round(S[iu], 10)), avg_ranks(H[iu])
+    if s.std() == 0 or h.std() == 0:
+        return np.nan
+    return np.corrcoef(s, h)[0, 1]
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_rsa(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "rsa")
+    side = probe(icl_tool, "rsa", tok_model if kind == "tok" else vec_model, out, "--prompts", 8, "--perm", 10)
+    table = rows(Path(out) / "rsa.csv")
+    checked = 0
+    for shots in side["config"]["shots"]:
+        pre = "shots%d_" % shots
+        X, labels = load(out, pre + "X.npy"), load(out, pre + "labels.npy")
+        hyp = {"task": (labels[:, None] == labels[None, :]).astype(float)}
+        if kind == "tok":
+            ids = load(out, pre + "answer_ids.npy")
+            hyp["answer"] = (ids[:, None] == ids[None, :]).astype(float)
+        else:
+            v = load(out, pre + "answer_values.npy").astype(np.float64)
+            hyp["answer"] = -np.abs(v[:, None] - v[None, :])
+        for name, H in hyp.items():
+            for level in range(X.shape[0]):
+                r = [x for x in table if int(x["shots"]) == shots and x["hypothesis"] == name
+                     and int(x["layer"]) == level]
+                close(rsa_rho(X[level], H), float(r[0]["rho"]), "rho %s shots %d level %d" % (name, shots, level))
+                checked += 1
+        score = [x for x in rows(Path(out) / "score.csv") if int(x["shots"]) == shots]
+        close(load(out, pre + "score.npy").mean(), float(score[0]["value"]), "score")
+    print("rsa %s: %d rho values recomputed" % (kind, checked))
