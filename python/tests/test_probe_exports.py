@@ -199,3 +199,72 @@ def test_rsa(icl_tool, tok_model, vec_model, tmp_path, kind):
         score = [x for x in rows(Path(out) / "score.csv") if int(x["shots"]) == shots]
         close(load(out, pre + "score.npy").mean(), float(score[0]["value"]), "score")
     print("rsa %s: %d rho values recomputed" % (kind, checked))
+
+
+# ---- attention ----
+
+EXAMPLE_ROLES = (1, 2, 3, 4)  # ex_input, ex_sep, ex_answer, delim
+QUERY_INPUT, QUERY_ANSWER = 5, 7
+
+
+def attention_stats(A, pos, roles, task_ids, tokens, relevant, n_tasks):
+    """A (n,L,NH,T) attention rows at the attending position pos (n): role and task shares per (layer, head slot),
+    head slot NH = the head-averaged row (float32, as the library averages it), and the task / query_source ratios."""
+    n, L, NH, T = A.shape
+    rows = np.concatenate([A, A.astype(np.float64).mean(2, keepdims=True).astype(np.float32)], 2).astype(np.float64)
+    role, task = np.zeros((L, NH + 1, 8)), np.zeros((L, NH + 1, n_tasks))
+    rel, irr, counted = {"task": 0, "query_source": 0}, {"task": 0, "query_source": 0}, {"task": 0, "query_source": 0}
+    for i in range(n):
+        t = pos[i] + 1
+        a = rows[i, :, :, :t]
+        a = a / a.sum(-1, keepdims=True)
+        for r in range(8):
+            role[:, :, r] += a[..., roles[i, :t] == r].sum(-1)
+        ex = np.isin(roles[i, :t], EXAMPLE_ROLES)
+        for k in range(n_tasks):
+            task[:, :, k] += a[..., ex & (task_ids[i, :t] == k)].sum(-1)
+        sets = {"task": (ex & (task_ids[i, :t] == relevant[i]), ex & (task_ids[i, :t] != relevant[i]))}
+        if tokens is not None:
+            qin = roles[i, :t] == QUERY_INPUT
+            hit = np.isin(tokens[i, :t], tokens[i][roles[i] == QUERY_ANSWER])
+            sets["query_source"] = (qin & hit, qin & ~hit)
+        for name, (good, bad) in sets.items():
+            if good.any() and bad.any():
+                rel[name] = rel[name] + a[..., good].sum(-1)
+                irr[name] = irr[name] + a[..., bad].sum(-1)
+                counted[name] += 1
+    ratio = {k: (rel[k] / counted[k]) / (irr[k] / counted[k]) for k in rel if counted[k]}
+    return role / n, task / n, ratio
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_attention(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "att")
+    probe(icl_tool, "attention", tok_model if kind == "tok" else vec_model, out, "--prompts", 6)
+    table = rows(Path(out) / "attention.csv")
+    role_names = ["bos", "ex_input", "ex_sep", "ex_answer", "delim", "query_input", "query_sep", "query_answer", "pad"]
+    checked = 0
+    for cond, pre in (("0-shot", "zero_shot_"), ("k-shot", "k_shot_"), ("mixed", "mixed_")):
+        A = load(out, pre + "attention.npy")
+        roles, task_ids = load(out, pre + "roles.npy"), load(out, pre + "task_ids.npy")
+        tokens = load(out, pre + "tokens.npy") if kind == "tok" else None
+        mine = {(int(r["layer"]), int(r["head"]), r["kind"], r["name"]): float(r["value"])
+                for r in table if r["condition"] == cond}
+        n_tasks = len({k[3] for k in mine if k[2] == "task"})
+        role, task, ratio = attention_stats(A, load(out, pre + "from_pos.npy"), roles, task_ids, tokens,
+                                            load(out, pre + "relevant_task.npy"), n_tasks)
+        L, NH = A.shape[1], A.shape[2]
+        task_names = [k[3] for k in mine if k[2] == "task" and k[0] == 0 and k[1] == 0]
+        for l in range(L):
+            for h in range(NH + 1):
+                head = -1 if h == NH else h
+                for r in range(8):
+                    close(role[l, h, r], mine[(l, head, "role", role_names[r])], "%s role %d" % (cond, r))
+                for k, name in enumerate(task_names):
+                    close(task[l, h, k], mine[(l, head, "task", name)], "%s task %s" % (cond, name))
+                for name, v in ratio.items():
+                    close(v[l, h], mine[(l, head, "ratio", name)], "%s ratio %s" % (cond, name))
+                checked += 1
+        close(load(out, pre + "score.npy").mean(), mine[(-1, -1, "score", "accuracy" if kind == "tok" else "mse")],
+              "score")
+    print("attention %s: %d (layer, head) cells recomputed" % (kind, checked))
