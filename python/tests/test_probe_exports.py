@@ -268,3 +268,30 @@ def test_attention(icl_tool, tok_model, vec_model, tmp_path, kind):
         close(load(out, pre + "score.npy").mean(), mine[(-1, -1, "score", "accuracy" if kind == "tok" else "mse")],
               "score")
     print("attention %s: %d (layer, head) cells recomputed" % (kind, checked))
+
+
+# ---- task vectors ----
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_task_vectors(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "tv")
+    side = probe(icl_tool, "task-vectors", tok_model if kind == "tok" else vec_model, out, "--prompts", 8,
+                 "--eval-prompts", 4)
+    X, labels = load(out, "demo_X.npy"), load(out, "demo_labels.npy")
+    V = np.load(Path(out) / "vectors.npy")
+    means = np.stack([X[:, labels == t].astype(np.float64).mean(1) for t in range(V.shape[0])])
+    err = np.abs(means - V).max()
+    assert err <= TOL, "task vectors: mean of the exported residuals differs by %g" % err
+    roles = load(out, "demo_roles.npy")
+    assert ((roles == (6 if kind == "tok" else 5)).sum(1) == 1).all()  # one query position per prompt
+    if kind == "tok":
+        # the best level: highest mean zero-shot accuracy over tasks (then P), levels 1..L
+        zs = rows(Path(out) / "zero_shot.csv")
+        L1 = V.shape[1]
+        acc = np.array([np.mean([float(r["value"]) for r in zs if r["metric"] == "accuracy" and int(r["level"]) == l])
+                        for l in range(L1)])
+        p = np.array([np.mean([float(r["value"]) for r in zs if r["metric"] == "p" and int(r["level"]) == l])
+                      for l in range(L1)])
+        best = max(range(1, L1), key=lambda l: (acc[l], p[l], -l))
+        assert best == side["config"]["best_level"], (acc, p, side["config"]["best_level"])
+    print("task-vectors %s: vectors recomputed to %g" % (kind, err))
