@@ -229,6 +229,10 @@ static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *ow
         fprintf(stderr, "icl probe %s: --model is required (see --help)\n", spec->name);
         return 0;
     }
+    if (p->save_inputs && !spec->saves_inputs) {
+        fprintf(stderr, "icl probe %s: --save-inputs is not supported by this probe yet\n", spec->name);
+        return 0;
+    }
     *exit_status = 1;
     p->o.dir = p->out;
     if (cli_load_model_and_task(p->model_path, p->task, p->backend, &p->model, &p->family) ||

@@ -138,6 +138,7 @@ typedef struct {
     const char *usage;      /* --help text above the options */
     const char *tasks_help; /* what --tasks selects [NULL: "comma-separated task names [all]"] */
     const char *seed_help;  /* what --seed seeds [NULL: "seed of the prompts [1]"] */
+    int saves_inputs;       /* 1: the probe implements --save-inputs; 0: it refuses the option */
 } cli_probe_spec;
 
 #define CLI_MAX_TASKS 256

@@ -245,7 +245,7 @@ int probe_attention(int argc, char **argv) {
         "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
         "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
         "0-shot vs k-shot on the same queries, and mixed-task prompts.",
-        NULL, NULL};
+        NULL, NULL, 1};
     attention_options a = {.prompts = 50, .examples = -1, .batch = ICL_REPR_BATCH, .mix = 0.75f};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task and condition [50]"},

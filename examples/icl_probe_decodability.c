@@ -230,7 +230,7 @@ int probe_decodability(int argc, char **argv) {
         "usage: icl probe decodability --model M.safetensors [options]\n\n"
         "Task decodability (Han et al.): leave-one-out k-NN on the residual stream at the\n"
         "representation site, per layer and task; pairwise; over checkpoints with --checkpoints.",
-        NULL, NULL};
+        NULL, NULL, 1};
     td_options a = {.prompts = 100, .examples = -1, .k = ICL_KNN_DEFAULT_K, .layer = -1};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},

@@ -217,7 +217,7 @@ int probe_rsa(int argc, char **argv) {
         "RSA (Yousefi et al.): cosine similarity matrices of standardised residuals per layer,\n"
         "Spearman alignment with same-task / same-answer hypotheses, permutation p-values,\n"
         "at each number of in-context examples.",
-        NULL, "seed of the prompts and permutations [1]"};
+        NULL, "seed of the prompts and permutations [1]", 1};
     rsa_options a = {.prompts = 50, .n_perm = 1000, .layer = -1};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [50]"},

@@ -441,7 +441,7 @@ int probe_superposition(int argc, char **argv) {
         "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
         "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
         "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
-        "comma-separated tasks to mix [all]", NULL};
+        "comma-separated tasks to mix [all]", NULL, 1};
     options o = {.lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
                  .prompts = 100,
                  .examples = -1,

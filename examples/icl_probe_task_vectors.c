@@ -269,7 +269,7 @@ int probe_task_vectors(int argc, char **argv) {
         "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
         "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
         "scripts/plot_task_vectors.gp",
-        NULL, "seed of every prompt set [1]"};
+        NULL, "seed of every prompt set [1]", 1};
     tv_options a = {"replace", 100, 100, -1, -1, 0, -1, 11, 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "demonstration prompts per task the vectors average [100]"},

@@ -295,3 +295,11 @@ def test_task_vectors(icl_tool, tok_model, vec_model, tmp_path, kind):
         best = max(range(1, L1), key=lambda l: (acc[l], p[l], -l))
         assert best == side["config"]["best_level"], (acc, p, side["config"]["best_level"])
     print("task-vectors %s: vectors recomputed to %g" % (kind, err))
+
+
+def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
+    """Probes without an export say so instead of writing an empty inputs/ folder."""
+    r = subprocess.run([icl_tool, "probe", "linear", "--model", tok_model, "--out", str(tmp_path / "lin"),
+                        "--save-inputs"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
+    assert not (tmp_path / "lin").exists()
