@@ -324,8 +324,8 @@ icl_status icl_attention_condition_prompts(const icl_task_family *f, const icl_a
     ICL_TRY(icl_repr_prompts_generate(f, &po, &set));
     icl_status s = set.n == n ? ICL_OK : icl_fail(ICL_ERR_INVALID_ARG, "%s: the condition has %d prompts, not %d", fn,
                                                   set.n, n);
-    if (s == ICL_OK && c == 2 && set.n_tasks < 2)
-        s = icl_fail(ICL_ERR_INVALID_ARG, "%s: mixed prompts need at least 2 tasks", fn);
+    if (s == ICL_OK && c == 2 && (set.n_tasks < 2 || !(opt->mix_lambda > 0.0)))
+        s = icl_fail(ICL_ERR_INVALID_ARG, "%s: mixed prompts need at least 2 tasks and a mix share > 0", fn);
     icl_mixed_prompt mp;
     memset(&mp, 0, sizeof mp);
     for (int i = 0; s == ICL_OK && i < n; i++) {
