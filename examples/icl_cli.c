@@ -197,7 +197,7 @@ int cli_load_model_and_task(const char *model_path, const char *task_spec, const
  * the probe should run, else 0 with *exit_status set. */
 static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *own, int n_own, int *exit_status) {
     const cli_probe_spec *spec = p->spec;
-    cli_option opts[CLI_MAX_PROBE_OPTIONS + 6];
+    cli_option opts[CLI_MAX_PROBE_OPTIONS + 7];
     *exit_status = 2;
     if (n_own < 0 || n_own > CLI_MAX_PROBE_OPTIONS) {
         fprintf(stderr, "icl: %d probe options, at most %d\n", n_own, CLI_MAX_PROBE_OPTIONS);
@@ -217,6 +217,9 @@ static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *ow
                              spec->seed_help ? spec->seed_help : "seed of the prompts [1]"};
     opts[n++] = (cli_option){"--out", OPT_STRING, &p->out, p->out_help};
     opts[n++] = (cli_option){"--backend", OPT_STRING, &p->backend, "cpu | cuda [$ICL_BACKEND or cpu]"};
+    opts[n++] = (cli_option){"--save-inputs", OPT_FLAG, &p->save_inputs,
+                             "also write the prompts, representations and per-prompt values behind the "
+                             "figures into <out>/inputs/"};
     int rc = cli_parse(argc, argv, 3, opts, n, spec->usage, NULL, 0, NULL);
     if (rc) {
         *exit_status = rc < 0 ? 2 : 0;
@@ -224,6 +227,10 @@ static int probe_begin(cli_probe *p, int argc, char **argv, const cli_option *ow
     }
     if (!p->model_path) {
         fprintf(stderr, "icl probe %s: --model is required (see --help)\n", spec->name);
+        return 0;
+    }
+    if (p->save_inputs && !spec->saves_inputs) {
+        fprintf(stderr, "icl probe %s: --save-inputs is not supported by this probe yet\n", spec->name);
         return 0;
     }
     *exit_status = 1;
@@ -279,6 +286,10 @@ int cli_probe_tasks(cli_probe *p, const icl_task_family *f, int cap, int every_t
 
 int cli_probe_outputs(cli_probe *p, const icl_task_family *f) {
     if (cli_make_dir(p->out))
+        return 1;
+    char inputs[4096];
+    snprintf(inputs, sizeof inputs, "%s/inputs", p->out);
+    if (p->save_inputs && cli_make_dir(inputs))
         return 1;
     icl_status s = icl_sidecar_create(p->spec->name, (uint64_t)p->seed, &p->o.sc);
     if (s == ICL_OK && (s = icl_sidecar_set_string(p->o.sc, "model", p->model_path)) == ICL_OK)
@@ -501,4 +512,112 @@ int cli_check_finite_params(const char *model_path, const icl_model *model) {
     }
     free(p);
     return bad;
+}
+
+icl_status cli_save_array(cli_probe *p, const char *name, icl_dtype dtype, int ndim, const size_t *shape,
+                          const void *data) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "inputs/%s", name);
+    return icl_npy_write(cli_out_path(&p->o, rel), dtype, ndim, shape, data);
+}
+
+icl_status cli_save_doubles(cli_probe *p, const char *name, const double *x, int ndim, const size_t *shape) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "inputs/%s", name);
+    return cli_write_doubles(&p->o, rel, x, ndim, shape);
+}
+
+/* One per-position int32 array of every prompt ("tokens", "roles" or
+ * "task_ids"), (n, T) padded with -1. */
+static icl_status save_positions(cli_probe *p, const char *prefix, const char *what, const icl_prompt *const *ps,
+                                 int n, int T, int32_t *buf) {
+    for (int i = 0; i < n; i++) {
+        const int32_t *v = what[0] == 't' && what[1] == 'o' ? ps[i]->tokens : what[0] == 'r' ? ps[i]->roles
+                                                                                             : ps[i]->task_ids;
+        for (int t = 0; t < T; t++) buf[(size_t)i * T + t] = t < ps[i]->T ? v[t] : -1;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%s%s.npy", prefix, what);
+    size_t shape[2] = {(size_t)n, (size_t)T};
+    return cli_save_array(p, name, ICL_DTYPE_I32, 2, shape, buf);
+}
+
+/* The query answer of every prompt: tokens (n, A) or y_q (n, d_out). */
+static icl_status save_answers(cli_probe *p, const char *prefix, const icl_prompt *const *ps, int n, void *buf) {
+    int token = ps[0]->mode == ICL_MODE_TOKEN, A = ps[0]->answer_len;
+    for (int i = 0; i < n; i++) {
+        const icl_prompt *q = ps[i];
+        if (!token) {
+            memcpy((float *)buf + (size_t)i * A, q->target_values + (size_t)q->query_pos * q->d_out,
+                   (size_t)A * sizeof(float));
+            continue;
+        }
+        int32_t *row = (int32_t *)buf + (size_t)i * A;
+        for (int a = 0, t = 0; a < A; a++, t++) {
+            while (t < q->T && q->roles[t] != ICL_ROLE_QUERY_ANSWER) t++;
+            row[a] = t < q->T ? q->tokens[t] : -1;
+        }
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%sanswers.npy", prefix);
+    size_t shape[2] = {(size_t)n, (size_t)A};
+    return cli_save_array(p, name, token ? ICL_DTYPE_I32 : ICL_DTYPE_F32, 2, shape, buf);
+}
+
+icl_status cli_save_prompts(cli_probe *p, const char *prefix, const icl_prompt *prompts,
+                            const icl_prompt *const *ptrs, int n) {
+    if (n < 1)
+        return ICL_OK;
+    const icl_prompt **ps = malloc((size_t)n * sizeof *ps);
+    if (!ps)
+        return ICL_ERR_NOMEM;
+    int T = 0, token = (ptrs ? ptrs[0] : prompts)->mode == ICL_MODE_TOKEN;
+    int d = token ? 1 : (ptrs ? ptrs[0] : prompts)->d_in, A = (ptrs ? ptrs[0] : prompts)->answer_len;
+    for (int i = 0; i < n; i++) {
+        ps[i] = ptrs ? ptrs[i] : &prompts[i];
+        if (ps[i]->T > T) T = ps[i]->T;
+    }
+    size_t cells = (size_t)n * T * d;
+    if (cells < (size_t)n * A) cells = (size_t)n * A;
+    int32_t *buf = malloc((cells ? cells : 1) * sizeof *buf); /* int32 and float32 share the size */
+    icl_status s = buf ? ICL_OK : ICL_ERR_NOMEM;
+    char name[128];
+    if (s == ICL_OK && token)
+        s = save_positions(p, prefix, "tokens", ps, n, T, buf);
+    if (s == ICL_OK && !token) {
+        float *x = (float *)buf;
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < T; t++)
+                for (int c = 0; c < d; c++)
+                    x[((size_t)i * T + t) * d + c] = t < ps[i]->T ? ps[i]->inputs[(size_t)t * d + c] : 0.0f;
+        snprintf(name, sizeof name, "%sinputs.npy", prefix);
+        size_t shape[3] = {(size_t)n, (size_t)T, (size_t)d};
+        s = cli_save_array(p, name, ICL_DTYPE_F32, 3, shape, x);
+    }
+    if (s == ICL_OK)
+        s = save_positions(p, prefix, "roles", ps, n, T, buf);
+    if (s == ICL_OK)
+        s = save_positions(p, prefix, "task_ids", ps, n, T, buf);
+    if (s == ICL_OK) {
+        for (int i = 0; i < n; i++) buf[i] = ps[i]->task;
+        snprintf(name, sizeof name, "%sprompt_task.npy", prefix);
+        size_t len = (size_t)n;
+        s = cli_save_array(p, name, ICL_DTYPE_I32, 1, &len, buf);
+    }
+    if (s == ICL_OK)
+        s = save_answers(p, prefix, ps, n, buf);
+    free(buf);
+    free(ps);
+    return s;
+}
+
+icl_status cli_save_repr(cli_probe *p, const char *prefix, const icl_repr_set *r) {
+    char name[128];
+    snprintf(name, sizeof name, "%sX.npy", prefix);
+    size_t shape[3] = {(size_t)r->levels, (size_t)r->n, (size_t)r->d}, n = (size_t)r->n;
+    CLI_TRY(cli_save_array(p, name, ICL_DTYPE_F32, 3, shape, r->X));
+    if (!r->score)
+        return ICL_OK;
+    snprintf(name, sizeof name, "%sscore.npy", prefix);
+    return cli_save_doubles(p, name, r->score, 1, &n);
 }

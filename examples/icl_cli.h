@@ -138,6 +138,7 @@ typedef struct {
     const char *usage;      /* --help text above the options */
     const char *tasks_help; /* what --tasks selects [NULL: "comma-separated task names [all]"] */
     const char *seed_help;  /* what --seed seeds [NULL: "seed of the prompts [1]"] */
+    int saves_inputs;       /* 1: the probe implements --save-inputs; 0: it refuses the option */
 } cli_probe_spec;
 
 #define CLI_MAX_TASKS 256
@@ -157,6 +158,7 @@ typedef struct {
     int task_ids[CLI_MAX_TASKS];
     cli_outputs o; /* o.dir is --out; o.sc comes from cli_probe_sidecar */
     char out_default[128], out_help[160];
+    int save_inputs; /* --save-inputs: also write what the figures are computed from into <out>/inputs/ */
 } cli_probe;
 
 /* A probe's own work on the loaded p with its options; the exit status. */
@@ -181,6 +183,24 @@ int cli_probe_tasks(cli_probe *p, const icl_task_family *f, int cap, int every_t
 int cli_probe_outputs(cli_probe *p, const icl_task_family *f);
 /* Write the sidecar to <out>/<name, '-' as '_'>.json; p->o.path holds that path. */
 icl_status cli_probe_write_sidecar(cli_probe *p);
+/* --save-inputs: write an array as <out>/inputs/<name> (listed in the
+ * sidecar as inputs/<name>); dtype ICL_DTYPE_F32 or ICL_DTYPE_I32 of data. */
+icl_status cli_save_array(cli_probe *p, const char *name, icl_dtype dtype, int ndim, const size_t *shape,
+                          const void *data);
+/* cli_save_array of doubles, written as float32. */
+icl_status cli_save_doubles(cli_probe *p, const char *name, const double *x, int ndim, const size_t *shape);
+/* --save-inputs: the n prompts (ptrs[i], or prompts[i] when ptrs is NULL) as
+ * <prefix>tokens.npy (n,T) int32 in token mode or <prefix>inputs.npy
+ * (n,T,d_in) float32 in vector mode, <prefix>roles.npy and
+ * <prefix>task_ids.npy (n,T) int32, <prefix>prompt_task.npy (n) and
+ * <prefix>answers.npy: (n,answer_len) int32 query answer tokens, or
+ * (n,d_out) float32 query targets y_q; T is the longest prompt and shorter
+ * prompts are padded with -1 (token, role, task id) or 0 (inputs). */
+icl_status cli_save_prompts(cli_probe *p, const char *prefix, const icl_prompt *prompts,
+                            const icl_prompt *const *ptrs, int n);
+/* --save-inputs: the representations r as <prefix>X.npy (levels,n,d) float32
+ * and its behaviour scores as <prefix>score.npy (n). */
+icl_status cli_save_repr(cli_probe *p, const char *prefix, const icl_repr_set *r);
 /* Record the model's config as "model_config". */
 icl_status cli_sidecar_model_config(icl_sidecar *sc, const icl_model *m);
 

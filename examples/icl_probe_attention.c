@@ -70,6 +70,93 @@ static icl_status write_npys(cli_outputs *o, const icl_attn_result *r) {
     return s;
 }
 
+/* Rows [first, first+B) of a condition: the attention row of every layer
+ * and head at the first position `from` selects, into rows (n, L, NH, T),
+ * that position into pos, the behaviour score into score. */
+static icl_status capture_rows(icl_model *m, const icl_prompt *prompts, int first, int B, int T, icl_positions from,
+                               float *rows, int32_t *pos, double *score) {
+    const icl_config *cfg = icl_model_config(m);
+    int L = cfg->n_layer, NH = cfg->n_head;
+    const icl_prompt **ptrs = malloc((size_t)B * sizeof *ptrs);
+    icl_task_batch tb = {0};
+    icl_capture_plan *plan = NULL;
+    icl_capture_set set = {0, NULL};
+    icl_status s = ptrs ? ICL_OK : ICL_ERR_NOMEM;
+    for (int b = 0; s == ICL_OK && b < B; b++) ptrs[b] = &prompts[first + b];
+    if (s == ICL_OK)
+        s = icl_task_batch_pack(&tb, ptrs, B, 0);
+    icl_row_labels labels = {tb.roles, tb.prompt_len};
+    if (s == ICL_OK)
+        s = icl_forward_with(m, &tb.batch, &labels, NULL, 0, NULL);
+    if (s == ICL_OK)
+        s = icl_query_scores(m, &tb, score + first);
+    if (s == ICL_OK && (s = icl_capture_plan_create(&plan)) == ICL_OK &&
+        (s = icl_capture_plan_add(plan, ICL_POINT_ATTN_PROBS, -1, -1, from, NULL)) == ICL_OK)
+        s = icl_capture_collect(plan, m, &labels, &set);
+    for (int l = 0; s == ICL_OK && l < L; l++) {
+        const icl_capture *c = icl_capture_set_find(&set, ICL_POINT_ATTN_PROBS, l);
+        for (size_t i = 0; i < c->n; i++) {
+            int b = c->rows[i], t = c->positions[i];
+            if (i > 0 && c->rows[i - 1] == b)
+                continue; /* the first selected position of each row, as the statistics */
+            pos[first + b] = t;
+            for (int h = 0; h < NH; h++)
+                for (int k = 0; k <= t; k++)
+                    rows[(((size_t)(first + b) * L + l) * NH + h) * T + k] = c->data[(i * NH + h) * tb.T + k];
+        }
+    }
+    icl_capture_set_free(&set);
+    icl_capture_plan_free(plan);
+    icl_task_batch_free(&tb);
+    free(ptrs);
+    return s;
+}
+
+/* --save-inputs: per condition its prompts, each row's relevant task, the
+ * attending position and the attention rows the statistics average. */
+static icl_status save_inputs(cli_probe *p, const icl_attn_options *o, const icl_attn_result *r) {
+    const icl_config *cfg = icl_model_config(p->model);
+    int L = cfg->n_layer, NH = cfg->n_head;
+    icl_status s = ICL_OK;
+    for (int c = 0; s == ICL_OK && c < r->n_cond; c++) {
+        int n = (int)r->stats[c].rows, T = 0;
+        icl_prompt *prompts = calloc((size_t)n, sizeof *prompts);
+        int32_t *relevant = malloc((size_t)n * sizeof *relevant), *pos = malloc((size_t)n * sizeof *pos);
+        double *score = malloc((size_t)n * sizeof *score);
+        float *rows = NULL;
+        s = prompts && relevant && pos && score ? icl_attention_condition_prompts(p->family, o, c, n, prompts, relevant)
+                                                : ICL_ERR_NOMEM;
+        for (int i = 0; s == ICL_OK && i < n; i++) T = prompts[i].T > T ? prompts[i].T : T;
+        if (s == ICL_OK && !(rows = calloc((size_t)n * L * NH * T, sizeof *rows)))
+            s = ICL_ERR_NOMEM;
+        for (int first = 0; s == ICL_OK && first < n; first += o->batch)
+            s = capture_rows(p->model, prompts, first, n - first < o->batch ? n - first : o->batch, T, o->from, rows,
+                             pos, score);
+        char prefix[32], name[64];
+        snprintf(prefix, sizeof prefix, "%s_", c == 0 ? "zero_shot" : c == 1 ? "k_shot" : "mixed");
+        size_t len = (size_t)n, shape[4] = {len, (size_t)L, (size_t)NH, (size_t)T};
+        if (s == ICL_OK)
+            s = cli_save_prompts(p, prefix, prompts, NULL, n);
+#define SAVE(what, call)                                      \
+    if (s == ICL_OK) {                                        \
+        snprintf(name, sizeof name, "%s%s.npy", prefix, what); \
+        s = call;                                             \
+    }
+        SAVE("attention", cli_save_array(p, name, ICL_DTYPE_F32, 4, shape, rows));
+        SAVE("from_pos", cli_save_array(p, name, ICL_DTYPE_I32, 1, &len, pos));
+        SAVE("relevant_task", cli_save_array(p, name, ICL_DTYPE_I32, 1, &len, relevant));
+        SAVE("score", cli_save_doubles(p, name, score, 1, &len));
+#undef SAVE
+        for (int i = 0; prompts && i < n; i++) icl_prompt_free(&prompts[i]);
+        free(prompts);
+        free(relevant);
+        free(pos);
+        free(score);
+        free(rows);
+    }
+    return s;
+}
+
 static void print_summary(const icl_task_family *f, const icl_attn_result *r) {
     const icl_attn_stats *s0 = &r->stats[0];
     int L = s0->n_layer, NH = s0->n_head;
@@ -137,6 +224,8 @@ static int run(cli_probe *p, void *options) {
         snprintf(path, sizeof path, "%s/attention.csv", out);
         if ((s = write_csv(&p->o, path, p->family, &r)) != ICL_OK || (s = write_npys(&p->o, &r)) != ICL_OK)
             rc = cli_fail(path, s);
+        else if (p->save_inputs && (s = save_inputs(p, &o, &r)) != ICL_OK)
+            rc = cli_fail("--save-inputs", s);
         else if ((s = cli_probe_write_sidecar(p)) != ICL_OK)
             rc = cli_fail(p->o.path, s);
     }
@@ -156,7 +245,7 @@ int probe_attention(int argc, char **argv) {
         "Attention to roles (Yousefi et al.): share of the query position's attention on each role\n"
         "and on each task's examples, per layer and head, and relevant/irrelevant ratios;\n"
         "0-shot vs k-shot on the same queries, and mixed-task prompts.",
-        NULL, NULL};
+        NULL, NULL, 1};
     attention_options a = {.prompts = 50, .examples = -1, .batch = ICL_REPR_BATCH, .mix = 0.75f};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task and condition [50]"},

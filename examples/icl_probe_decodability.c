@@ -126,6 +126,20 @@ static void print_curve(const icl_td_curve *c) {
     }
 }
 
+/* --save-inputs: the prompts, their representations at the site (what
+ * icl_decodability_run collects) and the class index of every item. */
+static icl_status save_inputs(cli_probe *p, const icl_repr_prompts *set, const icl_repr_site *site) {
+    icl_repr_set r;
+    CLI_TRY(cli_save_prompts(p, "", set->prompts, NULL, set->n));
+    CLI_TRY(icl_repr_collect(p->model, set->prompts, set->n, site, ICL_REPR_BATCH, &r));
+    size_t n = (size_t)set->n;
+    icl_status s = cli_save_repr(p, "", &r);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "labels.npy", ICL_DTYPE_I32, 1, &n, set->labels);
+    icl_repr_set_free(&r);
+    return s;
+}
+
 /* TD over the checkpoints of --checkpoints: printed and written. */
 static int over_checkpoints(cli_probe *p, const td_options *a, const icl_repr_prompts_options *po,
                             const icl_repr_site *site, const icl_repr_prompts *set) {
@@ -195,6 +209,8 @@ static int run(cli_probe *p, void *options) {
         if ((s = write_td(&p->o, f, &set, &td)) != ICL_OK || (a->pca > 0 && (s = write_pca(&p->o, f, &set, &td)) != ICL_OK))
             rc = cli_fail(out, s);
     }
+    if (rc == 0 && p->save_inputs && (s = save_inputs(p, &set, &site)) != ICL_OK)
+        rc = cli_fail("--save-inputs", s);
     if (rc == 0 && a->ckpt_dir)
         rc = over_checkpoints(p, a, &po, &site, &set);
     if (rc == 0 && (s = cli_probe_write_sidecar(p)) != ICL_OK)
@@ -214,7 +230,7 @@ int probe_decodability(int argc, char **argv) {
         "usage: icl probe decodability --model M.safetensors [options]\n\n"
         "Task decodability (Han et al.): leave-one-out k-NN on the residual stream at the\n"
         "representation site, per layer and task; pairwise; over checkpoints with --checkpoints.",
-        NULL, NULL};
+        NULL, NULL, 1};
     td_options a = {.prompts = 100, .examples = -1, .k = ICL_KNN_DEFAULT_K, .layer = -1};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},

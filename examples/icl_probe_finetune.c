@@ -139,7 +139,7 @@ int probe_finetune(int argc, char **argv) {
         "usage: icl probe finetune --model M.safetensors [options]\n\n"
         "Finetune only the first n or only the last n blocks (everything else frozen) and compare\n"
         "task decodability (best layer) and accuracy / mse with the original model.",
-        "comma-separated training task names [all]", "seed of the training data and decodability prompts [1]"};
+        "comma-separated training task names [all]", "seed of the training data and decodability prompts [1]", 0};
     finetune_options a = {.batch = 32, .prompts = 100, .eval_prompts = 100, .k = ICL_KNN_DEFAULT_K,
                           .steps = 200, .lr = 1e-3f};
     cli_option opts[] = {

@@ -136,7 +136,7 @@ int probe_function_vectors(int argc, char **argv) {
         "shuffled-label prompts at the query separator) and the function vector of the\n"
         "top heads, added to the residual stream. Plot: gnuplot -e \"dir='DIR'\"\n"
         "scripts/plot_function_vectors.gp",
-        NULL, "seed of every prompt set [1]"};
+        NULL, "seed of every prompt set [1]", 0};
     fv_options a = {"resid_post", 100, 100, -1, -1, -1, 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "clean prompts per task for the mean head outputs [100]"},

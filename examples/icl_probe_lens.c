@@ -147,7 +147,7 @@ int probe_logit_lens(int argc, char **argv) {
         "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
         "Probability of every task's answer read out of each layer (final layernorm +\n"
         "unembedding), on single-task prompts of each task and on their uniform mixture.",
-        "comma-separated tasks (at least 2) [all]", NULL};
+        "comma-separated tasks (at least 2) [all]", NULL, 0};
     lens_options o = {.prompts = 100, .examples = -1, .batch = 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},
@@ -458,7 +458,7 @@ int probe_head_ablation(int argc, char **argv) {
         "Change of each task's answer probability and accuracy (token families) or query\n"
         "squared error (vector families) when one attention head at a time is zeroed or\n"
         "replaced by its per-position mean over all the prompts.",
-        NULL, NULL};
+        NULL, NULL, 0};
     ablation_options o = {.mode = "both", .prompts = 100, .examples = -1, .batch = 64, .layer = -1};
     cli_option opts[] = {
         {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},

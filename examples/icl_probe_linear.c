@@ -167,7 +167,7 @@ int probe_linear(int argc, char **argv) {
         "usage: icl probe linear --model M.safetensors [options]\n\n"
         "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
         "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
-        NULL, "seed of the prompts and folds [1]"};
+        NULL, "seed of the prompts and folds [1]", 0};
     linear_options a = {.prompts = 100, .folds = 5, .l2 = -1.0f, .alpha = -1.0f};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},

@@ -63,6 +63,45 @@ static icl_status write_npys(cli_outputs *o, const int *tasks, const icl_rsa_res
     return s;
 }
 
+/* --save-inputs: per condition c the prompts, their representations at the
+ * site and the hypotheses' labels / values, prefixed "shots<k>_". */
+static icl_status save_inputs(cli_probe *p, const icl_repr_prompts_options *po, const icl_rsa_options *ro,
+                              const icl_repr_site *site) {
+    icl_status s = ICL_OK;
+    for (int c = 0; s == ICL_OK && c < ro->n_shots; c++) {
+        icl_repr_prompts set;
+        CLI_TRY(icl_rsa_condition_prompts(p->family, po, ro, c, &set));
+        char prefix[32], name[64];
+        snprintf(prefix, sizeof prefix, "shots%d_", ro->shots[c]);
+        size_t n = (size_t)set.n;
+        int32_t *ids = malloc(n * sizeof *ids);
+        double *values = malloc(n * sizeof *values);
+        icl_repr_set r = {0};
+        int n_ids;
+        s = ids && values ? cli_save_prompts(p, prefix, set.prompts, NULL, set.n) : ICL_ERR_NOMEM;
+        if (s == ICL_OK && (s = icl_repr_collect(p->model, set.prompts, set.n, site, ICL_REPR_BATCH, &r)) == ICL_OK)
+            s = cli_save_repr(p, prefix, &r);
+        if (s == ICL_OK) {
+            snprintf(name, sizeof name, "%slabels.npy", prefix);
+            s = cli_save_array(p, name, ICL_DTYPE_I32, 1, &n, set.labels);
+        }
+        if (s == ICL_OK && icl_task_family_mode(p->family) == ICL_MODE_TOKEN) {
+            snprintf(name, sizeof name, "%sanswer_ids.npy", prefix);
+            if ((s = icl_repr_prompts_answer_ids(&set, ids, &n_ids)) == ICL_OK)
+                s = cli_save_array(p, name, ICL_DTYPE_I32, 1, &n, ids);
+        } else if (s == ICL_OK) {
+            snprintf(name, sizeof name, "%sanswer_values.npy", prefix);
+            if ((s = icl_repr_prompts_answer_values(&set, values)) == ICL_OK)
+                s = cli_save_doubles(p, name, values, 1, &n);
+        }
+        icl_repr_set_free(&r);
+        icl_repr_prompts_free(&set);
+        free(ids);
+        free(values);
+    }
+    return s;
+}
+
 /* The shot counts, tasks, site, labels and heatmap layer of the options;
  * prints the error and returns 1 when one is wrong. */
 static int configure(cli_probe *p, rsa_options *a, icl_repr_prompts_options *po, icl_rsa_options *ro,
@@ -158,7 +197,9 @@ static int run(cli_probe *p, void *options) {
         record(p->o.sc, a, &ro, &r);
     }
     if (rc == 0 && ((s = write_csvs(&p->o, p->family, &r, a->layer)) != ICL_OK ||
-                    (s = write_npys(&p->o, po.tasks, &r)) != ICL_OK || (s = cli_probe_write_sidecar(p)) != ICL_OK))
+                    (s = write_npys(&p->o, po.tasks, &r)) != ICL_OK ||
+                    (p->save_inputs && (s = save_inputs(p, &po, &ro, &site)) != ICL_OK) ||
+                    (s = cli_probe_write_sidecar(p)) != ICL_OK))
         rc = cli_fail(out, s);
     if (rc == 0)
         printf("wrote %s/{rsa.csv,score.csv,rsm_layer.csv,rsm.npy,...}; plots: gnuplot -e \"in='%s/rsa.csv'; "
@@ -176,7 +217,7 @@ int probe_rsa(int argc, char **argv) {
         "RSA (Yousefi et al.): cosine similarity matrices of standardised residuals per layer,\n"
         "Spearman alignment with same-task / same-answer hypotheses, permutation p-values,\n"
         "at each number of in-context examples.",
-        NULL, "seed of the prompts and permutations [1]"};
+        NULL, "seed of the prompts and permutations [1]", 1};
     rsa_options a = {.prompts = 50, .n_perm = 1000, .layer = -1};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [50]"},

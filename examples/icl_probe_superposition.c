@@ -219,6 +219,88 @@ static int write_sweep_npys(cli_outputs *o, const mixture_list *l, const char *s
     return rc;
 }
 
+/* --save-inputs for one sweep: its prompts (regenerated as icl_superposition_run
+ * drew them), every task's answer, the per-prompt p_(K) that defines "solved",
+ * the actual proportions and the task ids, all in mixture order. */
+static icl_status save_sweep(cli_probe *p, const mixture_list *l, const char *sweep, int n,
+                             const icl_superposition_result *all) {
+    int M = 0, Kmax = 0, A = 0, levels = 0;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].sweep, sweep) == 0) {
+            M++;
+            Kmax = l->items[i].K > Kmax ? l->items[i].K : Kmax;
+            A = all[i].answer_len;
+            levels = all[i].levels;
+        }
+    if (M == 0)
+        return ICL_OK;
+    size_t mn = (size_t)M * n, L1 = levels ? (size_t)levels : 1;
+    icl_mixed_prompt *mp = calloc(mn, sizeof *mp);
+    const icl_prompt **ptrs = malloc(mn * sizeof *ptrs);
+    int32_t *answers = malloc(mn * Kmax * A * sizeof *answers), *exact = malloc(mn * L1 * sizeof *exact);
+    int32_t *tasks = malloc((size_t)M * Kmax * sizeof *tasks);
+    double *pK = malloc(mn * L1 * sizeof *pK), *lambda = malloc((size_t)M * Kmax * sizeof *lambda);
+    icl_status s = mp && ptrs && answers && exact && tasks && pK && lambda ? ICL_OK : ICL_ERR_NOMEM;
+    icl_rng rng;
+    icl_rng_init(&rng, (uint64_t)p->seed, "superposition");
+    for (int i = 0, m = 0; s == ICL_OK && i < l->n; i++) {
+        const mixture *mx = &l->items[i];
+        const icl_superposition_result *r = &all[i];
+        if (strcmp(mx->sweep, sweep) != 0)
+            continue;
+        for (int j = 0; j < Kmax; j++) {
+            tasks[(size_t)m * Kmax + j] = j < r->K ? r->tasks[j] : -1;
+            lambda[(size_t)m * Kmax + j] = j < r->K ? r->lambda[j] : NAN;
+        }
+        for (int q = 0; s == ICL_OK && q < n; q++) {
+            size_t at = (size_t)m * n + q;
+            s = icl_superposition_prompt(p->model, p->family, mx->tasks, mx->lambda, mx->K, r->n_examples, &rng, q,
+                                         &mp[at]);
+            ptrs[at] = &mp[at].prompt;
+            for (int j = 0; s == ICL_OK && j < Kmax; j++)
+                for (int a = 0; a < A; a++)
+                    answers[(at * Kmax + j) * A + a] = j < r->K ? mp[at].answers[(size_t)j * A + a] : -1;
+            pK[at] = r->pK[q];
+            exact[at] = r->pK_exact[q];
+            for (int lv = 0; lv < levels; lv++) {
+                pK[mn + ((size_t)m * levels + lv) * n + q] = r->lens_pK[(size_t)lv * n + q];
+                exact[mn + ((size_t)m * levels + lv) * n + q] = r->lens_pK_exact[(size_t)lv * n + q];
+            }
+        }
+        m++;
+    }
+    char name[128];
+    size_t shape[4] = {(size_t)M, (size_t)n, (size_t)Kmax, (size_t)A}, lshape[3] = {(size_t)M, L1, (size_t)n};
+    if (s == ICL_OK) {
+        snprintf(name, sizeof name, "%s_", sweep);
+        s = cli_save_prompts(p, name, NULL, ptrs, (int)mn);
+    }
+#define SAVE(what, call)                                          \
+    if (s == ICL_OK) {                                            \
+        snprintf(name, sizeof name, "%s_%s.npy", sweep, what);    \
+        s = call;                                                 \
+    }
+    SAVE("answers_all", cli_save_array(p, name, ICL_DTYPE_I32, 4, shape, answers));
+    SAVE("pK", cli_save_doubles(p, name, pK, 2, shape));
+    SAVE("pK_exact", cli_save_array(p, name, ICL_DTYPE_I32, 2, shape, exact));
+    SAVE("tasks", cli_save_array(p, name, ICL_DTYPE_I32, 2, (size_t[]){(size_t)M, (size_t)Kmax}, tasks));
+    SAVE("lambda_actual", cli_save_doubles(p, name, lambda, 2, (size_t[]){(size_t)M, (size_t)Kmax}));
+    if (levels) {
+        SAVE("pK_lens", cli_save_doubles(p, name, pK + mn, 3, lshape));
+        SAVE("pK_exact_lens", cli_save_array(p, name, ICL_DTYPE_I32, 3, lshape, exact + mn));
+    }
+#undef SAVE
+    for (size_t i = 0; mp && i < mn; i++) icl_mixed_prompt_free(&mp[i]);
+    free(mp);
+    free(ptrs);
+    free(answers);
+    free(exact);
+    free(tasks);
+    free(pK);
+    free(lambda);
+    return s;
+}
+
 static int build_mixtures(cli_probe *p, const options *o, mixture_list *l) {
     const icl_task_family *f = p->family;
     int pair[2], n_pair = 0, n_l = 0;
@@ -339,6 +421,9 @@ static int run(cli_probe *p, void *user) {
     for (int k = 0; rc == 0 && k < 3; k++)
         rc = write_sweep_npys(&p->o, &l, sweeps[k], o->prompts, o->lens ? L + 1 : 0, res);
     icl_status s;
+    for (int k = 0; rc == 0 && p->save_inputs && k < 3; k++)
+        if ((s = save_sweep(p, &l, sweeps[k], o->prompts, res)) != ICL_OK)
+            rc = cli_fail("--save-inputs", s);
     if (rc == 0 && (s = cli_probe_write_sidecar(p)) != ICL_OK)
         rc = cli_fail(p->o.path, s);
     if (rc == 0)
@@ -356,7 +441,7 @@ int probe_superposition(int argc, char **argv) {
         "usage: icl probe superposition --model M.safetensors [--pair A,B] [--lens] [--out DIR]\n\n"
         "Probability of each task's answer on prompts mixing tasks in proportions lambda\n"
         "(Xiong et al.): other mass, KL(lambda||p) raw and renormalised, tasks solved r.",
-        "comma-separated tasks to mix [all]", NULL};
+        "comma-separated tasks to mix [all]", NULL, 1};
     options o = {.lambdas = "0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1",
                  .prompts = 100,
                  .examples = -1,

@@ -147,6 +147,52 @@ static icl_status write_all(cli_probe *p, const icl_tv_result *r) {
     return cli_probe_write_sidecar(p);
 }
 
+/* --save-inputs: the demonstration prompts of every task (the documented
+ * stream ICL_TV_STREAM_DEMO) and their residuals at the query position, whose
+ * per-task means are the vectors: demo_X.npy (levels, tasks x prompts, C),
+ * task-major, demo_labels.npy the index into task_ids of each item. */
+static icl_status save_inputs(cli_probe *p, const icl_tv_options *opt, const icl_tv_result *r) {
+    const icl_config *cfg = icl_model_config(p->model);
+    int N = opt->n_prompts, n = r->n_tasks * N, NL = r->n_levels, C = r->C;
+    int chunk = opt->batch < N ? opt->batch : N;
+    icl_prompt *prompts = calloc((size_t)n, sizeof *prompts);
+    float *X = malloc((size_t)NL * n * C * sizeof *X), *res = malloc((size_t)NL * chunk * C * sizeof *res);
+    int32_t *labels = malloc((size_t)n * sizeof *labels);
+    icl_task_batch tb = {0};
+    icl_status s = prompts && X && res && labels ? ICL_OK : ICL_ERR_NOMEM;
+    icl_positions pos = icl_pos_role(icl_tv_query_role(r->mode));
+    for (int t = 0; s == ICL_OK && t < r->n_tasks; t++) {
+        icl_prompt_set ps = {opt->seed, ICL_TV_STREAM_DEMO, r->tasks[t], opt->n_examples, 0, cfg->ctx,
+                             r->mode == ICL_MODE_VECTOR ? ICL_LOSS_QUERY : ICL_LOSS_ANSWERS};
+        for (int first = 0; s == ICL_OK && first < N; first += chunk) {
+            int cnt = N - first < chunk ? N - first : chunk;
+            if ((s = icl_prompt_set_batch(p->family, &ps, first, cnt, &tb)) == ICL_OK)
+                s = icl_residuals_at(p->model, &tb, pos, NULL, 0, res);
+            for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                int item = t * N + first + b;
+                labels[item] = t;
+                s = icl_prompt_copy(&prompts[item], &tb.prompts[b]);
+                for (int l = 0; l < NL; l++)
+                    memcpy(X + ((size_t)l * n + item) * C, res + ((size_t)l * cnt + b) * C, (size_t)C * sizeof *X);
+            }
+        }
+    }
+    size_t shape[3] = {(size_t)NL, (size_t)n, (size_t)C}, len = (size_t)n;
+    if (s == ICL_OK)
+        s = cli_save_prompts(p, "demo_", prompts, NULL, n);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "demo_X.npy", ICL_DTYPE_F32, 3, shape, X);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "demo_labels.npy", ICL_DTYPE_I32, 1, &len, labels);
+    for (int i = 0; prompts && i < n; i++) icl_prompt_free(&prompts[i]);
+    icl_task_batch_free(&tb);
+    free(prompts);
+    free(X);
+    free(res);
+    free(labels);
+    return s;
+}
+
 typedef struct {
     const char *mode;
     int prompts, eval_prompts, k, target_k, add_raw, level, alphas, batch;
@@ -201,7 +247,9 @@ static int run(cli_probe *p, void *options) {
         rc = cli_probe_outputs(p, f);
     if (rc == 0) {
         record(p->o.sc, a, &opt, &r);
-        if ((s = write_all(p, &r)) != ICL_OK)
+        if (p->save_inputs && (s = save_inputs(p, &opt, &r)) != ICL_OK)
+            rc = cli_fail("--save-inputs", s);
+        else if ((s = write_all(p, &r)) != ICL_OK)
             rc = cli_fail(p->out, s);
     }
     if (rc == 0) {
@@ -221,7 +269,7 @@ int probe_task_vectors(int argc, char **argv) {
         "(0 = embedding, l+1 = after block l), patched into zero-shot and other-task prompts,\n"
         "and convex combinations of two tasks' vectors. Plot: gnuplot -e \"dir='DIR'\"\n"
         "scripts/plot_task_vectors.gp",
-        NULL, "seed of every prompt set [1]"};
+        NULL, "seed of every prompt set [1]", 1};
     tv_options a = {"replace", 100, 100, -1, -1, 0, -1, 11, 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "demonstration prompts per task the vectors average [100]"},

@@ -85,5 +85,14 @@ icl_status icl_attention_run(icl_model *m, const icl_task_family *f, const icl_a
                              icl_attn_result *out);
 void icl_attn_result_free(icl_attn_result *r);
 
+/* The n = tasks x prompts_per_task prompts of condition c (0 "0-shot",
+ * 1 "k-shot", 2 "mixed") of icl_attention_run with opt, in the order it
+ * accumulates them, copied into prompts (n, zero-initialised or reused; free
+ * each with icl_prompt_free), and the relevant task id of each (n) (the
+ * prompt's task; the dominant task of a mixed prompt). ICL_ERR_INVALID_ARG
+ * for an n other than the condition's. */
+icl_status icl_attention_condition_prompts(const icl_task_family *f, const icl_attn_options *opt, int c, int n,
+                                           icl_prompt *prompts, int32_t *relevant);
+
 ICL_END_DECLS
 #endif

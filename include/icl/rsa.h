@@ -67,5 +67,12 @@ icl_status icl_rsa_run(icl_model *m, const icl_task_family *f, const icl_repr_pr
                        const icl_repr_site *site, const icl_rsa_options *ropt, icl_rsa_result *out);
 void icl_rsa_result_free(icl_rsa_result *r);
 
+/* The prompt set of condition c (0 <= c < ropt->n_shots) of icl_rsa_run with
+ * these options: exactly the prompts whose representations give row c of the
+ * result, so a caller can export or re-examine them. Free with
+ * icl_repr_prompts_free. */
+icl_status icl_rsa_condition_prompts(const icl_task_family *f, const icl_repr_prompts_options *popt,
+                                     const icl_rsa_options *ropt, int c, icl_repr_prompts *out);
+
 ICL_END_DECLS
 #endif

@@ -84,6 +84,14 @@ icl_status icl_superposition_run(icl_model *m, const icl_task_family *f, const i
                                  icl_superposition_result *out);
 void icl_superposition_result_free(icl_superposition_result *r);
 
+/* Prompt i (>= 0) of icl_superposition_run(m, f, tasks, lambda, K, ..., rng):
+ * the mixed prompt it scores as its i-th, with n_examples = the result's
+ * n_examples, so a caller can export exactly what was scored. out
+ * zero-initialised or reused; free with icl_mixed_prompt_free. */
+icl_status icl_superposition_prompt(const icl_model *m, const icl_task_family *f, const int *tasks,
+                                    const double *lambda, int K, int n_examples, const icl_rng *rng, int i,
+                                    icl_mixed_prompt *out);
+
 /* Parse "ret_1=0.25,ret_2=0.75" into tasks[0..*K) and lambda (cap entries at
  * most). Unknown task names, repeated tasks, values outside [0,1], sums other
  * than 1 (within 1e-6) and fewer than 2 tasks fail with ICL_ERR_INVALID_ARG. */

@@ -250,29 +250,37 @@ static icl_status add_prompt_set(icl_attn_stats *s, icl_model *m, const icl_repr
     return st;
 }
 
+/* Mixed item `item` of a condition: (j, i) = (item / N, item % N) has
+ * tasks[j] dominant with share mix and the other task cycling through the
+ * rest; *relevant = tasks[j]. */
+static icl_status mixed_item(const icl_task_family *f, const icl_repr_prompts *set, int n_ex,
+                             const icl_attn_options *o, int item, icl_mixed_prompt *out, int32_t *relevant) {
+    int nt = set->n_tasks, N = set->prompts_per_task, j = item / N, i = item % N;
+    int pair[2] = {set->tasks[j], set->tasks[(j + 1 + i % (nt - 1)) % nt]};
+    double lambda[2] = {o->mix_lambda, 1.0 - o->mix_lambda};
+    icl_rng base, rng;
+    icl_rng_init(&base, o->prompts.seed, "attention-mixed");
+    icl_rng_split(&rng, &base, (uint64_t)item);
+    *relevant = pair[0];
+    return icl_task_generate_mixed(f, pair, lambda, 2, n_ex, &o->prompts.gen, &rng, out);
+}
+
 /* Mixed prompts: item (j, i) has tasks[j] dominant with share mix and the
  * other task cycling through the rest; relevant = tasks[j]. */
 static icl_status add_mixed(icl_attn_stats *s, icl_model *m, const icl_task_family *f, const icl_repr_prompts *set,
                             int n_ex, const icl_attn_options *o) {
-    int nt = set->n_tasks, N = set->prompts_per_task, n = set->n;
+    int n = set->n;
     icl_mixed_prompt *mp = calloc((size_t)o->batch, sizeof *mp);
     const icl_prompt **ptrs = malloc((size_t)o->batch * sizeof *ptrs);
     int32_t *relevant = malloc((size_t)o->batch * sizeof *relevant);
     icl_task_batch tb;
     memset(&tb, 0, sizeof tb);
     icl_status st = (mp && ptrs && relevant) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "attention probe: out of memory");
-    icl_rng base, rng;
-    icl_rng_init(&base, o->prompts.seed, "attention-mixed");
-    double lambda[2] = {o->mix_lambda, 1.0 - o->mix_lambda};
     for (int first = 0; st == ICL_OK && first < n; first += o->batch) {
         int B = n - first < o->batch ? n - first : o->batch;
         for (int b = 0; st == ICL_OK && b < B; b++) {
-            int item = first + b, j = item / N, i = item % N;
-            int pair[2] = {set->tasks[j], set->tasks[(j + 1 + i % (nt - 1)) % nt]};
-            icl_rng_split(&rng, &base, (uint64_t)item);
-            st = icl_task_generate_mixed(f, pair, lambda, 2, n_ex, &o->prompts.gen, &rng, &mp[b]);
+            st = mixed_item(f, set, n_ex, o, first + b, &mp[b], &relevant[b]);
             ptrs[b] = &mp[b].prompt;
-            relevant[b] = pair[0];
         }
         if (st == ICL_OK)
             st = icl_task_batch_pack(&tb, ptrs, B, 0);
@@ -299,6 +307,36 @@ static icl_status run_condition(icl_attn_result *out, icl_model *m, const icl_ta
     else
         ICL_TRY(add_prompt_set(&out->stats[c], m, set, o));
     return icl_attn_stats_finish(&out->stats[c]);
+}
+
+icl_status icl_attention_condition_prompts(const icl_task_family *f, const icl_attn_options *opt, int c, int n,
+                                           icl_prompt *prompts, int32_t *relevant) {
+    static const char fn[] = "icl_attention_condition_prompts";
+    if (!f || !opt || !prompts || !relevant)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (c < 0 || c >= ICL_ATTN_MAX_CONDITIONS)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: condition %d outside [0, %d)", fn, c, ICL_ATTN_MAX_CONDITIONS);
+    int k = opt->prompts.n_examples < 0 ? icl_task_family_default_examples(f) : opt->prompts.n_examples;
+    icl_repr_prompts_options po = opt->prompts;
+    po.n_examples = k;
+    po.keep_examples = c == 0 ? 0 : -1;
+    icl_repr_prompts set;
+    ICL_TRY(icl_repr_prompts_generate(f, &po, &set));
+    icl_status s = set.n == n ? ICL_OK : icl_fail(ICL_ERR_INVALID_ARG, "%s: the condition has %d prompts, not %d", fn,
+                                                  set.n, n);
+    if (s == ICL_OK && c == 2 && (set.n_tasks < 2 || !(opt->mix_lambda > 0.0)))
+        s = icl_fail(ICL_ERR_INVALID_ARG, "%s: mixed prompts need at least 2 tasks and a mix share > 0", fn);
+    icl_mixed_prompt mp;
+    memset(&mp, 0, sizeof mp);
+    for (int i = 0; s == ICL_OK && i < n; i++) {
+        relevant[i] = set.prompts[i].task;
+        if (c == 2 && (s = mixed_item(f, &set, k, opt, i, &mp, &relevant[i])) != ICL_OK)
+            break;
+        s = icl_prompt_copy(&prompts[i], c == 2 ? &mp.prompt : &set.prompts[i]);
+    }
+    icl_mixed_prompt_free(&mp);
+    icl_repr_prompts_free(&set);
+    return s;
 }
 
 icl_status icl_attention_run(icl_model *m, const icl_task_family *f, const icl_attn_options *opt,

@@ -165,23 +165,34 @@ static icl_status check_rsa_options(const icl_rsa_options *o) {
     return ICL_OK;
 }
 
+icl_status icl_rsa_condition_prompts(const icl_task_family *f, const icl_repr_prompts_options *popt,
+                                     const icl_rsa_options *ropt, int c, icl_repr_prompts *out) {
+    if (!f || !popt || !ropt || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_condition_prompts: NULL argument");
+    ICL_TRY(check_rsa_options(ropt));
+    if (c < 0 || c >= ropt->n_shots)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_rsa_condition_prompts: condition %d outside [0, %d)", c,
+                        ropt->n_shots);
+    icl_repr_prompts_options po = *popt;
+    int max_shots = 0;
+    for (int i = 0; i < ropt->n_shots; i++)
+        if (ropt->shots[i] > max_shots) max_shots = ropt->shots[i];
+    if (ropt->same_queries) {
+        po.n_examples = max_shots;
+        po.keep_examples = ropt->shots[c];
+    } else {
+        po.n_examples = ropt->shots[c];
+        po.keep_examples = -1;
+        po.seed = popt->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(ropt->shots[c] + 1));
+    }
+    return icl_repr_prompts_generate(f, &po, out);
+}
+
 /* One condition: prompts with `shots` examples, RSA of every level into row c of the result. */
 static icl_status rsa_condition(icl_model *m, const icl_task_family *f, const icl_repr_prompts_options *popt,
                                 const icl_repr_site *site, const icl_rsa_options *o, int c, icl_rsa_result *out) {
-    icl_repr_prompts_options po = *popt;
-    int max_shots = 0;
-    for (int i = 0; i < o->n_shots; i++)
-        if (o->shots[i] > max_shots) max_shots = o->shots[i];
-    if (o->same_queries) {
-        po.n_examples = max_shots;
-        po.keep_examples = o->shots[c];
-    } else {
-        po.n_examples = o->shots[c];
-        po.keep_examples = -1;
-        po.seed = popt->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(o->shots[c] + 1));
-    }
     icl_repr_prompts set;
-    ICL_TRY(icl_repr_prompts_generate(f, &po, &set));
+    ICL_TRY(icl_rsa_condition_prompts(f, popt, o, c, &set));
     icl_repr_set r;
     memset(&r, 0, sizeof r);
     int32_t *answer_ids = malloc((size_t)set.n * sizeof *answer_ids);

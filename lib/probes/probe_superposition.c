@@ -385,17 +385,28 @@ typedef struct {
     icl_task_batch tb;
 } run_scratch;
 
+icl_status icl_superposition_prompt(const icl_model *m, const icl_task_family *f, const int *tasks,
+                                    const double *lambda, int K, int n_examples, const icl_rng *rng, int i,
+                                    icl_mixed_prompt *out) {
+    static const char fn[] = "icl_superposition_prompt";
+    if (!m || !rng || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (i < 0)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: prompt index %d is negative", fn, i);
+    icl_gen_options gen = icl_gen_options_default();
+    gen.ctx = icl_model_config(m)->ctx;
+    icl_rng r;
+    icl_rng_split(&r, rng, (uint64_t)i);
+    return icl_task_generate_mixed(f, tasks, lambda, K, n_examples, &gen, &r, out);
+}
+
 /* Generate prompts [start, start+Bc), score them and store their rows in out. */
 static icl_status run_batch(icl_model *m, const icl_task_family *f, const double *lambda,
                             const icl_superposition_options *o, const icl_rng *rng, const icl_lens *lens, int start,
                             int Bc, run_scratch *sc, icl_superposition_result *out) {
     int K = out->K, A = out->answer_len, n = out->n;
-    icl_gen_options gen = icl_gen_options_default();
-    gen.ctx = icl_model_config(m)->ctx;
     for (int i = 0; i < Bc; i++) {
-        icl_rng r;
-        icl_rng_split(&r, rng, (uint64_t)(start + i));
-        ICL_TRY(icl_task_generate_mixed(f, out->tasks, lambda, K, out->n_examples, &gen, &r, &sc->mp[i]));
+        ICL_TRY(icl_superposition_prompt(m, f, out->tasks, lambda, K, out->n_examples, rng, start + i, &sc->mp[i]));
         sc->ptrs[i] = &sc->mp[i].prompt;
         memcpy(sc->answers + (size_t)i * K * A, sc->mp[i].answers, (size_t)K * A * sizeof *sc->answers);
         int collide = 0;

@@ -1,0 +1,305 @@
+"""`icl probe <name> --save-inputs`: from the exported files alone, numpy code
+recomputes each probe's reported figures (docs/probes.md, "Checking a probe's
+numbers"). Every recomputation here uses numpy only, never the library."""
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TASK
+
+TOL = 1e-6
+
+
+def probe(tool, name, model, out, *args):
+    r = subprocess.run([tool, "probe", name, "--model", model, "--out", out, "--save-inputs", *map(str, args)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, "icl probe %s failed: %s" % (name, r.stderr)
+    side = json.loads((Path(out) / (name.replace("-", "_") + ".json")).read_text())
+    for f in side["files"]:
+        assert (Path(out) / f).exists(), f
+    return side
+
+
+def rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def load(out, name):
+    return np.load(Path(out) / "inputs" / name)
+
+
+def close(a, b, what):
+    assert abs(a - b) <= TOL or (np.isnan(a) and np.isnan(b)), "%s: recomputed %r, CSV %r" % (what, a, b)
+
+
+@pytest.fixture(scope="module")
+def tok_model(icl_tool, tmp_path_factory):
+    """A 2-layer retrieval model after 200 steps: tasks half learned, so nothing is degenerate."""
+    path = tmp_path_factory.mktemp("tok") / "model.safetensors"
+    subprocess.run([icl_tool, "train", "--task", TASK, "--layers", "2", "--d-model", "32", "--heads", "4", "--steps",
+                    "200", "--batch", "16", "--seed", "3", "--quiet", "--save", str(path)], check=True)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def vec_model(icl_tool, tmp_path_factory):
+    """A 2-layer basis_mixture_small model after 100 steps (vector mode)."""
+    path = tmp_path_factory.mktemp("vec") / "model.safetensors"
+    subprocess.run([icl_tool, "train", "--task", "basis_mixture_small", "--layers", "2", "--d-model", "32", "--heads",
+                    "4", "--steps", "100", "--batch", "16", "--seed", "3", "--quiet", "--save", str(path)], check=True)
+    return str(path)
+
+
+# ---- superposition ----
+
+def superposition_stats(P, pK, lam):
+    """P (n,K) per-prompt answer probabilities, pK (n) K-th largest probability, lam (K) actual proportions."""
+    K = P.shape[1]
+    with np.errstate(divide="ignore"):
+        def kl(Q):
+            terms = np.where(lam > 0, lam * (np.log(np.where(lam > 0, lam, 1)) - np.log(Q)), 0.0)
+            return terms.sum(1).mean()
+        solved = (P >= pK[:, None] - 1e-5).mean(0)
+        return {"p_mean": P.mean(0), "p_sd": P.std(0, ddof=1), "sorted_mean": -np.sort(-P, 1).mean(0),
+                "solved": solved, "other": np.full(K, (1 - P.sum(1)).mean()),
+                "kl_raw": np.full(K, kl(P)), "kl_renorm": np.full(K, kl(P / P.sum(1, keepdims=True))),
+                "r": np.full(K, solved.sum())}
+
+
+def test_superposition(icl_tool, tok_model, tmp_path):
+    out = str(tmp_path / "sp")
+    probe(icl_tool, "superposition", tok_model, out, "--prompts", 16, "--lambdas", "0,0.25,0.5,1")
+    table = rows(Path(out) / "superposition.csv")
+    checked = 0
+    for sweep in ("pairs", "uniform"):
+        P_all = np.load(Path(out) / ("P_%s.npy" % sweep)).astype(np.float64)
+        pK_all = load(out, sweep + "_pK.npy").astype(np.float64)
+        lam_all = load(out, sweep + "_lambda_actual.npy").astype(np.float64)
+        tasks = load(out, sweep + "_tasks.npy")
+        tokens, answers = load(out, sweep + "_tokens.npy"), load(out, sweep + "_answers_all.npy")
+        M, n = pK_all.shape
+        assert tokens.shape[0] == M * n and answers.shape[:2] == (M, n)
+        mine = [r for r in table if r["sweep"] == sweep and r["readout"] == "output"]
+        order = sorted({int(r["mixture"]) for r in mine})
+        assert len(order) == M
+        for m, index in enumerate(order):
+            K = int((tasks[m] >= 0).sum())
+            st = superposition_stats(P_all[m, :, :K], pK_all[m], lam_all[m, :K])
+            for j, r in enumerate(x for x in mine if int(x["mixture"]) == index):
+                close(lam_all[m, j], float(r["lambda_actual"]), "lambda_actual")
+                for key, v in st.items():
+                    close(v[j], float(r[key]), "%s mixture %d task %d %s" % (sweep, index, j, key))
+                checked += 1
+        # the exported prompts hold each task's answer as the query answer of its own examples' kind
+        assert (answers[:, :, 0, :] >= 0).all()
+    assert checked > 20
+    print("superposition: %d rows recomputed" % checked)
+
+
+# ---- decodability ----
+
+def knn_td(X, labels, n_classes, k):
+    """Leave-one-out k-NN vote with the library's tie rule: nearest by (distance, index); the class with the most
+    votes, then the smaller summed distance of its voters, then the lower class."""
+    X = X.astype(np.float64)
+    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    n = len(X)
+    correct = np.zeros(n_classes)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        near = sorted(others, key=lambda j: (d2[i, j], j))[:k]
+        votes, dist = np.zeros(n_classes), np.zeros(n_classes)
+        for j in near:
+            votes[labels[j]] += 1
+            dist[labels[j]] += np.sqrt(d2[i, j])
+        best = min(set(labels[near]), key=lambda c: (-votes[c], dist[c], c))
+        correct[labels[i]] += best == labels[i]
+    return correct / np.bincount(labels, minlength=n_classes)
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_decodability(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "td")
+    side = probe(icl_tool, "decodability", tok_model if kind == "tok" else vec_model, out, "--prompts", 12, "--k", 5)
+    X, labels = load(out, "X.npy"), load(out, "labels.npy")
+    n_tasks = labels.max() + 1
+    table = rows(Path(out) / "td.csv")
+    for level in range(X.shape[0]):
+        same = (X[level] == X[level][0]).all()
+        td = np.full(n_tasks, np.nan) if same else knn_td(X[level], labels, n_tasks, side["config"]["k"])
+        got = [float(r["value"]) for r in table if int(r["layer"]) == level]
+        for t in range(n_tasks):
+            close(td[t], got[t + 1], "TD level %d task %d" % (level, t))
+        close(td.mean(), got[0], "mean TD level %d" % level)
+    score = load(out, "score.npy")
+    for t, r in enumerate(rows(Path(out) / "score.csv")):
+        close(score[labels == t].mean(), float(r["value"]), "score task %d" % t)
+    print("decodability %s: %d levels x %d tasks recomputed" % (kind, X.shape[0], n_tasks))
+
+
+# ---- RSA ----
+
+def avg_ranks(v):
+    """Average ranks (1-based) of v, ties sharing their mean rank."""
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    sv = v[order]
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def rsa_rho(X, H):
+    """Spearman alignment of the RSM of X (standardised features, cosine) with hypothesis H, upper triangles."""
+    X = X.astype(np.float64)
+    sd = X.std(0)
+    Z = np.where(sd > 0, (X - X.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
+    norm = np.linalg.norm(Z, axis=1)
+    S = np.where(np.outer(norm, norm) > 0, Z @ Z.T / np.where(np.outer(norm, norm) > 0, np.outer(norm, norm), 1), 0)
+    iu = np.triu_indices(len(X), 1)
+    # rounding groups values that are equal up to summation order, as ties are in the library's RSM
+    s, h = avg_ranks(np.round(S[iu], 10)), avg_ranks(H[iu])
+    if s.std() == 0 or h.std() == 0:
+        return np.nan
+    return np.corrcoef(s, h)[0, 1]
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_rsa(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "rsa")
+    side = probe(icl_tool, "rsa", tok_model if kind == "tok" else vec_model, out, "--prompts", 8, "--perm", 10)
+    table = rows(Path(out) / "rsa.csv")
+    checked = 0
+    for shots in side["config"]["shots"]:
+        pre = "shots%d_" % shots
+        X, labels = load(out, pre + "X.npy"), load(out, pre + "labels.npy")
+        hyp = {"task": (labels[:, None] == labels[None, :]).astype(float)}
+        if kind == "tok":
+            ids = load(out, pre + "answer_ids.npy")
+            hyp["answer"] = (ids[:, None] == ids[None, :]).astype(float)
+        else:
+            v = load(out, pre + "answer_values.npy").astype(np.float64)
+            hyp["answer"] = -np.abs(v[:, None] - v[None, :])
+        for name, H in hyp.items():
+            for level in range(X.shape[0]):
+                r = [x for x in table if int(x["shots"]) == shots and x["hypothesis"] == name
+                     and int(x["layer"]) == level]
+                close(rsa_rho(X[level], H), float(r[0]["rho"]), "rho %s shots %d level %d" % (name, shots, level))
+                checked += 1
+        score = [x for x in rows(Path(out) / "score.csv") if int(x["shots"]) == shots]
+        close(load(out, pre + "score.npy").mean(), float(score[0]["value"]), "score")
+    print("rsa %s: %d rho values recomputed" % (kind, checked))
+
+
+# ---- attention ----
+
+EXAMPLE_ROLES = (1, 2, 3, 4)  # ex_input, ex_sep, ex_answer, delim
+QUERY_INPUT, QUERY_ANSWER = 5, 7
+
+
+def attention_stats(A, pos, roles, task_ids, tokens, relevant, n_tasks):
+    """A (n,L,NH,T) attention rows at the attending position pos (n): role and task shares per (layer, head slot),
+    head slot NH = the head-averaged row (float32, as the library averages it), and the task / query_source ratios."""
+    n, L, NH, T = A.shape
+    rows = np.concatenate([A, A.astype(np.float64).mean(2, keepdims=True).astype(np.float32)], 2).astype(np.float64)
+    role, task = np.zeros((L, NH + 1, 8)), np.zeros((L, NH + 1, n_tasks))
+    rel, irr, counted = {"task": 0, "query_source": 0}, {"task": 0, "query_source": 0}, {"task": 0, "query_source": 0}
+    for i in range(n):
+        t = pos[i] + 1
+        a = rows[i, :, :, :t]
+        a = a / a.sum(-1, keepdims=True)
+        for r in range(8):
+            role[:, :, r] += a[..., roles[i, :t] == r].sum(-1)
+        ex = np.isin(roles[i, :t], EXAMPLE_ROLES)
+        for k in range(n_tasks):
+            task[:, :, k] += a[..., ex & (task_ids[i, :t] == k)].sum(-1)
+        sets = {"task": (ex & (task_ids[i, :t] == relevant[i]), ex & (task_ids[i, :t] != relevant[i]))}
+        if tokens is not None:
+            qin = roles[i, :t] == QUERY_INPUT
+            hit = np.isin(tokens[i, :t], tokens[i][roles[i] == QUERY_ANSWER])
+            sets["query_source"] = (qin & hit, qin & ~hit)
+        for name, (good, bad) in sets.items():
+            if good.any() and bad.any():
+                rel[name] = rel[name] + a[..., good].sum(-1)
+                irr[name] = irr[name] + a[..., bad].sum(-1)
+                counted[name] += 1
+    ratio = {k: (rel[k] / counted[k]) / (irr[k] / counted[k]) for k in rel if counted[k]}
+    return role / n, task / n, ratio
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_attention(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "att")
+    probe(icl_tool, "attention", tok_model if kind == "tok" else vec_model, out, "--prompts", 6)
+    table = rows(Path(out) / "attention.csv")
+    role_names = ["bos", "ex_input", "ex_sep", "ex_answer", "delim", "query_input", "query_sep", "query_answer", "pad"]
+    checked = 0
+    for cond, pre in (("0-shot", "zero_shot_"), ("k-shot", "k_shot_"), ("mixed", "mixed_")):
+        A = load(out, pre + "attention.npy")
+        roles, task_ids = load(out, pre + "roles.npy"), load(out, pre + "task_ids.npy")
+        tokens = load(out, pre + "tokens.npy") if kind == "tok" else None
+        mine = {(int(r["layer"]), int(r["head"]), r["kind"], r["name"]): float(r["value"])
+                for r in table if r["condition"] == cond}
+        n_tasks = len({k[3] for k in mine if k[2] == "task"})
+        role, task, ratio = attention_stats(A, load(out, pre + "from_pos.npy"), roles, task_ids, tokens,
+                                            load(out, pre + "relevant_task.npy"), n_tasks)
+        L, NH = A.shape[1], A.shape[2]
+        task_names = [k[3] for k in mine if k[2] == "task" and k[0] == 0 and k[1] == 0]
+        for l in range(L):
+            for h in range(NH + 1):
+                head = -1 if h == NH else h
+                for r in range(8):
+                    close(role[l, h, r], mine[(l, head, "role", role_names[r])], "%s role %d" % (cond, r))
+                for k, name in enumerate(task_names):
+                    close(task[l, h, k], mine[(l, head, "task", name)], "%s task %s" % (cond, name))
+                for name, v in ratio.items():
+                    close(v[l, h], mine[(l, head, "ratio", name)], "%s ratio %s" % (cond, name))
+                checked += 1
+        close(load(out, pre + "score.npy").mean(), mine[(-1, -1, "score", "accuracy" if kind == "tok" else "mse")],
+              "score")
+    print("attention %s: %d (layer, head) cells recomputed" % (kind, checked))
+
+
+# ---- task vectors ----
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_task_vectors(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "tv")
+    side = probe(icl_tool, "task-vectors", tok_model if kind == "tok" else vec_model, out, "--prompts", 8,
+                 "--eval-prompts", 4)
+    X, labels = load(out, "demo_X.npy"), load(out, "demo_labels.npy")
+    V = np.load(Path(out) / "vectors.npy")
+    means = np.stack([X[:, labels == t].astype(np.float64).mean(1) for t in range(V.shape[0])])
+    err = np.abs(means - V).max()
+    assert err <= TOL, "task vectors: mean of the exported residuals differs by %g" % err
+    roles = load(out, "demo_roles.npy")
+    assert ((roles == (6 if kind == "tok" else 5)).sum(1) == 1).all()  # one query position per prompt
+    if kind == "tok":
+        # the best level: highest mean zero-shot accuracy over tasks (then P), levels 1..L
+        zs = rows(Path(out) / "zero_shot.csv")
+        L1 = V.shape[1]
+        acc = np.array([np.mean([float(r["value"]) for r in zs if r["metric"] == "accuracy" and int(r["level"]) == l])
+                        for l in range(L1)])
+        p = np.array([np.mean([float(r["value"]) for r in zs if r["metric"] == "p" and int(r["level"]) == l])
+                      for l in range(L1)])
+        best = max(range(1, L1), key=lambda l: (acc[l], p[l], -l))
+        assert best == side["config"]["best_level"], (acc, p, side["config"]["best_level"])
+    print("task-vectors %s: vectors recomputed to %g" % (kind, err))
+
+
+def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
+    """Probes without an export say so instead of writing an empty inputs/ folder."""
+    r = subprocess.run([icl_tool, "probe", "linear", "--model", tok_model, "--out", str(tmp_path / "lin"),
+                        "--save-inputs"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
+    assert not (tmp_path / "lin").exists()
