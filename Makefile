@@ -84,7 +84,7 @@ CFLAGS     += -DICL_WITH_MPI $(MPI_CFLAGS)
 LDLIBS     += $(MPI_LIBS)
 endif
 
-HEADERS  := $(wildcard include/icl/*.h lib/*/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
+HEADERS  := $(wildcard include/icl/*.h lib/*/*.h examples/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
 TOOL_SRC := $(wildcard examples/icl_*.c)
 TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_SRC))
 EX_SRC   := $(filter-out examples/icl_%.c,$(wildcard examples/*.c))
