@@ -570,6 +570,41 @@ START_TEST(test_info_task_ids) {
 }
 END_TEST
 
+/* The value of the CSV row of work/rel that starts with `prefix`; NaN when absent. */
+static double csv_value(const char *rel, const char *prefix) {
+    static char text[65536];
+    slurp(rel, text, sizeof text);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+            return strtod(line + strlen(prefix), NULL);
+    return NAN;
+}
+
+/* probe linear --shots 0,2: the shot counts share their queries (so the answer
+ * classes, and their majority share, are the same), recorded in the sidecar;
+ * --independent draws fresh 0-shot prompts. The query separator's embedding
+ * (layer 0) is the same in every prompt: nan. */
+START_TEST(test_linear_shots_share_queries) {
+    ck_assert_int_eq(icl("train --task retrieval:A=8,L=4,tasks=3,n=2 --layers 1 --steps 2 --batch 4 --quiet --save lq.safetensors"), 0);
+    ck_assert_int_eq(icl("probe linear --model lq.safetensors --prompts 12 --folds 3 --shots 0,2 --out lq"), 0);
+    log_has("same queries at every shot count");
+    char text[4096];
+    ck_assert_ptr_nonnull(strstr(slurp("lq/linear.json", text, sizeof text), "\"same_queries\":\t1"));
+    double c0 = csv_value("lq/linear.csv", "0,0,logistic,answer,chance,");
+    double c2 = csv_value("lq/linear.csv", "2,0,logistic,answer,chance,");
+    printf("  answer majority share: 0-shot %.4f, 2-shot %.4f\n", c0, c2);
+    ck_assert(c0 == c2);
+    ck_assert(isnan(csv_value("lq/linear.csv", "0,0,logistic,task,cv_accuracy,")));
+    ck_assert(isfinite(csv_value("lq/linear.csv", "0,1,logistic,task,cv_accuracy,")));
+    ck_assert_int_eq(icl("probe linear --model lq.safetensors --prompts 12 --folds 3 --shots 0,2 --independent --out lqi"), 0);
+    log_has("independent prompts per shot count");
+    ck_assert_ptr_nonnull(strstr(slurp("lqi/linear.json", text, sizeof text), "\"same_queries\":\t0"));
+    /* the 2-shot prompts are the same either way */
+    ck_assert(csv_value("lqi/linear.csv", "2,1,logistic,task,cv_accuracy,") ==
+              csv_value("lq/linear.csv", "2,1,logistic,task,cv_accuracy,"));
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[PATH_MAX];
@@ -603,6 +638,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_messages_and_exit_codes);
     tcase_add_test(tc, test_forward_capture);
     tcase_add_test(tc, test_info_task_ids);
+    tcase_add_test(tc, test_linear_shots_share_queries);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     char cmd[128];
