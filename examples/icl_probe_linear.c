@@ -11,13 +11,13 @@
 typedef struct {
     cli_site where;
     const char *shots_text, *targets_text;
-    int prompts, folds;
+    int prompts, folds, independent;
     float l2, alpha;
 } linear_options;
 
 /* What the options select: the shot counts and targets, and the set-up of the prompts and probes. */
 typedef struct {
-    int shots[MAX_SHOTS], n_shots, n_targets;
+    int shots[MAX_SHOTS], n_shots, max_shots, same_queries, n_targets;
     icl_linear_target targets[ICL_LINEAR_COUNT];
     icl_repr_prompts_options po;
     icl_repr_site site;
@@ -68,8 +68,12 @@ static int configure(cli_probe *p, const linear_options *a, linear_plan *q) {
     if (a->alpha >= 0.0f)
         q->lo.alpha = a->alpha;
     int min_shots = q->shots[0];
-    for (int c = 1; c < q->n_shots; c++)
+    q->max_shots = q->shots[0];
+    for (int c = 1; c < q->n_shots; c++) {
         if (q->shots[c] < min_shots) min_shots = q->shots[c];
+        if (q->shots[c] > q->max_shots) q->max_shots = q->shots[c];
+    }
+    q->same_queries = !a->independent;
     return cli_site_parse(&a->where, f, min_shots, &q->site);
 }
 
@@ -103,10 +107,11 @@ static icl_status probe_targets(const icl_repr_set *r, const icl_repr_prompts *s
     return s;
 }
 
-/* One shot count: prompts, representations and every target's probe. */
+/* One shot count: prompts (the same queries at every count unless --independent), representations and
+ * every target's probe. */
 static icl_status run_shots(icl_model *m, const icl_task_family *f, const linear_plan *q, int shots, icl_csv *csv) {
-    icl_repr_prompts_options o = q->po;
-    o.n_examples = shots;
+    icl_repr_prompts_options o;
+    CLI_TRY(icl_linear_prompts_options(&q->po, shots, q->max_shots, q->same_queries, &o));
     icl_repr_prompts set;
     CLI_TRY(icl_repr_prompts_generate(f, &o, &set));
     icl_repr_set r;
@@ -129,6 +134,7 @@ static void record(icl_sidecar *sc, const linear_options *a, const linear_plan *
         snprintf(names + len, sizeof names - len, "%s%s", t ? "," : "", icl_linear_target_name(q->targets[t]));
     }
     icl_sidecar_set_numbers(sc, "shots", shots, q->n_shots);
+    icl_sidecar_set_number(sc, "same_queries", q->same_queries);
     icl_sidecar_set_string(sc, "targets", names);
     icl_sidecar_set_number(sc, "folds", q->lo.folds);
     icl_sidecar_set_number(sc, "l2", q->lo.l2);
@@ -150,6 +156,9 @@ static int run(cli_probe *p, void *options) {
     printf("linear probes, %d-fold cross-validated accuracy (logistic) or R^2 (ridge) per layer; layer 0 = "
            "embeddings\n",
            a->folds);
+    if (q.n_shots > 1)
+        printf("%s\n", q.same_queries ? "same queries at every shot count (the first k examples of each prompt)"
+                                      : "independent prompts per shot count");
     for (int c = 0; c < q.n_shots; c++)
         if ((s = run_shots(p->model, p->family, &q, q.shots[c], csv)) != ICL_OK) {
             icl_csv_abort(csv);
@@ -166,13 +175,17 @@ int probe_linear(int argc, char **argv) {
         "linear",
         "usage: icl probe linear --model M.safetensors [options]\n\n"
         "Linear probes per layer: multinomial logistic regression on the task (and token answers),\n"
-        "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.",
+        "ridge regression on vector answers and weights; k-fold cross-validated accuracy / R^2.\n"
+        "With several --shots the counts share their queries: every prompt is drawn with the most\n"
+        "examples and cut to the first k. A layer where every prompt has the same representation\n"
+        "(the query separator's embedding) has nothing to decode and reports nan.",
         NULL, "seed of the prompts and folds [1]", 0};
     linear_options a = {.prompts = 100, .folds = 5, .l2 = -1.0f, .alpha = -1.0f};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},
         {"--shots", OPT_STRING, &a.shots_text, "comma-separated examples per prompt [family default]"},
         {"--targets", OPT_STRING, &a.targets_text, "task, answer, weights (vector families) [task,answer(,weights)]"},
+        {"--independent", OPT_FLAG, &a.independent, "fresh prompts per shot count [same queries, fewer examples]"},
         {"--folds", OPT_INT, &a.folds, "cross-validation folds [5]"},
         {"--l2", OPT_FLOAT, &a.l2, "logistic L2 penalty [1e-3]"},
         {"--alpha", OPT_FLOAT, &a.alpha, "ridge penalty [1e-4]"},

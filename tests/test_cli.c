@@ -478,6 +478,142 @@ START_TEST(test_messages_and_exit_codes) {
 }
 END_TEST
 
+/* forward --capture: resid_post at one layer, named by its alias, equals the
+ * library's capture of the same forward pass bit for bit; without :LAYER a
+ * per-layer point gives one file per layer; a bad point exits 2 and a capture
+ * path that cannot be written exits 1 before anything is written. */
+START_TEST(test_forward_capture) {
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=2 --layers 2 --steps 3 --batch 4 --quiet --save cap.safetensors"), 0);
+    int32_t tok[2 * 12] = {0, 3, 4, 5, 1, 3, 2, 6, 7, 8, 1, 8, 0, 5, 4, 3, 1, 5, 2, 8, 7, 6, 1, 6};
+    size_t shape[2] = {2, 12};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/cap_tokens.npy", work);
+    ck_assert_int_eq(icl_npy_write(path, ICL_DTYPE_I32, 2, shape, tok), ICL_OK);
+    ck_assert_int_eq(icl("forward --model cap.safetensors --input cap_tokens.npy --out cap.npy "
+                         "--capture blocks.1.hook_resid_post --capture attn_probs --capture embed"), 0);
+    ck_assert(exists("cap.npy") && exists("cap.resid_post.L1.npy") && !exists("cap.resid_post.L0.npy"));
+    ck_assert(exists("cap.attn_probs.L0.npy") && exists("cap.attn_probs.L1.npy") && exists("cap.embed.npy"));
+
+    icl_model *m;
+    snprintf(path, sizeof path, "%s/cap.safetensors", work);
+    ck_assert_int_eq(icl_checkpoint_load_model(path, ICL_BACKEND_CPU, &m), ICL_OK);
+    icl_batch b = {2, 12, tok, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(icl_model_forward(m, &b, NULL), ICL_OK);
+    icl_capture_plan *plan;
+    icl_capture_set set;
+    ck_assert_int_eq(icl_capture_plan_create(&plan), ICL_OK);
+    ck_assert_int_eq(icl_capture_plan_add(plan, ICL_POINT_RESID_POST, 1, -1, icl_pos_all(), NULL), ICL_OK);
+    ck_assert_int_eq(icl_capture_collect(plan, m, NULL, &set), ICL_OK);
+    const icl_capture *c = icl_capture_set_find(&set, ICL_POINT_RESID_POST, 1);
+    ck_assert_ptr_nonnull(c);
+    icl_array y;
+    snprintf(path, sizeof path, "%s/cap.resid_post.L1.npy", work);
+    ck_assert_int_eq(icl_npy_read(path, &y), ICL_OK);
+    int C = icl_model_config(m)->d_model;
+    ck_assert_int_eq(y.ndim, 3);
+    ck_assert_uint_eq(y.shape[0], 2);
+    ck_assert_uint_eq(y.shape[1], 12);
+    ck_assert_uint_eq(y.shape[2], (size_t)C);
+    ck_assert_uint_eq(c->n * (size_t)c->width, y.numel);
+    size_t differ = 0;
+    for (size_t i = 0; i < y.numel; i++) differ += memcmp(&((float *)y.data)[i], &c->data[i], sizeof(float)) != 0;
+    printf("  forward --capture resid_post L1: %zu of %zu floats differ from icl_capture_collect\n", differ, y.numel);
+    ck_assert_uint_eq(differ, 0);
+    icl_array_free(&y);
+    /* attention probabilities come as (B,NH,T,T), rows summing to 1 */
+    snprintf(path, sizeof path, "%s/cap.attn_probs.L1.npy", work);
+    ck_assert_int_eq(icl_npy_read(path, &y), ICL_OK);
+    ck_assert_int_eq(y.ndim, 4);
+    ck_assert_uint_eq(y.shape[1], (size_t)icl_model_config(m)->n_head);
+    const float *row = (const float *)y.data + 5 * 12; /* b 0, head 0, t 5 */
+    double sum = 0.0;
+    for (int s = 0; s < 12; s++) sum += row[s];
+    ck_assert_double_eq_tol(sum, 1.0, 1e-5);
+    ck_assert_float_eq(row[6], 0.0f);
+    icl_array_free(&y);
+    icl_capture_set_free(&set);
+    icl_capture_plan_free(plan);
+    icl_model_free(m);
+
+    ck_assert_int_eq(icl("forward --model cap.safetensors --input cap_tokens.npy --out bad.npy --capture resid_post:2"), 2);
+    log_has("layer 2 out of range [0, 2)");
+    ck_assert_int_eq(icl("forward --model cap.safetensors --input cap_tokens.npy --out bad.npy --capture no_point"), 2);
+    log_has("unknown point");
+    ck_assert_int_eq(icl("forward --model cap.safetensors --input cap_tokens.npy --out bad.npy --capture embed:0"), 2);
+    snprintf(path, sizeof path, "%s/bad.mlp_out.L0.npy", work);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    ck_assert_int_eq(icl("forward --model cap.safetensors --input cap_tokens.npy --out bad.npy --capture mlp_out"), 1);
+    log_has("is a directory");
+    ck_assert(!exists("bad.npy") && !exists("bad.mlp_out.L1.npy"));
+}
+END_TEST
+
+/* info --task prints the family's task, token and role ids; --tokens the checkpoint's family. */
+START_TEST(test_info_task_ids) {
+    ck_assert_int_eq(icl("info --task retrieval:A=6,L=3,tasks=3,n=2"), 0);
+    icl_task_family *f;
+    ck_assert_int_eq(icl_task_family_create(&f, "retrieval:A=6,L=3,tasks=3,n=2"), ICL_OK);
+    char want[128];
+    for (int v = 0; v < icl_task_family_vocab_size(f); v++) {
+        snprintf(want, sizeof want, "\ntoken %d %s\n", v, icl_task_family_token_name(f, v));
+        log_has(want);
+    }
+    for (int t = 0; t < icl_task_family_num_tasks(f); t++) {
+        snprintf(want, sizeof want, "\ntask %d %s\n", t, icl_task_family_task_name(f, t));
+        log_has(want);
+    }
+    snprintf(want, sizeof want, "\nrole %d query_sep\n", ICL_ROLE_QUERY_SEP);
+    log_has(want);
+    log_has("token 0 <bos>\ntoken 1 ->\ntoken 2 |\ntoken 3 a\n");
+    icl_task_family_free(f);
+    ck_assert_int_eq(icl("train --task retrieval:A=6,L=3,tasks=3,n=2 --steps 1 --batch 4 --quiet --save ids.safetensors"), 0);
+    ck_assert_int_eq(icl("info ids.safetensors --tokens"), 0);
+    log_has("family retrieval:A=6,L=3,tasks=3,n=2 (token mode)");
+    log_has("\ntask 2 ret_3\n");
+    ck_assert_int_eq(icl("info --task basis_mixture_small"), 0);
+    log_has("\ntask 0 basis_0\n");
+    log_lacks("token 0");
+    ck_assert_int_eq(icl("info --task no_such_family"), 1);
+    ck_assert_int_eq(icl("info ids.safetensors --task retrieval"), 2);
+    ck_assert_int_eq(icl("info --tokens"), 2);
+}
+END_TEST
+
+/* The value of the CSV row of work/rel that starts with `prefix`; NaN when absent. */
+static double csv_value(const char *rel, const char *prefix) {
+    static char text[65536];
+    slurp(rel, text, sizeof text);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+            return strtod(line + strlen(prefix), NULL);
+    return NAN;
+}
+
+/* probe linear --shots 0,2: the shot counts share their queries (so the answer
+ * classes, and their majority share, are the same), recorded in the sidecar;
+ * --independent draws fresh 0-shot prompts. The query separator's embedding
+ * (layer 0) is the same in every prompt: nan. */
+START_TEST(test_linear_shots_share_queries) {
+    ck_assert_int_eq(icl("train --task retrieval:A=8,L=4,tasks=3,n=2 --layers 1 --steps 2 --batch 4 --quiet --save lq.safetensors"), 0);
+    ck_assert_int_eq(icl("probe linear --model lq.safetensors --prompts 12 --folds 3 --shots 0,2 --out lq"), 0);
+    log_has("same queries at every shot count");
+    char text[4096];
+    ck_assert_ptr_nonnull(strstr(slurp("lq/linear.json", text, sizeof text), "\"same_queries\":\t1"));
+    double c0 = csv_value("lq/linear.csv", "0,0,logistic,answer,chance,");
+    double c2 = csv_value("lq/linear.csv", "2,0,logistic,answer,chance,");
+    printf("  answer majority share: 0-shot %.4f, 2-shot %.4f\n", c0, c2);
+    ck_assert(c0 == c2);
+    ck_assert(isnan(csv_value("lq/linear.csv", "0,0,logistic,task,cv_accuracy,")));
+    ck_assert(isfinite(csv_value("lq/linear.csv", "0,1,logistic,task,cv_accuracy,")));
+    ck_assert_int_eq(icl("probe linear --model lq.safetensors --prompts 12 --folds 3 --shots 0,2 --independent --out lqi"), 0);
+    log_has("independent prompts per shot count");
+    ck_assert_ptr_nonnull(strstr(slurp("lqi/linear.json", text, sizeof text), "\"same_queries\":\t0"));
+    /* the 2-shot prompts are the same either way */
+    ck_assert(csv_value("lqi/linear.csv", "2,1,logistic,task,cv_accuracy,") ==
+              csv_value("lq/linear.csv", "2,1,logistic,task,cv_accuracy,"));
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[PATH_MAX];
@@ -509,6 +645,9 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_numeric_options);
     tcase_add_test(tc, test_nonfinite_checkpoint_refused);
     tcase_add_test(tc, test_messages_and_exit_codes);
+    tcase_add_test(tc, test_forward_capture);
+    tcase_add_test(tc, test_info_task_ids);
+    tcase_add_test(tc, test_linear_shots_share_queries);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     char cmd[128];

@@ -515,6 +515,112 @@ START_TEST(test_linear_planted) {
 }
 END_TEST
 
+/* A level where every item is the same vector (bit for bit) gives NaN in every
+ * probe: TD, the linear probes' accuracy and R^2, and RSA's rho and p; the
+ * other levels keep finite scores. Level 0 identical, level 1 noise plus the
+ * task, level 2 identical to another vector. */
+START_TEST(test_identical_level_is_nan) {
+    icl_task_family *fv = family("basis_mixture_small:K=6");
+    icl_repr_prompts_options o = icl_repr_prompts_options_default();
+    o.prompts_per_task = 12;
+    icl_repr_prompts set;
+    ck_assert_int_eq(icl_repr_prompts_generate(fv, &o, &set), ICL_OK);
+    int n = set.n, d = 5;
+    icl_rng r;
+    icl_rng_init(&r, 11, "identical");
+    icl_repr_set rs = {3, n, d, tu_floats((size_t)3 * n * d), NULL};
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) {
+            rs.X[(size_t)i * d + j] = 0.3f * (float)(j + 1);
+            rs.X[((size_t)n + i) * d + j] = j == 0 ? (float)set.labels[i] + 0.2f * icl_rng_normal(&r) : icl_rng_normal(&r);
+            rs.X[((size_t)2 * n + i) * d + j] = -1.7f;
+        }
+    icl_linear_options lo = icl_linear_options_default();
+    lo.folds = 3;
+    double metric[3], chance;
+    for (int t = 0; t < ICL_LINEAR_COUNT; t++) {
+        ck_assert_int_eq(icl_linear_probe_levels(&rs, &set, (icl_linear_target)t, &lo, metric, &chance), ICL_OK);
+        printf("  linear %-7s: %g %g %g\n", icl_linear_target_name((icl_linear_target)t), metric[0], metric[1],
+               metric[2]);
+        ck_assert(isnan(metric[0]) && isfinite(metric[1]) && isnan(metric[2]));
+    }
+    ck_assert_int_eq(icl_linear_probe_levels(&rs, &set, ICL_LINEAR_TASK, &lo, metric, &chance), ICL_OK);
+    ck_assert(chance == 0.25 && metric[1] > 0.5); /* the planted task feature decodes */
+
+    icl_td_result td;
+    icl_td_options to = icl_td_options_default();
+    to.k = 3;
+    ck_assert_int_eq(icl_td_from_repr(&rs, set.labels, set.n_tasks, &to, &td), ICL_OK);
+    printf("  TD: %g %g %g\n", td.td_mean[0], td.td_mean[1], td.td_mean[2]);
+    ck_assert(isnan(td.td_mean[0]) && isfinite(td.td_mean[1]) && isnan(td.td_mean[2]));
+    ck_assert_int_eq(td.best_level, 1);
+    icl_td_result_free(&td);
+
+    double values[64];
+    ck_assert_int_le(n, 64);
+    ck_assert_int_eq(icl_repr_prompts_answer_values(&set, values), ICL_OK);
+    icl_rsa_hypothesis hyp[2] = {{"task", set.labels, NULL}, {"answer", NULL, values}};
+    double rho[6], pv[6];
+    icl_rng pr;
+    icl_rng_init(&pr, 1, "perm");
+    ck_assert_int_eq(icl_rsa_levels(&rs, hyp, 2, 50, &pr, rho, pv, NULL), ICL_OK);
+    for (int h = 0; h < 2; h++) {
+        printf("  RSA %-6s: rho %g %g %g\n", hyp[h].name, rho[h * 3], rho[h * 3 + 1], rho[h * 3 + 2]);
+        ck_assert(isnan(rho[h * 3]) && isnan(pv[h * 3]) && isnan(rho[h * 3 + 2]) && isnan(pv[h * 3 + 2]));
+        ck_assert(isfinite(rho[h * 3 + 1]) && isfinite(pv[h * 3 + 1]));
+    }
+    ck_assert(rho[1] > 0.1); /* the task feature aligns with the same-task hypothesis */
+    free(rs.X);
+    icl_repr_prompts_free(&set);
+    icl_task_family_free(fv);
+}
+END_TEST
+
+/* The last query tokens of a token prompt: query input, SEP and answer. */
+static const int32_t *query_tokens(const icl_prompt *p, int len) { return p->tokens + p->T - len; }
+
+/* The linear probe's conditions share their queries: the 0-shot set is the
+ * k-shot set cut to no examples, with the same query tokens; the k-shot set is
+ * the one drawn directly; independent conditions draw other queries. */
+START_TEST(test_linear_conditions_share_queries) {
+    icl_task_family *f = family("retrieval:A=8,L=4,tasks=3,n=3");
+    icl_repr_prompts_options base = icl_repr_prompts_options_default(), o0, o3, direct = base;
+    base.prompts_per_task = direct.prompts_per_task = 6;
+    direct.n_examples = 3;
+    int qlen = icl_task_family_input_len(f) + 1 + icl_task_family_answer_len(f);
+    icl_repr_prompts s0, s3, sd;
+    ck_assert_int_eq(icl_linear_prompts_options(&base, 0, 3, 1, &o0), ICL_OK);
+    ck_assert_int_eq(icl_linear_prompts_options(&base, 3, 3, 1, &o3), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o0, &s0), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o3, &s3), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &direct, &sd), ICL_OK);
+    ck_assert_int_eq(s0.n, s3.n);
+    for (int i = 0; i < s0.n; i++) {
+        ck_assert_int_eq(s0.prompts[i].n_examples, 0);
+        ck_assert_int_eq(s3.prompts[i].n_examples, 3);
+        ck_assert(memcmp(query_tokens(&s0.prompts[i], qlen), query_tokens(&s3.prompts[i], qlen),
+                         (size_t)qlen * sizeof(int32_t)) == 0);
+        ck_assert_int_eq(s3.prompts[i].T, sd.prompts[i].T);
+        ck_assert(memcmp(s3.prompts[i].tokens, sd.prompts[i].tokens, (size_t)sd.prompts[i].T * sizeof(int32_t)) == 0);
+    }
+    icl_repr_prompts_free(&s0);
+    ck_assert_int_eq(icl_linear_prompts_options(&base, 0, 3, 0, &o0), ICL_OK);
+    ck_assert_int_eq(icl_repr_prompts_generate(f, &o0, &s0), ICL_OK);
+    int differ = 0;
+    for (int i = 0; i < s0.n; i++)
+        differ += memcmp(query_tokens(&s0.prompts[i], qlen), query_tokens(&s3.prompts[i], qlen),
+                         (size_t)qlen * sizeof(int32_t)) != 0;
+    printf("  independent 0-shot prompts: %d of %d queries differ from the 3-shot ones\n", differ, s0.n);
+    ck_assert_int_gt(differ, s0.n / 2);
+    ck_assert_int_eq(icl_linear_prompts_options(&base, 4, 3, 1, &o0), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_linear_prompts_options(NULL, 0, 3, 1, &o0), ICL_ERR_INVALID_ARG);
+    icl_repr_prompts_free(&s0);
+    icl_repr_prompts_free(&s3);
+    icl_repr_prompts_free(&sd);
+    icl_task_family_free(f);
+}
+END_TEST
+
 /* Pack a prompt set into one batch. */
 static void pack_set(const icl_repr_prompts *s, icl_task_batch *tb) {
     const icl_prompt **ptrs = malloc((size_t)s->n * sizeof *ptrs);
@@ -713,6 +819,8 @@ int main(void) {
     tcase_add_test(tc, test_rsa_matches_manual);
     tcase_add_test(tc, test_rsa_value_permutations);
     tcase_add_test(tc, test_linear_planted);
+    tcase_add_test(tc, test_identical_level_is_nan);
+    tcase_add_test(tc, test_linear_conditions_share_queries);
     tcase_add_test(tc, test_attention_planted_roles);
     tcase_add_test(tc, test_attention_planted_task_ratio);
     tcase_add_test(tc, test_attention_probe_conditions);

@@ -32,9 +32,21 @@ typedef struct {
 
 icl_linear_options icl_linear_options_default(void);
 
+/* The prompt set of the condition with `shots` examples when the probe
+ * compares several (e.g. 0-shot versus k-shot), max_shots the largest:
+ * same_queries = 1 generates max_shots examples per prompt and keeps the
+ * first `shots`, so every condition has the same queries and differs only in
+ * its examples; 0 draws prompts of `shots` examples from the same seed
+ * (independent queries). base's other fields are kept. ICL_ERR_INVALID_ARG
+ * for shots outside [0, max_shots]. */
+icl_status icl_linear_prompts_options(const icl_repr_prompts_options *base, int shots, int max_shots,
+                                      int same_queries, icl_repr_prompts_options *out);
+
 /* Fit the probe at every level of r (items of prompt set s): metric
- * (levels) = cross-validated accuracy or R^2; chance (optional) = the
- * accuracy of always predicting the most frequent class (NaN for ridge).
+ * (levels) = cross-validated accuracy or R^2, NaN at a level where every
+ * item is the same vector (bit for bit: nothing to decode, e.g. the query
+ * separator's embedding); chance (optional) = the accuracy of always
+ * predicting the most frequent class (NaN for ridge).
  * ICL_ERR_INVALID_ARG for a target the set's mode has not, or a target with
  * a single class. */
 icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,

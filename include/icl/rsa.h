@@ -24,7 +24,8 @@ typedef struct {
  * alignment with each hypothesis, with a permutation p-value from n_perm
  * shuffles of the labels / values drawn from `rng`: p = (1 + #{rho_perm >=
  * rho - 1e-12}) / (1 + n_perm). rho, p (n_hyp, levels); rsm (levels, n, n)
- * optional. A level whose RSM or hypothesis is constant gives NaN. */
+ * optional. A level whose items are all identical (bit for bit), or whose
+ * RSM or hypothesis is constant, gives rho and p NaN. */
 icl_status icl_rsa_levels(const icl_repr_set *r, const icl_rsa_hypothesis *hyp, int n_hyp, int n_perm, icl_rng *rng,
                           double *rho, double *p, double *rsm);
 

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "icl/checkpoint.h"
 #include "icl/decodability.h"
+#include "probe_internal.h"
 
 icl_td_options icl_td_options_default(void) {
     icl_td_options o = {ICL_KNN_DEFAULT_K, -1, 0};
@@ -35,15 +36,6 @@ static icl_status check_repr(const icl_repr_set *r, const int32_t *labels, int n
         if (labels[i] < 0 || labels[i] >= n_tasks)
             return icl_fail(ICL_ERR_INVALID_ARG, "%s: label %d of item %d outside [0, %d)", fn, labels[i], i, n_tasks);
     return ICL_OK;
-}
-
-/* 1 if the n items of X (n,d) are all the same vector: the k-NN vote would
- * only reflect the tie rule, so such a level gets TD NaN. */
-static int all_equal(const float *X, int n, int d) {
-    for (int i = 1; i < n; i++)
-        if (memcmp(X, X + (size_t)i * d, (size_t)d * sizeof *X) != 0)
-            return 0;
-    return 1;
 }
 
 /* PCA coordinates of every level into out->pca / pca_var. */
@@ -89,7 +81,7 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
                        : icl_fail(ICL_ERR_NOMEM, "icl_td_from_repr: out of memory");
     for (int level = 0; s == ICL_OK && level < L1; level++) {
         const float *X = r->X + (size_t)level * n * d;
-        if (all_equal(X, n, d)) {
+        if (icl_repr_items_identical(X, n, d)) {
             for (int t = 0; t < n_tasks; t++) out->td[(size_t)level * n_tasks + t] = NAN;
             out->td_mean[level] = NAN;
             continue;
@@ -110,7 +102,7 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     if (s == ICL_OK) {
         out->pairwise_level = o.pairwise_level >= 0 ? o.pairwise_level : out->best_level;
         const float *X = r->X + (size_t)out->pairwise_level * n * d;
-        if (all_equal(X, n, d))
+        if (icl_repr_items_identical(X, n, d))
             for (int a = 0; a < n_tasks; a++)
                 for (int b = 0; b < n_tasks; b++) out->pairwise[(size_t)a * n_tasks + b] = a == b ? 1.0 : NAN;
         else

@@ -31,6 +31,12 @@ icl_status icl_readout_check_query_batch(const icl_model *m, const icl_task_batc
 icl_status icl_readout_sq_errors(icl_model *m, const icl_task_batch *tb, const icl_row_labels *labels,
                                  const icl_intervention *iv, int n_iv, double *err);
 
+/* 1 if the n items of X (n,d) are all the same vector, bit for bit: nothing
+ * at that level tells the items apart, so every representation probe
+ * (decodability, RSA, linear probes) reports NaN there rather than a score
+ * that only reflects tie rules or the majority class. */
+int icl_repr_items_identical(const float *X, int n, int d);
+
 /* A model's sizes: L blocks, C = d_model, NH heads, F = d_ff, V vocabulary
  * (0 in vector mode), OUT outputs per position (V, or d_out in vector mode). */
 typedef struct {

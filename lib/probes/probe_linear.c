@@ -6,6 +6,7 @@
 #include <string.h>
 #include "error.h"
 #include "icl/linear_probe.h"
+#include "probe_internal.h"
 
 static const char *const target_names[ICL_LINEAR_COUNT] = {"task", "answer", "weights"};
 
@@ -22,6 +23,20 @@ icl_status icl_linear_target_parse(const char *name, icl_linear_target *out) {
             return ICL_OK;
         }
     return icl_fail(ICL_ERR_INVALID_ARG, "unknown probe target \"%s\" (targets: task, answer, weights)", name);
+}
+
+icl_status icl_linear_prompts_options(const icl_repr_prompts_options *base, int shots, int max_shots,
+                                      int same_queries, icl_repr_prompts_options *out) {
+    if (!base || !out)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_linear_prompts_options: NULL argument");
+    if (shots < 0 || shots > max_shots)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_linear_prompts_options: shots %d outside [0, max_shots = %d]", shots,
+                        max_shots);
+    *out = *base;
+    /* the largest condition is the same prompt set either way */
+    out->n_examples = same_queries ? max_shots : shots;
+    out->keep_examples = same_queries && shots < max_shots ? shots : -1;
+    return ICL_OK;
 }
 
 icl_linear_options icl_linear_options_default(void) {
@@ -56,6 +71,10 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
     lo.folds = o->folds;
     lo.l2 = o->l2;
     for (int level = 0; level < r->levels; level++) {
+        if (icl_repr_items_identical(r->X + (size_t)level * r->n * r->d, r->n, r->d)) {
+            metric[level] = NAN;
+            continue;
+        }
         icl_rng rng;
         icl_rng_init(&rng, o->seed, "linear-probe-folds");
         icl_logistic_probe *p;
@@ -77,6 +96,10 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
     ro.folds = o->folds;
     ro.alpha = o->alpha;
     for (int level = 0; level < r->levels; level++) {
+        if (icl_repr_items_identical(r->X + (size_t)level * r->n * r->d, r->n, r->d)) {
+            metric[level] = NAN;
+            continue;
+        }
         icl_rng rng;
         icl_rng_init(&rng, o->seed, "linear-probe-folds");
         icl_ridge_probe *p;

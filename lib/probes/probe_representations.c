@@ -73,6 +73,13 @@ icl_repr_prompts_options icl_repr_prompts_options_default(void) {
     return o;
 }
 
+int icl_repr_items_identical(const float *X, int n, int d) {
+    for (int i = 1; i < n; i++)
+        if (memcmp(X, X + (size_t)i * d, (size_t)d * sizeof *X) != 0)
+            return 0;
+    return 1;
+}
+
 void icl_repr_prompts_free(icl_repr_prompts *s) {
     if (!s)
         return;

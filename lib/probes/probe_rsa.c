@@ -6,6 +6,7 @@
 #include <string.h>
 #include "error.h"
 #include "icl/rsa.h"
+#include "probe_internal.h"
 
 icl_rsa_options icl_rsa_options_default(const icl_task_family *f) {
     icl_rsa_options o;
@@ -124,13 +125,17 @@ icl_status icl_rsa_levels(const icl_repr_set *r, const icl_rsa_hypothesis *hyp, 
     icl_status s = ICL_OK;
     for (int level = 0; s == ICL_OK && level < r->levels; level++) {
         double *Sl = rsm ? rsm + (size_t)level * n * n : S;
-        s = icl_rsa_rsm(r->X + (size_t)level * n * r->d, n, r->d, Sl);
+        const float *X = r->X + (size_t)level * n * r->d;
+        s = icl_rsa_rsm(X, n, r->d, Sl);
+        int identical = icl_repr_items_identical(X, n, r->d);
         for (int h = 0; s == ICL_OK && h < n_hyp; h++) {
             /* one stream per (hypothesis, level): results do not depend on which others are computed */
             icl_rng child;
             icl_rng_split(&child, rng, (uint64_t)h * (uint64_t)r->levels + (uint64_t)level);
             size_t at = (size_t)h * r->levels + level;
-            if (hyp[h].labels)
+            if (identical)
+                rho[at] = p[at] = NAN;
+            else if (hyp[h].labels)
                 s = icl_rsa_permutation_test(Sl, hyp[h].labels, n, n_perm, &child, &rho[at], &p[at]);
             else
                 s = value_test(Sl, hyp[h].values, n, n_perm, &child, &rho[at], &p[at]);

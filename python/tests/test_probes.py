@@ -70,7 +70,8 @@ def test_representation_probes(model, family):
     assert ((rs["p"][..., 1:] > 0) & (rs["p"][..., 1:] <= 1)).all()
     lin = probes.linear(model, family, "task", prompts_per_task=10, n_examples=2, folds=2)
     assert lin["metric"].shape == (3,) and lin["X"].shape == (3, 30, 32)
-    assert ((lin["metric"] >= 0) & (lin["metric"] <= 1)).all()
+    assert np.isnan(lin["metric"][0])  # level 0: every item the same embedding, nothing to decode
+    assert ((lin["metric"][1:] >= 0) & (lin["metric"][1:] <= 1)).all()
     at = probes.attention(model, family, prompts_per_task=4, n_examples=2, batch=8)
     assert list(at) == ["0-shot", "k-shot", "mixed"]
     k = at["k-shot"]
