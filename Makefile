@@ -184,7 +184,7 @@ check: setup
 .PHONY: sanitize sanitize-build
 sanitize-build:
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) CUDA=0 CFLAGS="-O1 -g" SAN_CFLAGS="$(SAN_FLAGS)" \
-	    $(SAN_BUILD)/bin/icl $(SAN_TEST_BIN)
+	    $(SAN_BUILD)/bin/icl $(patsubst examples/%.c,$(SAN_BUILD)/bin/%,$(EX_SRC)) $(SAN_TEST_BIN)
 
 sanitize: setup sanitize-build
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash scripts/run_tests.sh $(SAN_ENV) $(SAN_TEST_BIN)
