@@ -111,8 +111,9 @@ $(BUILD)/obj/lib/analysis/%.o: PRIVATE_INC := -Ilib/core -Ilib/analysis
 $(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes
 # The last place the plugin loader looks (backend.h).
 $(BUILD)/obj/lib/engine/backend.o: CFLAGS += -DICL_PLUGIN_LIBDIR='"$(PREFIX)/lib"'
-# Tests are white-box: they see the engine's and the kernels' private headers.
-$(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Itests
+# Tests are white-box: they see the private headers of the engine, the kernels,
+# the analysis and the probes.
+$(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Ilib/analysis -Ilib/probes -Itests
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "analysis_internal.h"
 #include "icl/analysis.h"
 #include "icl/rng.h"
 #include "testutil.h"

@@ -11,6 +11,7 @@
 #include "icl/icl.h"
 #include "icl/readout.h"
 #include "icl/representations.h"
+#include "probe_internal.h"
 #include "testutil.h"
 
 /* Largest |got - want| / atol over n doubles, printed; <= 1 passes. */

@@ -10,6 +10,7 @@
 #include "icl/icl.h"
 #include "icl/readout.h"
 #include "icl/task_vectors.h"
+#include "probe_internal.h"
 #include "testutil.h"
 
 typedef struct {

@@ -1,5 +1,5 @@
 /* Model-independent analysis for the probes: task decodability (k-NN), RSA,
- * linear probes, streaming statistics, correlations, PCA, superposition
+ * linear probes, correlations, PCA, superposition
  * metrics and attention-to-role fractions. Everything works on host arrays
  * that other code captured from a model; docs/analysis.md gives each
  * method's definition, defaults and the paper it follows.
@@ -147,29 +147,6 @@ icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int
 icl_status icl_ridge_probe_predict(const icl_ridge_probe *p, const float *X, int n, double *Yhat);
 void icl_ridge_probe_free(icl_ridge_probe *p);
 
-/* ---- Streaming mean and covariance ----
- * Accumulates vectors of dimension d in double without storing them
- * (Welford/Chan updates: each batch's own mean and centred scatter are merged
- * into the running ones). with_cov = 0 keeps only the mean (O(d) memory
- * instead of O(d^2)). */
-typedef struct icl_moments icl_moments;
-
-icl_status icl_moments_create(int d, int with_cov, icl_moments **out);
-/* x (d): one vector. */
-icl_status icl_moments_add(icl_moments *m, const float *x);
-/* X (n,d): n vectors. */
-icl_status icl_moments_add_batch(icl_moments *m, const float *X, int n);
-/* dst += src; both of the same d; covariance kept only if both track it. */
-icl_status icl_moments_merge(icl_moments *dst, const icl_moments *src);
-int64_t icl_moments_count(const icl_moments *m);
-int icl_moments_dim(const icl_moments *m);
-/* mean (d); ICL_ERR_STATE if nothing was added. */
-icl_status icl_moments_mean(const icl_moments *m, double *mean);
-/* cov (d,d) = scatter / (count - ddof), ddof 0 (population) or 1 (sample);
- * ICL_ERR_STATE without covariance tracking or with count <= ddof. */
-icl_status icl_moments_covariance(const icl_moments *m, int ddof, double *cov);
-void icl_moments_free(icl_moments *m);
-
 /* ---- Correlations and line fits (n >= 2, finite inputs) ---- */
 /* ranks (n): 1-based ranks of x, tied values get the average of their ranks. */
 icl_status icl_rank_average(const double *x, int n, double *ranks);
@@ -231,12 +208,6 @@ icl_status icl_kth_largest(const double *v, int n, int k, double *out);
  * in [-1, n_labels); -1 marks positions that belong to no label (they count in
  * the total only). Use it with role labels and with group (e.g. task) labels. */
 icl_status icl_attention_fractions(const float *a, int T, const int32_t *labels, int n_labels, double *frac);
-
-/* ratio = sum_{relevant} a / sum_{irrelevant} a over two disjoint, non-empty
- * masks (T, nonzero = in the set). A zero denominator gives +inf (numerator > 0) or NaN
- * (numerator 0); no floor is applied. */
-icl_status icl_attention_ratio(const float *a, int T, const uint8_t *relevant, const uint8_t *irrelevant,
-                               double *ratio);
 
 ICL_END_DECLS
 #endif

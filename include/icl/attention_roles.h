@@ -46,18 +46,6 @@ typedef struct {
     double score;        /* mean behaviour score (see icl_repr_set.score) */
 } icl_attn_stats;
 
-/* n_tasks: the family's task count (task ids label the example positions). */
-icl_status icl_attn_stats_init(icl_attn_stats *s, const icl_model *m, int n_tasks);
-/* Forward tb with the interventions (may be NULL) and add the attention row
- * of every layer and head at the first position `from` selects in each row.
- * relevant_task (B, optional): task id whose examples are relevant in each
- * row; NULL = each row's prompt task (tb->prompt_task). */
-icl_status icl_attn_stats_add(icl_attn_stats *s, icl_model *m, const icl_task_batch *tb, icl_positions from,
-                              const int32_t *relevant_task, const icl_intervention *iv, int n_iv);
-/* Turn the sums into means and ratios; call once after the last add. */
-icl_status icl_attn_stats_finish(icl_attn_stats *s);
-void icl_attn_stats_free(icl_attn_stats *s);
-
 typedef struct {
     icl_repr_prompts_options prompts; /* single-task prompts of the k-shot condition */
     icl_positions from;             /* attending position; default: the query position */

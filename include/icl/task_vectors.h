@@ -68,13 +68,6 @@ icl_role icl_tv_query_role(icl_input_mode mode);
 icl_status icl_tv_intervention(const icl_model *m, int level, icl_tv_mode mode, const float *vector,
                                icl_intervention *out);
 
-/* Mean residual at the query position over prompts [0, n_prompts) of the
- * prompt set (stream, seed, task, n_examples) of each task: means
- * (n_tasks, L+1, C), accumulated in double. `batch` prompts per forward pass. */
-icl_status icl_tv_mean_residuals(icl_model *m, const icl_task_family *f, const int *tasks, int n_tasks,
-                                 int n_examples, int n_prompts, int batch, uint64_t seed, const char *stream,
-                                 float *means);
-
 typedef struct {
     const int *tasks;    /* tasks to study; NULL = every task of the family */
     int n_tasks;
@@ -132,27 +125,6 @@ icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const ic
 void icl_tv_result_free(icl_tv_result *r);
 
 /* ---- function vectors (Todd et al.) ---- */
-
-/* out (C) = W_O[:, head*HS:(head+1)*HS] . z, z (HS): what head `head` of block
- * `layer` contributes to attn_out (the projection bias excluded). */
-icl_status icl_head_output_project(const icl_model *m, int layer, int head, const float *z, float *out);
-
-/* Mean per-head output (HEAD_OUT) at the query separator over prompts
- * [0, n_prompts) of the prompt set (stream, seed, task, n_examples), clean labels:
- * means (L, NH, HS). */
-icl_status icl_fv_mean_head_outputs(icl_model *m, const icl_task_family *f, int task, int n_examples,
-                                    int n_prompts, int batch, uint64_t seed, const char *stream, float *means);
-
-/* Indirect effect of every head on the rows of tb: for head (l, h), head_means
- * (L, NH, HS)'s record of that head is SET at the query separator, and
- * aie[l*NH + h] = mean over rows of P(answer) patched - P(answer) unpatched,
- * answers (B, answer_len). */
-icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int32_t *answers,
-                               const float *head_means, double *aie);
-
-/* fv (C) = sum over the n_heads heads (layer, head pairs in heads (n_heads, 2))
- * of icl_head_output_project of their mean outputs head_means (L, NH, HS). */
-icl_status icl_function_vector(const icl_model *m, const float *head_means, const int *heads, int n_heads, float *fv);
 
 typedef struct {
     const int *tasks;   /* NULL = every task */

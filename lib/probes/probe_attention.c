@@ -9,6 +9,7 @@
 #include "error.h"
 #include "icl/attention_roles.h"
 #include "icl/readout.h"
+#include "probe_internal.h"
 
 static const char *const ratio_names[ICL_ATTN_RATIO_COUNT] = {"query_source", "example_source", "task"};
 

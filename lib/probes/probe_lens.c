@@ -347,38 +347,38 @@ static icl_status ablation_ivs(const icl_model *m, int T, int layer, int head, i
     return ICL_OK;
 }
 
+/* The readout of tb with the head ablated: probs / correct, or err when it
+ * is not NULL. Every position of the padded batch is ablated: padding comes
+ * after a row's content, so what is written there is never read by the
+ * positions that matter. */
+static icl_status ablated_readout(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
+                                  const icl_head_means *hm, const char *fn, double *probs, uint8_t *correct,
+                                  double *err) {
+    icl_intervention *iv;
+    float *mean;
+    int n_iv = 0;
+    icl_status s = ablation_ivs(m, tb->T, layer, head, mode, hm, fn, &iv, &mean, &n_iv);
+    icl_row_labels labels = {tb->roles, NULL};
+    if (s == ICL_OK)
+        s = err ? icl_readout_sq_errors(m, tb, &labels, iv, n_iv, err)
+                : icl_readout_self_probs(m, tb, &labels, iv, n_iv, probs, correct);
+    free(iv);
+    free(mean);
+    return s;
+}
+
 icl_status icl_head_ablation(icl_model *m, const icl_task_batch *tb, int layer, int head, icl_ablation_mode mode,
                              const icl_head_means *hm, double *probs, uint8_t *correct) {
     static const char fn[] = "icl_head_ablation";
     ICL_TRY(icl_readout_check_answer_slots(m, tb, fn));
     if (!probs)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: probs is NULL", fn);
-    icl_intervention *iv;
-    float *mean;
-    int n_iv;
-    icl_status s = ablation_ivs(m, tb->T, layer, head, mode, hm, fn, &iv, &mean, &n_iv);
-    /* Every position of the padded batch: padding comes after a row's content,
-     * so what is written there is never read by the positions that matter. */
-    icl_row_labels labels = {tb->roles, NULL};
-    if (s == ICL_OK)
-        s = icl_readout_self_probs(m, tb, &labels, iv, n_iv, probs, correct);
-    free(iv);
-    free(mean);
-    return s;
+    return ablated_readout(m, tb, layer, head, mode, hm, fn, probs, correct, NULL);
 }
 
 icl_status icl_head_ablation_errors(icl_model *m, const icl_task_batch *tb, int layer, int head,
                                     icl_ablation_mode mode, const icl_head_means *hm, double *err) {
     static const char fn[] = "icl_head_ablation_errors";
     ICL_TRY(icl_readout_check_query_batch(m, tb, err, fn));
-    icl_intervention *iv;
-    float *mean;
-    int n_iv;
-    icl_status s = ablation_ivs(m, tb->T, layer, head, mode, hm, fn, &iv, &mean, &n_iv);
-    icl_row_labels labels = {tb->roles, NULL};
-    if (s == ICL_OK)
-        s = icl_readout_sq_errors(m, tb, &labels, iv, n_iv, err);
-    free(iv);
-    free(mean);
-    return s;
+    return ablated_readout(m, tb, layer, head, mode, hm, fn, NULL, NULL, err);
 }

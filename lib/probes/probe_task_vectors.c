@@ -276,6 +276,13 @@ static icl_status target_means(tv_run *x, const char *stream, int k, int n_promp
                                  x->base);
 }
 
+/* The intervention that patches task v's vector at level l into prompts of
+ * task pt (for ADD, not raw: minus pt's mean at that level). */
+static icl_status patched(tv_run *x, int v, int pt, int l, icl_intervention *iv) {
+    return icl_tv_intervention(x->m, l, x->o->mode,
+                               patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * x->NL + l) * x->C), iv);
+}
+
 /* Zero-shot prompts of each task, without and with its own vector at every level (Hendel). */
 static icl_status zero_shot_sweep(tv_run *x) {
     const icl_tv_options *o = x->o;
@@ -300,8 +307,7 @@ static icl_status zero_shot_sweep(tv_run *x) {
             }
             for (int l = 0; s == ICL_OK && l < NL; l++) {
                 icl_intervention iv;
-                s = icl_tv_intervention(x->m, l, o->mode,
-                                        patch_vector(x, vector_of(x, i, l), x->base + ((size_t)i * NL + l) * x->C), &iv);
+                s = patched(x, i, i, l, &iv);
                 if (s == ICL_OK)
                     s = icl_answer_probs(x->m, &x->tb, ans, 1, &iv, 1, p, hit);
                 for (int b = 0; s == ICL_OK && b < cnt; b++) {
@@ -317,91 +323,110 @@ static icl_status zero_shot_sweep(tv_run *x) {
     return s;
 }
 
-/* k-shot prompts of each task p with each task v's vector at every level:
- * P / accuracy of v's answer and of p's own answer (token families). */
-static icl_status token_matrix(tv_run *x) {
+/* Runs fn on every batch (x->tb, cnt rows) of the target prompts
+ * (k = target_examples) of every task pt, once the targets' means are in place. */
+typedef icl_status (*target_batch_fn)(tv_run *x, int pt, int cnt, void *work);
+
+static icl_status each_target_batch(tv_run *x, target_batch_fn fn, void *work) {
     const icl_tv_options *o = x->o;
-    icl_tv_result *r = x->r;
-    int n = x->n, NL = x->NL, A = x->A, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
-    ICL_TRY(target_means(x, ICL_TV_STREAM_TARGET, o->target_examples, o->eval_prompts));
-    int32_t *ans = malloc((size_t)chunk * n * A * sizeof *ans), *one = malloc((size_t)chunk * A * sizeof *one);
-    double *p = malloc((size_t)chunk * n * sizeof *p), *hit = malloc((size_t)chunk * n * sizeof *hit);
-    icl_status s = (ans && one && p && hit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
-    const double w = 1.0 / o->eval_prompts;
-    for (int pt = 0; s == ICL_OK && pt < n; pt++) {
-        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_TARGET, r->tasks[pt], o->target_examples);
+    int chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    icl_status s = target_means(x, ICL_TV_STREAM_TARGET, o->target_examples, o->eval_prompts);
+    for (int pt = 0; s == ICL_OK && pt < x->n; pt++) {
+        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_TARGET, x->r->tasks[pt], o->target_examples);
         for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
             int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
             s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
-            /* candidates (cnt, n, A): every studied task's answer to each query */
-            for (int v = 0; s == ICL_OK && v < n; v++) {
-                s = icl_query_answers(x->f, &x->tb, r->tasks[v], one);
-                for (int b = 0; s == ICL_OK && b < cnt; b++)
-                    memcpy(ans + ((size_t)b * n + v) * A, one + (size_t)b * A, (size_t)A * sizeof *ans);
-            }
             if (s == ICL_OK)
-                s = icl_answer_probs(x->m, &x->tb, ans, n, NULL, 0, p, hit);
-            for (int b = 0; s == ICL_OK && b < cnt; b++)
-                for (int v = 0; v < n; v++) {
-                    r->base_p[(size_t)v * n + pt] += p[(size_t)b * n + v] * w;
-                    r->base_acc[(size_t)v * n + pt] += hit[(size_t)b * n + v] * w;
-                }
-            for (int l = 0; s == ICL_OK && l < NL; l++)
-                for (int v = 0; s == ICL_OK && v < n; v++) {
-                    icl_intervention iv;
-                    s = icl_tv_intervention(x->m, l, o->mode,
-                                            patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
-                                            &iv);
-                    if (s == ICL_OK)
-                        s = icl_answer_probs(x->m, &x->tb, ans, n, &iv, 1, p, hit);
-                    size_t cell = ((size_t)l * n + v) * n + pt;
-                    for (int b = 0; s == ICL_OK && b < cnt; b++) {
-                        r->mat_p[cell] += p[(size_t)b * n + v] * w;
-                        r->mat_acc[cell] += hit[(size_t)b * n + v] * w;
-                        r->mat_p_own[cell] += p[(size_t)b * n + pt] * w;
-                        r->mat_acc_own[cell] += hit[(size_t)b * n + pt] * w;
-                    }
-                }
+                s = fn(x, pt, cnt, work);
         }
     }
-    free(ans);
-    free(one);
-    free(p);
-    free(hit);
+    return s;
+}
+
+typedef struct {
+    int32_t *ans, *one; /* (chunk, n, A) every studied task's answer to each query; (chunk, A) one task's */
+    double *p, *hit;    /* (chunk, n) */
+} token_matrix_work;
+
+static icl_status token_matrix_batch(tv_run *x, int pt, int cnt, void *work) {
+    token_matrix_work *k = work;
+    icl_tv_result *r = x->r;
+    int n = x->n, NL = x->NL, A = x->A;
+    const double w = 1.0 / x->o->eval_prompts;
+    icl_status s = ICL_OK;
+    for (int v = 0; s == ICL_OK && v < n; v++) {
+        s = icl_query_answers(x->f, &x->tb, r->tasks[v], k->one);
+        for (int b = 0; s == ICL_OK && b < cnt; b++)
+            memcpy(k->ans + ((size_t)b * n + v) * A, k->one + (size_t)b * A, (size_t)A * sizeof *k->ans);
+    }
+    if (s == ICL_OK)
+        s = icl_answer_probs(x->m, &x->tb, k->ans, n, NULL, 0, k->p, k->hit);
+    for (int b = 0; s == ICL_OK && b < cnt; b++)
+        for (int v = 0; v < n; v++) {
+            r->base_p[(size_t)v * n + pt] += k->p[(size_t)b * n + v] * w;
+            r->base_acc[(size_t)v * n + pt] += k->hit[(size_t)b * n + v] * w;
+        }
+    for (int l = 0; s == ICL_OK && l < NL; l++)
+        for (int v = 0; s == ICL_OK && v < n; v++) {
+            icl_intervention iv;
+            s = patched(x, v, pt, l, &iv);
+            if (s == ICL_OK)
+                s = icl_answer_probs(x->m, &x->tb, k->ans, n, &iv, 1, k->p, k->hit);
+            size_t cell = ((size_t)l * n + v) * n + pt;
+            for (int b = 0; s == ICL_OK && b < cnt; b++) {
+                r->mat_p[cell] += k->p[(size_t)b * n + v] * w;
+                r->mat_acc[cell] += k->hit[(size_t)b * n + v] * w;
+                r->mat_p_own[cell] += k->p[(size_t)b * n + pt] * w;
+                r->mat_acc_own[cell] += k->hit[(size_t)b * n + pt] * w;
+            }
+        }
+    return s;
+}
+
+/* k-shot prompts of each task p with each task v's vector at every level:
+ * P / accuracy of v's answer and of p's own answer (token families). */
+static icl_status token_matrix(tv_run *x) {
+    int n = x->n, A = x->A, chunk = x->o->batch < x->o->eval_prompts ? x->o->batch : x->o->eval_prompts;
+    token_matrix_work k = {malloc((size_t)chunk * n * A * sizeof *k.ans), malloc((size_t)chunk * A * sizeof *k.one),
+                           malloc((size_t)chunk * n * sizeof *k.p), malloc((size_t)chunk * n * sizeof *k.hit)};
+    icl_status s = (k.ans && k.one && k.p && k.hit) ? ICL_OK
+                                                   : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    if (s == ICL_OK)
+        s = each_target_batch(x, token_matrix_batch, &k);
+    free(k.ans);
+    free(k.one);
+    free(k.p);
+    free(k.hit);
+    return s;
+}
+
+static icl_status vector_matrix_batch(tv_run *x, int pt, int cnt, void *work) {
+    double *err = work; /* (chunk) */
+    icl_tv_result *r = x->r;
+    int n = x->n;
+    const double w = 1.0 / x->o->eval_prompts;
+    icl_status s = icl_query_sq_errors(x->m, &x->tb, NULL, 0, err);
+    for (int b = 0; s == ICL_OK && b < cnt; b++)
+        r->base_mse[pt] += err[b] * w;
+    for (int l = 0; s == ICL_OK && l < x->NL; l++)
+        for (int v = 0; s == ICL_OK && v < n; v++) {
+            icl_intervention iv;
+            s = patched(x, v, pt, l, &iv);
+            if (s == ICL_OK)
+                s = icl_query_sq_errors(x->m, &x->tb, &iv, 1, err);
+            for (int b = 0; s == ICL_OK && b < cnt; b++)
+                r->mat_mse[((size_t)l * n + v) * n + pt] += err[b] * w;
+        }
     return s;
 }
 
 /* Prompts of each basis p with each basis v's vector at every level: query squared error (Han, Fig. 7). */
 static icl_status vector_matrix(tv_run *x) {
-    const icl_tv_options *o = x->o;
-    icl_tv_result *r = x->r;
-    int n = x->n, NL = x->NL, chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
-    ICL_TRY(target_means(x, ICL_TV_STREAM_TARGET, o->target_examples, o->eval_prompts));
+    int chunk = x->o->batch < x->o->eval_prompts ? x->o->batch : x->o->eval_prompts;
     double *err = malloc((size_t)chunk * sizeof *err);
     icl_status s = err ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
-    const double w = 1.0 / o->eval_prompts;
-    for (int pt = 0; s == ICL_OK && pt < n; pt++) {
-        icl_prompt_set ps = prompt_set(x->m, o->seed, ICL_TV_STREAM_TARGET, r->tasks[pt], o->target_examples);
-        for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
-            int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
-            s = icl_prompt_set_batch(x->f, &ps, first, cnt, &x->tb);
-            if (s == ICL_OK)
-                s = icl_query_sq_errors(x->m, &x->tb, NULL, 0, err);
-            for (int b = 0; s == ICL_OK && b < cnt; b++)
-                r->base_mse[pt] += err[b] * w;
-            for (int l = 0; s == ICL_OK && l < NL; l++)
-                for (int v = 0; s == ICL_OK && v < n; v++) {
-                    icl_intervention iv;
-                    s = icl_tv_intervention(x->m, l, o->mode,
-                                            patch_vector(x, vector_of(x, v, l), x->base + ((size_t)pt * NL + l) * x->C),
-                                            &iv);
-                    if (s == ICL_OK)
-                        s = icl_query_sq_errors(x->m, &x->tb, &iv, 1, err);
-                    for (int b = 0; s == ICL_OK && b < cnt; b++)
-                        r->mat_mse[((size_t)l * n + v) * n + pt] += err[b] * w;
-                }
-        }
-    }
+    if (s == ICL_OK)
+        s = each_target_batch(x, vector_matrix_batch, err);
     free(err);
     return s;
 }

@@ -60,12 +60,4 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
     }
 }
 
-const task_family_ops icl_task_bitwise_ops = {
-    .name = "bitwise",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
-    .draw_input = draw_input,
-    .answer = answer,
-};
+const task_family_ops icl_task_bitwise_ops = {TASK_TOKEN_OPS("bitwise", options, setup, draw_input, answer)};

@@ -57,12 +57,4 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
     y[0] = ICL_TOKEN_DELIM; /* unreachable: draw_input puts every class in x */
 }
 
-const task_family_ops icl_task_class_lookup_ops = {
-    .name = "class_lookup",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
-    .draw_input = draw_input,
-    .answer = answer,
-};
+const task_family_ops icl_task_class_lookup_ops = {TASK_TOKEN_OPS("class_lookup", options, setup, draw_input, answer)};

@@ -55,12 +55,4 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
     y[0] = task >= FIRST_UPPER ? lower + alphabet(f) : lower;
 }
 
-const task_family_ops icl_task_first_last_ops = {
-    .name = "first_last",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
-    .draw_input = draw_input,
-    .answer = answer,
-};
+const task_family_ops icl_task_first_last_ops = {TASK_TOKEN_OPS("first_last", options, setup, draw_input, answer)};

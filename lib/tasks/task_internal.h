@@ -59,6 +59,14 @@ struct task_family_ops {
     icl_status (*basis)(const icl_task_family *f, int task, int *coords, int cap, int *r);
 };
 
+/* The fields every token family's ops table sets: its name, the token mode,
+ * its option table (and count) and its three functions. A family that has a
+ * nullable function (destroy) sets it after these. */
+#define TASK_TOKEN_OPS(name_, options_, setup_, draw_input_, answer_)                                            \
+    .name = (name_), .mode = ICL_MODE_TOKEN, .options = (options_),                                              \
+    .n_options = (int)(sizeof(options_) / sizeof((options_)[0])), .setup = (setup_), .draw_input = (draw_input_), \
+    .answer = (answer_)
+
 /* Option value by key (the key must exist in the family's table). */
 double task_opt(const icl_task_family *f, const char *key);
 int task_opt_int(const icl_task_family *f, const char *key);

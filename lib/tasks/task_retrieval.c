@@ -54,12 +54,4 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
     y[0] = x[task];
 }
 
-const task_family_ops icl_task_retrieval_ops = {
-    .name = "retrieval",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
-    .draw_input = draw_input,
-    .answer = answer,
-};
+const task_family_ops icl_task_retrieval_ops = {TASK_TOKEN_OPS("retrieval", options, setup, draw_input, answer)};

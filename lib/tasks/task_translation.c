@@ -69,12 +69,6 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
 }
 
 const task_family_ops icl_task_translation_ops = {
-    .name = "translation",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
+    TASK_TOKEN_OPS("translation", options, setup, draw_input, answer),
     .destroy = destroy,
-    .draw_input = draw_input,
-    .answer = answer,
 };

@@ -51,12 +51,4 @@ static void answer(const icl_task_family *f, int task, const int32_t *x, icl_rng
     y[2] = TOK_DIGIT(v % 10);
 }
 
-const task_family_ops icl_task_two_operand_ops = {
-    .name = "two_operand",
-    .mode = ICL_MODE_TOKEN,
-    .options = options,
-    .n_options = (int)(sizeof options / sizeof options[0]),
-    .setup = setup,
-    .draw_input = draw_input,
-    .answer = answer,
-};
+const task_family_ops icl_task_two_operand_ops = {TASK_TOKEN_OPS("two_operand", options, setup, draw_input, answer)};
