@@ -69,7 +69,7 @@ NVCCFLAGS  ?= -O2 -lineinfo
 NVCC_REQUIRED := -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib/core -Ilib/engine \
                  -Ikernels/cuda
 # Tests: the plugin was built, so test_cuda* expect it to load.
-CFLAGS     += -DICL_WITH_CUDA
+override CFLAGS += -DICL_WITH_CUDA
 CU_SRC     := $(wildcard kernels/cuda/*.cu)
 CU_OBJ     := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CU_SRC))
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
@@ -80,7 +80,7 @@ endif
 ifeq ($(MPI),1)
 MPI_CFLAGS := $(shell $(MPICC) --showme:compile)
 MPI_LIBS   := $(shell $(MPICC) --showme:link)
-CFLAGS     += -DICL_WITH_MPI $(MPI_CFLAGS)
+override CFLAGS += -DICL_WITH_MPI $(MPI_CFLAGS)
 LDLIBS     += $(MPI_LIBS)
 endif
 
@@ -110,7 +110,7 @@ $(BUILD)/obj/lib/io/%.o:       PRIVATE_INC := -Ilib/core
 $(BUILD)/obj/lib/analysis/%.o: PRIVATE_INC := -Ilib/core -Ilib/analysis
 $(BUILD)/obj/lib/probes/%.o:   PRIVATE_INC := -Ilib/core -Ilib/probes
 # The last place the plugin loader looks (backend.h).
-$(BUILD)/obj/lib/engine/backend.o: CFLAGS += -DICL_PLUGIN_LIBDIR='"$(PREFIX)/lib"'
+$(BUILD)/obj/lib/engine/backend.o: override CFLAGS += -DICL_PLUGIN_LIBDIR='"$(PREFIX)/lib"'
 # Tests are white-box: they see the private headers of the engine, the kernels,
 # the analysis and the probes.
 $(BUILD)/obj/tests/%.o:        PRIVATE_INC := -Ilib/core -Ilib/engine -Ikernels/cpu -Ilib/analysis -Ilib/probes -Itests
@@ -179,6 +179,7 @@ check: setup
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BIN)
 	@$(MAKE) --no-print-directory sanitize-build fuzz-build
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} FUZZ_BUILD=$(FUZZ_BUILD) PYTEST_DIR=python/tests PYTHON=$(PYTHON) \
+	    ICL_EXPECT_MPI=$(MPI) \
 	    bash scripts/run_tests.sh $(TEST_BIN) $(SHELL_TESTS) $(SAN_ENV) $(SAN_TEST_BIN)
 
 .PHONY: sanitize sanitize-build

@@ -78,6 +78,16 @@ static int skip_without_mpi(void) {
     return mpi_missing != NULL;
 }
 
+/* make check says what the build was configured with (ICL_EXPECT_MPI=$(MPI)):
+ * a build that lost its MPI flags must fail here, not skip every MPI test. */
+START_TEST(test_build_matches_its_configuration) {
+    const char *expect = getenv("ICL_EXPECT_MPI");
+    printf("  ICL_EXPECT_MPI=%s, icl_dist_compiled()=%d\n", expect ? expect : "(unset)", icl_dist_compiled());
+    if (expect)
+        ck_assert_int_eq(icl_dist_compiled(), strcmp(expect, "1") == 0);
+}
+END_TEST
+
 /* The stub: without MPI_Init a handle has size 1, and an optimizer given it
  * trains bit for bit as one without. */
 START_TEST(test_stub_is_one_process) {
@@ -369,6 +379,7 @@ int main(int argc, char **argv) {
     Suite *s = suite_create("mpi");
     TCase *tc = tcase_create("mpi");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_build_matches_its_configuration);
     tcase_add_test(tc, test_stub_is_one_process);
     tcase_add_test(tc, test_data_parallel_matches_one_process);
     tcase_add_test(tc, test_sweep_killed_and_restarted);
