@@ -616,13 +616,10 @@ END_TEST
 
 int main(int argc, char **argv) {
     (void)argc;
-    char self[PATH_MAX];
-    if (!realpath(argv[0], self)) {
-        perror(argv[0]);
+    char bin[PATH_MAX];
+    if (tu_bin_dir(argv[0], bin, sizeof bin))
         return 1;
-    }
-    *strrchr(self, '/') = '\0'; /* .../build/tests */
-    snprintf(icl_bin, sizeof icl_bin, "%s/../bin/icl", self);
+    snprintf(icl_bin, sizeof icl_bin, "%s/icl", bin);
     snprintf(work, sizeof work, "/tmp/icl_test_cli_%d", (int)getpid());
     if (mkdir(work, 0755) != 0) {
         perror(work);

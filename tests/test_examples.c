@@ -151,13 +151,8 @@ END_TEST
 
 int main(int argc, char **argv) {
     (void)argc;
-    char self[PATH_MAX];
-    if (!realpath(argv[0], self)) {
-        perror(argv[0]);
+    if (tu_bin_dir(argv[0], bin_dir, sizeof bin_dir))
         return 1;
-    }
-    *strrchr(self, '/') = '\0'; /* .../build/tests */
-    snprintf(bin_dir, sizeof bin_dir, "%s/../bin", self);
     Suite *s = suite_create("examples");
     TCase *tc = tcase_create("answer_rank");
     tcase_set_timeout(tc, 300);

@@ -1,9 +1,11 @@
+#define _DEFAULT_SOURCE /* realpath */
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <limits.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "icl/model.h"
@@ -259,4 +261,15 @@ int tu_check_nan_step_rejected(icl_backend_kind backend, int warm) {
     icl_optimizer_free(o);
     icl_model_free(m);
     return replayed;
+}
+
+int tu_bin_dir(const char *argv0, char *out, size_t cap) {
+    char self[PATH_MAX];
+    if (!realpath(argv0, self)) {
+        perror(argv0);
+        return 1;
+    }
+    *strrchr(self, '/') = '\0'; /* .../build/tests */
+    snprintf(out, cap, "%s/../bin", self);
+    return 0;
 }

@@ -56,6 +56,10 @@ float *tu_dup_floats(const float *x, size_t n);
 
 /* Creates /tmp/icl_test_<tag>_XXXXXX and returns its path (NULL, with a
  * message on stderr, on failure). One directory per process at a time. */
+/* The build's bin/ directory (tests/../bin) of the running test program argv0,
+ * into out (PATH_MAX). 0 on success; prints the reason and returns 1 otherwise. */
+int tu_bin_dir(const char *argv0, char *out, size_t cap);
+
 const char *tu_tmpdir_create(const char *tag);
 /* The directory's path. */
 const char *tu_tmpdir(void);

@@ -52,6 +52,17 @@ icl_linear_options icl_linear_options_default(void) {
     return o;
 }
 
+/* The items (n, d) of one level, or NULL with the level's metric set to NaN
+ * when they are all the same vector: there is nothing to decode there. */
+static const float *level_items(const icl_repr_set *r, int level, double *metric) {
+    const float *X = r->X + (size_t)level * r->n * r->d;
+    if (icl_repr_items_identical(X, r->n, r->d)) {
+        metric[level] = NAN;
+        return NULL;
+    }
+    return X;
+}
+
 /* Logistic probe on labels (n) in [0, n_classes) at every level. */
 static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, int n_classes,
                                   const icl_linear_options *o, double *metric, double *chance) {
@@ -66,20 +77,17 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
     free(count);
     if (chance)
         *chance = (double)most / r->n;
-    icl_logistic_options lo;
-    lo = icl_logistic_options_default();
+    icl_logistic_options lo = icl_logistic_options_default();
     lo.folds = o->folds;
     lo.l2 = o->l2;
     for (int level = 0; level < r->levels; level++) {
-        if (icl_repr_items_identical(r->X + (size_t)level * r->n * r->d, r->n, r->d)) {
-            metric[level] = NAN;
+        const float *X = level_items(r, level, metric);
+        if (!X)
             continue;
-        }
         icl_rng rng;
         icl_rng_init(&rng, o->seed, "linear-probe-folds");
         icl_logistic_probe *p;
-        ICL_TRY(icl_logistic_probe_fit(r->X + (size_t)level * r->n * r->d, labels, r->n, r->d, n_classes, &lo, &rng,
-                                       &p));
+        ICL_TRY(icl_logistic_probe_fit(X, labels, r->n, r->d, n_classes, &lo, &rng, &p));
         metric[level] = p->cv_accuracy;
         icl_logistic_probe_free(p);
     }
@@ -91,19 +99,17 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
                                double *metric, double *chance) {
     if (chance)
         *chance = NAN;
-    icl_ridge_options ro;
-    ro = icl_ridge_options_default();
+    icl_ridge_options ro = icl_ridge_options_default();
     ro.folds = o->folds;
     ro.alpha = o->alpha;
     for (int level = 0; level < r->levels; level++) {
-        if (icl_repr_items_identical(r->X + (size_t)level * r->n * r->d, r->n, r->d)) {
-            metric[level] = NAN;
+        const float *X = level_items(r, level, metric);
+        if (!X)
             continue;
-        }
         icl_rng rng;
         icl_rng_init(&rng, o->seed, "linear-probe-folds");
         icl_ridge_probe *p;
-        ICL_TRY(icl_ridge_probe_fit(r->X + (size_t)level * r->n * r->d, Y, r->n, r->d, n_out, &ro, &rng, &p));
+        ICL_TRY(icl_ridge_probe_fit(X, Y, r->n, r->d, n_out, &ro, &rng, &p));
         metric[level] = p->cv_r2_mean;
         icl_ridge_probe_free(p);
     }
