@@ -272,7 +272,7 @@ class TdOptions(Structure):
 class TdResult(Structure):
     _fields_ = [("levels", c_int), ("n_tasks", c_int), ("n", c_int), ("pca_dims", c_int), ("td", _PD),
                 ("td_mean", _PD), ("best_level", c_int), ("pairwise_level", c_int), ("pairwise", _PD),
-                ("score", _PD), ("pca", _PD), ("pca_var", _PD)]
+                ("score", _PD), ("pca", _PD), ("pca_var", _PD), ("td_weighted", _PD), ("td_weighted_mean", _PD)]
 
 
 class RsaOptions(Structure):
