@@ -237,7 +237,7 @@ def task_vectors(model, family, tasks=None, mode="replace", **opts):
     try:
         n, L, Cd = r.n_tasks, r.n_levels, r.C
         out = {"tasks": copy_out(r.tasks, (n,), np.intc).astype(_I32), "vectors": copy_out(r.vectors, (n, L, Cd), _F32),
-               "best_level": r.best_level}
+               "best_level": r.best_level, "best_helps": bool(r.best_helps)}
         if r.mode == _lib.MODE_TOKEN:
             for k in ("zs_p0", "zs_acc0"):
                 out[k] = copy_out(getattr(r, k), (n,), _F64)
