@@ -15,14 +15,15 @@ typedef struct {
 } td_options;
 
 static icl_status write_td(cli_outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
-    const char *cols[] = {"layer", "task", "task_id", "metric", "value"};
+    const char *cols[] = {"layer", "task", "task_id", "metric", "value", "td_weighted"};
     icl_csv *csv;
-    CLI_TRY(cli_table_create(o, "td.csv", 5, cols, &csv));
+    CLI_TRY(cli_table_create(o, "td.csv", 6, cols, &csv));
     for (int l = 0; l < r->levels; l++)
         for (int t = -1; t < r->n_tasks; t++)
             cli_csv_row(csv, cli_int(l), cli_str(t < 0 ? "mean" : icl_task_family_task_name(f, set->tasks[t])),
                         cli_int(t < 0 ? -1 : set->tasks[t]), cli_str("td"),
-                        cli_num(t < 0 ? r->td_mean[l] : r->td[(size_t)l * r->n_tasks + t]));
+                        cli_num(t < 0 ? r->td_mean[l] : r->td[(size_t)l * r->n_tasks + t]),
+                        cli_num(t < 0 ? r->td_weighted_mean[l] : r->td_weighted[(size_t)l * r->n_tasks + t]));
     CLI_TRY(icl_csv_close(csv));
 
     const char *pcols[] = {"layer", "task_a", "task_b", "td"};
@@ -44,6 +45,7 @@ static icl_status write_td(cli_outputs *o, const icl_task_family *f, const icl_r
 
     size_t shape[2] = {(size_t)r->levels, (size_t)r->n_tasks}, pshape[2] = {(size_t)r->n_tasks, (size_t)r->n_tasks};
     CLI_TRY(cli_write_doubles(o, "td.npy", r->td, 2, shape));
+    CLI_TRY(cli_write_doubles(o, "td_weighted.npy", r->td_weighted, 2, shape));
     CLI_TRY(cli_write_doubles(o, "pairwise.npy", r->pairwise, 2, pshape));
     int32_t *ids = malloc((size_t)set->n * sizeof *ids);
     if (!ids)
@@ -111,8 +113,10 @@ static void print_td(const icl_task_family *f, const icl_repr_prompts *set, cons
     }
     printf("%-12s", "mean");
     for (int l = 0; l < r->levels; l++) printf(" %6.3f", r->td_mean[l]);
-    printf("\nbest layer %d (TD %.3f); pairwise matrix at layer %d\n", r->best_level, r->td_mean[r->best_level],
-           r->pairwise_level);
+    printf("\n%-12s", "mean weighted");
+    for (int l = 0; l < r->levels; l++) printf(" %6.3f", r->td_weighted_mean[l]);
+    printf("   (votes weighted by 1/distance: no ties)\nbest layer %d (TD %.3f, weighted %.3f); pairwise matrix at "
+           "layer %d\n", r->best_level, r->td_mean[r->best_level], r->td_weighted_mean[r->best_level], r->pairwise_level);
 }
 
 static void print_curve(const icl_td_curve *c) {
@@ -206,6 +210,8 @@ static int run(cli_probe *p, void *options) {
     if (rc == 0) {
         print_td(f, &set, &td);
         icl_sidecar_set_number(p->o.sc, "pairwise_layer", td.pairwise_level);
+        icl_sidecar_set_numbers(p->o.sc, "td_mean", td.td_mean, td.levels);
+        icl_sidecar_set_numbers(p->o.sc, "td_weighted_mean", td.td_weighted_mean, td.levels);
         if ((s = write_td(&p->o, f, &set, &td)) != ICL_OK || (a->pca > 0 && (s = write_pca(&p->o, f, &set, &td)) != ICL_OK))
             rc = cli_fail(out, s);
     }

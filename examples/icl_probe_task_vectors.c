@@ -93,7 +93,13 @@ static icl_status write_interpolation(cli_outputs *o, const icl_task_family *f, 
 
 static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
     int n = r->n_tasks, NL = r->n_levels, l = r->best_level;
-    printf("task vectors: %d tasks, levels 0..%d (0 = embedding, l+1 = after block l), best level %d\n", n, NL - 1, l);
+    printf("task vectors: %d tasks, levels 0..%d (0 = embedding, l+1 = after block l), best level %d%s\n", n, NL - 1, l,
+           r->best_helps ? "" : " (least harmful: no level helps)");
+    if (!r->best_helps)
+        printf("no level %s above the unpatched baseline; level %d is the one with the %s, "
+               "reported (and interpolated at, unless --level) as the least harmful\n",
+               r->mode == ICL_MODE_TOKEN ? "raises zero-shot accuracy" : "lowers the diagonal query MSE", l,
+               r->mode == ICL_MODE_TOKEN ? "highest patched accuracy" : "lowest diagonal dMSE");
     if (r->mode == ICL_MODE_VECTOR) {
         printf("dMSE at level %d (rows: vector basis, columns: prompt basis):\n%10s", l, "");
         for (int p = 0; p < n; p++) printf(" %10s", task_name(f, r, p));
@@ -140,6 +146,13 @@ static icl_status write_all(cli_probe *p, const icl_tv_result *r) {
     CLI_TRY(write_matrix(o, f, r));
     CLI_TRY(cli_sidecar_model_config(o->sc, p->model));
     CLI_TRY(icl_sidecar_set_number(o->sc, "best_level", r->best_level));
+    CLI_TRY(icl_sidecar_set_number(o->sc, "best_level_helps", r->best_helps));
+    CLI_TRY(icl_sidecar_set_string(o->sc, "best_level_rule",
+                                   r->mode == ICL_MODE_TOKEN
+                                       ? "highest mean patched zero-shot accuracy (then P) over levels 1..L, whether "
+                                         "or not above the unpatched accuracy (best_level_helps)"
+                                       : "lowest mean diagonal dMSE over levels 1..L, whether or not below 0 "
+                                         "(best_level_helps)"));
     CLI_TRY(icl_sidecar_set_number(o->sc, "interpolation_level", r->interp_level));
     double ids[MAX_TASKS];
     for (int i = 0; i < r->n_tasks; i++) ids[i] = r->tasks[i];

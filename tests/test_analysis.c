@@ -124,6 +124,50 @@ START_TEST(knn_hand_example) {
 }
 END_TEST
 
+START_TEST(knn_weighted_vote_decides_plain_ties) {
+    /* 1-D points 0,1,10,-5,5 with labels 1,1,1,0,0, k = 4 (every other point votes).
+     * x=0:  label 1 at d 1,10 (sum 11), label 0 at d 5,5 (sum 10): plain 2-2 -> 0 (smaller sum);
+     *       weighted 1/1+1/10 = 1.1 > 0.4 -> 1.
+     * x=1:  label 1 at d 1,9, label 0 at d 6,4: plain 2-2, sums 10 = 10 -> lower label 0;
+     *       weighted 1.111 > 0.417 -> 1.
+     * x=10: label 1 at d 10,9 (sum 19), label 0 at d 15,5 (sum 20): plain -> 1;
+     *       weighted 0.211 < 0.267 -> 0.
+     * x=-5, x=5: three label-1 voters against one: both rules -> 1.
+     * Plain TD: class 0 0/2, class 1 1/3; weighted: 0/2, 2/3. */
+    const float X[] = {0, 1, 10, -5, 5};
+    const int32_t y[] = {1, 1, 1, 0, 0};
+    double per[2], mean, wper[2], wmean;
+    int32_t pred[5], wpred[5];
+    ck_assert_int_eq(icl_knn_decodability(X, y, 5, 1, 2, 4, per, &mean, pred), ICL_OK);
+    ck_assert_int_eq(icl_knn_decodability_weighted(X, y, 5, 1, 2, 4, wper, &wmean, wpred), ICL_OK);
+    const int32_t want[] = {0, 0, 1, 1, 1}, wwant[] = {1, 1, 0, 1, 1};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(pred[i], want[i]);
+        ck_assert_int_eq(wpred[i], wwant[i]);
+    }
+    check_close("plain vote: class 0 TD", per[0], 0.0, 1e-15);
+    check_close("plain vote: class 1 TD", per[1], 1.0 / 3.0, 1e-15);
+    check_close("plain vote: mean TD", mean, 1.0 / 6.0, 1e-15);
+    check_close("weighted vote: class 0 TD", wper[0], 0.0, 1e-15);
+    check_close("weighted vote: class 1 TD", wper[1], 2.0 / 3.0, 1e-15);
+    check_close("weighted vote: mean TD", wmean, 1.0 / 3.0, 1e-15);
+
+    /* Duplicated points tie the weighted sums exactly: the lower label wins. x = 0,0,0 labels 0,2,1, k = 2:
+     * x0 sees labels 2 and 1 at d 0 -> 1; x1 sees 0 and 1 -> 0; x2 sees 0 and 2 -> 0. */
+    const float X2[] = {0, 0, 0};
+    const int32_t y2[] = {0, 2, 1};
+    double per3[3];
+    int32_t pred2[3];
+    ck_assert_int_eq(icl_knn_decodability_weighted(X2, y2, 3, 1, 3, 2, per3, NULL, pred2), ICL_OK);
+    ck_assert_int_eq(pred2[0], 1);
+    ck_assert_int_eq(pred2[1], 0);
+    ck_assert_int_eq(pred2[2], 0);
+    check_rejected("weighted knn k >= n", icl_knn_decodability_weighted(X2, y2, 3, 1, 3, 3, per3, NULL, NULL),
+                   ICL_ERR_INVALID_ARG);
+    printf("  weighted k-NN: plain {0,0,1,1,1} TD 1/6, weighted {1,1,0,1,1} TD 1/3, as derived by hand\n");
+}
+END_TEST
+
 START_TEST(knn_pairwise_separates_only_distinct_classes) {
     /* Classes 0 and 1 share one cluster (labels alternate at random inside
      * it), class 2 is far away: td[0][2] = td[1][2] = 1, td[0][1] ~ 0.5. */
@@ -725,6 +769,7 @@ int main(void) {
     tcase_add_test(tc, knn_separated_clusters_decode_perfectly);
     tcase_add_test(tc, knn_random_labels_near_chance);
     tcase_add_test(tc, knn_hand_example);
+    tcase_add_test(tc, knn_weighted_vote_decides_plain_ties);
     tcase_add_test(tc, knn_pairwise_separates_only_distinct_classes);
     tcase_add_test(tc, pool_and_standardize_by_hand);
     tcase_add_test(tc, rsa_self_and_reversed);

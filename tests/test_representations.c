@@ -131,7 +131,8 @@ START_TEST(test_prompt_set_streams) {
 }
 END_TEST
 
-/* The decodability pipeline equals icl_residuals_at + icl_knn_decodability on the same prompts. */
+/* The decodability pipeline equals icl_residuals_at + icl_knn_decodability on
+ * the same prompts: td keeps the plain vote now that td_weighted sits beside it. */
 static void td_against_manual(const char *spec, int layers) {
     icl_task_family *f = family(spec);
     icl_repr_prompts_options o = icl_repr_prompts_options_default();
@@ -156,14 +157,14 @@ static void td_against_manual(const char *spec, int layers) {
     icl_repr_site site = icl_repr_site_default(f);
     ck_assert_int_eq(icl_residuals_at(m, &tb, site.pos, NULL, 0, res), ICL_OK);
     double *want = malloc((size_t)L1 * nt * sizeof *want), *want_mean = malloc((size_t)L1 * sizeof *want_mean);
-    int best = -1, degenerate = 0;
+    int best = -1, degenerate = 0, weighted_moved = 0;
     for (int l = 0; l < L1; l++) {
         const float *X = res + (size_t)l * set.n * C;
         int same = 1;
         for (int i = 1; i < set.n && same; i++) same = memcmp(X, X + (size_t)i * C, C * sizeof(float)) == 0;
         if (same) { /* every prompt alike (the SEP embedding): TD is undefined */
             for (int t = 0; t < nt; t++) ck_assert(isnan(td.td[(size_t)l * nt + t]));
-            ck_assert(isnan(td.td_mean[l]));
+            ck_assert(isnan(td.td_mean[l]) && isnan(td.td_weighted_mean[l]));
             degenerate++;
             continue;
         }
@@ -171,6 +172,14 @@ static void td_against_manual(const char *spec, int layers) {
             icl_knn_decodability(X, set.labels, set.n, C, nt, 5, want + (size_t)l * nt, &want_mean[l], NULL), ICL_OK);
         ck_assert(memcmp(td.td + (size_t)l * nt, want + (size_t)l * nt, (size_t)nt * sizeof *want) == 0);
         ck_assert(memcmp(&td.td_mean[l], &want_mean[l], sizeof *want_mean) == 0);
+        double wmean;
+        ck_assert_int_eq(icl_knn_decodability_weighted(X, set.labels, set.n, C, nt, 5, want + (size_t)l * nt, &wmean,
+                                                       NULL), ICL_OK);
+        ck_assert(memcmp(td.td_weighted + (size_t)l * nt, want + (size_t)l * nt, (size_t)nt * sizeof *want) == 0);
+        ck_assert(memcmp(&td.td_weighted_mean[l], &wmean, sizeof wmean) == 0);
+        weighted_moved += wmean != want_mean[l];
+        ck_assert_int_eq(icl_knn_decodability(X, set.labels, set.n, C, nt, 5, want + (size_t)l * nt, &want_mean[l],
+                                              NULL), ICL_OK);
         if (best < 0 || want_mean[l] > want_mean[best]) best = l;
     }
     /* token prompts: the query SEP embedding is the same token at the same position in every prompt */
@@ -184,7 +193,7 @@ static void td_against_manual(const char *spec, int layers) {
     ck_assert(memcmp(td.pca + (size_t)L1 / 2 * set.n * 2, coords, (size_t)set.n * 2 * sizeof *coords) == 0);
     printf("  %s: TD per level", spec);
     for (int l = 0; l < L1; l++) printf(" %.3f", td.td_mean[l]);
-    printf(" (pipeline == manual, bitwise)\n");
+    printf(" (pipeline == manual, bitwise); weighted TD differs at %d levels\n", weighted_moved);
     free(coords);
     free(comp);
     free(pw);

@@ -203,6 +203,60 @@ START_TEST(test_interpolation_end_points) {
 }
 END_TEST
 
+/* best_helps: a hand-made sweep where patching lowers zero-shot accuracy at
+ * every level (the demo model's ret_1, 0.14 -> 0.10) reports no help, one
+ * that raises it at one level reports help there only; a run sets best_helps
+ * by the same rule at its best level. */
+START_TEST(test_best_level_helps) {
+    /* 2 tasks x 3 levels; baselines 0.14 and 0.20 (mean 0.17) */
+    double acc0[2] = {0.14, 0.20};
+    double hurts[6] = {0.14, 0.10, 0.12, 0.20, 0.18, 0.16}; /* level means 0.17, 0.14, 0.14: none > 0.17 */
+    double helps[6] = {0.14, 0.10, 0.30, 0.20, 0.18, 0.20}; /* level 2: mean 0.25 */
+    icl_tv_result r = {.mode = ICL_MODE_TOKEN, .n_tasks = 2, .n_levels = 3, .zs_acc0 = acc0, .zs_acc = hurts};
+    int h = -1;
+    for (int l = 0; l < 3; l++) {
+        ck_assert_int_eq(icl_tv_level_helps(&r, l, &h), ICL_OK);
+        ck_assert_int_eq(h, 0); /* level 0 equals the baseline: equal is no help */
+    }
+    r.zs_acc = helps;
+    const int want[3] = {0, 0, 1};
+    for (int l = 0; l < 3; l++) {
+        ck_assert_int_eq(icl_tv_level_helps(&r, l, &h), ICL_OK);
+        ck_assert_int_eq(h, want[l]);
+    }
+    /* vector families: the diagonal MSE against the unpatched MSE */
+    double base[2] = {1.0, 2.0}, mse[1 * 2 * 2] = {0.5, 9.0, 9.0, 2.4}; /* diagonal 0.5 + 2.4 < 3.0 */
+    icl_tv_result v = {.mode = ICL_MODE_VECTOR, .n_tasks = 2, .n_levels = 1, .base_mse = base, .mat_mse = mse};
+    ck_assert_int_eq(icl_tv_level_helps(&v, 0, &h), ICL_OK);
+    ck_assert_int_eq(h, 1);
+    mse[3] = 2.6; /* 3.1 > 3.0 */
+    ck_assert_int_eq(icl_tv_level_helps(&v, 0, &h), ICL_OK);
+    ck_assert_int_eq(h, 0);
+    ck_assert_int_eq(icl_tv_level_helps(&r, 3, &h), ICL_ERR_INVALID_ARG);
+    ck_assert_int_eq(icl_tv_level_helps(NULL, 0, &h), ICL_ERR_INVALID_ARG);
+
+    fixture x;
+    setup(&x, "retrieval:A=8,L=4,n=3", 3, 3);
+    icl_tv_options o = icl_tv_options_default(x.f);
+    int tasks[2] = {0, 3};
+    o.tasks = tasks;
+    o.n_tasks = 2;
+    o.n_prompts = 4;
+    o.eval_prompts = 6;
+    o.n_alpha = 2;
+    o.batch = 8;
+    icl_tv_result run;
+    ck_assert_int_eq(icl_task_vectors_run(x.m, x.f, &o, &run), ICL_OK);
+    double with = run.zs_acc[run.best_level] + run.zs_acc[3 + run.best_level], without = run.zs_acc0[0] + run.zs_acc0[1];
+    printf("  untrained model: mean zero-shot accuracy %.3f -> %.3f at best level %d, helps %d\n", without / 2,
+           with / 2, run.best_level, run.best_helps);
+    ck_assert_int_eq(run.best_helps, with > without);
+    ck_assert_int_eq(run.interp_level, run.best_level); /* the documented rule: interpolate there anyway */
+    icl_tv_result_free(&run);
+    teardown(&x);
+}
+END_TEST
+
 /* The head's W_O projection equals attn_out with only that head (ZERO on the others) minus attn_out
  * with every head zeroed (the bias); an FV of two heads is the sum of their projections. */
 START_TEST(test_head_projection_matches_attn_out) {
@@ -552,6 +606,7 @@ int main(void) {
     tcase_add_test(tc, test_extraction_is_mean_of_residuals);
     tcase_add_test(tc, test_self_patch_is_bitwise_noop);
     tcase_add_test(tc, test_interpolation_end_points);
+    tcase_add_test(tc, test_best_level_helps);
     tcase_add_test(tc, test_head_projection_matches_attn_out);
     tcase_add_test(tc, test_aie_zero_when_clean_is_corrupted);
     tcase_add_test(tc, test_shuffled_labels);

@@ -42,6 +42,16 @@ ICL_BEGIN_DECLS
 icl_status icl_knn_decodability(const float *X, const int32_t *labels, int n, int d, int n_classes, int k,
                                 double *per_class, double *mean, int32_t *pred);
 
+/* The same k nearest neighbours, each voting with weight 1/(d + ICL_KNN_WEIGHT_EPS)
+ * (d its Euclidean distance): the class with the largest summed weight wins.
+ * Equal vote counts, which the plain vote must break by rule (with 4 tasks
+ * and k = 10, a fifth of the items), are decided by the distances; an exact
+ * tie of the sums (e.g. duplicated points) goes to the lower label. The eps
+ * keeps a neighbour at distance 0 finite and dominant. */
+#define ICL_KNN_WEIGHT_EPS 1e-9
+icl_status icl_knn_decodability_weighted(const float *X, const int32_t *labels, int n, int d, int n_classes, int k,
+                                         double *per_class, double *mean, int32_t *pred);
+
 /* Pairwise decodability: td (n_classes, n_classes). td[a][b] (a != b) is the
  * leave-one-out k-NN accuracy restricted to the points of classes a and b,
  * i.e. the mean of the two classes' accuracies; symmetric. The diagonal is 1

@@ -32,6 +32,9 @@ typedef struct {
     double *score;       /* (n_tasks) mean behaviour score of each task's items (icl_repr_set.score) */
     double *pca;         /* (levels, n, pca_dims) centred coordinates, or NULL */
     double *pca_var;     /* (levels, pca_dims) component variances, or NULL */
+    double *td_weighted; /* (levels, n_tasks): TD with distance-weighted votes (icl_knn_decodability_weighted),
+                            which do not tie; NaN where td is. td keeps the plain vote */
+    double *td_weighted_mean; /* (levels) */
 } icl_td_result;
 
 /* TD of every level of `r`, whose items carry labels (n) in [0, n_tasks). */

@@ -97,8 +97,9 @@ typedef struct {
     int n_tasks, n_levels, C;
     int *tasks;          /* (n_tasks) */
     float *vectors;      /* (n_tasks, n_levels, C) the task vectors */
-    int best_level;      /* token: highest mean zero-shot accuracy (then P); vector: lowest mean diagonal dMSE;
-                          * 1..L (level 0 only for a model without blocks) */
+    int best_level;      /* token: highest mean patched zero-shot accuracy (then P); vector: lowest mean diagonal
+                          * dMSE; 1..L (level 0 only for a model without blocks). Chosen whether or not
+                          * patching helps there: see best_helps */
     /* token families */
     double *zs_p0, *zs_acc0;   /* (n_tasks) zero-shot prompts of task t, no vector: P / accuracy of t's answer */
     double *zs_p, *zs_acc;     /* (n_tasks, n_levels) the same with t's vector patched at each level */
@@ -113,6 +114,8 @@ typedef struct {
     /* vector families */
     double *base_mse;          /* (n_tasks) query squared error of unpatched prompts of task p */
     double *mat_mse;           /* (n_levels, n_tasks, n_tasks) [l][v][p] patched */
+    int best_helps;            /* icl_tv_level_helps at best_level. 0: no level helps, and best_level is only the
+                                  least harmful one; the interpolation (level -1) still runs there */
 } icl_tv_result;
 
 /* Extract the vectors (means over demonstrations at every level), then:
@@ -123,6 +126,11 @@ typedef struct {
 icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const icl_tv_options *opt,
                                 icl_tv_result *out);
 void icl_tv_result_free(icl_tv_result *r);
+
+/* *helps = 1 when patching at `level` (0..n_levels-1) beats no patch on the
+ * mean over tasks: token, mean zs_acc at level > mean zs_acc0 (strictly; equal
+ * accuracy is no help); vector, mean diagonal mat_mse < mean base_mse. */
+icl_status icl_tv_level_helps(const icl_tv_result *r, int level, int *helps);
 
 /* ---- function vectors (Todd et al.) ---- */
 

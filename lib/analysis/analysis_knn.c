@@ -1,5 +1,6 @@
 /* Task decodability: leave-one-out k-nearest-neighbour majority vote
- * (Han et al.), over all classes and restricted to pairs of classes. */
+ * (Han et al.), over all classes and restricted to pairs of classes, and the
+ * distance-weighted vote that breaks the plain vote's ties. */
 #include <math.h>
 #include <stdlib.h>
 #include "analysis_internal.h"
@@ -17,6 +18,7 @@ typedef struct {
     neighbour *near;   /* (k) current nearest, by (dist2, index) */
     int *votes;        /* (n_classes) */
     double *vote_dist; /* (n_classes) summed distances of each class's voters */
+    double *weight;    /* (n_classes) summed 1/(distance + ICL_KNN_WEIGHT_EPS) of each class's voters */
 } knn_work;
 
 static void work_free(knn_work *w) {
@@ -24,6 +26,7 @@ static void work_free(knn_work *w) {
     free(w->near);
     free(w->votes);
     free(w->vote_dist);
+    free(w->weight);
 }
 
 static icl_status work_alloc(knn_work *w, int n, int k, int n_classes) {
@@ -31,7 +34,8 @@ static icl_status work_alloc(knn_work *w, int n, int k, int n_classes) {
     w->near = malloc((size_t)k * sizeof *w->near);
     w->votes = calloc((size_t)n_classes, sizeof *w->votes);
     w->vote_dist = calloc((size_t)n_classes, sizeof *w->vote_dist);
-    if (!w->dist2 || !w->near || !w->votes || !w->vote_dist) {
+    w->weight = calloc((size_t)n_classes, sizeof *w->weight);
+    if (!w->dist2 || !w->near || !w->votes || !w->vote_dist || !w->weight) {
         work_free(w);
         return icl_fail(ICL_ERR_NOMEM, "k-NN: out of memory for %d points", n);
     }
@@ -55,8 +59,10 @@ static void distances_from(const float *X, int n, int d, int i, double *dist2) {
 /* Label predicted for point `self` by its k nearest other points among those
  * whose label is class_a or class_b (class_b < 0: any label). Candidates are
  * scanned by increasing index and a newcomer only displaces a strictly
- * farther neighbour, so equal distances keep the lower index. */
-static int vote(knn_work *w, const int32_t *labels, int n, int self, int k, int class_a, int class_b) {
+ * farther neighbour, so equal distances keep the lower index. weighted: the
+ * class with the largest summed 1/(distance + eps) wins (the lower label on
+ * exactly equal sums); else the plain vote with its tie rules. */
+static int vote(knn_work *w, const int32_t *labels, int n, int self, int k, int class_a, int class_b, int weighted) {
     int filled = 0;
     for (int j = 0; j < n; j++) {
         if (j == self || (class_b >= 0 && labels[j] != class_a && labels[j] != class_b))
@@ -75,11 +81,15 @@ static int vote(knn_work *w, const int32_t *labels, int n, int self, int k, int 
         int c = labels[w->near[m].idx];
         w->votes[c]++;
         w->vote_dist[c] += sqrt(w->near[m].dist2);
+        w->weight[c] += 1.0 / (sqrt(w->near[m].dist2) + ICL_KNN_WEIGHT_EPS);
     }
     int best = -1;
     for (int m = 0; m < filled; m++) {
         int c = labels[w->near[m].idx];
-        if (best < 0 || w->votes[c] > w->votes[best] ||
+        if (weighted) {
+            if (best < 0 || w->weight[c] > w->weight[best] || (w->weight[c] == w->weight[best] && c < best))
+                best = c;
+        } else if (best < 0 || w->votes[c] > w->votes[best] ||
             (w->votes[c] == w->votes[best] &&
              (w->vote_dist[c] < w->vote_dist[best] || (w->vote_dist[c] == w->vote_dist[best] && c < best))))
             best = c;
@@ -88,6 +98,7 @@ static int vote(knn_work *w, const int32_t *labels, int n, int self, int k, int 
         int c = labels[w->near[m].idx];
         w->votes[c] = 0;
         w->vote_dist[c] = 0.0;
+        w->weight[c] = 0.0;
     }
     return best;
 }
@@ -113,9 +124,8 @@ static icl_status check_common(const char *fn, const float *X, const int32_t *la
     return ICL_OK;
 }
 
-icl_status icl_knn_decodability(const float *X, const int32_t *labels, int n, int d, int n_classes, int k,
-                                double *per_class, double *mean, int32_t *pred) {
-    static const char fn[] = "icl_knn_decodability";
+static icl_status knn_decodability(const char *fn, int weighted, const float *X, const int32_t *labels, int n, int d,
+                                   int n_classes, int k, double *per_class, double *mean, int32_t *pred) {
     ICL_TRY(icl_need_ptr(fn, "per_class", per_class));
     if (n_classes < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "%s: n_classes = %d, must be >= 1", fn, n_classes);
@@ -130,7 +140,7 @@ icl_status icl_knn_decodability(const float *X, const int32_t *labels, int n, in
     if (st == ICL_OK) {
         for (int i = 0; i < n; i++) {
             distances_from(X, n, d, i, w.dist2);
-            int p = vote(&w, labels, n, i, k, -1, -1);
+            int p = vote(&w, labels, n, i, k, -1, -1, weighted);
             correct[labels[i]] += p == labels[i];
             if (pred)
                 pred[i] = p;
@@ -147,6 +157,16 @@ icl_status icl_knn_decodability(const float *X, const int32_t *labels, int n, in
     free(count);
     free(correct);
     return st;
+}
+
+icl_status icl_knn_decodability(const float *X, const int32_t *labels, int n, int d, int n_classes, int k,
+                                double *per_class, double *mean, int32_t *pred) {
+    return knn_decodability("icl_knn_decodability", 0, X, labels, n, d, n_classes, k, per_class, mean, pred);
+}
+
+icl_status icl_knn_decodability_weighted(const float *X, const int32_t *labels, int n, int d, int n_classes, int k,
+                                         double *per_class, double *mean, int32_t *pred) {
+    return knn_decodability("icl_knn_decodability_weighted", 1, X, labels, n, d, n_classes, k, per_class, mean, pred);
 }
 
 icl_status icl_knn_pairwise(const float *X, const int32_t *labels, int n, int d, int n_classes, int k, double *td) {
@@ -176,7 +196,7 @@ icl_status icl_knn_pairwise(const float *X, const int32_t *labels, int n, int d,
             distances_from(X, n, d, i, w.dist2);
             for (int b = 0; b < n_classes; b++)
                 if (b != a)
-                    correct[(size_t)a * n_classes + b] += vote(&w, labels, n, i, k, a, b) == a;
+                    correct[(size_t)a * n_classes + b] += vote(&w, labels, n, i, k, a, b, 0) == a;
         }
         for (int a = 0; a < n_classes; a++)
             for (int b = 0; b < n_classes; b++)

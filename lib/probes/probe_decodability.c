@@ -24,6 +24,8 @@ void icl_td_result_free(icl_td_result *r) {
     free(r->score);
     free(r->pca);
     free(r->pca_var);
+    free(r->td_weighted);
+    free(r->td_weighted_mean);
     memset(r, 0, sizeof *r);
 }
 
@@ -73,21 +75,27 @@ icl_status icl_td_from_repr(const icl_repr_set *r, const int32_t *labels, int n_
     out->pca_dims = o.pca_dims;
     out->td = malloc((size_t)L1 * n_tasks * sizeof *out->td);
     out->td_mean = malloc((size_t)L1 * sizeof *out->td_mean);
+    out->td_weighted = malloc((size_t)L1 * n_tasks * sizeof *out->td_weighted);
+    out->td_weighted_mean = malloc((size_t)L1 * sizeof *out->td_weighted_mean);
     out->pairwise = malloc((size_t)n_tasks * n_tasks * sizeof *out->pairwise);
     out->score = calloc((size_t)n_tasks, sizeof *out->score);
     int *count = calloc((size_t)n_tasks, sizeof *count);
-    icl_status s = (out->td && out->td_mean && out->pairwise && out->score && count)
+    icl_status s = (out->td && out->td_mean && out->td_weighted && out->td_weighted_mean && out->pairwise && out->score && count)
                        ? ICL_OK
                        : icl_fail(ICL_ERR_NOMEM, "icl_td_from_repr: out of memory");
     for (int level = 0; s == ICL_OK && level < L1; level++) {
         const float *X = r->X + (size_t)level * n * d;
         if (icl_repr_items_identical(X, n, d)) {
-            for (int t = 0; t < n_tasks; t++) out->td[(size_t)level * n_tasks + t] = NAN;
-            out->td_mean[level] = NAN;
+            for (int t = 0; t < n_tasks; t++)
+                out->td[(size_t)level * n_tasks + t] = out->td_weighted[(size_t)level * n_tasks + t] = NAN;
+            out->td_mean[level] = out->td_weighted_mean[level] = NAN;
             continue;
         }
         s = icl_knn_decodability(X, labels, n, d, n_tasks, o.k, out->td + (size_t)level * n_tasks,
                                  &out->td_mean[level], NULL);
+        if (s == ICL_OK)
+            s = icl_knn_decodability_weighted(X, labels, n, d, n_tasks, o.k, out->td_weighted + (size_t)level * n_tasks,
+                                              &out->td_weighted_mean[level], NULL);
     }
     if (s == ICL_OK) {
         out->best_level = -1;

@@ -460,6 +460,25 @@ static int best_level(const tv_run *x) {
     return best;
 }
 
+icl_status icl_tv_level_helps(const icl_tv_result *r, int level, int *helps) {
+    if (!r || !helps)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_level_helps: NULL argument");
+    int n = r->n_tasks, NL = r->n_levels, token = r->mode == ICL_MODE_TOKEN;
+    if (n < 1 || level < 0 || level >= NL)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_level_helps: level %d out of range [0, %d] or no task", level,
+                        NL - 1);
+    if (token ? !r->zs_acc || !r->zs_acc0 : !r->mat_mse || !r->base_mse)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_tv_level_helps: the result has no %s",
+                        token ? "zero-shot sweep" : "MSE matrix");
+    double with = 0.0, without = 0.0;
+    for (int i = 0; i < n; i++) {
+        with += token ? r->zs_acc[(size_t)i * NL + level] : r->mat_mse[((size_t)level * n + i) * n + i];
+        without += token ? r->zs_acc0[i] : r->base_mse[i];
+    }
+    *helps = token ? with > without : with < without;
+    return ICL_OK;
+}
+
 /* alpha v_i + (1 - alpha) v_j on zero-shot prompts of task i (Xiong). */
 static icl_status interpolation(tv_run *x) {
     const icl_tv_options *o = x->o;
@@ -584,11 +603,15 @@ icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const ic
         out->best_level = best_level(&x);
         out->interp_level = opt->level >= 0 ? opt->level : out->best_level;
         if (s == ICL_OK)
+            s = icl_tv_level_helps(out, out->best_level, &out->best_helps);
+        if (s == ICL_OK)
             s = interpolation(&x);
     } else if (s == ICL_OK) {
         s = vector_matrix(&x);
         out->best_level = best_level(&x);
         out->interp_level = -1;
+        if (s == ICL_OK)
+            s = icl_tv_level_helps(out, out->best_level, &out->best_helps);
     }
     icl_task_batch_free(&x.tb);
     free(x.vec);

@@ -231,7 +231,7 @@ class TvResult(Structure):
                 ("zs_p", _PD), ("zs_acc", _PD), ("base_p", _PD), ("base_acc", _PD), ("mat_p", _PD),
                 ("mat_acc", _PD), ("mat_p_own", _PD), ("mat_acc_own", _PD), ("n_pairs", c_int), ("n_alpha", c_int),
                 ("interp_level", c_int), ("pairs", POINTER(c_int)), ("alphas", _PD), ("interp", _PD),
-                ("base_mse", _PD), ("mat_mse", _PD)]
+                ("base_mse", _PD), ("mat_mse", _PD), ("best_helps", c_int)]
 
 
 class FvOptions(Structure):
@@ -272,7 +272,7 @@ class TdOptions(Structure):
 class TdResult(Structure):
     _fields_ = [("levels", c_int), ("n_tasks", c_int), ("n", c_int), ("pca_dims", c_int), ("td", _PD),
                 ("td_mean", _PD), ("best_level", c_int), ("pairwise_level", c_int), ("pairwise", _PD),
-                ("score", _PD), ("pca", _PD), ("pca_var", _PD)]
+                ("score", _PD), ("pca", _PD), ("pca_var", _PD), ("td_weighted", _PD), ("td_weighted_mean", _PD)]
 
 
 class RsaOptions(Structure):

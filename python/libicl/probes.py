@@ -237,7 +237,7 @@ def task_vectors(model, family, tasks=None, mode="replace", **opts):
     try:
         n, L, Cd = r.n_tasks, r.n_levels, r.C
         out = {"tasks": copy_out(r.tasks, (n,), np.intc).astype(_I32), "vectors": copy_out(r.vectors, (n, L, Cd), _F32),
-               "best_level": r.best_level}
+               "best_level": r.best_level, "best_helps": bool(r.best_helps)}
         if r.mode == _lib.MODE_TOKEN:
             for k in ("zs_p0", "zs_acc0"):
                 out[k] = copy_out(getattr(r, k), (n,), _F64)
@@ -312,7 +312,8 @@ def _site(family, site, min_shots=0):
 
 def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, site=None, **opts):
     """Task decodability (icl_decodability_run): td (levels, n_tasks),
-    td_mean (levels), best_level, pairwise_level, pairwise (n_tasks, n_tasks),
+    td_mean (levels), td_weighted and td_weighted_mean (distance-weighted votes), best_level, pairwise_level,
+    pairwise (n_tasks, n_tasks),
     score (n_tasks), and with pca_dims > 0 pca (levels, n, pca_dims) and
     pca_var. Options: k, pairwise_level, pca_dims."""
     keep = []
@@ -326,6 +327,8 @@ def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=No
     try:
         Lv, n, N, d = r.levels, r.n_tasks, r.n, r.pca_dims
         out = {"td": copy_out(r.td, (Lv, n), _F64), "td_mean": copy_out(r.td_mean, (Lv,), _F64),
+               "td_weighted": copy_out(r.td_weighted, (Lv, n), _F64),
+               "td_weighted_mean": copy_out(r.td_weighted_mean, (Lv,), _F64),
                "best_level": r.best_level, "pairwise_level": r.pairwise_level,
                "pairwise": copy_out(r.pairwise, (n, n), _F64), "score": copy_out(r.score, (n,), _F64)}
         if d > 0:

@@ -103,9 +103,10 @@ def test_superposition(icl_tool, tok_model, tmp_path):
 
 # ---- decodability ----
 
-def knn_td(X, labels, n_classes, k):
+def knn_td(X, labels, n_classes, k, weighted=False):
     """Leave-one-out k-NN vote with the library's tie rule: nearest by (distance, index); the class with the most
-    votes, then the smaller summed distance of its voters, then the lower class."""
+    votes, then the smaller summed distance of its voters, then the lower class. weighted: the class with the
+    largest summed 1/(distance + 1e-9), then the lower class."""
     X = X.astype(np.float64)
     d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
     n = len(X)
@@ -113,11 +114,13 @@ def knn_td(X, labels, n_classes, k):
     for i in range(n):
         others = [j for j in range(n) if j != i]
         near = sorted(others, key=lambda j: (d2[i, j], j))[:k]
-        votes, dist = np.zeros(n_classes), np.zeros(n_classes)
+        votes, dist, weight = np.zeros(n_classes), np.zeros(n_classes), np.zeros(n_classes)
         for j in near:
             votes[labels[j]] += 1
             dist[labels[j]] += np.sqrt(d2[i, j])
-        best = min(set(labels[near]), key=lambda c: (-votes[c], dist[c], c))
+            weight[labels[j]] += 1.0 / (np.sqrt(d2[i, j]) + 1e-9)
+        key = (lambda c: (-weight[c], c)) if weighted else (lambda c: (-votes[c], dist[c], c))
+        best = min(set(labels[near]), key=key)
         correct[labels[i]] += best == labels[i]
     return correct / np.bincount(labels, minlength=n_classes)
 
@@ -131,11 +134,18 @@ def test_decodability(icl_tool, tok_model, vec_model, tmp_path, kind):
     table = rows(Path(out) / "td.csv")
     for level in range(X.shape[0]):
         same = (X[level] == X[level][0]).all()
-        td = np.full(n_tasks, np.nan) if same else knn_td(X[level], labels, n_tasks, side["config"]["k"])
+        k = side["config"]["k"]
+        td = np.full(n_tasks, np.nan) if same else knn_td(X[level], labels, n_tasks, k)
+        tdw = np.full(n_tasks, np.nan) if same else knn_td(X[level], labels, n_tasks, k, weighted=True)
         got = [float(r["value"]) for r in table if int(r["layer"]) == level]
+        gotw = [float(r["td_weighted"]) for r in table if int(r["layer"]) == level]
         for t in range(n_tasks):
             close(td[t], got[t + 1], "TD level %d task %d" % (level, t))
+            close(tdw[t], gotw[t + 1], "weighted TD level %d task %d" % (level, t))
         close(td.mean(), got[0], "mean TD level %d" % level)
+        close(tdw.mean(), gotw[0], "mean weighted TD level %d" % level)
+        sw = side["config"]["td_weighted_mean"][level]
+        close(tdw.mean(), np.nan if sw is None else sw, "sidecar weighted TD level %d" % level)
     score = load(out, "score.npy")
     for t, r in enumerate(rows(Path(out) / "score.csv")):
         close(score[labels == t].mean(), float(r["value"]), "score task %d" % t)
