@@ -297,9 +297,55 @@ def test_task_vectors(icl_tool, tok_model, vec_model, tmp_path, kind):
     print("task-vectors %s: vectors recomputed to %g" % (kind, err))
 
 
+# ---- linear ----
+
+def linear_metric(y, pred, logistic):
+    """Accuracy mean(pred == y), or the mean over outputs with var(y) > 0 of the pooled held-out R^2."""
+    if np.isnan(pred).all():
+        return np.nan
+    if logistic:
+        return (pred[:, 0] == y[:, 0]).mean()
+    y, pred = y.astype(np.float64), pred.astype(np.float64)
+    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    r2 = 1 - ((y - pred) ** 2).sum(0)[ss_tot > 0] / ss_tot[ss_tot > 0]
+    return r2.mean() if len(r2) else np.nan
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_linear(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "lin")
+    side = probe(icl_tool, "linear", tok_model if kind == "tok" else vec_model, out, "--prompts", 10,
+                 "--shots", "0,2", "--folds", 4)
+    table = rows(Path(out) / "linear.csv")
+    checked = 0
+    for shots in side["config"]["shots"]:
+        pre = "shots%d_" % shots
+        X, folds = load(out, pre + "X.npy"), load(out, pre + "folds.npy")
+        n = X.shape[1]
+        sizes = np.bincount(folds)
+        assert folds.shape == (n,) and len(sizes) == side["config"]["folds"] and sizes.max() - sizes.min() <= 1
+        for target in side["config"]["targets"].split(","):
+            y, pred = load(out, pre + target + "_y.npy"), load(out, pre + target + "_pred.npy")
+            assert y.shape[0] == n and pred.shape == (X.shape[0],) + y.shape
+            if target == "task":
+                assert (y[:, 0] == load(out, pre + "prompt_task.npy")).all()
+            mine = [r for r in table if int(r["shots"]) == shots and r["target"] == target]
+            logistic = mine[0]["probe"] == "logistic"
+            for level in range(X.shape[0]):
+                # a level whose items are all the same vector has nothing to decode
+                assert np.isnan(pred[level]).all() == (X[level] == X[level][0]).all()
+                got = [float(r["value"]) for r in mine if int(r["layer"]) == level and r["metric"] != "chance"]
+                close(linear_metric(y, pred[level], logistic), got[0], "%s shots %d level %d" % (target, shots, level))
+                checked += 1
+            if logistic:
+                chance = np.bincount(y[:, 0].astype(int)).max() / n
+                close(chance, float([r for r in mine if r["metric"] == "chance"][0]["value"]), "chance")
+    print("linear %s: %d (target, level) metrics recomputed" % (kind, checked))
+
+
 def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
     """Probes without an export say so instead of writing an empty inputs/ folder."""
-    r = subprocess.run([icl_tool, "probe", "linear", "--model", tok_model, "--out", str(tmp_path / "lin"),
+    r = subprocess.run([icl_tool, "probe", "logit-lens", "--model", tok_model, "--out", str(tmp_path / "ll"),
                         "--save-inputs"], capture_output=True, text=True)
     assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
-    assert not (tmp_path / "lin").exists()
+    assert not (tmp_path / "ll").exists()
