@@ -53,11 +53,43 @@ static void lens_summary(const icl_task_family *f, const char *prompt_tasks, con
     printf(")\n");
 }
 
+/* --save-inputs for configuration c: its prompts (regenerated as
+ * icl_superposition_run drew them) as config<c>_*.npy with every task's
+ * answer to each, config<c>_answers_all.npy (n, K, answer_len). */
+static icl_status lens_save_config(cli_probe *p, int c, const int *sel, const double *lambda, int K,
+                                   const icl_rng *rng, const icl_superposition_result *r) {
+    int n = r->n, A = r->answer_len;
+    icl_mixed_prompt *mp = calloc((size_t)n, sizeof *mp);
+    const icl_prompt **ptrs = malloc((size_t)n * sizeof *ptrs);
+    int32_t *answers = malloc((size_t)n * K * A * sizeof *answers);
+    icl_status s = mp && ptrs && answers ? ICL_OK : ICL_ERR_NOMEM;
+    for (int q = 0; s == ICL_OK && q < n; q++) {
+        s = icl_superposition_prompt(p->model, p->family, sel, lambda, K, r->n_examples, rng, q, &mp[q]);
+        ptrs[q] = &mp[q].prompt;
+        if (s == ICL_OK)
+            memcpy(answers + (size_t)q * K * A, mp[q].answers, (size_t)K * A * sizeof *answers);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "config%d_", c);
+    if (s == ICL_OK)
+        s = cli_save_prompts(p, name, NULL, ptrs, n);
+    snprintf(name, sizeof name, "config%d_answers_all.npy", c);
+    if (s == ICL_OK)
+        s = cli_save_array(p, name, ICL_DTYPE_I32, 3, (size_t[]){(size_t)n, (size_t)K, (size_t)A}, answers);
+    for (int q = 0; mp && q < n; q++) icl_mixed_prompt_free(&mp[q]);
+    free(mp);
+    free(ptrs);
+    free(answers);
+    return s;
+}
+
 /* Every configuration: single-task prompts of each task, then their uniform
  * mixture; summaries printed, rows into csv and probabilities into P
  * (configs, levels, n, K). */
-static int lens_configs(icl_model *m, const icl_task_family *f, const lens_options *o, const int *sel, int K,
-                        icl_rng *rng, icl_csv *csv, const char *csv_path, float *P) {
+static int lens_configs(cli_probe *p, const lens_options *o, const int *sel, int K, icl_rng *rng, icl_csv *csv,
+                        const char *csv_path, float *P) {
+    icl_model *m = p->model;
+    const icl_task_family *f = p->family;
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
     icl_superposition_options so;
     so = icl_superposition_options_default();
@@ -77,6 +109,10 @@ static int lens_configs(icl_model *m, const icl_task_family *f, const lens_optio
         if (s != ICL_OK)
             return cli_fail("logit lens", s);
         lens_summary(f, prompt_tasks, &r);
+        if (p->save_inputs && (s = lens_save_config(p, c, sel, lambda, K, rng, &r)) != ICL_OK) {
+            icl_superposition_result_free(&r);
+            return cli_fail("--save-inputs", s);
+        }
         for (size_t i = 0; i < (size_t)levels * n * K; i++) P[(size_t)c * levels * n * K + i] = (float)r.lens_P[i];
         s = lens_rows(csv, f, c < K ? "single" : "mixed", prompt_tasks, &r);
         icl_superposition_result_free(&r);
@@ -121,7 +157,7 @@ static int lens_run(cli_probe *p, void *options) {
         rc = cli_fail(csv_path, s);
     }
     if (rc == 0)
-        rc = lens_configs(m, f, o, sel, K, &rng, csv, csv_path, P);
+        rc = lens_configs(p, o, sel, K, &rng, csv, csv_path, P);
     if (rc == 0) {
         s = icl_csv_close(csv);
         csv = NULL;
@@ -147,7 +183,7 @@ int probe_logit_lens(int argc, char **argv) {
         "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
         "Probability of every task's answer read out of each layer (final layernorm +\n"
         "unembedding), on single-task prompts of each task and on their uniform mixture.",
-        "comma-separated tasks (at least 2) [all]", NULL, 0};
+        "comma-separated tasks (at least 2) [all]", NULL, 1};
     lens_options o = {.prompts = 100, .examples = -1, .batch = 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},

@@ -343,9 +343,36 @@ def test_linear(icl_tool, tok_model, vec_model, tmp_path, kind):
     print("linear %s: %d (target, level) metrics recomputed" % (kind, checked))
 
 
+# ---- logit lens ----
+
+def test_logit_lens(icl_tool, tok_model, tmp_path):
+    out = str(tmp_path / "ll")
+    side = probe(icl_tool, "logit-lens", tok_model, out, "--prompts", 12)
+    P = np.load(Path(out) / "lens_P.npy").astype(np.float64)  # (configs, levels, prompts, tasks)
+    table = rows(Path(out) / "logit_lens.csv")
+    C, L1, n, K = P.shape
+    assert C == K + side["config"]["mixed"]
+    checked = 0
+    for c in range(C):
+        mine = table[c * L1 * K:(c + 1) * L1 * K]  # config-major, then level, then task
+        answers, tokens = load(out, "config%d_answers_all.npy" % c), load(out, "config%d_tokens.npy" % c)
+        assert answers.shape[:2] == (n, K) and tokens.shape[0] == n
+        # every task's answer to the query; the prompt's own answer slot holds the first task's
+        assert (answers[:, 0, :] == load(out, "config%d_answers.npy" % c)).all()
+        assert (answers >= 0).all()
+        for l in range(L1):
+            for j in range(K):
+                r = mine[l * K + j]
+                assert int(r["level"]) == l and int(r["n_prompts"]) == n
+                close(P[c, l, :, j].mean(), float(r["p_mean"]), "config %d level %d task %d p_mean" % (c, l, j))
+                close(P[c, l, :, j].std(ddof=1), float(r["p_sd"]), "config %d level %d task %d p_sd" % (c, l, j))
+                checked += 1
+    print("logit-lens: %d (config, level, task) cells recomputed" % checked)
+
+
 def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
     """Probes without an export say so instead of writing an empty inputs/ folder."""
-    r = subprocess.run([icl_tool, "probe", "logit-lens", "--model", tok_model, "--out", str(tmp_path / "ll"),
+    r = subprocess.run([icl_tool, "probe", "head-ablation", "--model", tok_model, "--out", str(tmp_path / "ha"),
                         "--save-inputs"], capture_output=True, text=True)
     assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
-    assert not (tmp_path / "ll").exists()
+    assert not (tmp_path / "ha").exists()
