@@ -262,9 +262,10 @@ static int make_prompts(const ablation_options *o, long seed, const icl_task_fam
     return 0;
 }
 
-/* Scores of task t's prompts, averaged, with (layer, head) ablated, or without ablation for layer < 0. */
+/* Scores of task t's prompts, averaged, with (layer, head) ablated, or without ablation for layer < 0;
+ * pv and pok (prompts, optional) get each prompt's value (probability or squared error) and correctness. */
 static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, int head, icl_ablation_mode mode,
-                              const icl_head_means *hm, score *out) {
+                              const icl_head_means *hm, score *out, float *pv, float *pok) {
     double sv = 0.0, sa = 0.0;
     int count = 0;
     for (int k = 0; k < d->per_task; k++) {
@@ -281,6 +282,10 @@ static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, 
         for (int b = 0; b < tb->B; b++) {
             sv += d->v[b];
             sa += d->token ? d->ok[b] : 0;
+            if (pv) {
+                pv[count + b] = (float)d->v[b];
+                pok[count + b] = d->token ? d->ok[b] : NAN;
+            }
         }
         count += tb->B;
     }
@@ -317,6 +322,9 @@ static int make_means(icl_model *m, const ablation_data *d, icl_head_means **hm)
 typedef struct {
     int n_modes, L, NH, n_tasks;
     float *delta[N_METRICS]; /* (modes, L, NH, tasks) each */
+    /* --save-inputs: each prompt's value and correctness, clean (tasks, n) and ablated
+     * (modes, L, NH, tasks, n); NaN where not measured */
+    float *base_v, *base_ok, *abl_v, *abl_ok;
 } ablation_grid;
 
 static size_t grid_at(const ablation_grid *g, int mi, int l, int h, int t) {
@@ -346,13 +354,18 @@ static int ablation_sweep(const ablation_options *o, icl_model *m, const icl_tas
         return 1;
     }
     icl_status s = ICL_OK;
-    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) s = task_scores(m, d, t, -1, 0, ICL_ABLATE_ZERO, NULL, &base[t]);
+    size_t n = (size_t)o->prompts;
+    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++)
+        s = task_scores(m, d, t, -1, 0, ICL_ABLATE_ZERO, NULL, &base[t], g->base_v ? g->base_v + t * n : NULL,
+                        g->base_v ? g->base_ok + t * n : NULL);
     for (int mi = 0; s == ICL_OK && mi < g->n_modes; mi++)
         for (int l = first; s == ICL_OK && l <= last; l++)
             for (int h = 0; s == ICL_OK && h < g->NH; h++)
                 for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) {
                     score a;
-                    s = task_scores(m, d, t, l, h, modes[mi], hm, &a);
+                    size_t at = grid_at(g, mi, l, h, t) * n;
+                    s = task_scores(m, d, t, l, h, modes[mi], hm, &a, g->abl_v ? g->abl_v + at : NULL,
+                                    g->abl_v ? g->abl_ok + at : NULL);
                     if (s != ICL_OK)
                         break;
                     for (int k = 0; k < N_METRICS; k++)
@@ -430,19 +443,63 @@ static int ablation_write(cli_probe *p, const ablation_options *o, const ablatio
     return (s = cli_probe_write_sidecar(p)) == ICL_OK ? 0 : cli_fail(p->o.path, s);
 }
 
-/* The delta arrays of the grid, NaN where a layer is not swept. */
-static int grid_alloc(ablation_grid *g) {
+/* A float array of `cells` NaNs; NULL when out of memory. */
+static float *nan_array(size_t cells) {
+    float *a = malloc(cells * sizeof *a);
+    for (size_t i = 0; a && i < cells; i++) a[i] = NAN;
+    return a;
+}
+
+/* The delta arrays of the grid, NaN where a layer is not swept; with --save-inputs (n prompts per task) also
+ * the per-prompt arrays. */
+static int grid_alloc(ablation_grid *g, int save_inputs, int n) {
     size_t cells = (size_t)g->n_modes * g->L * g->NH * g->n_tasks;
     int rc = 0;
-    for (int k = 0; k < N_METRICS; k++) {
-        g->delta[k] = malloc(cells * sizeof *g->delta[k]);
-        if (!g->delta[k])
+    for (int k = 0; k < N_METRICS; k++)
+        if (!(g->delta[k] = nan_array(cells)))
             rc = 1;
-        for (size_t i = 0; g->delta[k] && i < cells; i++) g->delta[k][i] = NAN;
+    if (save_inputs) {
+        g->base_v = nan_array((size_t)g->n_tasks * n);
+        g->base_ok = nan_array((size_t)g->n_tasks * n);
+        g->abl_v = nan_array(cells * n);
+        g->abl_ok = nan_array(cells * n);
+        if (!g->base_v || !g->base_ok || !g->abl_v || !g->abl_ok)
+            rc = 1;
     }
     if (rc)
         fprintf(stderr, "icl probe head-ablation: out of memory\n");
     return rc;
+}
+
+/* --save-inputs: task t's prompts as task<t>_*.npy, and each prompt's clean and ablated value
+ * (probability or squared error) and correctness (NaN for vector families). */
+static int ablation_save_inputs(cli_probe *p, const ablation_options *o, const ablation_data *d,
+                                const ablation_grid *g) {
+    size_t n = (size_t)o->prompts;
+    const icl_prompt **ptrs = malloc(n * sizeof *ptrs);
+    icl_status s = ptrs ? ICL_OK : ICL_ERR_NOMEM;
+    char prefix[32];
+    for (int t = 0; s == ICL_OK && t < d->n_tasks; t++) {
+        size_t i = 0;
+        for (int k = 0; k < d->per_task; k++) {
+            const icl_task_batch *tb = &d->tb[t * d->per_task + k];
+            for (int b = 0; b < tb->B; b++) ptrs[i++] = &tb->prompts[b];
+        }
+        snprintf(prefix, sizeof prefix, "task%d_", t);
+        s = cli_save_prompts(p, prefix, NULL, ptrs, (int)n);
+    }
+    free(ptrs);
+    size_t base[2] = {(size_t)g->n_tasks, n}, abl[5] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH,
+                                                          (size_t)g->n_tasks, n};
+    if (s == ICL_OK)
+        s = cli_save_array(p, "base_value.npy", ICL_DTYPE_F32, 2, base, g->base_v);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "base_correct.npy", ICL_DTYPE_F32, 2, base, g->base_ok);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "ablated_value.npy", ICL_DTYPE_F32, 5, abl, g->abl_v);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "ablated_correct.npy", ICL_DTYPE_F32, 5, abl, g->abl_ok);
+    return s == ICL_OK ? 0 : cli_fail("--save-inputs", s);
 }
 
 static int ablation_run(cli_probe *p, void *options) {
@@ -464,9 +521,9 @@ static int ablation_run(cli_probe *p, void *options) {
     if (cli_probe_outputs(p, p->family))
         return 1;
     ablation_data d = {p->n_tasks, 0, icl_task_family_mode(p->family) == ICL_MODE_TOKEN, NULL, NULL, NULL};
-    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, p->n_tasks, {NULL, NULL, NULL}};
+    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, p->n_tasks, {NULL, NULL, NULL}, NULL, NULL, NULL, NULL};
     icl_head_means *hm = NULL;
-    rc = grid_alloc(&g);
+    rc = grid_alloc(&g, p->save_inputs, o->prompts);
     double t0 = cli_now();
     if (rc == 0)
         rc = make_prompts(o, p->seed, p->family, p->tasks, &d);
@@ -474,6 +531,8 @@ static int ablation_run(cli_probe *p, void *options) {
         rc = make_means(p->model, &d, &hm);
     if (rc == 0)
         rc = ablation_table(p, o, &d, modes, hm, &g);
+    if (rc == 0 && p->save_inputs)
+        rc = ablation_save_inputs(p, o, &d, &g);
     if (rc == 0)
         rc = ablation_write(p, o, &g, d.token);
     if (rc == 0) {
@@ -484,6 +543,10 @@ static int ablation_run(cli_probe *p, void *options) {
     icl_head_means_free(hm);
     ablation_data_free(&d);
     for (int k = 0; k < N_METRICS; k++) free(g.delta[k]);
+    free(g.base_v);
+    free(g.base_ok);
+    free(g.abl_v);
+    free(g.abl_ok);
     return rc;
 }
 
@@ -494,7 +557,7 @@ int probe_head_ablation(int argc, char **argv) {
         "Change of each task's answer probability and accuracy (token families) or query\n"
         "squared error (vector families) when one attention head at a time is zeroed or\n"
         "replaced by its per-position mean over all the prompts.",
-        NULL, NULL, 0};
+        NULL, NULL, 1};
     ablation_options o = {.mode = "both", .prompts = 100, .examples = -1, .batch = 64, .layer = -1};
     cli_option opts[] = {
         {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},

@@ -370,9 +370,43 @@ def test_logit_lens(icl_tool, tok_model, tmp_path):
     print("logit-lens: %d (config, level, task) cells recomputed" % checked)
 
 
+# ---- head ablation ----
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_head_ablation(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "ha")
+    probe(icl_tool, "head-ablation", tok_model if kind == "tok" else vec_model, out, "--prompts", 5, "--batch", 3)
+    bv, bc = load(out, "base_value.npy").astype(np.float64), load(out, "base_correct.npy").astype(np.float64)
+    av, ac = load(out, "ablated_value.npy").astype(np.float64), load(out, "ablated_correct.npy").astype(np.float64)
+    M, L, NH, K, n = av.shape
+    assert bv.shape == (K, n)
+    modes = ["zero", "mean"][:M]
+    table = rows(Path(out) / "head_ablation.csv")
+    checked = 0
+    for r in table:
+        mi, l, h, t = modes.index(r["mode"]), int(r["layer"]), int(r["head"]), checked % K  # task-minor rows
+        assert int(r["n_prompts"]) == n
+        if kind == "tok":
+            got = {"p": (bv[t].mean(), av[mi, l, h, t].mean()), "acc": (bc[t].mean(), ac[mi, l, h, t].mean())}
+        else:
+            got = {"mse": (bv[t].mean(), av[mi, l, h, t].mean())}
+        for name, (base, abl) in got.items():
+            close(base, float(r[name + "_base"]), "%s base %s" % (name, r["task"]))
+            close(abl, float(r[name + "_ablated"]), "%s mode %s L%d H%d %s" % (name, r["mode"], l, h, r["task"]))
+            close(abl - base, float(r["delta_" + name]), "delta %s" % name)
+        checked += 1
+    assert checked == M * L * NH * K
+    delta = np.load(Path(out) / ("delta_p.npy" if kind == "tok" else "delta_mse.npy")).astype(np.float64)
+    err = np.abs(av.mean(-1) - bv.mean(-1)[None, None, None] - delta).max()
+    assert err <= TOL, err
+    for t in range(K):  # every task is selected: task t's prompts are single-task prompts of task t
+        assert (load(out, "task%d_prompt_task.npy" % t) == t).all()
+    print("head-ablation %s: %d rows recomputed" % (kind, checked))
+
+
 def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
     """Probes without an export say so instead of writing an empty inputs/ folder."""
-    r = subprocess.run([icl_tool, "probe", "head-ablation", "--model", tok_model, "--out", str(tmp_path / "ha"),
+    r = subprocess.run([icl_tool, "probe", "function-vectors", "--model", tok_model, "--out", str(tmp_path / "fv"),
                         "--save-inputs"], capture_output=True, text=True)
     assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
-    assert not (tmp_path / "ha").exists()
+    assert not (tmp_path / "fv").exists()
