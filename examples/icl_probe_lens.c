@@ -53,11 +53,43 @@ static void lens_summary(const icl_task_family *f, const char *prompt_tasks, con
     printf(")\n");
 }
 
+/* --save-inputs for configuration c: its prompts (regenerated as
+ * icl_superposition_run drew them) as config<c>_*.npy with every task's
+ * answer to each, config<c>_answers_all.npy (n, K, answer_len). */
+static icl_status lens_save_config(cli_probe *p, int c, const int *sel, const double *lambda, int K,
+                                   const icl_rng *rng, const icl_superposition_result *r) {
+    int n = r->n, A = r->answer_len;
+    icl_mixed_prompt *mp = calloc((size_t)n, sizeof *mp);
+    const icl_prompt **ptrs = malloc((size_t)n * sizeof *ptrs);
+    int32_t *answers = malloc((size_t)n * K * A * sizeof *answers);
+    icl_status s = mp && ptrs && answers ? ICL_OK : ICL_ERR_NOMEM;
+    for (int q = 0; s == ICL_OK && q < n; q++) {
+        s = icl_superposition_prompt(p->model, p->family, sel, lambda, K, r->n_examples, rng, q, &mp[q]);
+        ptrs[q] = &mp[q].prompt;
+        if (s == ICL_OK)
+            memcpy(answers + (size_t)q * K * A, mp[q].answers, (size_t)K * A * sizeof *answers);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "config%d_", c);
+    if (s == ICL_OK)
+        s = cli_save_prompts(p, name, NULL, ptrs, n);
+    snprintf(name, sizeof name, "config%d_answers_all.npy", c);
+    if (s == ICL_OK)
+        s = cli_save_array(p, name, ICL_DTYPE_I32, 3, (size_t[]){(size_t)n, (size_t)K, (size_t)A}, answers);
+    for (int q = 0; mp && q < n; q++) icl_mixed_prompt_free(&mp[q]);
+    free(mp);
+    free(ptrs);
+    free(answers);
+    return s;
+}
+
 /* Every configuration: single-task prompts of each task, then their uniform
  * mixture; summaries printed, rows into csv and probabilities into P
  * (configs, levels, n, K). */
-static int lens_configs(icl_model *m, const icl_task_family *f, const lens_options *o, const int *sel, int K,
-                        icl_rng *rng, icl_csv *csv, const char *csv_path, float *P) {
+static int lens_configs(cli_probe *p, const lens_options *o, const int *sel, int K, icl_rng *rng, icl_csv *csv,
+                        const char *csv_path, float *P) {
+    icl_model *m = p->model;
+    const icl_task_family *f = p->family;
     int n_configs = K + !o->no_mixed, levels = icl_model_config(m)->n_layer + 1, n = o->prompts;
     icl_superposition_options so;
     so = icl_superposition_options_default();
@@ -77,6 +109,10 @@ static int lens_configs(icl_model *m, const icl_task_family *f, const lens_optio
         if (s != ICL_OK)
             return cli_fail("logit lens", s);
         lens_summary(f, prompt_tasks, &r);
+        if (p->save_inputs && (s = lens_save_config(p, c, sel, lambda, K, rng, &r)) != ICL_OK) {
+            icl_superposition_result_free(&r);
+            return cli_fail("--save-inputs", s);
+        }
         for (size_t i = 0; i < (size_t)levels * n * K; i++) P[(size_t)c * levels * n * K + i] = (float)r.lens_P[i];
         s = lens_rows(csv, f, c < K ? "single" : "mixed", prompt_tasks, &r);
         icl_superposition_result_free(&r);
@@ -121,7 +157,7 @@ static int lens_run(cli_probe *p, void *options) {
         rc = cli_fail(csv_path, s);
     }
     if (rc == 0)
-        rc = lens_configs(m, f, o, sel, K, &rng, csv, csv_path, P);
+        rc = lens_configs(p, o, sel, K, &rng, csv, csv_path, P);
     if (rc == 0) {
         s = icl_csv_close(csv);
         csv = NULL;
@@ -147,7 +183,7 @@ int probe_logit_lens(int argc, char **argv) {
         "usage: icl probe logit-lens --model M.safetensors [--tasks A,B,...] [--out DIR]\n\n"
         "Probability of every task's answer read out of each layer (final layernorm +\n"
         "unembedding), on single-task prompts of each task and on their uniform mixture.",
-        "comma-separated tasks (at least 2) [all]", NULL, 0};
+        "comma-separated tasks (at least 2) [all]", NULL, 1};
     lens_options o = {.prompts = 100, .examples = -1, .batch = 64};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &o.prompts, "prompts per configuration [100]"},
@@ -226,9 +262,10 @@ static int make_prompts(const ablation_options *o, long seed, const icl_task_fam
     return 0;
 }
 
-/* Scores of task t's prompts, averaged, with (layer, head) ablated, or without ablation for layer < 0. */
+/* Scores of task t's prompts, averaged, with (layer, head) ablated, or without ablation for layer < 0;
+ * pv and pok (prompts, optional) get each prompt's value (probability or squared error) and correctness. */
 static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, int head, icl_ablation_mode mode,
-                              const icl_head_means *hm, score *out) {
+                              const icl_head_means *hm, score *out, float *pv, float *pok) {
     double sv = 0.0, sa = 0.0;
     int count = 0;
     for (int k = 0; k < d->per_task; k++) {
@@ -245,6 +282,10 @@ static icl_status task_scores(icl_model *m, ablation_data *d, int t, int layer, 
         for (int b = 0; b < tb->B; b++) {
             sv += d->v[b];
             sa += d->token ? d->ok[b] : 0;
+            if (pv) {
+                pv[count + b] = (float)d->v[b];
+                pok[count + b] = d->token ? d->ok[b] : NAN;
+            }
         }
         count += tb->B;
     }
@@ -281,6 +322,9 @@ static int make_means(icl_model *m, const ablation_data *d, icl_head_means **hm)
 typedef struct {
     int n_modes, L, NH, n_tasks;
     float *delta[N_METRICS]; /* (modes, L, NH, tasks) each */
+    /* --save-inputs: each prompt's value and correctness, clean (tasks, n) and ablated
+     * (modes, L, NH, tasks, n); NaN where not measured */
+    float *base_v, *base_ok, *abl_v, *abl_ok;
 } ablation_grid;
 
 static size_t grid_at(const ablation_grid *g, int mi, int l, int h, int t) {
@@ -310,13 +354,18 @@ static int ablation_sweep(const ablation_options *o, icl_model *m, const icl_tas
         return 1;
     }
     icl_status s = ICL_OK;
-    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) s = task_scores(m, d, t, -1, 0, ICL_ABLATE_ZERO, NULL, &base[t]);
+    size_t n = (size_t)o->prompts;
+    for (int t = 0; s == ICL_OK && t < g->n_tasks; t++)
+        s = task_scores(m, d, t, -1, 0, ICL_ABLATE_ZERO, NULL, &base[t], g->base_v ? g->base_v + t * n : NULL,
+                        g->base_v ? g->base_ok + t * n : NULL);
     for (int mi = 0; s == ICL_OK && mi < g->n_modes; mi++)
         for (int l = first; s == ICL_OK && l <= last; l++)
             for (int h = 0; s == ICL_OK && h < g->NH; h++)
                 for (int t = 0; s == ICL_OK && t < g->n_tasks; t++) {
                     score a;
-                    s = task_scores(m, d, t, l, h, modes[mi], hm, &a);
+                    size_t at = grid_at(g, mi, l, h, t) * n;
+                    s = task_scores(m, d, t, l, h, modes[mi], hm, &a, g->abl_v ? g->abl_v + at : NULL,
+                                    g->abl_v ? g->abl_ok + at : NULL);
                     if (s != ICL_OK)
                         break;
                     for (int k = 0; k < N_METRICS; k++)
@@ -394,19 +443,63 @@ static int ablation_write(cli_probe *p, const ablation_options *o, const ablatio
     return (s = cli_probe_write_sidecar(p)) == ICL_OK ? 0 : cli_fail(p->o.path, s);
 }
 
-/* The delta arrays of the grid, NaN where a layer is not swept. */
-static int grid_alloc(ablation_grid *g) {
+/* A float array of `cells` NaNs; NULL when out of memory. */
+static float *nan_array(size_t cells) {
+    float *a = malloc(cells * sizeof *a);
+    for (size_t i = 0; a && i < cells; i++) a[i] = NAN;
+    return a;
+}
+
+/* The delta arrays of the grid, NaN where a layer is not swept; with --save-inputs (n prompts per task) also
+ * the per-prompt arrays. */
+static int grid_alloc(ablation_grid *g, int save_inputs, int n) {
     size_t cells = (size_t)g->n_modes * g->L * g->NH * g->n_tasks;
     int rc = 0;
-    for (int k = 0; k < N_METRICS; k++) {
-        g->delta[k] = malloc(cells * sizeof *g->delta[k]);
-        if (!g->delta[k])
+    for (int k = 0; k < N_METRICS; k++)
+        if (!(g->delta[k] = nan_array(cells)))
             rc = 1;
-        for (size_t i = 0; g->delta[k] && i < cells; i++) g->delta[k][i] = NAN;
+    if (save_inputs) {
+        g->base_v = nan_array((size_t)g->n_tasks * n);
+        g->base_ok = nan_array((size_t)g->n_tasks * n);
+        g->abl_v = nan_array(cells * n);
+        g->abl_ok = nan_array(cells * n);
+        if (!g->base_v || !g->base_ok || !g->abl_v || !g->abl_ok)
+            rc = 1;
     }
     if (rc)
         fprintf(stderr, "icl probe head-ablation: out of memory\n");
     return rc;
+}
+
+/* --save-inputs: task t's prompts as task<t>_*.npy, and each prompt's clean and ablated value
+ * (probability or squared error) and correctness (NaN for vector families). */
+static int ablation_save_inputs(cli_probe *p, const ablation_options *o, const ablation_data *d,
+                                const ablation_grid *g) {
+    size_t n = (size_t)o->prompts;
+    const icl_prompt **ptrs = malloc(n * sizeof *ptrs);
+    icl_status s = ptrs ? ICL_OK : ICL_ERR_NOMEM;
+    char prefix[32];
+    for (int t = 0; s == ICL_OK && t < d->n_tasks; t++) {
+        size_t i = 0;
+        for (int k = 0; k < d->per_task; k++) {
+            const icl_task_batch *tb = &d->tb[t * d->per_task + k];
+            for (int b = 0; b < tb->B; b++) ptrs[i++] = &tb->prompts[b];
+        }
+        snprintf(prefix, sizeof prefix, "task%d_", t);
+        s = cli_save_prompts(p, prefix, NULL, ptrs, (int)n);
+    }
+    free(ptrs);
+    size_t base[2] = {(size_t)g->n_tasks, n}, abl[5] = {(size_t)g->n_modes, (size_t)g->L, (size_t)g->NH,
+                                                          (size_t)g->n_tasks, n};
+    if (s == ICL_OK)
+        s = cli_save_array(p, "base_value.npy", ICL_DTYPE_F32, 2, base, g->base_v);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "base_correct.npy", ICL_DTYPE_F32, 2, base, g->base_ok);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "ablated_value.npy", ICL_DTYPE_F32, 5, abl, g->abl_v);
+    if (s == ICL_OK)
+        s = cli_save_array(p, "ablated_correct.npy", ICL_DTYPE_F32, 5, abl, g->abl_ok);
+    return s == ICL_OK ? 0 : cli_fail("--save-inputs", s);
 }
 
 static int ablation_run(cli_probe *p, void *options) {
@@ -428,9 +521,9 @@ static int ablation_run(cli_probe *p, void *options) {
     if (cli_probe_outputs(p, p->family))
         return 1;
     ablation_data d = {p->n_tasks, 0, icl_task_family_mode(p->family) == ICL_MODE_TOKEN, NULL, NULL, NULL};
-    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, p->n_tasks, {NULL, NULL, NULL}};
+    ablation_grid g = {n_modes, cfg->n_layer, cfg->n_head, p->n_tasks, {NULL, NULL, NULL}, NULL, NULL, NULL, NULL};
     icl_head_means *hm = NULL;
-    rc = grid_alloc(&g);
+    rc = grid_alloc(&g, p->save_inputs, o->prompts);
     double t0 = cli_now();
     if (rc == 0)
         rc = make_prompts(o, p->seed, p->family, p->tasks, &d);
@@ -438,6 +531,8 @@ static int ablation_run(cli_probe *p, void *options) {
         rc = make_means(p->model, &d, &hm);
     if (rc == 0)
         rc = ablation_table(p, o, &d, modes, hm, &g);
+    if (rc == 0 && p->save_inputs)
+        rc = ablation_save_inputs(p, o, &d, &g);
     if (rc == 0)
         rc = ablation_write(p, o, &g, d.token);
     if (rc == 0) {
@@ -448,6 +543,10 @@ static int ablation_run(cli_probe *p, void *options) {
     icl_head_means_free(hm);
     ablation_data_free(&d);
     for (int k = 0; k < N_METRICS; k++) free(g.delta[k]);
+    free(g.base_v);
+    free(g.base_ok);
+    free(g.abl_v);
+    free(g.abl_ok);
     return rc;
 }
 
@@ -458,7 +557,7 @@ int probe_head_ablation(int argc, char **argv) {
         "Change of each task's answer probability and accuracy (token families) or query\n"
         "squared error (vector families) when one attention head at a time is zeroed or\n"
         "replaced by its per-position mean over all the prompts.",
-        NULL, NULL, 0};
+        NULL, NULL, 1};
     ablation_options o = {.mode = "both", .prompts = 100, .examples = -1, .batch = 64, .layer = -1};
     cli_option opts[] = {
         {"--mode", OPT_STRING, &o.mode, "zero | mean | both [both]"},

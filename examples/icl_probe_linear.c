@@ -77,17 +77,41 @@ static int configure(cli_probe *p, const linear_options *a, linear_plan *q) {
     return cli_site_parse(&a->where, f, min_shots, &q->site);
 }
 
-/* Every target's probe on one set of representations; rows into csv. */
-static icl_status probe_targets(const icl_repr_set *r, const icl_repr_prompts *set, const icl_task_family *f,
+/* --save-inputs: target t's values y (n, n_out) and held-out predictions
+ * pred (levels, n, n_out) as shots<k>_<target>_y.npy and _pred.npy. */
+static icl_status save_target(cli_probe *p, int shots, const char *name, const icl_repr_set *r, int n_out,
+                              const double *y, const double *pred) {
+    char file[128];
+    size_t shape[3] = {(size_t)r->levels, (size_t)r->n, (size_t)n_out};
+    snprintf(file, sizeof file, "shots%d_%s_y.npy", shots, name);
+    CLI_TRY(cli_save_doubles(p, file, y, 2, shape + 1));
+    snprintf(file, sizeof file, "shots%d_%s_pred.npy", shots, name);
+    return cli_save_doubles(p, file, pred, 3, shape);
+}
+
+/* Every target's probe on one set of representations; rows into csv. With
+ * --save-inputs also each target's values and held-out predictions. */
+static icl_status probe_targets(cli_probe *p, const icl_repr_set *r, const icl_repr_prompts *set,
                                 const linear_plan *q, int shots, icl_csv *csv) {
     double *metric = malloc((size_t)r->levels * sizeof *metric);
     if (!metric)
         return ICL_ERR_NOMEM;
     icl_status s = ICL_OK;
-    int token = icl_task_family_mode(f) == ICL_MODE_TOKEN;
+    int token = icl_task_family_mode(p->family) == ICL_MODE_TOKEN;
     for (int t = 0; s == ICL_OK && t < q->n_targets; t++) {
-        double chance;
-        s = icl_linear_probe_levels(r, set, q->targets[t], &q->lo, metric, &chance);
+        double chance, *y = NULL, *pred = NULL;
+        int n_out = icl_linear_target_outputs(set, q->targets[t]);
+        if (p->save_inputs) {
+            y = malloc((size_t)r->n * n_out * sizeof *y);
+            pred = malloc((size_t)r->levels * r->n * n_out * sizeof *pred);
+            s = y && pred ? ICL_OK : ICL_ERR_NOMEM;
+        }
+        if (s == ICL_OK)
+            s = icl_linear_probe_levels_cv(r, set, q->targets[t], &q->lo, metric, &chance, y, pred, NULL);
+        if (s == ICL_OK && p->save_inputs)
+            s = save_target(p, shots, icl_linear_target_name(q->targets[t]), r, n_out, y, pred);
+        free(y);
+        free(pred);
         int logistic = q->targets[t] == ICL_LINEAR_TASK || (q->targets[t] == ICL_LINEAR_ANSWER && token);
         const char *kind = logistic ? "logistic" : "ridge", *name = icl_linear_target_name(q->targets[t]);
         if (s == ICL_OK)
@@ -107,17 +131,42 @@ static icl_status probe_targets(const icl_repr_set *r, const icl_repr_prompts *s
     return s;
 }
 
+/* --save-inputs for one shot count: its prompts, representations (levels, n, d)
+ * and the fold of each item, as shots<k>_*.npy. */
+static icl_status save_shots(cli_probe *p, const linear_plan *q, int shots, const icl_repr_prompts *set,
+                             const icl_repr_set *r) {
+    char prefix[32], file[64];
+    snprintf(prefix, sizeof prefix, "shots%d_", shots);
+    CLI_TRY(cli_save_prompts(p, prefix, set->prompts, NULL, set->n));
+    CLI_TRY(cli_save_repr(p, prefix, r));
+    int32_t *fold_of = malloc((size_t)set->n * sizeof *fold_of);
+    if (!fold_of)
+        return ICL_ERR_NOMEM;
+    icl_rng rng;
+    icl_rng_init(&rng, q->lo.seed, "linear-probe-folds");
+    icl_status s = icl_probe_folds(fold_of, set->n, q->lo.folds, &rng);
+    size_t n = (size_t)set->n;
+    snprintf(file, sizeof file, "%sfolds.npy", prefix);
+    if (s == ICL_OK)
+        s = cli_save_array(p, file, ICL_DTYPE_I32, 1, &n, fold_of);
+    free(fold_of);
+    return s;
+}
+
 /* One shot count: prompts (the same queries at every count unless --independent), representations and
  * every target's probe. */
-static icl_status run_shots(icl_model *m, const icl_task_family *f, const linear_plan *q, int shots, icl_csv *csv) {
+static icl_status run_shots(cli_probe *p, const linear_plan *q, int shots, icl_csv *csv) {
     icl_repr_prompts_options o;
     CLI_TRY(icl_linear_prompts_options(&q->po, shots, q->max_shots, q->same_queries, &o));
     icl_repr_prompts set;
-    CLI_TRY(icl_repr_prompts_generate(f, &o, &set));
+    CLI_TRY(icl_repr_prompts_generate(p->family, &o, &set));
     icl_repr_set r;
-    icl_status s = icl_repr_collect(m, set.prompts, set.n, &q->site, ICL_REPR_BATCH, &r);
+    icl_status s = icl_repr_collect(p->model, set.prompts, set.n, &q->site, ICL_REPR_BATCH, &r);
     if (s == ICL_OK) {
-        s = probe_targets(&r, &set, f, q, shots, csv);
+        if (p->save_inputs)
+            s = save_shots(p, q, shots, &set, &r);
+        if (s == ICL_OK)
+            s = probe_targets(p, &r, &set, q, shots, csv);
         icl_repr_set_free(&r);
     }
     icl_repr_prompts_free(&set);
@@ -160,7 +209,7 @@ static int run(cli_probe *p, void *options) {
         printf("%s\n", q.same_queries ? "same queries at every shot count (the first k examples of each prompt)"
                                       : "independent prompts per shot count");
     for (int c = 0; c < q.n_shots; c++)
-        if ((s = run_shots(p->model, p->family, &q, q.shots[c], csv)) != ICL_OK) {
+        if ((s = run_shots(p, &q, q.shots[c], csv)) != ICL_OK) {
             icl_csv_abort(csv);
             return cli_fail("linear probe", s);
         }
@@ -179,7 +228,7 @@ int probe_linear(int argc, char **argv) {
         "With several --shots the counts share their queries: every prompt is drawn with the most\n"
         "examples and cut to the first k. A layer where every prompt has the same representation\n"
         "(the query separator's embedding) has nothing to decode and reports nan.",
-        NULL, "seed of the prompts and folds [1]", 0};
+        NULL, "seed of the prompts and folds [1]", 1};
     linear_options a = {.prompts = 100, .folds = 5, .l2 = -1.0f, .alpha = -1.0f};
     cli_option opts[] = {
         {"--prompts", OPT_INT, &a.prompts, "prompts per task [100]"},

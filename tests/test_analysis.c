@@ -349,6 +349,26 @@ START_TEST(logistic_separable_and_random) {
     ck_assert_int_eq(icl_logistic_probe_fit(X, y, N, D, C, NULL, &f2, &p2), ICL_OK);
     ck_assert_int_eq(memcmp(p->W, p2->W, sizeof(double) * C * D), 0);
     ck_assert_int_eq(memcmp(p->fold_accuracy, p2->fold_accuracy, sizeof(double) * p->folds), 0);
+    /* cv_pred and icl_probe_folds from the same rng state give back every fold's accuracy. */
+    int32_t fold_of[N];
+    icl_rng f3;
+    icl_rng_init(&f3, 70, "folds");
+    ck_assert_int_eq(icl_probe_folds(fold_of, N, p->folds, &f3), ICL_OK);
+    int total = 0;
+    for (int f = 0; f < p->folds; f++) {
+        int nf = 0, cf = 0;
+        for (int i = 0; i < N; i++)
+            if (fold_of[i] == f) {
+                nf++;
+                cf += p->cv_pred[i] == y[i];
+            }
+        ck_assert_int_ge(nf, N / p->folds);
+        ck_assert_int_le(nf, N / p->folds + 1);
+        check_close("fold accuracy from cv_pred", (double)cf / nf, p->fold_accuracy[f], 1e-15);
+        total += cf;
+    }
+    check_close("CV accuracy from cv_pred", (double)total / N, p->cv_accuracy, 1e-15);
+    check_rejected("one fold", icl_probe_folds(fold_of, N, 1, &f3), ICL_ERR_INVALID_ARG);
     icl_logistic_probe_free(p);
     icl_logistic_probe_free(p2);
 

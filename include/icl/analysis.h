@@ -103,6 +103,12 @@ icl_status icl_rsa_permutation_test(const double *S, const int32_t *labels, int 
  * on the rest. Cross-validated scores pool the held-out predictions of all
  * folds (every item is predicted exactly once). The returned weights are the
  * fit on all n items, expressed on the raw (unstandardised) features. */
+
+/* fold_of (n): the fold in [0, folds) of each of n items, as the probe fits
+ * below draw it from `rng` (so the same rng state gives their assignment);
+ * 2 <= folds <= n. */
+icl_status icl_probe_folds(int32_t *fold_of, int n, int folds, icl_rng *rng);
+
 typedef struct {
     double l2;       /* penalty (l2/2)*||W||^2 on standardised-feature weights, bias unpenalised; default 1e-3 */
     int folds;       /* k-fold cross-validation, 2 <= folds <= n; default 5 */
@@ -111,11 +117,12 @@ typedef struct {
 } icl_logistic_options;
 
 typedef struct {
-    int d, n_classes, folds;
+    int d, n, n_classes, folds;
     double *W;             /* (n_classes, d): logits = W x + b on raw features */
     double *b;             /* (n_classes) */
     double cv_accuracy;    /* fraction of held-out items predicted correctly */
     double *fold_accuracy; /* (folds) */
+    int32_t *cv_pred;      /* (n): each item's held-out prediction; cv_accuracy = mean(cv_pred == labels) */
     double train_accuracy; /* of the all-data fit on its own training data */
     int iterations;        /* L-BFGS iterations of the all-data fit */
     int converged;         /* 1 if every fit reached tol before max_iter */
@@ -127,11 +134,12 @@ typedef struct {
 } icl_ridge_options;
 
 typedef struct {
-    int d, n_out, folds;
+    int d, n, n_out, folds;
     double *W;          /* (n_out, d): y = W x + b on raw features */
     double *b;          /* (n_out) */
     double *cv_r2;      /* (n_out): 1 - SS_res/SS_tot of the pooled held-out predictions; NaN if y_j is constant */
     double cv_r2_mean;  /* mean of the defined cv_r2 (NaN if none) */
+    double *cv_pred;    /* (n, n_out): each item's held-out prediction, what cv_r2 scores */
 } icl_ridge_probe;
 
 /* The defaults given with each field. */

@@ -52,5 +52,19 @@ icl_status icl_linear_prompts_options(const icl_repr_prompts_options *base, int 
 icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
                                    const icl_linear_options *opt, double *metric, double *chance);
 
+/* The number of values the target has per item: the D weights, else 1. */
+int icl_linear_target_outputs(const icl_repr_prompts *s, icl_linear_target target);
+
+/* icl_linear_probe_levels with, optionally, what each metric is computed
+ * from, n_out = icl_linear_target_outputs: y (n, n_out) the target (class
+ * ids of a logistic probe), pred (levels, n, n_out) each item's held-out
+ * prediction (a class id or a value; NaN at a NaN level) and fold_of (n) the
+ * fold of each item, the same at every level. Logistic: metric = mean(pred
+ * == y); ridge: metric = mean over outputs with var(y) > 0 of 1 -
+ * sum (y - pred)^2 / sum (y - mean y)^2. */
+icl_status icl_linear_probe_levels_cv(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
+                                      const icl_linear_options *opt, double *metric, double *chance, double *y,
+                                      double *pred, int32_t *fold_of);
+
 ICL_END_DECLS
 #endif

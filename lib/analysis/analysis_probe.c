@@ -29,9 +29,13 @@ icl_ridge_options icl_ridge_options_default(void) {
 
 /* ---- shared: folds and standardisation ---- */
 
-/* fold_of (n): the fold of each item; a shuffled 0..n-1 cut into `folds`
- * contiguous parts, part f = shuffled positions [f*n/folds, (f+1)*n/folds). */
-static icl_status assign_folds(int n, int folds, icl_rng *rng, int *fold_of) {
+icl_status icl_probe_folds(int32_t *fold_of, int n, int folds, icl_rng *rng) {
+    static const char fn[] = "icl_probe_folds";
+    ICL_TRY(icl_need_ptr(fn, "fold_of", fold_of));
+    ICL_TRY(icl_need_ptr(fn, "rng", rng));
+    ICL_TRY(icl_need_min(fn, "n", n, 2));
+    if (folds < 2 || folds > n)
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: folds = %d, must be in [2, n] = [2, %d]", fn, folds, n);
     int *perm = malloc((size_t)n * sizeof *perm);
     if (!perm)
         return icl_fail(ICL_ERR_NOMEM, "probe folds: out of memory for %d items", n);
@@ -304,19 +308,23 @@ void icl_logistic_probe_free(icl_logistic_probe *p) {
     free(p->W);
     free(p->b);
     free(p->fold_accuracy);
+    free(p->cv_pred);
     free(p);
 }
 
-/* Count of rows whose argmax of X W^T + b equals their label. */
+/* Count of rows whose argmax of X W^T + b equals their label; pred (n, optional) gets each row's argmax. */
 static icl_status count_correct(const float *X, const int32_t *labels, int d, int C, const double *W, const double *b,
-                                const int *rows, int nr, int *correct) {
+                                const int *rows, int nr, int *correct, int32_t *pred) {
     double *logits = malloc((size_t)C * sizeof *logits);
     if (!logits)
         return icl_fail(ICL_ERR_NOMEM, "logistic probe: out of memory");
     int c = 0;
     for (int r = 0; r < nr; r++) {
         affine(X + (size_t)rows[r] * d, 1, d, W, b, C, logits);
-        c += argmax(logits, C) == labels[rows[r]];
+        int best = argmax(logits, C);
+        if (pred)
+            pred[rows[r]] = best;
+        c += best == labels[rows[r]];
     }
     *correct = c;
     free(logits);
@@ -344,22 +352,25 @@ icl_status icl_logistic_probe_fit(const float *X, const int32_t *labels, int n, 
 
     int C = n_classes;
     icl_logistic_probe *p = calloc(1, sizeof *p);
-    int *fold_of = malloc((size_t)n * sizeof *fold_of), *rows = malloc((size_t)n * sizeof *rows);
+    int32_t *fold_of = malloc((size_t)n * sizeof *fold_of);
+    int *rows = malloc((size_t)n * sizeof *rows);
     int *held = malloc((size_t)n * sizeof *held);
     if (p) {
         p->W = malloc((size_t)C * d * sizeof *p->W);
         p->b = malloc((size_t)C * sizeof *p->b);
         p->fold_accuracy = malloc((size_t)o.folds * sizeof *p->fold_accuracy);
+        p->cv_pred = malloc((size_t)n * sizeof *p->cv_pred);
     }
     icl_status st = ICL_OK;
-    if (!p || !p->W || !p->b || !p->fold_accuracy || !fold_of || !rows || !held)
+    if (!p || !p->W || !p->b || !p->fold_accuracy || !p->cv_pred || !fold_of || !rows || !held)
         st = icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
     if (st == ICL_OK) {
         p->d = d;
+        p->n = n;
         p->n_classes = C;
         p->folds = o.folds;
         p->converged = 1;
-        st = assign_folds(n, o.folds, rng, fold_of);
+        st = icl_probe_folds(fold_of, n, o.folds, rng);
     }
     int total_correct = 0;
     for (int f = 0; st == ICL_OK && f < o.folds; f++) {
@@ -372,7 +383,7 @@ icl_status icl_logistic_probe_fit(const float *X, const int32_t *labels, int n, 
         }
         st = logistic_fit_rows(X, labels, d, C, rows, nt, &o, p->W, p->b, &it, &conv);
         if (st == ICL_OK)
-            st = count_correct(X, labels, d, C, p->W, p->b, held, nh, &correct);
+            st = count_correct(X, labels, d, C, p->W, p->b, held, nh, &correct, p->cv_pred);
         p->converged &= conv;
         p->fold_accuracy[f] = (double)correct / nh;
         total_correct += correct;
@@ -385,7 +396,7 @@ icl_status icl_logistic_probe_fit(const float *X, const int32_t *labels, int n, 
         st = logistic_fit_rows(X, labels, d, C, rows, n, &o, p->W, p->b, &p->iterations, &conv);
         p->converged &= conv;
         if (st == ICL_OK)
-            st = count_correct(X, labels, d, C, p->W, p->b, rows, n, &correct);
+            st = count_correct(X, labels, d, C, p->W, p->b, rows, n, &correct, NULL);
         p->train_accuracy = (double)correct / n;
     }
     free(fold_of);
@@ -529,6 +540,7 @@ void icl_ridge_probe_free(icl_ridge_probe *p) {
     free(p->W);
     free(p->b);
     free(p->cv_r2);
+    free(p->cv_pred);
     free(p);
 }
 
@@ -550,10 +562,12 @@ icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int
 
     int q = n_out;
     icl_ridge_probe *p = calloc(1, sizeof *p);
-    int *fold_of = malloc((size_t)n * sizeof *fold_of), *rows = malloc((size_t)n * sizeof *rows);
+    int32_t *fold_of = malloc((size_t)n * sizeof *fold_of);
+    int *rows = malloc((size_t)n * sizeof *rows);
     int *held = malloc((size_t)n * sizeof *held);
-    double *yhat = malloc((size_t)n * q * sizeof *yhat); /* pooled held-out predictions */
+    double *yhat = NULL; /* pooled held-out predictions, kept as p->cv_pred */
     if (p) {
+        p->cv_pred = yhat = malloc((size_t)n * q * sizeof *yhat);
         p->W = malloc((size_t)q * d * sizeof *p->W);
         p->b = malloc((size_t)q * sizeof *p->b);
         p->cv_r2 = malloc((size_t)q * sizeof *p->cv_r2);
@@ -563,9 +577,10 @@ icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int
         st = icl_fail(ICL_ERR_NOMEM, "%s: out of memory", fn);
     if (st == ICL_OK) {
         p->d = d;
+        p->n = n;
         p->n_out = q;
         p->folds = o.folds;
-        st = assign_folds(n, o.folds, rng, fold_of);
+        st = icl_probe_folds(fold_of, n, o.folds, rng);
     }
     for (int f = 0; st == ICL_OK && f < o.folds; f++) {
         int nt = 0, nh = 0;
@@ -606,7 +621,6 @@ icl_status icl_ridge_probe_fit(const float *X, const float *Y, int n, int d, int
     free(fold_of);
     free(rows);
     free(held);
-    free(yhat);
     if (st != ICL_OK) {
         icl_ridge_probe_free(p);
         return st;

@@ -63,9 +63,9 @@ static const float *level_items(const icl_repr_set *r, int level, double *metric
     return X;
 }
 
-/* Logistic probe on labels (n) in [0, n_classes) at every level. */
+/* Logistic probe on labels (n) in [0, n_classes) at every level; pred (levels, n) optional. */
 static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, int n_classes,
-                                  const icl_linear_options *o, double *metric, double *chance) {
+                                  const icl_linear_options *o, double *metric, double *chance, double *pred) {
     if (n_classes < 2)
         return icl_fail(ICL_ERR_INVALID_ARG, "the probe target has a single class: nothing to decode");
     int *count = calloc((size_t)n_classes, sizeof *count);
@@ -82,6 +82,9 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
     lo.l2 = o->l2;
     for (int level = 0; level < r->levels; level++) {
         const float *X = level_items(r, level, metric);
+        double *pl = pred ? pred + (size_t)level * r->n : NULL;
+        for (int i = 0; pl && i < r->n; i++)
+            pl[i] = X ? 0.0 : NAN;
         if (!X)
             continue;
         icl_rng rng;
@@ -89,14 +92,16 @@ static icl_status logistic_levels(const icl_repr_set *r, const int32_t *labels, 
         icl_logistic_probe *p;
         ICL_TRY(icl_logistic_probe_fit(X, labels, r->n, r->d, n_classes, &lo, &rng, &p));
         metric[level] = p->cv_accuracy;
+        for (int i = 0; pl && i < r->n; i++)
+            pl[i] = p->cv_pred[i];
         icl_logistic_probe_free(p);
     }
     return ICL_OK;
 }
 
-/* Ridge probe on Y (n, n_out) at every level: mean cross-validated R^2. */
+/* Ridge probe on Y (n, n_out) at every level: mean cross-validated R^2; pred (levels, n, n_out) optional. */
 static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out, const icl_linear_options *o,
-                               double *metric, double *chance) {
+                               double *metric, double *chance, double *pred) {
     if (chance)
         *chance = NAN;
     icl_ridge_options ro = icl_ridge_options_default();
@@ -104,6 +109,10 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
     ro.alpha = o->alpha;
     for (int level = 0; level < r->levels; level++) {
         const float *X = level_items(r, level, metric);
+        size_t cells = (size_t)r->n * n_out;
+        double *pl = pred ? pred + (size_t)level * cells : NULL;
+        for (size_t i = 0; pl && !X && i < cells; i++)
+            pl[i] = NAN;
         if (!X)
             continue;
         icl_rng rng;
@@ -111,13 +120,27 @@ static icl_status ridge_levels(const icl_repr_set *r, const float *Y, int n_out,
         icl_ridge_probe *p;
         ICL_TRY(icl_ridge_probe_fit(X, Y, r->n, r->d, n_out, &ro, &rng, &p));
         metric[level] = p->cv_r2_mean;
+        if (pl)
+            memcpy(pl, p->cv_pred, cells * sizeof *pl);
         icl_ridge_probe_free(p);
     }
     return ICL_OK;
 }
 
+int icl_linear_target_outputs(const icl_repr_prompts *s, icl_linear_target target) {
+    if (!s || !s->prompts || s->n < 1)
+        return 0;
+    return target == ICL_LINEAR_WEIGHTS && s->prompts[0].mode == ICL_MODE_VECTOR ? s->prompts[0].d_in - 1 : 1;
+}
+
 icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
                                    const icl_linear_options *opt, double *metric, double *chance) {
+    return icl_linear_probe_levels_cv(r, s, target, opt, metric, chance, NULL, NULL, NULL);
+}
+
+icl_status icl_linear_probe_levels_cv(const icl_repr_set *r, const icl_repr_prompts *s, icl_linear_target target,
+                                      const icl_linear_options *opt, double *metric, double *chance, double *y,
+                                      double *pred, int32_t *fold_of) {
     if (!r || !r->X || !s || !s->prompts || !metric)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_linear_probe_levels: NULL argument");
     if (r->n != s->n)
@@ -128,31 +151,45 @@ icl_status icl_linear_probe_levels(const icl_repr_set *r, const icl_repr_prompts
     if (o.folds < 2 || o.folds > r->n)
         return icl_fail(ICL_ERR_INVALID_ARG, "folds = %d outside [2, %d items]", o.folds, r->n);
     int vector = s->prompts[0].mode == ICL_MODE_VECTOR, n = r->n;
-    if (target == ICL_LINEAR_TASK)
-        return logistic_levels(r, s->labels, s->n_tasks, &o, metric, chance);
+    if (fold_of) {
+        icl_rng rng;
+        icl_rng_init(&rng, o.seed, "linear-probe-folds");
+        ICL_TRY(icl_probe_folds(fold_of, n, o.folds, &rng));
+    }
+    if (target == ICL_LINEAR_TASK) {
+        for (int i = 0; y && i < n; i++)
+            y[i] = s->labels[i];
+        return logistic_levels(r, s->labels, s->n_tasks, &o, metric, chance, pred);
+    }
     if (target == ICL_LINEAR_ANSWER && !vector) {
         int32_t *ids = malloc((size_t)n * sizeof *ids);
         int n_ids;
         if (!ids)
             return icl_fail(ICL_ERR_NOMEM, "linear probe: out of memory");
         icl_status st = icl_repr_prompts_answer_ids(s, ids, &n_ids);
+        for (int i = 0; st == ICL_OK && y && i < n; i++)
+            y[i] = ids[i];
         if (st == ICL_OK)
-            st = logistic_levels(r, ids, n_ids, &o, metric, chance);
+            st = logistic_levels(r, ids, n_ids, &o, metric, chance, pred);
         free(ids);
         return st;
     }
     if (target == ICL_LINEAR_WEIGHTS && !vector)
         return icl_fail(ICL_ERR_INVALID_ARG,
                         "the weights target needs a vector family (token prompts have no weights)");
-    int n_out = target == ICL_LINEAR_WEIGHTS ? s->prompts[0].d_in - 1 : 1;
+    int n_out = icl_linear_target_outputs(s, target);
     double *v = malloc((size_t)n * n_out * sizeof *v);
     float *Y = malloc((size_t)n * n_out * sizeof *Y);
     icl_status st = (v && Y) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "linear probe: out of memory");
     if (st == ICL_OK)
         st = target == ICL_LINEAR_WEIGHTS ? icl_repr_prompts_weights(s, v) : icl_repr_prompts_answer_values(s, v);
-    for (size_t i = 0; st == ICL_OK && i < (size_t)n * n_out; i++) Y[i] = (float)v[i];
+    for (size_t i = 0; st == ICL_OK && i < (size_t)n * n_out; i++) {
+        Y[i] = (float)v[i];
+        if (y)
+            y[i] = Y[i];
+    }
     if (st == ICL_OK)
-        st = ridge_levels(r, Y, n_out, &o, metric, chance);
+        st = ridge_levels(r, Y, n_out, &o, metric, chance, pred);
     free(v);
     free(Y);
     return st;

@@ -307,9 +307,116 @@ def test_task_vectors(icl_tool, tok_model, vec_model, tmp_path, kind):
     print("task-vectors %s: vectors recomputed to %g" % (kind, err))
 
 
+# ---- linear ----
+
+def linear_metric(y, pred, logistic):
+    """Accuracy mean(pred == y), or the mean over outputs with var(y) > 0 of the pooled held-out R^2."""
+    if np.isnan(pred).all():
+        return np.nan
+    if logistic:
+        return (pred[:, 0] == y[:, 0]).mean()
+    y, pred = y.astype(np.float64), pred.astype(np.float64)
+    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    r2 = 1 - ((y - pred) ** 2).sum(0)[ss_tot > 0] / ss_tot[ss_tot > 0]
+    return r2.mean() if len(r2) else np.nan
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_linear(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "lin")
+    side = probe(icl_tool, "linear", tok_model if kind == "tok" else vec_model, out, "--prompts", 10,
+                 "--shots", "0,2", "--folds", 4)
+    table = rows(Path(out) / "linear.csv")
+    checked = 0
+    for shots in side["config"]["shots"]:
+        pre = "shots%d_" % shots
+        X, folds = load(out, pre + "X.npy"), load(out, pre + "folds.npy")
+        n = X.shape[1]
+        sizes = np.bincount(folds)
+        assert folds.shape == (n,) and len(sizes) == side["config"]["folds"] and sizes.max() - sizes.min() <= 1
+        for target in side["config"]["targets"].split(","):
+            y, pred = load(out, pre + target + "_y.npy"), load(out, pre + target + "_pred.npy")
+            assert y.shape[0] == n and pred.shape == (X.shape[0],) + y.shape
+            if target == "task":
+                assert (y[:, 0] == load(out, pre + "prompt_task.npy")).all()
+            mine = [r for r in table if int(r["shots"]) == shots and r["target"] == target]
+            logistic = mine[0]["probe"] == "logistic"
+            for level in range(X.shape[0]):
+                # a level whose items are all the same vector has nothing to decode
+                assert np.isnan(pred[level]).all() == (X[level] == X[level][0]).all()
+                got = [float(r["value"]) for r in mine if int(r["layer"]) == level and r["metric"] != "chance"]
+                close(linear_metric(y, pred[level], logistic), got[0], "%s shots %d level %d" % (target, shots, level))
+                checked += 1
+            if logistic:
+                chance = np.bincount(y[:, 0].astype(int)).max() / n
+                close(chance, float([r for r in mine if r["metric"] == "chance"][0]["value"]), "chance")
+    print("linear %s: %d (target, level) metrics recomputed" % (kind, checked))
+
+
+# ---- logit lens ----
+
+def test_logit_lens(icl_tool, tok_model, tmp_path):
+    out = str(tmp_path / "ll")
+    side = probe(icl_tool, "logit-lens", tok_model, out, "--prompts", 12)
+    P = np.load(Path(out) / "lens_P.npy").astype(np.float64)  # (configs, levels, prompts, tasks)
+    table = rows(Path(out) / "logit_lens.csv")
+    C, L1, n, K = P.shape
+    assert C == K + side["config"]["mixed"]
+    checked = 0
+    for c in range(C):
+        mine = table[c * L1 * K:(c + 1) * L1 * K]  # config-major, then level, then task
+        answers, tokens = load(out, "config%d_answers_all.npy" % c), load(out, "config%d_tokens.npy" % c)
+        assert answers.shape[:2] == (n, K) and tokens.shape[0] == n
+        # every task's answer to the query; the prompt's own answer slot holds the first task's
+        assert (answers[:, 0, :] == load(out, "config%d_answers.npy" % c)).all()
+        assert (answers >= 0).all()
+        for l in range(L1):
+            for j in range(K):
+                r = mine[l * K + j]
+                assert int(r["level"]) == l and int(r["n_prompts"]) == n
+                close(P[c, l, :, j].mean(), float(r["p_mean"]), "config %d level %d task %d p_mean" % (c, l, j))
+                close(P[c, l, :, j].std(ddof=1), float(r["p_sd"]), "config %d level %d task %d p_sd" % (c, l, j))
+                checked += 1
+    print("logit-lens: %d (config, level, task) cells recomputed" % checked)
+
+
+# ---- head ablation ----
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_head_ablation(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "ha")
+    probe(icl_tool, "head-ablation", tok_model if kind == "tok" else vec_model, out, "--prompts", 5, "--batch", 3)
+    bv, bc = load(out, "base_value.npy").astype(np.float64), load(out, "base_correct.npy").astype(np.float64)
+    av, ac = load(out, "ablated_value.npy").astype(np.float64), load(out, "ablated_correct.npy").astype(np.float64)
+    M, L, NH, K, n = av.shape
+    assert bv.shape == (K, n)
+    modes = ["zero", "mean"][:M]
+    table = rows(Path(out) / "head_ablation.csv")
+    checked = 0
+    for r in table:
+        mi, l, h, t = modes.index(r["mode"]), int(r["layer"]), int(r["head"]), checked % K  # task-minor rows
+        assert int(r["n_prompts"]) == n
+        if kind == "tok":
+            got = {"p": (bv[t].mean(), av[mi, l, h, t].mean()), "acc": (bc[t].mean(), ac[mi, l, h, t].mean())}
+        else:
+            got = {"mse": (bv[t].mean(), av[mi, l, h, t].mean())}
+        for name, (base, abl) in got.items():
+            close(base, float(r[name + "_base"]), "%s base %s" % (name, r["task"]))
+            close(abl, float(r[name + "_ablated"]), "%s mode %s L%d H%d %s" % (name, r["mode"], l, h, r["task"]))
+            close(abl - base, float(r["delta_" + name]), "delta %s" % name)
+        checked += 1
+    assert checked == M * L * NH * K
+    delta = np.load(Path(out) / ("delta_p.npy" if kind == "tok" else "delta_mse.npy")).astype(np.float64)
+    err = np.abs(av.mean(-1) - bv.mean(-1)[None, None, None] - delta).max()
+    assert err <= TOL, err
+    for t in range(K):  # every task is selected: task t's prompts are single-task prompts of task t
+        assert (load(out, "task%d_prompt_task.npy" % t) == t).all()
+    print("head-ablation %s: %d rows recomputed" % (kind, checked))
+
+
 def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
     """Probes without an export say so instead of writing an empty inputs/ folder."""
-    r = subprocess.run([icl_tool, "probe", "linear", "--model", tok_model, "--out", str(tmp_path / "lin"),
+    r = subprocess.run([icl_tool, "probe", "function-vectors", "--model", tok_model, "--out", str(tmp_path / "fv"),
                         "--save-inputs"], capture_output=True, text=True)
     assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
-    assert not (tmp_path / "lin").exists()
+    assert not (tmp_path / "fv").exists()
