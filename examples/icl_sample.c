@@ -2,6 +2,7 @@
  * the prompts as text), for inspection or for use outside libicl.
  * Prompts come from stream (seed, "sample"); the Python package's
  * TaskFamily.sample / sample_mixed draw the same prompts for the same seed. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +165,10 @@ int cmd_sample(int argc, char **argv) {
         {"--seed", OPT_LONG, &op.seed, "seed; prompts come from stream (seed, \"sample\") [1]"},
         {"--out", OPT_STRING, &op.out, "output directory (created)"},
     };
-    int rc = cli_parse(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
+    static const cli_range ranges[] = {
+        {"--batch", 1, INT_MAX}, {"--examples", -1, INT_MAX}, {"--pad-to", 0, INT_MAX}, {"--seed", 0, LONG_MAX}};
+    int rc = cli_parse_ranged(argc, argv, 2, opts, sizeof opts / sizeof opts[0], ranges,
+                              sizeof ranges / sizeof ranges[0],
                        "usage: icl sample --task SPEC --out DIR [options]\n\n"
                        "Write a batch of prompts: tokens/targets (token families) or inputs/target_values (vector\n"
                        "families), loss_weights, roles, example_ids, task_ids (B,T); prompt_task, prompt_len,\n"
@@ -181,9 +185,8 @@ int cmd_sample(int argc, char **argv) {
     int mask = -1;
     for (int i = 0; i < 3; i++)
         if (strcmp(op.loss, masks[i]) == 0) mask = i;
-    if (op.batch < 1 || op.pad_to < 0 || op.examples < -1 || mask < 0 || op.seed < 0 || (op.mix && op.tasks)) {
-        fprintf(stderr, "icl sample: --batch >= 1, --pad-to >= 0, --examples >= 0, --seed >= 0, --loss "
-                        "query|answers|all, and --mix or --tasks, not both\n");
+    if (mask < 0 || (op.mix && op.tasks)) {
+        fprintf(stderr, "icl sample: --loss query|answers|all, and --mix or --tasks, not both\n");
         return 2;
     }
     gen.loss = (icl_loss_mask)mask;
