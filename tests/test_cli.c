@@ -620,11 +620,10 @@ int main(int argc, char **argv) {
     if (tu_bin_dir(argv[0], bin, sizeof bin))
         return 1;
     snprintf(icl_bin, sizeof icl_bin, "%s/icl", bin);
-    snprintf(work, sizeof work, "/tmp/icl_test_cli_%d", (int)getpid());
-    if (mkdir(work, 0755) != 0) {
-        perror(work);
+    const char *dir = tu_tmpdir_create("cli");
+    if (!dir)
         return 1;
-    }
+    snprintf(work, sizeof work, "%s", dir);
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
     tcase_set_timeout(tc, 120);
@@ -647,9 +646,6 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_linear_shots_share_queries);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", work);
+    tu_tmpdir_remove();
     return rc;
 }

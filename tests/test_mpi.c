@@ -358,11 +358,10 @@ int main(int argc, char **argv) {
     if (tu_bin_dir(argv[0], bin, sizeof bin))
         return 1;
     snprintf(icl_bin, sizeof icl_bin, "%s/icl", bin);
-    snprintf(work, sizeof work, "/tmp/icl_test_mpi_%d", (int)getpid());
-    if (mkdir(work, 0755) != 0) {
-        perror(work);
+    const char *dir = tu_tmpdir_create("mpi");
+    if (!dir)
         return 1;
-    }
+    snprintf(work, sizeof work, "%s", dir);
     if (!icl_dist_compiled())
         mpi_missing = "this build has no MPI (make MPI=1 needs mpicc)";
     else if (system("command -v mpirun > /dev/null 2>&1") != 0)
@@ -382,9 +381,6 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_sweep_killed_and_restarted);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", work);
+    tu_tmpdir_remove();
     return rc;
 }
