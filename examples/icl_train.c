@@ -376,17 +376,11 @@ static int setup_data(train_run *r, const train_args *a, icl_config *cfg) {
  * lib/engine/model.c's carve_acts) for B prompts of T positions, plus the
  * parameters, their gradients and the two Adam moments: the bytes training
  * needs, so that an impossible --batch fails before anything is allocated. */
-static double training_bytes(const icl_config *c, int B, int T) {
-    double N = (double)B * T, C = c->d_model, F = icl_config_d_ff(c), L = c->n_layer;
-    double out = c->mode == ICL_MODE_TOKEN ? 2.0 * c->vocab_size : (double)c->d_out;
-    double io = c->mode == ICL_MODE_VECTOR ? (double)c->d_in + c->d_out : 0.0;
-    double per_row = 2 + io + (L + 1) * C + L * (9 * C + 2 * F + 4) + C + 2 + out;
-    double attention = L * 2.0 * B * c->n_head * (double)T * T;
-    return 2.0 * 4.0 * (N * per_row + attention) + 4.0 * 4.0 * (double)icl_config_num_params(c);
-}
-
 static int check_memory(const train_args *a, const icl_config *cfg, int T) {
-    double need = training_bytes(cfg, a->batch, T), have = cli_physical_memory();
+    double need = 0.0, have = cli_physical_memory();
+    icl_status s = icl_config_training_bytes(cfg, a->batch, T, &need);
+    if (s != ICL_OK)
+        return usage_fail("model options", s);
     if (have > 0 && need > have) {
         fprintf(stderr, "icl train: --batch %d needs about %.1f GB (prompts of %d positions, %d layers, d_model %d), "
                 "more than the %.1f GB of memory of this machine; lower --batch (--accum keeps the effective batch)\n",

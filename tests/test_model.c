@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "icl/icl.h"
+#include "model_internal.h" /* the carved layout, against icl_config_training_bytes */
 #include "testutil.h"
 
 static icl_config small_token(int tied) {
@@ -577,6 +578,31 @@ END_TEST
 
 /* Found by fuzz/fuzz_config: a number outside int's (or float's) range was
  * converted before it was checked, which is undefined behaviour. */
+/* icl_config_training_bytes counts the layout the model really carves: after
+ * a forward pass of (B,T), activations + their gradients + 4 parameter-sized
+ * buffers, exactly; in token and in vector mode. */
+START_TEST(test_training_bytes_match_the_model) {
+    const tu_model_shape shapes[] = {{.n_layer = 2, .d_model = 24, .n_head = 3, .vocab_size = 11, .ctx = 16},
+                                     {.n_layer = 1, .d_model = 16, .n_head = 2, .d_in = 5, .d_out = 2, .ctx = 16}};
+    for (int i = 0; i < 2; i++) {
+        icl_model *m = tu_model(shapes[i], 1);
+        const int B = 3, T = 7;
+        ck_assert_int_eq(icl_model_ensure_acts(m, B, T), ICL_OK);
+        double bytes = 0.0;
+        ck_assert_int_eq(icl_config_training_bytes(icl_model_config(m), B, T, &bytes), ICL_OK);
+        double want = 4.0 * (2.0 * (double)m->n_acts + 4.0 * (double)icl_model_num_params(m));
+        printf("  shape %d: %.0f bytes, model layout %.0f\n", i, bytes, want);
+        ck_assert(bytes == want);
+        icl_model_free(m);
+    }
+    double bytes;
+    ck_assert_int_eq(icl_config_training_bytes(NULL, 1, 1, &bytes), ICL_ERR_INVALID_ARG);
+    icl_config bad = icl_config_default();
+    bad.n_head = 5; /* 64 is not divisible by 5 */
+    ck_assert_int_ne(icl_config_training_bytes(&bad, 1, 1, &bytes), ICL_OK);
+}
+END_TEST
+
 START_TEST(test_config_json_out_of_range_numbers) {
     const char *head = "{\"mode\":\"token\",\"n_layer\":1,\"d_model\":4,\"n_head\":1,\"d_ff\":4,\"ctx\":8,"
                        "\"vocab_size\":5,\"tie_embeddings\":1,\"d_in\":0,";
@@ -616,6 +642,7 @@ int main(void) {
     tcase_add_test(tc, test_hook_intervention_matches_edited_weights);
     tcase_add_test(tc, test_point_copy_shapes);
     tcase_add_test(tc, test_config_json_out_of_range_numbers);
+    tcase_add_test(tc, test_training_bytes_match_the_model);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

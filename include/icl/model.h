@@ -70,6 +70,12 @@ void icl_model_free(icl_model *m);
 /* A new model with m's config, backend and parameters. */
 icl_status icl_model_clone(const icl_model *m, icl_model **out);
 
+/* Bytes a model of this configuration needs to train on batches of B prompts
+ * of T positions: the activations and their gradients (the layout the model
+ * carves), the parameters, their gradients and AdamW's two moments. Lets a
+ * caller refuse an impossible batch before allocating anything. */
+icl_status icl_config_training_bytes(const icl_config *cfg, int B, int T, double *bytes);
+
 const icl_config *icl_model_config(const icl_model *m);
 icl_backend_kind icl_model_backend(const icl_model *m);
 size_t icl_model_num_params(const icl_model *m);

@@ -252,7 +252,7 @@ static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_
     for (int l = 0; l <= m->L; l++)
         TAKE(v->resid[l], N * C);
     for (int l = 0; l < m->L; l++) {
-        icl_layer_acts *a = &v->layers[l];
+        icl_layer_acts *a = base ? &v->layers[l] : NULL; /* only counting: no views to fill */
         TAKE(a->ln1, N * C); TAKE(a->ln1_mean, N); TAKE(a->ln1_rstd, N);
         TAKE(a->qkv, 3 * N * C);
         TAKE(a->scores, att); TAKE(a->probs, att);
@@ -265,6 +265,20 @@ static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_
     TAKE(v->probs, vec ? 0 : N * (size_t)m->V);
 #undef TAKE
     return off;
+}
+
+icl_status icl_config_training_bytes(const icl_config *cfg, int B, int T, double *bytes) {
+    if (!cfg || !bytes || B < 1 || T < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_config_training_bytes: NULL argument or B, T < 1");
+    ICL_TRY(icl_config_validate(cfg));
+    /* the sizes carve_acts reads, as icl_model_create sets them */
+    icl_model shape = {.cfg = *cfg, .L = cfg->n_layer, .C = cfg->d_model, .NH = cfg->n_head,
+                       .F = icl_config_d_ff(cfg), .V = cfg->vocab_size,
+                       .OUT = cfg->mode == ICL_MODE_TOKEN ? cfg->vocab_size : cfg->d_out};
+    double acts = (double)carve_acts(&shape, B, T, NULL, NULL);
+    /* acts + dacts; params, grads and the two Adam moments */
+    *bytes = sizeof(float) * (2.0 * acts + 4.0 * (double)icl_config_num_params(cfg));
+    return ICL_OK;
 }
 
 icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
