@@ -4,9 +4,9 @@
  * qkv (B,T,3C): q, k, v at channel offsets 0, C, 2C; head h at h*HS (HS = C/NH).
  * scores, probs (B,NH,T,T): row t holds s <= t, zeros above the diagonal.
  *
- * The four matrix products per (batch, head) run on the register tile of
- * tile.h, restricted to the causal triangle: masked entries of A read as 0
- * and tiles wholly above the diagonal are skipped. Every output element is
+ * The four matrix products per (batch, head) run on icl_cpu_product (tile.h),
+ * restricted to the causal triangle: masked entries of A read as 0 and tiles
+ * wholly above the diagonal are skipped. Every output element is
  * one multiply-add chain in a fixed order that depends only on T and its
  * own position within the sequence, so results do not depend on thread
  * count or on which batch row holds the sequence. Threads split the
@@ -16,8 +16,6 @@
 #include "cpu_kernels.h"
 #include "fast_math.h"
 #include "tile.h"
-
-enum { MR = ICL_TILE_MR, NR = ICL_TILE_NR, KC = ICL_TILE_KC };
 
 /* Softmax row sums use LANES independent partial sums combined in a fixed
  * order (vectorisable without reassociating, independent of alignment). */
@@ -60,134 +58,6 @@ static float *dqkv_at(float *dqkv, int part, int b, int t, int h, int T, int C, 
     return dqkv + ((long)b * T + t) * 3 * C + (long)part * C + (long)h * HS;
 }
 
-/* Which entries of A count; the others read as 0. Rows of probs and
- * dscores hold k = s <= r = t; their transposes hold k = t >= r = s. */
-typedef enum { MASK_NONE, MASK_K_LE_ROW, MASK_K_GE_ROW } a_mask;
-
-/* C (rows, cols) += A (rows, depth) . (b_scale * B) (depth, cols), with
- * A[r][k] at a[r*a_rs + k*a_cs] and B[k][j] at b[k*b_rs + j*b_cs]. With
- * c_lower only C[r][j], j <= r, is updated (the rest is left untouched). */
-typedef struct {
-    int rows, cols, depth;
-    const float *a;
-    long a_rs, a_cs;
-    a_mask mask;
-    const float *b;
-    long b_rs, b_cs;
-    float b_scale;
-    float *c;
-    long ldc;
-    int c_lower;
-} product_args;
-
-static int min_int(int x, int y) { return x < y ? x : y; }
-static int max_int(int x, int y) { return x > y ? x : y; }
-
-/* bp (kc, NR) = b_scale * B[k0 .. k0+kc)[j0 .. j0+cols), zero-padded to NR columns */
-static void pack_b(float *bp, const product_args *p, int k0, int kc, int j0, int cols) {
-    const float scale = p->b_scale; /* a local: stores to bp could otherwise alias p->b_scale */
-    if (p->b_cs == 1) {
-        for (int k = 0; k < kc; k++) {
-            const float *src = p->b + (long)(k0 + k) * p->b_rs + j0;
-            float *dst = bp + (long)k * NR;
-            if (cols == NR) {
-#pragma omp simd
-                for (int j = 0; j < NR; j++)
-                    dst[j] = src[j] * scale;
-            } else {
-                for (int j = 0; j < NR; j++)
-                    dst[j] = j < cols ? src[j] * scale : 0.0f;
-            }
-        }
-        return;
-    }
-    if (cols < NR)
-        memset(bp, 0, (size_t)kc * NR * sizeof *bp);
-    for (int j = 0; j < cols; j++) { /* B transposed: walk each source row contiguously */
-        const float *src = p->b + (long)(j0 + j) * p->b_cs + (long)k0 * p->b_rs;
-        for (int k = 0; k < kc; k++)
-            bp[(long)k * NR + j] = src[k * p->b_rs] * scale;
-    }
-}
-
-/* ap (kc, MR) = rows [r0, r0+rows) of A at depth [k0, k0+kc), masked, zero-padded to MR rows */
-static void pack_a(float *ap, const product_args *p, int r0, int rows, int k0, int kc) {
-    for (int k = 0; k < kc; k++) {
-        int col = k0 + k;
-        const float *src = p->a + (long)r0 * p->a_rs + (long)col * p->a_cs;
-        float *dst = ap + k * MR;
-        int unmasked = rows == MR && (p->mask == MASK_NONE ||
-                                      (p->mask == MASK_K_LE_ROW ? col <= r0 : col >= r0 + MR - 1));
-        if (unmasked) {
-            for (int r = 0; r < MR; r++)
-                dst[r] = src[r * p->a_rs];
-            continue;
-        }
-        for (int r = 0; r < MR; r++) {
-            int row = r0 + r;
-            int keep = r < rows && (p->mask == MASK_NONE || (p->mask == MASK_K_LE_ROW ? col <= row : col >= row));
-            dst[r] = keep ? src[r * p->a_rs] : 0.0f;
-        }
-    }
-}
-
-/* Depth range [lo, hi) row group [r0, r0+rows) needs: masked entries beyond it are all zero. */
-static void depth_range(const product_args *p, int r0, int rows, int *lo, int *hi) {
-    *lo = p->mask == MASK_K_GE_ROW ? r0 : 0;
-    *hi = p->mask == MASK_K_LE_ROW ? min_int(p->depth, r0 + rows) : p->depth;
-}
-
-/* The product of product_args, NR columns of C at a time: pack the B panel
- * slice, then run each MR-row group over the depth it needs, reading A in
- * place where no entry is masked and packing it (masked) elsewhere. Tiles
- * at the edges or across the c_lower diagonal go through a scratch copy of
- * C and only their valid entries are written back. */
-static void product(const product_args *p, icl_tile_fn tile) {
-    float bp[KC * NR], ap[KC * MR], scratch[MR * NR];
-    for (int j0 = 0; j0 < p->cols; j0 += NR) {
-        int cols = min_int(NR, p->cols - j0);
-        /* with c_lower, groups whose rows all lie above column j0 have nothing to do */
-        int first_group = p->c_lower ? j0 / MR * MR : 0;
-        for (int k0 = 0; k0 < p->depth; k0 += KC) {
-            int kc = min_int(KC, p->depth - k0);
-            pack_b(bp, p, k0, kc, j0, cols);
-            for (int r0 = first_group; r0 < p->rows; r0 += MR) {
-                int rows = min_int(MR, p->rows - r0), lo, hi;
-                depth_range(p, r0, rows, &lo, &hi);
-                lo = max_int(lo, k0);
-                hi = min_int(hi, k0 + kc);
-                if (lo >= hi)
-                    continue;
-                float *c = p->c + (long)r0 * p->ldc + j0;
-                int crosses_diagonal = p->c_lower && j0 + cols - 1 > r0;
-                int whole = rows == MR && cols == NR && !crosses_diagonal;
-                float *ct = whole ? c : scratch;
-                long ldct = whole ? p->ldc : NR;
-                if (!whole) {
-                    memset(scratch, 0, sizeof scratch);
-                    for (int r = 0; r < rows; r++)
-                        memcpy(scratch + r * NR, c + (long)r * p->ldc, (size_t)cols * sizeof *c);
-                }
-                int split = lo;
-                if (p->a_cs == 1 && rows == MR && p->mask != MASK_K_GE_ROW)
-                    split = p->mask == MASK_NONE ? hi : max_int(lo, min_int(hi, r0));
-                if (split > lo)
-                    tile(split - lo, p->a + (long)r0 * p->a_rs + lo, p->a_rs, 1, bp + (long)(lo - k0) * NR, ct, ldct);
-                if (hi > split) {
-                    pack_a(ap, p, r0, rows, split, hi - split);
-                    tile(hi - split, ap, 1, MR, bp + (long)(split - k0) * NR, ct, ldct);
-                }
-                if (!whole)
-                    for (int r = 0; r < rows; r++) {
-                        int n = p->c_lower ? min_int(cols, r0 + r - j0 + 1) : cols;
-                        if (n > 0)
-                            memcpy(c + (long)r * p->ldc, scratch + r * NR, (size_t)n * sizeof *c);
-                    }
-            }
-        }
-    }
-}
-
 // scores (B,NH,T,T) from qkv (B,T,3C)
 void icl_cpu_attention_scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH) {
     int HS = C / NH;
@@ -199,9 +69,9 @@ void icl_cpu_attention_scores_forward(float *scores, const float *qkv, int B, in
         float *s = scores + (long)bh * T * T;
         memset(s, 0, (size_t)T * T * sizeof *s);
         /* scores = q . (scale k)^T */
-        product_args p = {T, T, HS, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, MASK_NONE,
+        icl_product p = {T, T, HS, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, ICL_MASK_NONE,
                           qkv_at(qkv, 1, b, 0, h, T, C, HS), 1, 3L * C, scale, s, T, 1};
-        product(&p, tile);
+        icl_cpu_product(&p, tile);
     }
 }
 
@@ -272,9 +142,9 @@ void icl_cpu_attention_values_forward(float *out, const float *probs, const floa
         for (int t = 0; t < T; t++)
             memset(o + (long)t * C, 0, (size_t)HS * sizeof *o);
         /* out = probs . v */
-        product_args p = {T, HS, T, probs + (long)bh * T * T, T, 1, MASK_K_LE_ROW,
+        icl_product p = {T, HS, T, probs + (long)bh * T * T, T, 1, ICL_MASK_K_LE_ROW,
                           qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, 1, 1.0f, o, C, 0};
-        product(&p, tile);
+        icl_cpu_product(&p, tile);
     }
 }
 
@@ -304,13 +174,13 @@ void icl_cpu_attention_values_backward(float *dprobs, float *dqkv, const float *
         const float *g = dout + (long)b * T * C + (long)h * HS;
         const float *pr = probs + (long)bh * T * T;
         /* dprobs += dout . v^T on the causal triangle */
-        product_args dp = {T, T, HS, g, C, 1, MASK_NONE, qkv_at(qkv, 2, b, 0, h, T, C, HS), 1, 3L * C, 1.0f,
+        icl_product dp = {T, T, HS, g, C, 1, ICL_MASK_NONE, qkv_at(qkv, 2, b, 0, h, T, C, HS), 1, 3L * C, 1.0f,
                            dprobs + (long)bh * T * T, T, 1};
-        product(&dp, tile);
+        icl_cpu_product(&dp, tile);
         /* dv += probs^T . dout */
-        product_args dv = {T, HS, T, pr, 1, T, MASK_K_GE_ROW, g, C, 1, 1.0f, dqkv_at(dqkv, 2, b, 0, h, T, C, HS),
+        icl_product dv = {T, HS, T, pr, 1, T, ICL_MASK_K_GE_ROW, g, C, 1, 1.0f, dqkv_at(dqkv, 2, b, 0, h, T, C, HS),
                            3L * C, 0};
-        product(&dv, tile);
+        icl_cpu_product(&dv, tile);
     }
 }
 
@@ -382,13 +252,13 @@ void icl_cpu_attention_scores_backward(float *dqkv, const float *dscores, const 
         int b = bh / NH, h = bh % NH;
         const float *ds = dscores + (long)bh * T * T;
         /* dq += dscores . (scale k) */
-        product_args dq = {T, HS, T, ds, T, 1, MASK_K_LE_ROW, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, 1, scale,
+        icl_product dq = {T, HS, T, ds, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, 1, scale,
                            dqkv_at(dqkv, 0, b, 0, h, T, C, HS), 3L * C, 0};
-        product(&dq, tile);
+        icl_cpu_product(&dq, tile);
         /* dk += dscores^T . (scale q) */
-        product_args dk = {T, HS, T, ds, 1, T, MASK_K_GE_ROW, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, scale,
+        icl_product dk = {T, HS, T, ds, 1, T, ICL_MASK_K_GE_ROW, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, scale,
                            dqkv_at(dqkv, 1, b, 0, h, T, C, HS), 3L * C, 0};
-        product(&dk, tile);
+        icl_cpu_product(&dk, tile);
     }
 }
 

@@ -224,8 +224,7 @@ static void cpu_residual_layernorm_forward(icl_backend *be, float *resid, float 
 static void cpu_matmul_gelu_forward(icl_backend *be, float *pre, float *post, const float *inp, const float *w,
                                     const float *bias, int B, int T, int C, int OC) {
     (void)be;
-    icl_cpu_matmul_forward(pre, inp, w, bias, B, T, C, OC);
-    icl_cpu_gelu_forward(post, pre, (size_t)B * T * OC);
+    icl_cpu_matmul_gelu_forward(pre, post, inp, w, bias, B, T, C, OC);
 }
 
 static void cpu_sum_squares_accumulate(icl_backend *be, double *acc, const float *x, size_t n) {

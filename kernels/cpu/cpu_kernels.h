@@ -46,6 +46,12 @@ ICL_CPU_KERNEL_PAIR(void, attention_scores_backward, float *dqkv, const float *d
                     int B, int T, int C, int NH);
 ICL_CPU_KERNEL_PAIR(void, gelu_forward, float *out, const float *inp, size_t N);
 ICL_CPU_KERNEL_PAIR(void, gelu_backward, float *dinp, const float *inp, const float *dout, size_t N);
+/* pre = inp . w^T + bias and post = GELU(pre) in one pass: the same bits as
+ * matmul_forward then gelu_forward */
+void icl_cpu_matmul_gelu_forward(float *pre, float *post, const float *inp, const float *w, const float *bias, int B,
+                                 int T, int C, int OC);
+/* GELU of n elements on the calling thread (the fused matmul + GELU uses it) */
+void icl_cpu_gelu_range(float *out, const float *inp, size_t n);
 ICL_CPU_KERNEL_PAIR(void, residual_forward, float *out, const float *a, const float *b, size_t N);
 ICL_CPU_KERNEL_PAIR(void, residual_backward, float *da, float *db, const float *dout, size_t N);
 ICL_CPU_KERNEL_PAIR(void, crossentropy_forward, float *losses, float *probs, const float *logits,

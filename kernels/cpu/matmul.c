@@ -1,40 +1,74 @@
-/* Dense layer: out = inp . w^T + bias, and its backward, on OpenBLAS sgemm.
+/* Dense layer: out = inp . w^T + bias, and its backward, on the register
+ * tile of tile.h.
  *
- * OpenBLAS rounds an output element differently depending on the shape of
- * the call it belongs to (edge tiles use other kernels) and on how many
- * threads share the call. So every product here is cut into sgemm calls
- * whose shapes depend neither on the batch size nor on the thread count, and
- * the calls run inside our OpenMP loop, where OpenBLAS's OpenMP build runs
- * each one on a single thread:
- *   forward        one call per prompt (its T rows): a prompt's outputs are
- *                  the same bits at any batch row and for any B;
- *   dinp = dout.w  one call per block of ROW_BLOCK rows;
- *   dw += dout^T.inp  one call per block of CHANNEL_BLOCK output channels,
- *                  summing over all N rows;
- *   dbias          per channel, rows summed in order. */
-#include <cblas.h>
+ * Every element of every product is one fused multiply-add chain over k in
+ * order, starting from the value already in the output (the bias in the
+ * forward pass, the gradient so far in the backward pass). An element's
+ * bits therefore depend neither on the batch size, nor on the batch row,
+ * nor on the thread count: the products run over all B*T rows at once and
+ * threads take whole rows of the output, so no two threads write the same
+ * cache line (column splits would share lines wherever a row is not
+ * 64-byte aligned):
+ *   out  (N,OC) = bias + inp . w^T    tasks: ROWS rows; w transposed once
+ *   dinp (N,C) += dout . w            tasks: ROWS rows
+ *   dw  (OC,C) += dout^T . inp        tasks: MR output channels, each
+ *                                     summing all N rows
+ *   dbias (OC) += rows of dout summed in order, per channel
+ * Which thread runs a task cannot change its result, so tasks are handed out
+ * dynamically. */
+#include <stdlib.h>
 #include "cpu_kernels.h"
+#include "tile.h"
 
 enum {
-    ROW_BLOCK = 64,    /* rows of dinp per sgemm call */
-    CHANNEL_BLOCK = 16 /* rows of dw (output channels) per sgemm call */
+    ROWS = 16 * ICL_TILE_MR, /* output rows per task: many tasks, A and C blocks stay in cache */
+    BIAS_BLOCK = 64          /* channels per dbias task */
 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
+/* out = bias + inp . w^T; with post, also post = GELU(out), each task's rows
+ * while they are still in cache */
+static void forward(float *out, float *post, const float *inp, const float *w, const float *bias, long N, int C,
+                    int OC) {
+    // out, post (N,OC), inp (N,C), w (OC,C), bias (OC) or NULL
+    /* B[k][j] = w[j][k]. A transposed copy lets every task read B in place;
+     * without memory for it the tasks pack B from w instead: slower, the same
+     * bits (packing only moves values). */
+    float *wt = malloc((size_t)OC * C * sizeof *wt);
+    if (wt)
+        for (int j = 0; j < OC; j++)
+            for (int k = 0; k < C; k++)
+                wt[(long)k * OC + j] = w[(long)j * C + k];
+    long chunks = (N + ROWS - 1) / ROWS;
+    icl_tile_fn tile = icl_cpu_tile();
+#pragma omp parallel for schedule(dynamic)
+    for (long ch = 0; ch < chunks; ch++) {
+        long r0 = ch * ROWS;
+        int rows = (int)(N - r0 < ROWS ? N - r0 : ROWS);
+        float *o = out + r0 * OC;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < OC; j++)
+                o[(long)r * OC + j] = bias ? bias[j] : 0.0f;
+        icl_product p = {rows, OC, C, inp + r0 * C, C, 1, ICL_MASK_NONE, wt ? wt : w, wt ? OC : 1, wt ? 1 : C,
+                         1.0f, o, OC, 0};
+        icl_cpu_product(&p, tile);
+        if (post)
+            icl_cpu_gelu_range(post + r0 * OC, o, (size_t)rows * OC);
+    }
+    free(wt);
+}
+
 void icl_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int B, int T, int C,
                             int OC) {
     // out (B,T,OC), inp (B,T,C), w (OC,C), bias (OC) or NULL
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        float *o = out + (size_t)b * T * OC;
-        const float *x = inp + (size_t)b * T * C;
-        /* Start from the bias and let sgemm accumulate onto it (beta = 1). */
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < OC; j++)
-                o[(size_t)t * OC + j] = bias ? bias[j] : 0.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, x, C, w, C, 1.0f, o, OC);
-    }
+    forward(out, NULL, inp, w, bias, (long)B * T, C, OC);
+}
+
+void icl_cpu_matmul_gelu_forward(float *pre, float *post, const float *inp, const float *w, const float *bias, int B,
+                                 int T, int C, int OC) {
+    // pre, post (B,T,OC), inp (B,T,C), w (OC,C), bias (OC) or NULL
+    forward(pre, post, inp, w, bias, (long)B * T, C, OC);
 }
 
 void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, const float *bias, int B, int T,
@@ -52,27 +86,41 @@ void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, 
 void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                              const float *w, int N, int C, int OC) {
     // dinp (N,C) or NULL, dw (OC,C), dbias (OC) or NULL; dout (N,OC), inp (N,C), w (OC,C); all +=
-    int row_blocks = (N + ROW_BLOCK - 1) / ROW_BLOCK, channel_blocks = (OC + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+    icl_tile_fn tile = icl_cpu_tile();
     if (dinp) {
-#pragma omp parallel for schedule(static)
-        for (int rb = 0; rb < row_blocks; rb++) {
-            int r0 = rb * ROW_BLOCK, rows = min_int(ROW_BLOCK, N - r0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, dout + (size_t)r0 * OC, OC, w,
-                        C, 1.0f, dinp + (size_t)r0 * C, C);
+        int chunks = (N + ROWS - 1) / ROWS;
+#pragma omp parallel for schedule(dynamic)
+        for (int ch = 0; ch < chunks; ch++) {
+            int r0 = ch * ROWS;
+            icl_product p = {min_int(ROWS, N - r0), C, OC, dout + (long)r0 * OC, OC, 1, ICL_MASK_NONE, w, C, 1, 1.0f,
+                             dinp + (long)r0 * C, C, 0};
+            icl_cpu_product(&p, tile);
         }
     }
+    int groups = (OC + ICL_TILE_MR - 1) / ICL_TILE_MR;
+#pragma omp parallel for schedule(dynamic)
+    for (int g = 0; g < groups; g++) {
+        int o0 = g * ICL_TILE_MR;
+        /* A[o][i] = dout[i][o]: dout read transposed */
+        icl_product p = {min_int(ICL_TILE_MR, OC - o0), C, N, dout + o0, 1, OC, ICL_MASK_NONE, inp, C, 1, 1.0f,
+                         dw + (long)o0 * C, C, 0};
+        icl_cpu_product(&p, tile);
+    }
+    if (dbias) {
+        int blocks = (OC + BIAS_BLOCK - 1) / BIAS_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (int cb = 0; cb < channel_blocks; cb++) {
-        int o0 = cb * CHANNEL_BLOCK, chans = min_int(CHANNEL_BLOCK, OC - o0);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, chans, C, N, 1.0f, dout + o0, OC, inp, C, 1.0f,
-                    dw + (size_t)o0 * C, C);
-        if (dbias)
-            for (int o = o0; o < o0 + chans; o++) {
-                float s = 0.0f;
-                for (int i = 0; i < N; i++)
-                    s += dout[(size_t)i * OC + o];
-                dbias[o] += s;
+        for (int blk = 0; blk < blocks; blk++) {
+            int o0 = blk * BIAS_BLOCK, n = min_int(BIAS_BLOCK, OC - o0);
+            float s[BIAS_BLOCK] = {0};
+            for (int i = 0; i < N; i++) {
+                const float *d = dout + (long)i * OC + o0;
+#pragma omp simd
+                for (int o = 0; o < n; o++)
+                    s[o] += d[o];
             }
+            for (int o = 0; o < n; o++)
+                dbias[o0 + o] += s[o];
+        }
     }
 }
 
