@@ -82,8 +82,10 @@ typedef struct {
 } bench_options;
 
 static void print_header(void) {
-    printf("| config    | back | params    | B  | T   | step ms  | tokens/s   | GFLOP/s | %% peak | peak RSS MB |\n");
-    printf("|-----------|------|-----------|----|-----|----------|------------|---------|--------|-------------|\n");
+    printf("| config    | back | params    | B  | T   | step ms  | tokens/s   | GFLOP/s | %% peak | peak RSS MB "
+           "| fwd tokens/s |\n");
+    printf("|-----------|------|-----------|----|-----|----------|------------|---------|--------|-------------"
+           "|--------------|\n");
     fflush(stdout);
 }
 
@@ -167,6 +169,15 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
         steps++;
     }
     double dt = cli_now() - t0;
+    /* Inference: the forward pass alone (with the loss), as eval and the probes run it. */
+    long passes = 0;
+    double t1 = cli_now();
+    float loss;
+    while (s == ICL_OK && (bo->steps > 0 ? passes < bo->steps : cli_now() - t1 < bo->seconds || passes < 3)) {
+        s = icl_model_forward(m, &d.batch, &loss);
+        passes++;
+    }
+    double dt_fwd = cli_now() - t1;
     if (s == ICL_OK) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -177,9 +188,9 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
             snprintf(pct, sizeof pct, "%5.1f%%", 100.0 * gflops / bo->peak);
         if (header)
             print_header();
-        printf("| %-9s | %-4s | %9zu | %2d | %3d | %8.1f | %10.0f | %7.1f | %6s | %11.1f |\n", bc->name,
+        printf("| %-9s | %-4s | %9zu | %2d | %3d | %8.1f | %10.0f | %7.1f | %6s | %11.1f | %12.0f |\n", bc->name,
                icl_backend_name(bo->backend), icl_model_num_params(m), d.batch.B, d.batch.T, 1e3 * dt / steps, tok_s,
-               gflops, pct, ru.ru_maxrss / 1024.0);
+               gflops, pct, ru.ru_maxrss / 1024.0, (double)d.batch.B * d.batch.T * passes / dt_fwd);
         fflush(stdout);
     }
     icl_optimizer_free(o);

@@ -34,21 +34,21 @@ if [ -n "$OUT" ]; then
     cp "$tmp/torch.md" "$OUT/torch.md"
 fi
 
-# The table rows: config in field 2, tokens/s in field 8, peak RSS MB in field 11.
-rows() { awk -F'|' 'NF >= 12 && $2 !~ /config|---/ { gsub(/ /, ""); print $2, $8, $11 }' "$1"; }
+# The table rows: config in field 2, tokens/s in field 8, peak RSS MB in field 11, forward tokens/s in 12.
+rows() { awk -F'|' 'NF >= 13 && $2 !~ /config|---/ { gsub(/ /, ""); print $2, $8, $11, $12 }' "$1"; }
 echo
 echo "== icl / PyTorch on $DEVICE"
-echo "| config    | icl tokens/s | torch tokens/s | icl / torch | icl RSS MB | torch RSS MB | torch / icl RSS |"
-echo "|-----------|--------------|----------------|-------------|------------|--------------|-----------------|"
+echo "| config    | icl tokens/s | torch tokens/s | icl / torch | icl RSS MB | torch RSS MB | torch / icl RSS | icl fwd tok/s | torch fwd tok/s | fwd icl / torch |"
+echo "|-----------|--------------|----------------|-------------|------------|--------------|-----------------|---------------|-----------------|-----------------|"
 join <(rows "$tmp/icl.md" | sort) <(rows "$tmp/torch.md" | sort) |
     awk -v order="tiny small medium retrieval han" '
         BEGIN { n = split(order, o, " ") }
-        { it[$1] = $2; ir[$1] = $3; tt[$1] = $4; tr[$1] = $5; seen[$1] = 1 }
+        { it[$1] = $2; ir[$1] = $3; ifw[$1] = $4; tt[$1] = $5; tr[$1] = $6; tfw[$1] = $7; seen[$1] = 1 }
         END {
             for (i = 1; i <= n; i++) {
                 c = o[i]
                 if (!seen[c]) continue
-                printf "| %-9s | %12.0f | %14.0f | %10.2fx | %10.1f | %12.1f | %14.2fx |\n",
-                    c, it[c], tt[c], it[c] / tt[c], ir[c], tr[c], tr[c] / ir[c]
+                printf "| %-9s | %12.0f | %14.0f | %10.2fx | %10.1f | %12.1f | %14.2fx | %13.0f | %15.0f | %14.2fx |\n",
+                    c, it[c], tt[c], it[c] / tt[c], ir[c], tr[c], tr[c] / ir[c], ifw[c], tfw[c], ifw[c] / tfw[c]
             }
         }'

@@ -152,12 +152,20 @@ def run_row(name, args):
     dt = time.perf_counter() - t0
     if not math.isfinite(loss):
         raise SystemExit(f"{name}: loss is {loss}")
+    # inference: the forward pass alone (with the loss), as icl bench's last column
+    with torch.no_grad():
+        passes, t1 = 0, time.perf_counter()
+        while (passes < args.steps) if args.steps > 0 else (time.perf_counter() - t1 < args.seconds or passes < 3):
+            model(inputs, targets, weights).item()
+            passes += 1
+        sync()
+        dt_fwd = time.perf_counter() - t1
     params = sum(p.numel() for p in model.parameters())
     tok_s = B * T * steps / dt
     gflops = tok_s * flops_per_token(model, row) / 1e9
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"| {name:<9} | torch | {params:9d} | {B:2d} | {T:3d} | {1e3 * dt / steps:8.1f} | {tok_s:10.0f} "
-          f"| {gflops:7.1f} |      - | {rss_mb:11.1f} |", flush=True)
+          f"| {gflops:7.1f} |      - | {rss_mb:11.1f} | {B * T * passes / dt_fwd:12.0f} |", flush=True)
 
 
 def main():
@@ -182,8 +190,10 @@ def main():
     attention = "scaled_dot_product_attention" if hasattr(torch.nn.functional, "scaled_dot_product_attention") \
         else "matmul + masked softmax"
     print(f"PyTorch {torch.__version__} eager on {where} (attention: {attention})\n")
-    print("| config    | back  | params    | B  | T   | step ms  | tokens/s   | GFLOP/s | % peak | peak RSS MB |")
-    print("|-----------|-------|-----------|----|-----|----------|------------|---------|--------|-------------|",
+    print("| config    | back  | params    | B  | T   | step ms  | tokens/s   | GFLOP/s | % peak | peak RSS MB "
+          "| fwd tokens/s |")
+    print("|-----------|-------|-----------|----|-----|----------|------------|---------|--------|-------------"
+          "|--------------|",
           flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.device == "cpu" else None
     for name in ROWS if args.config == "all" else [args.config]:
