@@ -3,6 +3,7 @@
  * accuracy with the original. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "icl_cli.h"
 
 typedef struct {
@@ -75,6 +76,44 @@ static void record(icl_sidecar *sc, const char *tasks_list, const finetune_optio
     icl_sidecar_set_number(sc, "k", a->k);
 }
 
+/* --save-inputs: the decodability prompts (td_*) with each variant's representations at the site
+ * (td_<variant>_X.npy, the TD columns' input; td_labels.npy the task index of each item), the evaluation
+ * prompts (eval_*, the same for every variant) with their loss weights and each variant's per-position
+ * losses and per-prompt score (eval_losses.npy, eval_score.npy: the loss and accuracy / mse columns), and
+ * the training loss of every finetuning step (train_loss.npy, the final_train_loss column). */
+static icl_status save_inputs(cli_probe *p, const icl_finetune_result *r) {
+    const icl_repr_prompts *td = &r->td_prompts;
+    const icl_eval_detail *ev = r->eval;
+    size_t n = (size_t)ev->n, T = (size_t)ev->T, len = (size_t)td->n;
+    CLI_TRY(cli_save_prompts(p, "td_", td->prompts, NULL, td->n));
+    CLI_TRY(cli_save_array(p, "td_labels.npy", ICL_DTYPE_I32, 1, &len, td->labels));
+    char prefix[32];
+    for (int v = 0; v < ICL_FT_VARIANTS; v++) {
+        snprintf(prefix, sizeof prefix, "td_%s_", r->variant_names[v]);
+        CLI_TRY(cli_save_repr(p, prefix, &r->td_repr[v]));
+    }
+    CLI_TRY(cli_save_prompts(p, "eval_", ev->prompts, NULL, ev->n));
+    float *buf = calloc((size_t)ICL_FT_VARIANTS * n * T, sizeof *buf);
+    double *score = malloc((size_t)ICL_FT_VARIANTS * n * sizeof *score);
+    icl_status s = buf && score ? ICL_OK : ICL_ERR_NOMEM;
+    for (size_t i = 0; s == ICL_OK && i < n; i++)
+        memcpy(buf + i * T, ev->prompts[i].loss_weights, (size_t)ev->prompts[i].T * sizeof *buf);
+    size_t wshape[2] = {n, T}, lshape[3] = {ICL_FT_VARIANTS, n, T}, sshape[2] = {ICL_FT_VARIANTS, n};
+    size_t tshape[2] = {ICL_FT_VARIANTS, (size_t)r->steps};
+    if (s == ICL_OK)
+        s = cli_save_array(p, "eval_loss_weights.npy", ICL_DTYPE_F32, 2, wshape, buf);
+    for (int v = 0; s == ICL_OK && v < ICL_FT_VARIANTS; v++) {
+        memcpy(buf + (size_t)v * n * T, ev[v].losses, n * T * sizeof *buf);
+        memcpy(score + (size_t)v * n, ev[v].score, n * sizeof *score);
+    }
+    if (s == ICL_OK && (s = cli_save_array(p, "eval_losses.npy", ICL_DTYPE_F32, 3, lshape, buf)) == ICL_OK &&
+        (s = cli_save_doubles(p, "eval_score.npy", score, 2, sshape)) == ICL_OK)
+        s = cli_save_doubles(p, "train_loss.npy", r->train_loss, 2, tshape);
+    free(buf);
+    free(score);
+    return s;
+}
+
 /* Finetune on fam (the model's family or --train-task's), compare, and write. */
 static int compare(cli_probe *p, const finetune_options *a, const icl_task_family *fam) {
     int L = icl_model_config(p->model)->n_layer;
@@ -100,6 +139,7 @@ static int compare(cli_probe *p, const finetune_options *a, const icl_task_famil
     ev.site = &site;
     ev.k = a->k;
     ev.eval_prompts = a->eval_prompts;
+    ev.keep_inputs = p->save_inputs;
     if (cli_probe_outputs(p, fam))
         return 1;
     icl_finetune_result r = {0};
@@ -111,7 +151,9 @@ static int compare(cli_probe *p, const finetune_options *a, const icl_task_famil
     if (rc == 0) {
         print_summary(&fo, fam, L, cli_now() - t0, &r);
         record(p->o.sc, p->tasks_list, a, &fo);
-        if ((s = write_csvs(&p->o, fam, &r)) != ICL_OK || (s = cli_probe_write_sidecar(p)) != ICL_OK)
+        if (p->save_inputs && (s = save_inputs(p, &r)) != ICL_OK)
+            rc = cli_fail("--save-inputs", s);
+        else if ((s = write_csvs(&p->o, fam, &r)) != ICL_OK || (s = cli_probe_write_sidecar(p)) != ICL_OK)
             rc = cli_fail(p->out, s);
     }
     icl_finetune_result_free(&r);
@@ -139,7 +181,7 @@ int probe_finetune(int argc, char **argv) {
         "usage: icl probe finetune --model M.safetensors [options]\n\n"
         "Finetune only the first n or only the last n blocks (everything else frozen) and compare\n"
         "task decodability (best layer) and accuracy / mse with the original model.",
-        "comma-separated training task names [all]", "seed of the training data and decodability prompts [1]", 0};
+        "comma-separated training task names [all]", "seed of the training data and decodability prompts [1]", 1};
     finetune_options a = {.batch = 32, .prompts = 100, .eval_prompts = 100, .k = ICL_KNN_DEFAULT_K,
                           .steps = 200, .lr = 1e-3f};
     cli_option opts[] = {

@@ -614,6 +614,72 @@ START_TEST(test_linear_shots_share_queries) {
 }
 END_TEST
 
+/* Assert that work/rel is an .npy array of the given shape (ndim dims). */
+static void npy_shape(const char *rel, int ndim, const size_t *shape) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", work, rel);
+    icl_array a;
+    ck_assert_msg(icl_npy_read(path, &a) == ICL_OK, "%s: %s", rel, icl_last_error());
+    ck_assert_msg(a.ndim == ndim, "%s has %d dimensions, not %d", rel, a.ndim, ndim);
+    for (int d = 0; d < ndim; d++)
+        ck_assert_msg(a.shape[d] == shape[d], "%s: dimension %d is %zu, not %zu", rel, d, a.shape[d], shape[d]);
+    icl_array_free(&a);
+}
+
+/* --save-inputs on function-vectors and finetune: the inputs are written with
+ * the documented shapes (a 2-layer, 2-head, d_model 16 model of the 2-task
+ * translation family, whose prompts have 16 positions), listed in the sidecar,
+ * and the figures are those of a run without the option. */
+START_TEST(test_probe_save_inputs) {
+    ck_assert_int_eq(icl("train --task translation:K=2,n=3 --layers 2 --heads 2 --d-model 16 --steps 2 --batch 4 "
+                         "--quiet --save si.safetensors"), 0);
+    ck_assert_int_eq(icl("probe function-vectors --model si.safetensors --prompts 4 --eval-prompts 3 --batch 2 "
+                         "--save-inputs --out si/fv"), 0);
+    size_t means[4] = {2 * 4, 2, 2, 8}, tokens[2] = {2 * 3, 16}, zs[2] = {2 * 3, 4}, w[3] = {2, 16, 16};
+    size_t ev[4] = {2, 3, 2, 3}, p0[2] = {2, 3}, pl[4] = {2, 2, 2, 3};
+    npy_shape("si/fv/inputs/mean_head_out.npy", 4, means);
+    npy_shape("si/fv/inputs/mean_labels.npy", 1, means);
+    npy_shape("si/fv/inputs/clean_tokens.npy", 2, tokens);
+    npy_shape("si/fv/inputs/shuffled_roles.npy", 2, tokens);
+    npy_shape("si/fv/inputs/zero_shot_tokens.npy", 2, zs);
+    npy_shape("si/fv/inputs/clean_answers.npy", 2, (size_t[]){2 * 3, 1});
+    npy_shape("si/fv/inputs/proj_w.npy", 3, w);
+    npy_shape("si/fv/inputs/eval_p.npy", 4, ev);
+    npy_shape("si/fv/inputs/eval_correct.npy", 4, ev);
+    npy_shape("si/fv/inputs/aie_p_corrupted.npy", 2, p0);
+    npy_shape("si/fv/inputs/aie_p_patched.npy", 4, pl);
+    char text[16384], plain[16384];
+    slurp("si/fv/function_vectors.json", text, sizeof text);
+    ck_assert_ptr_nonnull(strstr(text, "\"inputs/aie_p_patched.npy\""));
+    ck_assert_int_eq(icl("probe function-vectors --model si.safetensors --prompts 4 --eval-prompts 3 --batch 2 "
+                         "--out si/fv0"), 0);
+    ck_assert_str_eq(slurp("si/fv/aie.csv", text, sizeof text), slurp("si/fv0/aie.csv", plain, sizeof plain));
+    ck_assert_str_eq(slurp("si/fv/fv_eval.csv", text, sizeof text), slurp("si/fv0/fv_eval.csv", plain, sizeof plain));
+    ck_assert(!exists("si/fv0/inputs"));
+
+    ck_assert_int_eq(icl("probe finetune --model si.safetensors --steps 3 --batch 4 --prompts 5 --eval-prompts 4 --k 2 "
+                         "--save-inputs --out si/ft"), 0);
+    size_t X[3] = {3, 2 * 5, 16}, td[2] = {2 * 5, 16}, weights[2] = {2 * 4, 16}, losses[3] = {3, 2 * 4, 16};
+    size_t score[2] = {3, 2 * 4}, train[2] = {3, 3};
+    npy_shape("si/ft/inputs/td_tokens.npy", 2, td);
+    npy_shape("si/ft/inputs/td_labels.npy", 1, td);
+    npy_shape("si/ft/inputs/td_original_X.npy", 3, X);
+    npy_shape("si/ft/inputs/td_first_X.npy", 3, X);
+    npy_shape("si/ft/inputs/td_last_X.npy", 3, X);
+    npy_shape("si/ft/inputs/eval_tokens.npy", 2, weights);
+    npy_shape("si/ft/inputs/eval_loss_weights.npy", 2, weights);
+    npy_shape("si/ft/inputs/eval_losses.npy", 3, losses);
+    npy_shape("si/ft/inputs/eval_score.npy", 2, score);
+    npy_shape("si/ft/inputs/train_loss.npy", 2, train);
+    ck_assert_ptr_nonnull(strstr(slurp("si/ft/finetune.json", text, sizeof text), "\"inputs/train_loss.npy\""));
+    ck_assert_int_eq(icl("probe finetune --model si.safetensors --steps 3 --batch 4 --prompts 5 --eval-prompts 4 --k 2 "
+                         "--out si/ft0"), 0);
+    ck_assert_str_eq(slurp("si/ft/finetune.csv", text, sizeof text), slurp("si/ft0/finetune.csv", plain, sizeof plain));
+    ck_assert_str_eq(slurp("si/ft/td_layers.csv", text, sizeof text),
+                     slurp("si/ft0/td_layers.csv", plain, sizeof plain));
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char bin[PATH_MAX];
@@ -644,6 +710,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_forward_capture);
     tcase_add_test(tc, test_info_task_ids);
     tcase_add_test(tc, test_linear_shots_share_queries);
+    tcase_add_test(tc, test_probe_save_inputs);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_tmpdir_remove();

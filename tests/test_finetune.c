@@ -135,10 +135,78 @@ START_TEST(test_compare_original_row) {
     /* the finetuned copies differ from the original */
     ck_assert(memcmp(r.metric, r.metric + 4, sizeof metric) != 0);
     ck_assert(memcmp(r.metric, r.metric + 8, sizeof metric) != 0);
+    /* without keep_inputs nothing is kept; the step losses always are */
+    ck_assert(r.td_prompts.prompts == NULL && r.td_repr[1].X == NULL && r.eval[2].prompts == NULL);
+    ck_assert_int_eq(r.steps, 3);
+    ck_assert(isnan(r.train_loss[0]) && r.train_loss[3] > 0 && r.train_loss[8] > 0);
     icl_td_result_free(&td);
     icl_finetune_result_free(&r);
     free(before);
     free(after);
+    icl_model_free(m);
+    icl_task_family_free(f);
+}
+END_TEST
+
+/* keep_inputs: the figures follow from what the result keeps (the representations give TD, each
+ * prompt's losses and score give loss and metric, the step losses give the final loss), and keeping
+ * changes no figure. */
+START_TEST(test_kept_inputs) {
+    icl_task_family *f = family("retrieval:A=8,L=4,tasks=3,n=3");
+    icl_model *m = model_for(f, 2, 28, 1);
+    icl_finetune_options o = icl_finetune_options_default();
+    o.steps = 12;
+    o.batch = 4;
+    icl_repr_prompts_options po = icl_repr_prompts_options_default();
+    po.prompts_per_task = 6;
+    icl_finetune_eval_options ev = icl_finetune_eval_options_default();
+    ev.td_prompts = &po;
+    ev.k = 3;
+    ev.eval_prompts = 70; /* two chunks of icl_eval_tasks' batch of 64 */
+    icl_finetune_result plain, r;
+    ck_assert_int_eq(icl_finetune_run(m, f, &o, &ev, &plain), ICL_OK);
+    ev.keep_inputs = 1;
+    ck_assert_int_eq(icl_finetune_run(m, f, &o, &ev, &r), ICL_OK);
+    int nt = r.n_tasks, L1 = r.levels;
+    ck_assert(memcmp(plain.td_mean, r.td_mean, (size_t)ICL_FT_VARIANTS * L1 * sizeof(double)) == 0);
+    ck_assert(memcmp(plain.loss, r.loss, (size_t)ICL_FT_VARIANTS * nt * sizeof(double)) == 0);
+    ck_assert(memcmp(plain.metric, r.metric, (size_t)ICL_FT_VARIANTS * nt * sizeof(double)) == 0);
+    ck_assert(memcmp(plain.final_loss, r.final_loss, sizeof r.final_loss) == 0);
+    ck_assert_int_eq(r.td_prompts.n, 18);
+    double worst = 0.0;
+    for (int v = 0; v < ICL_FT_VARIANTS; v++) {
+        icl_td_options to = icl_td_options_default();
+        to.k = 3;
+        icl_td_result td;
+        ck_assert_int_eq(icl_td_from_repr(&r.td_repr[v], r.td_prompts.labels, r.td_prompts.n_tasks, &to, &td),
+                         ICL_OK);
+        ck_assert(memcmp(td.td_mean, r.td_mean + (size_t)v * L1, (size_t)L1 * sizeof(double)) == 0);
+        icl_td_result_free(&td);
+        const icl_eval_detail *d = &r.eval[v];
+        ck_assert_int_eq(d->n, nt * 70);
+        for (int t = 0; t < nt; t++) {
+            double wl = 0, w = 0, sc = 0;
+            for (int i = t * 70; i < (t + 1) * 70; i++) {
+                ck_assert_int_eq(d->prompts[i].task, t);
+                for (int p = 0; p < d->prompts[i].T; p++) {
+                    w += d->prompts[i].loss_weights[p];
+                    wl += (double)d->prompts[i].loss_weights[p] * d->losses[(size_t)i * d->T + p];
+                }
+                sc += d->score[i];
+            }
+            worst = fmax(worst, fabs(wl / w - r.loss[(size_t)v * nt + t]));
+            worst = fmax(worst, fabs(sc / 70 - r.metric[(size_t)v * nt + t]));
+        }
+        if (v > 0) {
+            double tail = 0;
+            for (int s = 2; s < 12; s++) tail += r.train_loss[(size_t)v * 12 + s];
+            worst = fmax(worst, fabs(tail / 10 - r.final_loss[v]));
+        }
+    }
+    printf("  figures from the kept inputs: max difference %.3g\n", worst);
+    ck_assert(worst < 1e-12);
+    icl_finetune_result_free(&plain);
+    icl_finetune_result_free(&r);
     icl_model_free(m);
     icl_task_family_free(f);
 }
@@ -175,6 +243,14 @@ START_TEST(test_bad_requests) {
     ev.eval_prompts = 0;
     icl_finetune_result r;
     ck_assert_int_eq(icl_finetune_run(m, f, &o, &ev, &r), ICL_ERR_INVALID_ARG);
+    ev = icl_finetune_eval_options_default();
+    ev.keep_inputs = 2;
+    ck_assert_int_eq(icl_finetune_run(m, f, &o, &ev, &r), ICL_ERR_INVALID_ARG);
+    double loss[1], metric[1];
+    ck_assert_int_eq(icl_eval_tasks_detail(m, f, 4, 1, loss, metric, NULL), ICL_ERR_INVALID_ARG);
+    icl_eval_detail d;
+    ck_assert_int_eq(icl_eval_tasks_detail(m, f, 0, 1, loss, metric, &d), ICL_ERR_INVALID_ARG);
+    ck_assert(d.prompts == NULL && d.losses == NULL);
     icl_model_free(m);
     icl_task_family_free(f);
     icl_task_family_free(fv);
@@ -191,6 +267,7 @@ int main(void) {
     tcase_add_test(tc, test_io_layers);
     tcase_add_test(tc, test_clone_is_exact);
     tcase_add_test(tc, test_compare_original_row);
+    tcase_add_test(tc, test_kept_inputs);
     tcase_add_test(tc, test_bad_requests);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -324,8 +324,8 @@ START_TEST(test_aie_zero_when_clean_is_corrupted) {
     int32_t ans[1];
     ck_assert_int_eq(icl_query_answers(x.f, &tb, 2, ans), ICL_OK);
     double aie[6], moved[6];
-    ck_assert_int_eq(icl_fv_head_effects(x.m, &tb, ans, same, aie), ICL_OK);
-    ck_assert_int_eq(icl_fv_head_effects(x.m, &tb, ans, other, moved), ICL_OK);
+    ck_assert_int_eq(icl_fv_head_effects(x.m, &tb, ans, same, aie, NULL, NULL), ICL_OK);
+    ck_assert_int_eq(icl_fv_head_effects(x.m, &tb, ans, other, moved, NULL, NULL), ICL_OK);
     double largest = 0.0;
     for (int j = 0; j < L * NH; j++) {
         ck_assert_msg(aie[j] == 0.0, "head %d: AIE %g on a prompt patched with itself", j, aie[j]);
@@ -489,6 +489,7 @@ START_TEST(test_function_vector_run) {
     o.n_prompts = 4;
     o.eval_prompts = 5;
     o.top_k = 2;
+    o.batch = 2;
     icl_fv_result r;
     ck_assert_int_eq(icl_function_vectors_run(x.m, x.f, &o, &r), ICL_OK);
     ck_assert_int_eq(r.n_tasks, 4);
@@ -504,6 +505,31 @@ START_TEST(test_function_vector_run) {
     ck_assert_int_eq(icl_function_vector(x.m, r.head_means + (size_t)3 * r.L * r.C, r.heads, 2, fv), ICL_OK);
     ck_assert(memcmp(fv, r.fv + (size_t)3 * r.C, sizeof fv) == 0);
     for (int i = 0; i < r.n_tasks * ICL_FV_N_CONDITIONS * 2; i++) ck_assert(r.acc[i] >= 0 && r.acc[i] <= 1 && r.p[i] > 0);
+    /* the per-prompt values average to the summaries (batch 2: the 5 prompts come in chunks of 2, 2, 1) */
+    int m = r.eval_prompts;
+    ck_assert_int_eq(m, 5);
+    double worst = 0.0;
+    for (int i = 0; i < r.n_tasks * ICL_FV_N_CONDITIONS * 2; i++) {
+        double sp = 0.0, sa = 0.0;
+        for (int k = 0; k < m; k++) {
+            sp += r.p_prompt[(size_t)i * m + k];
+            sa += r.acc_prompt[(size_t)i * m + k];
+            ck_assert(r.acc_prompt[(size_t)i * m + k] == 0.0 || r.acc_prompt[(size_t)i * m + k] == 1.0);
+        }
+        worst = fmax(worst, fmax(fabs(sp / m - r.p[i]), fabs(sa / m - r.acc[i])));
+    }
+    for (int t = 0; t < r.n_tasks; t++) {
+        /* the AIE's corrupted prompts are the shuffled condition's, unpatched */
+        size_t shuffled = (((size_t)t * ICL_FV_N_CONDITIONS + ICL_FV_SHUFFLED) * 2) * m;
+        ck_assert(memcmp(r.aie_p0 + (size_t)t * m, r.p_prompt + shuffled, (size_t)m * sizeof(double)) == 0);
+        for (int j = 0; j < n; j++) {
+            double d = 0.0;
+            for (int k = 0; k < m; k++) d += r.aie_p[((size_t)t * n + j) * m + k] - r.aie_p0[(size_t)t * m + k];
+            worst = fmax(worst, fabs(d / m - r.aie[(size_t)t * n + j]));
+        }
+    }
+    printf("  per-prompt values vs summaries: max difference %.3g\n", worst);
+    ck_assert(worst < 1e-12);
     o.top_k = 1;
     icl_fv_result r1;
     ck_assert_int_eq(icl_function_vectors_run(x.m, x.f, &o, &r1), ICL_OK);

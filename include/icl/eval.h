@@ -56,5 +56,23 @@ icl_status icl_eval_write_csv(const icl_eval_result *r, const icl_task_family *f
 icl_status icl_eval_tasks(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed,
                           double *loss, double *metric);
 
+/* What icl_eval_tasks computes its numbers from, prompt by prompt. Prompt i
+ * is prompt i % prompts_per_task of task i / prompts_per_task. */
+typedef struct {
+    int n, T;             /* n = num_tasks * prompts_per_task prompts; T the longest */
+    int prompts_per_task;
+    icl_prompt *prompts;  /* (n) with their loss_weights w */
+    float *losses;        /* (n, T) the loss of every position (0 past a prompt's end):
+                             loss[t] = sum of w * losses / sum of w over task t's prompts */
+    double *score;        /* (n) token: 1 when every query answer token is the argmax, else 0; vector: the
+                             squared error at x_q (its position's loss). metric[t] = mean over task t's prompts */
+} icl_eval_detail;
+
+/* icl_eval_tasks (same prompts, same numbers), also filling *detail (free
+ * with icl_eval_detail_free; freed and zeroed on failure). */
+icl_status icl_eval_tasks_detail(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed,
+                                 double *loss, double *metric, icl_eval_detail *detail);
+void icl_eval_detail_free(icl_eval_detail *d);
+
 ICL_END_DECLS
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "icl/model.h"
 #include "icl/decodability.h"
+#include "icl/eval.h"
 #include "icl/task.h"
 #include "icl/train.h"
 
@@ -56,9 +57,12 @@ typedef struct {
     int k;                                    /* kNN neighbours */
     int eval_prompts;                         /* icl_eval_tasks prompts per task */
     uint64_t eval_seed;
+    int keep_inputs;                          /* 1: the result keeps what its figures are computed from
+                                                 (td_prompts, td_repr, eval); 0: they stay empty */
 } icl_finetune_eval_options;
 
-/* Decodability with 100 prompts per task at the default site, k 10; 100 evaluation prompts, seed 12345. */
+/* Decodability with 100 prompts per task at the default site, k 10; 100 evaluation prompts, seed 12345;
+ * keep_inputs 0. */
 icl_finetune_eval_options icl_finetune_eval_options_default(void);
 
 typedef struct {
@@ -70,11 +74,19 @@ typedef struct {
     double td_best[ICL_FT_VARIANTS];           /* mean TD at the best level */
     double *td_best_task;                      /* (ICL_FT_VARIANTS, n_td_tasks) TD per task at the best level */
     double *loss, *metric;                     /* (ICL_FT_VARIANTS, n_tasks) icl_eval_tasks on every task of f */
+    long steps;
+    double *train_loss;                        /* (ICL_FT_VARIANTS, steps) training loss of every step (NaN for the
+                                                  original): final_loss is the mean of the last min(10, steps) */
+    /* keep_inputs only (else zeroed): */
+    icl_repr_prompts td_prompts;               /* the decodability prompts, the same for every variant */
+    icl_repr_set td_repr[ICL_FT_VARIANTS];     /* their representations at the site, from which TD is computed */
+    icl_eval_detail eval[ICL_FT_VARIANTS];     /* icl_eval_tasks prompt by prompt: loss and metric */
 } icl_finetune_result;
 
 /* Clone m twice, finetune the first n and the last n blocks, and measure
- * TD (icl_decodability_run) and accuracy / squared error (icl_eval_tasks)
- * of the original and both copies on f. m itself is not changed. */
+ * TD (as icl_decodability_run: one prompt set, collected at the site, then
+ * icl_td_from_repr) and accuracy / squared error (icl_eval_tasks) of the
+ * original and both copies on f. m itself is not changed. */
 icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
                             const icl_finetune_eval_options *ev, icl_finetune_result *out);
 void icl_finetune_result_free(icl_finetune_result *r);

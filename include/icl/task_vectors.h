@@ -166,6 +166,13 @@ typedef struct {
     int fv_layer, fv_mid;
     float *fv;            /* (n_tasks, C) */
     double *acc, *p;      /* (n_tasks, ICL_FV_N_CONDITIONS, 2): [..][cond][0 without, 1 with the FV] */
+    /* What acc, p and aie average, prompt by prompt. Prompt i of a condition is prompt i of its prompt set
+     * (stream ICL_FV_STREAM_EVAL; k examples, or 0 for ZERO_SHOT; labels shuffled for SHUFFLED). */
+    int eval_prompts;
+    double *acc_prompt, *p_prompt; /* (n_tasks, ICL_FV_N_CONDITIONS, 2, eval_prompts): 1 if answered exactly / P */
+    double *aie_p0;       /* (n_tasks, eval_prompts) P on the shuffled-label prompts, no head patched */
+    double *aie_p;        /* (n_tasks, L, NH, eval_prompts) the same with the head patched:
+                             aie = mean over prompts of aie_p - aie_p0 */
 } icl_fv_result;
 
 /* Mean head outputs per task, AIE of every head on shuffled-label prompts,

@@ -249,17 +249,45 @@ icl_status icl_eval_by_examples(icl_model *m, const icl_task_family *f, const ic
     return ICL_OK;
 }
 
-icl_status icl_eval_tasks(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed, double *loss,
-                          double *metric) {
+void icl_eval_detail_free(icl_eval_detail *d) {
+    if (!d)
+        return;
+    for (int i = 0; d->prompts && i < d->n; i++)
+        icl_prompt_free(&d->prompts[i]);
+    free(d->prompts);
+    free(d->losses);
+    free(d->score);
+    memset(d, 0, sizeof *d);
+}
+
+static icl_status detail_alloc(const icl_task_family *f, int prompts_per_task, int k, icl_eval_detail *d) {
+    memset(d, 0, sizeof *d);
+    ICL_TRY(icl_task_family_prompt_len(f, k, &d->T));
+    d->n = icl_task_family_num_tasks(f) * prompts_per_task;
+    d->prompts_per_task = prompts_per_task;
+    d->prompts = calloc((size_t)d->n, sizeof *d->prompts);
+    d->losses = calloc((size_t)d->n * d->T, sizeof *d->losses);
+    d->score = calloc((size_t)d->n, sizeof *d->score);
+    if (d->prompts && d->losses && d->score)
+        return ICL_OK;
+    icl_eval_detail_free(d);
+    return icl_fail(ICL_ERR_NOMEM, "eval: out of memory");
+}
+
+/* icl_eval_tasks, with each prompt's losses and score kept in detail when it is not NULL. */
+static icl_status eval_tasks(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed,
+                             double *loss, double *metric, icl_eval_detail *detail, const char *fn) {
     icl_eval_options o = icl_eval_options_default();
     o.prompts_per_task = prompts_per_task;
     o.seed = seed;
     ICL_TRY(validate(m, f, &o));
     if (!loss || !metric)
-        return icl_fail(ICL_ERR_INVALID_ARG, "icl_eval_tasks: NULL output");
+        return icl_fail(ICL_ERR_INVALID_ARG, "%s: NULL output", fn);
     int k = icl_task_family_default_examples(f), token = icl_task_family_mode(f) == ICL_MODE_TOKEN;
     int V = icl_model_config(m)->vocab_size;
     int batch = prompts_per_task < o.batch ? prompts_per_task : o.batch;
+    if (detail)
+        ICL_TRY(detail_alloc(f, prompts_per_task, k, detail));
     eval_scratch s = {0};
     s.prompts = calloc((size_t)batch, sizeof *s.prompts);
     icl_status st = s.prompts ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "eval: out of memory");
@@ -269,26 +297,50 @@ icl_status icl_eval_tasks(icl_model *m, const icl_task_family *f, int prompts_pe
             int count = prompts_per_task - first < batch ? prompts_per_task - first : batch;
             st = run_chunk(m, f, task, k, first, count, seed, ICL_LOSS_ANSWERS, &s);
             for (int b = 0; st == ICL_OK && b < count; b++) {
+                double score = 0;
                 for (int t = 0; t < s.tb.T; t++) {
                     size_t i = (size_t)b * s.tb.T + t;
                     wsum += s.tb.loss_weights[i];
                     lsum += (double)s.tb.loss_weights[i] * s.losses[i];
                     if (!token && s.tb.roles[i] == ICL_ROLE_QUERY_INPUT)
-                        msum += s.losses[i];
+                        score += s.losses[i];
                 }
                 if (token) {
                     int correct;
                     double ql;
                     score_token_query(&s, b, V, &correct, &ql);
-                    msum += correct;
+                    score = correct;
                 }
+                msum += score;
+                if (!detail)
+                    continue;
+                int item = task * prompts_per_task + first + b, T = s.prompts[b].T;
+                st = icl_prompt_copy(&detail->prompts[item], &s.prompts[b]);
+                memcpy(detail->losses + (size_t)item * detail->T, s.losses + (size_t)b * s.tb.T,
+                       (size_t)(T < detail->T ? T : detail->T) * sizeof *s.losses);
+                detail->score[item] = score;
             }
         }
         loss[task] = lsum / wsum;
         metric[task] = msum / prompts_per_task;
     }
     scratch_free(&s, batch);
+    if (st != ICL_OK && detail)
+        icl_eval_detail_free(detail);
     return st;
+}
+
+icl_status icl_eval_tasks(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed, double *loss,
+                          double *metric) {
+    return eval_tasks(m, f, prompts_per_task, seed, loss, metric, NULL, "icl_eval_tasks");
+}
+
+icl_status icl_eval_tasks_detail(icl_model *m, const icl_task_family *f, int prompts_per_task, uint64_t seed,
+                                 double *loss, double *metric, icl_eval_detail *detail) {
+    if (!detail)
+        return icl_fail(ICL_ERR_INVALID_ARG, "icl_eval_tasks_detail: NULL detail");
+    memset(detail, 0, sizeof *detail);
+    return eval_tasks(m, f, prompts_per_task, seed, loss, metric, detail, "icl_eval_tasks_detail");
 }
 
 icl_status icl_eval_write_csv(const icl_eval_result *r, const icl_task_family *f, const char *path) {

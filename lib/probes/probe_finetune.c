@@ -34,7 +34,7 @@ icl_finetune_options icl_finetune_options_default(void) {
 }
 
 icl_finetune_eval_options icl_finetune_eval_options_default(void) {
-    icl_finetune_eval_options e = {NULL, NULL, ICL_KNN_DEFAULT_K, 100, 12345};
+    icl_finetune_eval_options e = {NULL, NULL, ICL_KNN_DEFAULT_K, 100, 12345, 0};
     return e;
 }
 
@@ -75,8 +75,9 @@ static icl_status set_trainable(icl_optimizer *o, int L, icl_ft_part part, int n
     return ICL_OK;
 }
 
-icl_status icl_finetune_layers(icl_model *m, const icl_task_family *f, icl_ft_part part,
-                               const icl_finetune_options *opt, double *final_loss) {
+/* icl_finetune_layers, with the loss of every step into step_losses (opt->steps) when it is not NULL. */
+static icl_status finetune(icl_model *m, const icl_task_family *f, icl_ft_part part, const icl_finetune_options *opt,
+                           double *final_loss, double *step_losses) {
     if (!m || !f || !opt)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_finetune_layers: NULL argument");
     int L = icl_model_config(m)->n_layer;
@@ -117,12 +118,19 @@ icl_status icl_finetune_layers(icl_model *m, const icl_task_family *f, icl_ft_pa
             s = icl_train_step(m, o, &tb.batch, 1, &st);
         if (s == ICL_OK && step > opt->steps - tail)
             loss_sum += st.loss;
+        if (s == ICL_OK && step_losses)
+            step_losses[step - 1] = st.loss;
     }
     if (s == ICL_OK && final_loss)
         *final_loss = loss_sum / (double)tail;
     icl_task_batch_free(&tb);
     icl_optimizer_free(o);
     return s;
+}
+
+icl_status icl_finetune_layers(icl_model *m, const icl_task_family *f, icl_ft_part part,
+                               const icl_finetune_options *opt, double *final_loss) {
+    return finetune(m, f, part, opt, final_loss, NULL);
 }
 
 void icl_finetune_result_free(icl_finetune_result *r) {
@@ -132,34 +140,50 @@ void icl_finetune_result_free(icl_finetune_result *r) {
     free(r->td_best_task);
     free(r->loss);
     free(r->metric);
+    free(r->train_loss);
+    icl_repr_prompts_free(&r->td_prompts);
+    for (int v = 0; v < ICL_FT_VARIANTS; v++) {
+        icl_repr_set_free(&r->td_repr[v]);
+        icl_eval_detail_free(&r->eval[v]);
+    }
     memset(r, 0, sizeof *r);
 }
 
-/* Decodability and accuracy of one variant into row v of the result. */
+/* Decodability of the prompt set and accuracy of one variant into row v of the result; with keep_inputs its
+ * representations and per-prompt evaluation stay in the result. */
 static icl_status measure(icl_model *m, const icl_task_family *f, const icl_finetune_eval_options *ev,
-                          const icl_repr_prompts_options *po, int v, icl_finetune_result *out) {
+                          const icl_repr_prompts *set, const icl_repr_site *site, int v, icl_finetune_result *out) {
     icl_td_options to = icl_td_options_default();
     to.k = ev->k;
+    icl_repr_set r;
     icl_td_result td;
-    ICL_TRY(icl_decodability_run(m, f, po, ev->site, &to, &td));
-    if (out->td_mean == NULL) {
+    ICL_TRY(icl_repr_collect(m, set->prompts, set->n, site, ICL_REPR_BATCH, &r));
+    icl_status s = icl_td_from_repr(&r, set->labels, set->n_tasks, &to, &td);
+    if (s == ICL_OK && out->td_mean == NULL) {
         out->levels = td.levels;
         out->n_td_tasks = td.n_tasks;
         out->td_mean = malloc((size_t)ICL_FT_VARIANTS * td.levels * sizeof *out->td_mean);
         out->td_best_task = malloc((size_t)ICL_FT_VARIANTS * td.n_tasks * sizeof *out->td_best_task);
-        if (!out->td_mean || !out->td_best_task) {
-            icl_td_result_free(&td);
-            return icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
-        }
+        if (!out->td_mean || !out->td_best_task)
+            s = icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
     }
-    memcpy(out->td_mean + (size_t)v * td.levels, td.td_mean, (size_t)td.levels * sizeof *td.td_mean);
-    memcpy(out->td_best_task + (size_t)v * td.n_tasks, td.td + (size_t)td.best_level * td.n_tasks,
-           (size_t)td.n_tasks * sizeof *td.td);
-    out->best_level[v] = td.best_level;
-    out->td_best[v] = td.td_mean[td.best_level];
+    if (s == ICL_OK) {
+        memcpy(out->td_mean + (size_t)v * td.levels, td.td_mean, (size_t)td.levels * sizeof *td.td_mean);
+        memcpy(out->td_best_task + (size_t)v * td.n_tasks, td.td + (size_t)td.best_level * td.n_tasks,
+               (size_t)td.n_tasks * sizeof *td.td);
+        out->best_level[v] = td.best_level;
+        out->td_best[v] = td.td_mean[td.best_level];
+    }
     icl_td_result_free(&td);
-    return icl_eval_tasks(m, f, ev->eval_prompts, ev->eval_seed, out->loss + (size_t)v * out->n_tasks,
-                          out->metric + (size_t)v * out->n_tasks);
+    if (s == ICL_OK && ev->keep_inputs)
+        out->td_repr[v] = r;
+    else
+        icl_repr_set_free(&r);
+    if (s != ICL_OK)
+        return s;
+    double *loss = out->loss + (size_t)v * out->n_tasks, *metric = out->metric + (size_t)v * out->n_tasks;
+    return ev->keep_inputs ? icl_eval_tasks_detail(m, f, ev->eval_prompts, ev->eval_seed, loss, metric, &out->eval[v])
+                           : icl_eval_tasks(m, f, ev->eval_prompts, ev->eval_seed, loss, metric);
 }
 
 icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_finetune_options *opt,
@@ -170,27 +194,43 @@ icl_status icl_finetune_run(icl_model *m, const icl_task_family *f, const icl_fi
     icl_finetune_eval_options e = ev ? *ev : icl_finetune_eval_options_default();
     if (e.eval_prompts < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "evaluation prompts per task must be >= 1, got %d", e.eval_prompts);
+    if (e.keep_inputs != 0 && e.keep_inputs != 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "keep_inputs must be 0 or 1, got %d", e.keep_inputs);
+    if (opt->steps < 1)
+        return icl_fail(ICL_ERR_INVALID_ARG, "finetuning needs steps >= 1 (got %ld)", opt->steps);
     icl_repr_prompts_options po = e.td_prompts ? *e.td_prompts : icl_repr_prompts_options_default();
+    icl_repr_site site = e.site ? *e.site : icl_repr_site_default(f);
     out->n_tasks = icl_task_family_num_tasks(f);
     out->variant_names[0] = "original";
     out->variant_names[1] = icl_ft_part_name(ICL_FT_FIRST);
     out->variant_names[2] = icl_ft_part_name(ICL_FT_LAST);
     out->final_loss[0] = NAN;
+    out->steps = opt->steps;
     out->loss = malloc((size_t)ICL_FT_VARIANTS * out->n_tasks * sizeof *out->loss);
     out->metric = malloc((size_t)ICL_FT_VARIANTS * out->n_tasks * sizeof *out->metric);
-    icl_status s = (out->loss && out->metric) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
+    out->train_loss = malloc((size_t)ICL_FT_VARIANTS * opt->steps * sizeof *out->train_loss);
+    icl_status s = (out->loss && out->metric && out->train_loss)
+                       ? ICL_OK
+                       : icl_fail(ICL_ERR_NOMEM, "icl_finetune_run: out of memory");
+    for (long i = 0; s == ICL_OK && i < opt->steps; i++) out->train_loss[i] = NAN;
     if (s == ICL_OK)
-        s = measure(m, f, &e, &po, 0, out);
+        s = icl_repr_prompts_generate(f, &po, &out->td_prompts);
+    if (s == ICL_OK && out->td_prompts.n_tasks < 2)
+        s = icl_fail(ICL_ERR_INVALID_ARG, "task decodability needs at least 2 tasks");
+    if (s == ICL_OK)
+        s = measure(m, f, &e, &out->td_prompts, &site, 0, out);
     for (int v = 1; s == ICL_OK && v < ICL_FT_VARIANTS; v++) {
         icl_model *copy;
         if ((s = icl_model_clone(m, &copy)) != ICL_OK)
             break;
         icl_ft_part part = v == 1 ? ICL_FT_FIRST : ICL_FT_LAST;
-        s = icl_finetune_layers(copy, f, part, opt, &out->final_loss[v]);
+        s = finetune(copy, f, part, opt, &out->final_loss[v], out->train_loss + (size_t)v * opt->steps);
         if (s == ICL_OK)
-            s = measure(copy, f, &e, &po, v, out);
+            s = measure(copy, f, &e, &out->td_prompts, &site, v, out);
         icl_model_free(copy);
     }
+    if (s == ICL_OK && !e.keep_inputs)
+        icl_repr_prompts_free(&out->td_prompts);
     if (s != ICL_OK)
         icl_finetune_result_free(out);
     return s;

@@ -80,7 +80,7 @@ icl_status icl_fv_mean_head_outputs(icl_model *m, const icl_task_family *f, int 
 }
 
 icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int32_t *answers,
-                               const float *head_means, double *aie) {
+                               const float *head_means, double *aie, double *row_p0, double *row_p) {
     probe_dims dims = probe_dims_of(m);
     if (!m || !tb || !answers || !head_means || !aie)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_fv_head_effects: NULL argument");
@@ -89,6 +89,8 @@ icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int
     icl_status s = (p0 && p) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_fv_head_effects: out of memory");
     if (s == ICL_OK)
         s = icl_answer_probs(m, tb, answers, 1, NULL, 0, p0, NULL);
+    if (s == ICL_OK && row_p0)
+        memcpy(row_p0, p0, (size_t)B * sizeof *p0);
     for (int l = 0; s == ICL_OK && l < L; l++)
         for (int h = 0; s == ICL_OK && h < NH; h++) {
             icl_intervention iv = icl_intervention_make(ICL_POINT_HEAD_OUT, l, ICL_IV_SET);
@@ -100,6 +102,8 @@ icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int
             for (int b = 0; s == ICL_OK && b < B; b++)
                 d += p[b] - p0[b];
             aie[l * NH + h] = d / B;
+            if (s == ICL_OK && row_p)
+                memcpy(row_p + ((size_t)l * NH + h) * B, p, (size_t)B * sizeof *p);
         }
     free(p0);
     free(p);
@@ -158,6 +162,10 @@ void icl_fv_result_free(icl_fv_result *r) {
     free(r->fv);
     free(r->acc);
     free(r->p);
+    free(r->acc_prompt);
+    free(r->p_prompt);
+    free(r->aie_p0);
+    free(r->aie_p);
     memset(r, 0, sizeof *r);
 }
 
@@ -207,11 +215,11 @@ static void rank_heads(icl_fv_result *r) {
         }
 }
 
-/* Accuracy and P(answer) of task index t's prompts of one condition, without and with its FV. */
+/* Accuracy and P(answer) of task index t's prompts of one condition, without and with its FV, and of each prompt. */
 static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_options *o, icl_fv_result *r, int t,
                            int cond, icl_task_batch *tb) {
     probe_dims dims = probe_dims_of(m);
-    int A = icl_task_family_answer_len(f), chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    int A = icl_task_family_answer_len(f), n = o->eval_prompts, chunk = o->batch < n ? o->batch : n;
     icl_prompt_set ps = {o->seed, ICL_FV_STREAM_EVAL, r->tasks[t], cond == ICL_FV_ZERO_SHOT ? 0 : o->n_examples,
                          cond == ICL_FV_SHUFFLED, dims.ctx, ICL_LOSS_ANSWERS};
     icl_intervention iv = icl_intervention_make(r->fv_mid ? ICL_POINT_RESID_MID : ICL_POINT_RESID_POST, r->fv_layer,
@@ -222,16 +230,18 @@ static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_
     double *p = malloc((size_t)chunk * sizeof *p), *hit = malloc((size_t)chunk * sizeof *hit);
     icl_status s = (ans && p && hit) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_function_vectors_run: out of memory");
     size_t cell = ((size_t)t * ICL_FV_N_CONDITIONS + cond) * 2;
-    for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
-        int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+    for (int first = 0; s == ICL_OK && first < n; first += chunk) {
+        int cnt = n - first < chunk ? n - first : chunk;
         s = icl_prompt_set_batch(f, &ps, first, cnt, tb);
         if (s == ICL_OK)
             s = icl_query_answers(f, tb, r->tasks[t], ans);
         for (int with = 0; s == ICL_OK && with < 2; with++) {
             s = icl_answer_probs(m, tb, ans, 1, with ? &iv : NULL, with, p, hit);
             for (int b = 0; s == ICL_OK && b < cnt; b++) {
-                r->p[cell + with] += p[b] / o->eval_prompts;
-                r->acc[cell + with] += hit[b] / o->eval_prompts;
+                r->p[cell + with] += p[b] / n;
+                r->acc[cell + with] += hit[b] / n;
+                r->p_prompt[(cell + with) * n + first + b] = p[b];
+                r->acc_prompt[(cell + with) * n + first + b] = hit[b];
             }
         }
     }
@@ -241,29 +251,33 @@ static icl_status evaluate(icl_model *m, const icl_task_family *f, const icl_fv_
     return s;
 }
 
-/* AIE of every head for task index t over its shuffled-label evaluation prompts. */
+/* AIE of every head for task index t over its shuffled-label evaluation prompts, and each prompt's P. */
 static icl_status task_effects(icl_model *m, const icl_task_family *f, const icl_fv_options *o, icl_fv_result *r,
                                int t, icl_task_batch *tb) {
     probe_dims dims = probe_dims_of(m);
-    int A = icl_task_family_answer_len(f), n = r->L * r->NH;
-    int chunk = o->batch < o->eval_prompts ? o->batch : o->eval_prompts;
+    int A = icl_task_family_answer_len(f), heads = r->L * r->NH, n = o->eval_prompts;
+    int chunk = o->batch < n ? o->batch : n;
     icl_prompt_set ps = {o->seed, ICL_FV_STREAM_EVAL, r->tasks[t], o->n_examples, 1, dims.ctx, ICL_LOSS_ANSWERS};
     int32_t *ans = malloc((size_t)chunk * A * sizeof *ans);
-    double *part = malloc((size_t)n * sizeof *part);
-    icl_status s = (ans && part) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_function_vectors_run: out of memory");
-    double *aie = r->aie + (size_t)t * n;
-    for (int first = 0; s == ICL_OK && first < o->eval_prompts; first += chunk) {
-        int cnt = o->eval_prompts - first < chunk ? o->eval_prompts - first : chunk;
+    double *part = malloc((size_t)heads * sizeof *part), *rows = malloc((size_t)heads * chunk * sizeof *rows);
+    icl_status s = (ans && part && rows) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_function_vectors_run: out of memory");
+    double *aie = r->aie + (size_t)t * heads, *p = r->aie_p + (size_t)t * heads * n;
+    for (int first = 0; s == ICL_OK && first < n; first += chunk) {
+        int cnt = n - first < chunk ? n - first : chunk;
         s = icl_prompt_set_batch(f, &ps, first, cnt, tb);
         if (s == ICL_OK)
             s = icl_query_answers(f, tb, r->tasks[t], ans);
         if (s == ICL_OK)
-            s = icl_fv_head_effects(m, tb, ans, r->head_means + (size_t)t * r->L * r->C, part);
-        for (int j = 0; s == ICL_OK && j < n; j++)
-            aie[j] += part[j] * cnt / o->eval_prompts;
+            s = icl_fv_head_effects(m, tb, ans, r->head_means + (size_t)t * r->L * r->C, part,
+                                    r->aie_p0 + (size_t)t * n + first, rows);
+        for (int j = 0; s == ICL_OK && j < heads; j++) {
+            aie[j] += part[j] * cnt / n;
+            memcpy(p + (size_t)j * n + first, rows + (size_t)j * cnt, (size_t)cnt * sizeof *rows);
+        }
     }
     free(ans);
     free(part);
+    free(rows);
     return s;
 }
 
@@ -298,8 +312,14 @@ icl_status icl_function_vectors_run(icl_model *m, const icl_task_family *f, cons
     r->fv = malloc(n * r->C * sizeof *r->fv);
     r->acc = calloc(n * ICL_FV_N_CONDITIONS * 2, sizeof *r->acc);
     r->p = calloc(n * ICL_FV_N_CONDITIONS * 2, sizeof *r->p);
+    size_t per_prompt = (size_t)opt->eval_prompts;
+    r->eval_prompts = opt->eval_prompts;
+    r->acc_prompt = malloc(n * ICL_FV_N_CONDITIONS * 2 * per_prompt * sizeof *r->acc_prompt);
+    r->p_prompt = malloc(n * ICL_FV_N_CONDITIONS * 2 * per_prompt * sizeof *r->p_prompt);
+    r->aie_p0 = malloc(n * per_prompt * sizeof *r->aie_p0);
+    r->aie_p = malloc(n * heads * per_prompt * sizeof *r->aie_p);
     icl_status s = (r->tasks && r->head_means && r->aie && r->aie_mean && r->rank && r->heads && r->fv && r->acc &&
-                    r->p)
+                    r->p && r->acc_prompt && r->p_prompt && r->aie_p0 && r->aie_p)
                        ? ICL_OK
                        : icl_fail(ICL_ERR_NOMEM, "icl_function_vectors_run: out of memory");
     icl_task_batch tb = {0};

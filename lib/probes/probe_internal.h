@@ -72,9 +72,10 @@ icl_status icl_fv_mean_head_outputs(icl_model *m, const icl_task_family *f, int 
 /* Indirect effect of every head on the rows of tb: for head (l, h), head_means
  * (L, NH, HS)'s record of that head is SET at the query separator, and
  * aie[l*NH + h] = mean over rows of P(answer) patched - P(answer) unpatched,
- * answers (B, answer_len). */
+ * answers (B, answer_len). Optional: row_p0 (B) each row's unpatched P,
+ * row_p (L, NH, B) its patched P. */
 icl_status icl_fv_head_effects(icl_model *m, const icl_task_batch *tb, const int32_t *answers,
-                               const float *head_means, double *aie);
+                               const float *head_means, double *aie, double *row_p0, double *row_p);
 
 /* fv (C) = sum over the n_heads heads (layer, head pairs in heads (n_heads, 2))
  * of icl_head_output_project of their mean outputs head_means (L, NH, HS). */

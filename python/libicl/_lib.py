@@ -75,7 +75,12 @@ RSA_MAX_SHOTS = 8
 RSA_MAX_HYP = 3
 NPY_MAX_DIM = 8
 FV_N_CONDITIONS = 3
+FT_VARIANTS = 3
 ROLE_COUNT = 9
+# Streams of the prompt sets of the task- and function-vector probes (ICL_TV_STREAM_*, ICL_FV_STREAM_*).
+TV_STREAM_DEMO, TV_STREAM_ZERO_SHOT = "task_vectors/demo", "task_vectors/zero_shot"
+TV_STREAM_TARGET, TV_STREAM_INTERP = "task_vectors/target", "task_vectors/interp"
+FV_STREAM_CLEAN, FV_STREAM_EVAL = "function_vectors/clean", "function_vectors/eval"
 
 # ---- structs ----
 
@@ -244,7 +249,13 @@ class FvResult(Structure):
     _fields_ = [("n_tasks", c_int), ("L", c_int), ("NH", c_int), ("HS", c_int), ("C", c_int),
                 ("tasks", POINTER(c_int)), ("head_means", POINTER(c_float)), ("aie", _PD), ("aie_mean", _PD),
                 ("top_k", c_int), ("rank", POINTER(c_int)), ("heads", POINTER(c_int)), ("fv_layer", c_int),
-                ("fv_mid", c_int), ("fv", POINTER(c_float)), ("acc", _PD), ("p", _PD)]
+                ("fv_mid", c_int), ("fv", POINTER(c_float)), ("acc", _PD), ("p", _PD), ("eval_prompts", c_int),
+                ("acc_prompt", _PD), ("p_prompt", _PD), ("aie_p0", _PD), ("aie_p", _PD)]
+
+
+class PromptSet(Structure):
+    _fields_ = [("seed", c_uint64), ("stream", c_char_p), ("task", c_int), ("n_examples", c_int),
+                ("shuffle_labels", c_int), ("ctx", c_int), ("loss", c_int)]
 
 
 class ReprSite(Structure):
@@ -316,6 +327,30 @@ class EvalResult(Structure):
                 ("baseline_names", POINTER(c_char * 32)), ("prompts_per_task", c_int)]
 
 
+class EvalDetail(Structure):
+    _fields_ = [("n", c_int), ("T", c_int), ("prompts_per_task", c_int), ("prompts", POINTER(Prompt)),
+                ("losses", POINTER(c_float)), ("score", _PD)]
+
+
+class FinetuneOptions(Structure):
+    _fields_ = [("n_layers", c_int), ("steps", c_long), ("batch", c_int), ("optim", OptimConfig),
+                ("train_io", c_int), ("tasks", POINTER(c_int)), ("n_tasks", c_int), ("n_examples", c_int),
+                ("seed", c_uint64)]
+
+
+class FinetuneEvalOptions(Structure):
+    _fields_ = [("td_prompts", POINTER(ReprPromptsOptions)), ("site", POINTER(ReprSite)), ("k", c_int),
+                ("eval_prompts", c_int), ("eval_seed", c_uint64), ("keep_inputs", c_int)]
+
+
+class FinetuneResult(Structure):
+    _fields_ = [("levels", c_int), ("n_td_tasks", c_int), ("n_tasks", c_int),
+                ("variant_names", c_char_p * FT_VARIANTS), ("final_loss", c_double * FT_VARIANTS),
+                ("td_mean", _PD), ("best_level", c_int * FT_VARIANTS), ("td_best", c_double * FT_VARIANTS),
+                ("td_best_task", _PD), ("loss", _PD), ("metric", _PD), ("steps", c_long), ("train_loss", _PD),
+                ("td_prompts", ReprPrompts), ("td_repr", ReprSet * FT_VARIANTS), ("eval", EvalDetail * FT_VARIANTS)]
+
+
 # C struct name of each mirror, for the layout test (python/tests/test_abi.py).
 STRUCTS = {
     "icl_config": Config, "icl_batch": Batch, "icl_param_info": ParamInfo, "icl_optim_config": OptimConfig,
@@ -331,7 +366,9 @@ STRUCTS = {
     "icl_td_options": TdOptions, "icl_td_result": TdResult, "icl_rsa_options": RsaOptions,
     "icl_rsa_result": RsaResult, "icl_linear_options": LinearOptions, "icl_attn_stats": AttnStats,
     "icl_attn_options": AttnOptions, "icl_attn_result": AttnResult, "icl_eval_options": EvalOptions,
-    "icl_eval_result": EvalResult,
+    "icl_eval_result": EvalResult, "icl_prompt_set": PromptSet, "icl_eval_detail": EvalDetail,
+    "icl_finetune_options": FinetuneOptions, "icl_finetune_eval_options": FinetuneEvalOptions,
+    "icl_finetune_result": FinetuneResult,
 }
 
 # ---- functions: short name -> (C symbol, restype, argtypes) ----
@@ -476,6 +513,7 @@ _FUNCS = {
     "fv_options_default": ("icl_fv_options_default", FvOptions, [_P]),
     "function_vectors_run": ("icl_function_vectors_run", _S, [_P, _P, POINTER(FvOptions), POINTER(FvResult)]),
     "fv_result_free": ("icl_fv_result_free", None, [POINTER(FvResult)]),
+    "prompt_set_batch": ("icl_prompt_set_batch", _S, [_P, POINTER(PromptSet), c_int, c_int, _PTB]),
     # representations.h
     "repr_site_default": ("icl_repr_site_default", ReprSite, [_P]),
     "repr_site_parse": ("icl_repr_site_parse", _S, [_P, c_char_p, c_char_p, c_char_p, c_int, POINTER(ReprSite)]),
@@ -491,6 +529,7 @@ _FUNCS = {
                           [_P, _P, POINTER(ReprPromptsOptions), POINTER(ReprSite), POINTER(TdOptions),
                            POINTER(TdResult)]),
     "td_result_free": ("icl_td_result_free", None, [POINTER(TdResult)]),
+    "td_from_repr": ("icl_td_from_repr", _S, [POINTER(ReprSet), _PI32, c_int, POINTER(TdOptions), POINTER(TdResult)]),
     "rsa_options_default": ("icl_rsa_options_default", RsaOptions, [_P]),
     "rsa_run": ("icl_rsa_run", _S, [_P, _P, POINTER(ReprPromptsOptions), POINTER(ReprSite), POINTER(RsaOptions),
                                         POINTER(RsaResult)]),
@@ -498,6 +537,12 @@ _FUNCS = {
     "linear_options_default": ("icl_linear_options_default", LinearOptions, []),
     "linear_probe_levels": ("icl_linear_probe_levels", _S,
                             [POINTER(ReprSet), POINTER(ReprPrompts), c_int, POINTER(LinearOptions), _PD, _PD]),
+    "linear_probe_levels_cv": ("icl_linear_probe_levels_cv", _S,
+                               [POINTER(ReprSet), POINTER(ReprPrompts), c_int, POINTER(LinearOptions), _PD, _PD, _PD,
+                                _PD, _PI32]),
+    "linear_target_outputs": ("icl_linear_target_outputs", c_int, [POINTER(ReprPrompts), c_int]),
+    "linear_prompts_options": ("icl_linear_prompts_options", _S,
+                               [POINTER(ReprPromptsOptions), c_int, c_int, c_int, POINTER(ReprPromptsOptions)]),
     "attn_options_default": ("icl_attn_options_default", AttnOptions, [_P]),
     "attention_run": ("icl_attention_run", _S, [_P, _P, POINTER(AttnOptions), POINTER(AttnResult)]),
     "attn_result_free": ("icl_attn_result_free", None, [POINTER(AttnResult)]),
@@ -505,6 +550,14 @@ _FUNCS = {
     "eval_options_default": ("icl_eval_options_default", EvalOptions, []),
     "eval_by_examples": ("icl_eval_by_examples", _S, [_P, _P, POINTER(EvalOptions), POINTER(EvalResult)]),
     "eval_result_free": ("icl_eval_result_free", None, [POINTER(EvalResult)]),
+    "eval_tasks_detail": ("icl_eval_tasks_detail", _S, [_P, _P, c_int, c_uint64, _PD, _PD, POINTER(EvalDetail)]),
+    "eval_detail_free": ("icl_eval_detail_free", None, [POINTER(EvalDetail)]),
+    # finetune.h
+    "finetune_options_default": ("icl_finetune_options_default", FinetuneOptions, []),
+    "finetune_eval_options_default": ("icl_finetune_eval_options_default", FinetuneEvalOptions, []),
+    "finetune_run": ("icl_finetune_run", _S,
+                     [_P, _P, POINTER(FinetuneOptions), POINTER(FinetuneEvalOptions), POINTER(FinetuneResult)]),
+    "finetune_result_free": ("icl_finetune_result_free", None, [POINTER(FinetuneResult)]),
 }
 
 

@@ -262,7 +262,12 @@ def task_vectors(model, family, tasks=None, mode="replace", **opts):
 def function_vectors(model, family, tasks=None, **opts):
     """icl_function_vectors_run: head_means (n_tasks, L, NH, HS), aie (n_tasks,
     L, NH), aie_mean, rank, heads (top_k, 2), fv (n_tasks, C), acc and p
-    (n_tasks, 3 conditions clean/zero_shot/shuffled, without/with the FV)."""
+    (n_tasks, 3 conditions clean/zero_shot/shuffled, without/with the FV), and
+    what they average: acc_prompt and p_prompt (n_tasks, 3, 2, eval_prompts)
+    per evaluation prompt, aie_p0 (n_tasks, eval_prompts) and aie_p (n_tasks,
+    L, NH, eval_prompts) per shuffled-label prompt, unpatched and with each
+    head patched. Prompt i of a condition is TaskFamily.prompt_set's prompt i
+    of stream FV_STREAM_EVAL."""
     keep = []
     o = C.fv_options_default(family.ptr)
     _tasks_field(o, family, tasks, keep)
@@ -278,7 +283,11 @@ def function_vectors(model, family, tasks=None, **opts):
                 "heads": copy_out(r.heads, (r.top_k, 2), np.intc).astype(_I32), "fv_layer": r.fv_layer,
                 "fv_mid": r.fv_mid, "fv": copy_out(r.fv, (n, Cd), _F32),
                 "acc": copy_out(r.acc, (n, _lib.FV_N_CONDITIONS, 2), _F64),
-                "p": copy_out(r.p, (n, _lib.FV_N_CONDITIONS, 2), _F64)}
+                "p": copy_out(r.p, (n, _lib.FV_N_CONDITIONS, 2), _F64),
+                "acc_prompt": copy_out(r.acc_prompt, (n, _lib.FV_N_CONDITIONS, 2, r.eval_prompts), _F64),
+                "p_prompt": copy_out(r.p_prompt, (n, _lib.FV_N_CONDITIONS, 2, r.eval_prompts), _F64),
+                "aie_p0": copy_out(r.aie_p0, (n, r.eval_prompts), _F64),
+                "aie_p": copy_out(r.aie_p, (n, L, NH, r.eval_prompts), _F64)}
     finally:
         C.fv_result_free(ctypes.byref(r))
 
@@ -325,18 +334,22 @@ def decodability(model, family, tasks=None, prompts_per_task=None, n_examples=No
     check(C.decodability_run(model.ptr, family.ptr, ctypes.byref(po), ctypes.byref(s) if s else None,
                               ctypes.byref(to), ctypes.byref(r)), "decodability")
     try:
-        Lv, n, N, d = r.levels, r.n_tasks, r.n, r.pca_dims
-        out = {"td": copy_out(r.td, (Lv, n), _F64), "td_mean": copy_out(r.td_mean, (Lv,), _F64),
-               "td_weighted": copy_out(r.td_weighted, (Lv, n), _F64),
-               "td_weighted_mean": copy_out(r.td_weighted_mean, (Lv,), _F64),
-               "best_level": r.best_level, "pairwise_level": r.pairwise_level,
-               "pairwise": copy_out(r.pairwise, (n, n), _F64), "score": copy_out(r.score, (n,), _F64)}
-        if d > 0:
-            out["pca"] = copy_out(r.pca, (Lv, N, d), _F64)
-            out["pca_var"] = copy_out(r.pca_var, (Lv, d), _F64)
-        return out
+        return _td_out(r)
     finally:
         C.td_result_free(ctypes.byref(r))
+
+
+def _td_out(r):
+    Lv, n, N, d = r.levels, r.n_tasks, r.n, r.pca_dims
+    out = {"td": copy_out(r.td, (Lv, n), _F64), "td_mean": copy_out(r.td_mean, (Lv,), _F64),
+           "td_weighted": copy_out(r.td_weighted, (Lv, n), _F64),
+           "td_weighted_mean": copy_out(r.td_weighted_mean, (Lv,), _F64),
+           "best_level": r.best_level, "pairwise_level": r.pairwise_level,
+           "pairwise": copy_out(r.pairwise, (n, n), _F64), "score": copy_out(r.score, (n,), _F64)}
+    if d > 0:
+        out["pca"] = copy_out(r.pca, (Lv, N, d), _F64)
+        out["pca_var"] = copy_out(r.pca_var, (Lv, d), _F64)
+    return out
 
 
 def rsa(model, family, tasks=None, prompts_per_task=None, shots=None, seed=1, site=None, labels=None, **opts):
@@ -379,14 +392,28 @@ def rsa(model, family, tasks=None, prompts_per_task=None, shots=None, seed=1, si
 
 
 def linear(model, family, target="task", tasks=None, prompts_per_task=None, n_examples=None, seed=1, site=None,
-           **opts):
-    """Linear probes per level (icl_linear_probe_levels) on a generated prompt
-    set: metric (levels) (cross-validated accuracy, or R^2), chance.
-    target: task, answer or weights. Options: folds, l2, alpha, seed."""
+           shots=None, max_shots=None, same_queries=True, **opts):
+    """Linear probes per level (icl_linear_probe_levels_cv) on a generated prompt
+    set: metric (levels) (cross-validated accuracy, or R^2), chance, and what
+    they come from: y (n, n_out) the target (class ids of a logistic probe),
+    pred (levels, n, n_out) each item's held-out prediction, folds (n).
+    target: task, answer or weights. Options: folds, l2, alpha, seed.
+    shots (with max_shots, default shots): the prompt set of the condition with
+    `shots` examples in a comparison up to max_shots (icl_linear_prompts_options):
+    same_queries keeps the first `shots` of max_shots examples, so every
+    condition has the same queries; False draws prompts of `shots` examples."""
     if target not in _lib.LINEAR_TARGETS:
         raise Error(ERR_INVALID_ARG, "target must be one of %s" % ", ".join(_lib.LINEAR_TARGETS))
     keep = []
     po = _prompts_options(family, tasks, prompts_per_task, n_examples, seed, keep)
+    if shots is not None:
+        if n_examples is not None:
+            raise Error(ERR_INVALID_ARG, "give either n_examples or shots, not both")
+        base = po
+        po = _lib.ReprPromptsOptions()
+        check(C.linear_prompts_options(ctypes.byref(base), _int(shots, "shots"),
+                                       _int(shots if max_shots is None else max_shots, "max_shots"),
+                                       int(bool(same_queries)), ctypes.byref(po)), "shots")
     lo = C.linear_options_default()
     _set(lo, opts, "linear")
     s = _site(family, site) or C.repr_site_default(family.ptr)
@@ -395,15 +422,39 @@ def linear(model, family, target="task", tasks=None, prompts_per_task=None, n_ex
     try:
         check(C.repr_collect(model.ptr, prompts.prompts, prompts.n, ctypes.byref(s), 64, ctypes.byref(rs)),
               "collect")
-        metric = np.empty(rs.levels, _F64)
+        t, n = _lib.LINEAR_TARGETS[target], prompts.n
+        n_out = max(1, C.linear_target_outputs(ctypes.byref(prompts), t))
+        metric, y = np.empty(rs.levels, _F64), np.empty((n, n_out), _F64)
+        pred, folds = np.empty((rs.levels, n, n_out), _F64), np.empty(n, _I32)
         chance = ctypes.c_double()
-        check(C.linear_probe_levels(ctypes.byref(rs), ctypes.byref(prompts), _lib.LINEAR_TARGETS[target],
-                                    ctypes.byref(lo), ptr(metric), ctypes.byref(chance)), "linear probe")
-        return {"metric": metric, "chance": chance.value, "labels": copy_out(prompts.labels, (prompts.n,), _I32),
-                "X": copy_out(rs.X, (rs.levels, rs.n, rs.d), _F32), "score": copy_out(rs.score, (rs.n,), _F64)}
+        check(C.linear_probe_levels_cv(ctypes.byref(rs), ctypes.byref(prompts), t, ctypes.byref(lo), ptr(metric),
+                                       ctypes.byref(chance), ptr(y), ptr(pred), ptr(folds)), "linear probe")
+        return {"metric": metric, "chance": chance.value, "labels": copy_out(prompts.labels, (n,), _I32),
+                "X": copy_out(rs.X, (rs.levels, rs.n, rs.d), _F32), "score": copy_out(rs.score, (rs.n,), _F64),
+                "y": y, "pred": pred, "folds": folds}
     finally:
         C.repr_set_free(ctypes.byref(rs))
         C.repr_prompts_free(ctypes.byref(prompts))
+
+
+def td_from_repr(X, labels, **opts):
+    """Task decodability of your own representations (icl_td_from_repr): X
+    (levels, n, d), labels (n) class indices in [0, n_classes). Returns what
+    decodability() returns. Options: k, pairwise_level, pca_dims."""
+    x = as_float(X, "X", ndim=3)
+    lab = as_int32(labels, "labels", shape=(x.shape[1],))
+    if lab.size == 0 or lab.min() < 0:
+        raise Error(ERR_INVALID_ARG, "labels must be class indices >= 0")
+    rs = _lib.ReprSet(levels=x.shape[0], n=x.shape[1], d=x.shape[2], X=ptr(x), score=None)
+    to = C.td_options_default()
+    _set(to, opts, "td_from_repr")
+    r = _lib.TdResult()
+    check(C.td_from_repr(ctypes.byref(rs), ptr(lab), int(lab.max()) + 1, ctypes.byref(to), ctypes.byref(r)),
+          "td_from_repr")
+    try:
+        return _td_out(r)
+    finally:
+        C.td_result_free(ctypes.byref(r))
 
 
 def attention(model, family, tasks=None, prompts_per_task=None, n_examples=None, seed=1, from_=None, **opts):
@@ -459,5 +510,93 @@ def evaluate(model, family, tasks=None, **opts):
         C.eval_result_free(ctypes.byref(r))
 
 
-__all__ = ["Lens", "answer_probs", "attention", "decodability", "evaluate", "function_vectors", "head_ablation",
-           "linear", "logit_lens", "residuals_at", "rsa", "superposition", "task_vectors", "tv_intervention"]
+def _eval_detail(d):
+    """An icl_eval_detail as arrays: losses (n, T), score (n), loss_weights (n, T), prompt_task (n)."""
+    n, T = d.n, d.T
+    w, task = np.zeros((n, T), _F32), np.empty(n, _I32)
+    for i in range(n):
+        p = d.prompts[i]
+        w[i, :p.T] = copy_out(p.loss_weights, (p.T,), _F32)
+        task[i] = p.task
+    return {"losses": copy_out(d.losses, (n, T), _F32), "score": copy_out(d.score, (n,), _F64),
+            "loss_weights": w, "prompt_task": task}
+
+
+def eval_tasks(model, family, prompts_per_task=100, seed=12345, detail=False):
+    """The training objective of every task on fixed prompts of the family's
+    default examples (icl_eval_tasks): loss and metric (num_tasks), the mean
+    answers-only loss and the query accuracy (token) or squared error
+    (vector). detail: also each prompt's losses (n, T), score (n),
+    loss_weights (n, T) and prompt_task (n), task-major (icl_eval_tasks_detail)."""
+    nt = family.num_tasks
+    loss, metric = np.empty(nt, _F64), np.empty(nt, _F64)
+    d = _lib.EvalDetail()
+    check(C.eval_tasks_detail(model.ptr, family.ptr, _int(prompts_per_task, "prompts_per_task", 1),
+                              _u64(seed, "seed"), ptr(loss), ptr(metric), ctypes.byref(d)), "eval_tasks")
+    try:
+        out = {"loss": loss, "metric": metric}
+        if detail:
+            out.update(_eval_detail(d))
+        return out
+    finally:
+        C.eval_detail_free(ctypes.byref(d))
+
+
+_FT_FIELDS = ("n_layers", "steps", "batch", "train_io", "n_examples")
+_FT_EVAL_FIELDS = ("k", "eval_prompts", "eval_seed")
+
+
+def finetune(model, family, tasks=None, prompts_per_task=None, seed=1, site=None, lr=None, keep_inputs=False,
+             **opts):
+    """Partial finetuning (icl_finetune_run): the original and copies with only
+    the first / last n_layers blocks trained, in the order of `variants`:
+    final_loss (3), train_loss (3, steps) (NaN for the original), td_mean (3,
+    levels), best_level, td_best (3), td_best_task (3, n_td_tasks), loss and
+    metric (3, num_tasks). tasks: the training tasks; prompts_per_task, seed
+    and site: the decodability prompts (seed also the training data). Options:
+    n_layers, steps, batch, train_io, n_examples (training); k, eval_prompts,
+    eval_seed (evaluation). keep_inputs: also td_labels (n), td_X (3, levels,
+    n, d) and the evaluation per prompt: eval_losses (3, n, T), eval_score
+    (3, n), eval_loss_weights (n, T), eval_prompt_task (n)."""
+    for k in opts:
+        if k not in _FT_FIELDS + _FT_EVAL_FIELDS:
+            raise Error(ERR_INVALID_ARG, "finetune has no option %r (options: %s)"
+                        % (k, ", ".join(_FT_FIELDS + _FT_EVAL_FIELDS)))
+    keep = []
+    o, e = C.finetune_options_default(), C.finetune_eval_options_default()
+    _tasks_field(o, family, tasks, keep)
+    _set(o, {k: v for k, v in opts.items() if k in _FT_FIELDS}, "finetune")
+    _set(e, {k: v for k, v in opts.items() if k in _FT_EVAL_FIELDS}, "finetune")
+    o.seed = _u64(seed, "seed")
+    if lr is not None:
+        o.optim.lr = float(lr)
+    po = _prompts_options(family, None, prompts_per_task, None, seed, keep)
+    st = _site(family, site, 1)
+    e.td_prompts = ctypes.pointer(po)
+    e.site = ctypes.pointer(st) if st else None
+    e.keep_inputs = int(bool(keep_inputs))
+    r = _lib.FinetuneResult()
+    check(C.finetune_run(model.ptr, family.ptr, ctypes.byref(o), ctypes.byref(e), ctypes.byref(r)), "finetune")
+    try:
+        V, Lv, nt, ntd = _lib.FT_VARIANTS, r.levels, r.n_tasks, r.n_td_tasks
+        out = {"variants": [text(r.variant_names[v]) for v in range(V)], "final_loss": np.array(r.final_loss[:]),
+               "train_loss": copy_out(r.train_loss, (V, r.steps), _F64),
+               "td_mean": copy_out(r.td_mean, (V, Lv), _F64), "best_level": np.array(r.best_level[:], _I32),
+               "td_best": np.array(r.td_best[:]), "td_best_task": copy_out(r.td_best_task, (V, ntd), _F64),
+               "loss": copy_out(r.loss, (V, nt), _F64), "metric": copy_out(r.metric, (V, nt), _F64)}
+        if keep_inputs:
+            n = r.td_prompts.n
+            out["td_labels"] = copy_out(r.td_prompts.labels, (n,), _I32)
+            out["td_X"] = np.stack([copy_out(x.X, (x.levels, x.n, x.d), _F32) for x in r.td_repr])
+            details = [_eval_detail(d) for d in r.eval]
+            out["eval_losses"] = np.stack([d["losses"] for d in details])
+            out["eval_score"] = np.stack([d["score"] for d in details])
+            out["eval_loss_weights"], out["eval_prompt_task"] = details[0]["loss_weights"], details[0]["prompt_task"]
+        return out
+    finally:
+        C.finetune_result_free(ctypes.byref(r))
+
+
+__all__ = ["Lens", "answer_probs", "attention", "decodability", "eval_tasks", "evaluate", "finetune",
+           "function_vectors", "head_ablation", "linear", "logit_lens", "residuals_at", "rsa", "superposition",
+           "task_vectors", "td_from_repr", "tv_intervention"]

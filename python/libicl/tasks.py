@@ -152,6 +152,24 @@ class TaskFamily(Handle):
         opts = self._batch_options(B, n_examples, tasks, pad_to, loss, query_unseen, active_dims)
         return PromptBatch._generate(self, opts, rng)
 
+    def prompt_set(self, task, count, first=0, n_examples=-1, seed=1, stream=_lib.FV_STREAM_EVAL,
+                   shuffle_labels=False, ctx=0, loss="answers"):
+        """Prompts [first, first+count) of a prompt set (icl_prompt_set_batch):
+        prompt i depends only on (seed, stream, task, n_examples, i), so this
+        regenerates the prompts the task- and function-vector probes used
+        (streams libicl._lib.TV_STREAM_*, FV_STREAM_*; n_examples -1 = the
+        family default). shuffle_labels permutes the example answers; ctx > 0
+        refuses longer prompts."""
+        if loss not in _lib.LOSS_MASKS:
+            raise Error(ERR_INVALID_ARG, "loss must be one of %s, got %r" % (", ".join(_lib.LOSS_MASKS), loss))
+        k = self.default_examples if n_examples == -1 else _int(n_examples, "n_examples", 0)
+        ps = _lib.PromptSet(_u64(seed, "seed"), cstr(stream, "stream"), self.task_id(task), k,
+                            int(bool(shuffle_labels)), _int(ctx, "ctx", 0), _lib.LOSS_MASKS[loss])
+        pb = PromptBatch._new(self)
+        check(C.prompt_set_batch(self.ptr, ctypes.byref(ps), _int(first, "first", 0), _int(count, "count", 1),
+                                 ctypes.byref(pb._tb)), "prompt_set")
+        return pb
+
     def sample_mixed(self, B, mixture, n_examples=-1, seed=1, rng=None, loss="answers"):
         """B mixed prompts: mixture {task: proportion} (or a list of (task,
         proportion)); the examples split exactly as mix_counts says, in random

@@ -39,3 +39,22 @@ def test_every_bound_symbol_is_exported():
     missing = [s for s in _lib.symbols() if not hasattr(_lib.dll, s)]
     assert not missing, missing
     print("%d C symbols bound" % len(_lib.symbols()))
+
+
+def test_every_public_function_is_bound_or_listed():
+    """A function of include/icl/*.h that libicl.so exports is bound in _lib.py or named in python/README.md's
+    list of functions left out, and the list names only real, unbound functions."""
+    import re
+    from libicl import _lib
+    declared = set()
+    for h in (ROOT / "include" / "icl").glob("*.h"):
+        declared |= set(re.findall(r"\b(icl_[a-z0-9_]+)\s*\(", h.read_text()))
+    exported = {f for f in declared if hasattr(_lib.dll, f)}
+    readme = (ROOT / "python" / "README.md").read_text()
+    listed = set(re.findall(r"`(icl_[a-z0-9_]+)`", readme.split("## C functions the package does not bind")[1]))
+    bound = set(_lib.symbols())
+    assert not listed & bound, "bound but listed as left out: %s" % sorted(listed & bound)
+    assert listed <= exported, "listed but not a public function: %s" % sorted(listed - exported)
+    missing = exported - bound - listed
+    assert not missing, "neither bound nor listed in python/README.md: %s" % sorted(missing)
+    print("%d public functions: %d bound, %d listed as left out" % (len(exported), len(bound & exported), len(listed)))

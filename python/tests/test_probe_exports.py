@@ -414,9 +414,126 @@ def test_head_ablation(icl_tool, tok_model, vec_model, tmp_path, kind):
     print("head-ablation %s: %d rows recomputed" % (kind, checked))
 
 
-def test_unsupported_probe_refuses(icl_tool, tok_model, tmp_path):
-    """Probes without an export say so instead of writing an empty inputs/ folder."""
-    r = subprocess.run([icl_tool, "probe", "function-vectors", "--model", tok_model, "--out", str(tmp_path / "fv"),
-                        "--save-inputs"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--save-inputs is not supported" in r.stderr
-    assert not (tmp_path / "fv").exists()
+# ---- function vectors ----
+
+def test_function_vectors(icl_tool, tok_model, tmp_path):
+    out = str(tmp_path / "fv")
+    side = probe(icl_tool, "function-vectors", tok_model, out, "--prompts", 6, "--eval-prompts", 5, "--batch", 4)
+    HM = np.load(Path(out) / "head_means.npy")
+    K, L, NH, HS = HM.shape
+    # the mean head outputs: per-task means of the clean prompts' head outputs at the query separator
+    Z, lab = load(out, "mean_head_out.npy").astype(np.float64), load(out, "mean_labels.npy")
+    assert Z.shape == (K * side["config"]["prompts"], L, NH, HS)
+    assert ((load(out, "mean_roles.npy") == 6).sum(1) == 1).all()  # one query separator per prompt
+    worst = np.abs(np.stack([Z[lab == t].mean(0) for t in range(K)]) - HM).max()
+    assert worst <= TOL, "head means: the exported head outputs average to values %g away" % worst
+    # AIE of task t, head (l, h): mean over its shuffled-label prompts of P patched - P corrupted
+    patched, corrupted = load(out, "aie_p_patched.npy").astype(np.float64), load(out, "aie_p_corrupted.npy")
+    n = corrupted.shape[1]
+    aie = (patched - corrupted.astype(np.float64)[:, None, None, :]).mean(-1)
+    aie_mean = aie.mean(0).ravel()
+    table = rows(Path(out) / "aie.csv")
+    assert len(table) == (K + 1) * L * NH
+    for i, r in enumerate(table):
+        t, j = i // (L * NH) - 1, i % (L * NH)
+        assert (int(r["layer"]), int(r["head"])) == divmod(j, NH) and (r["task"] == "mean") == (t < 0)
+        want = aie_mean[j] if t < 0 else aie[t].ravel()[j]
+        worst = max(worst, abs(want - float(r["aie"])))
+        close(want, float(r["aie"]), "AIE task %d head %d" % (t, j))
+    # rank 1 = largest mean AIE, ties to the lower layer, then head: the CSV's order sorts the recomputed means
+    rank = np.array([int(r["rank"]) for r in table[:L * NH]])
+    assert sorted(rank) == list(range(1, L * NH + 1))
+    by_rank = np.argsort(rank)
+    v = aie_mean[by_rank]
+    for a in range(L * NH - 1):
+        assert v[a] >= v[a + 1] - TOL and (v[a] != v[a + 1] or by_rank[a] < by_rank[a + 1]), (a, v)
+    heads = np.load(Path(out) / "fv_heads.npy")
+    top_k = side["config"]["top_k"]
+    assert heads.tolist() == [list(divmod(j, NH)) for j in by_rank[:top_k]]
+    assert side["config"]["fv_heads_layer_head"] == heads.ravel().tolist()
+    # the function vector: the top heads' mean outputs through their slice of W_O
+    W = load(out, "proj_w.npy").astype(np.float64)
+    fv = np.stack([sum(W[l][:, h * HS:(h + 1) * HS] @ HM[t, l, h].astype(np.float64) for l, h in heads)
+                   for t in range(K)])
+    err = np.abs(fv - np.load(Path(out) / "fv.npy")).max()
+    assert err <= TOL, "function vectors: recomputed %g away" % err
+    worst = max(worst, err)
+    # accuracy and P per task, condition (clean, zero_shot, shuffled) and without / with the FV
+    P, hit = load(out, "eval_p.npy").astype(np.float64), load(out, "eval_correct.npy").astype(np.float64)
+    assert P.shape == (K, 3, 2, n) and set(np.unique(hit)) <= {0.0, 1.0}
+    assert (P[:, 2, 0] == corrupted).all()  # the AIE's corrupted prompts are the unpatched shuffled ones
+    conditions = ["clean", "zero_shot", "shuffled"]
+    ev = rows(Path(out) / "fv_eval.csv")
+    assert len(ev) == K * 3 * 2 * 2
+    for r in ev:
+        c, w = conditions.index(r["condition"]), int(r["fv"])
+        t = [x["task"] for x in ev[::12]].index(r["task"])
+        want = (P if r["metric"] == "p" else hit)[t, c, w].mean()
+        worst = max(worst, abs(want - float(r["value"])))
+        close(want, float(r["value"]), "%s %s fv=%d %s" % (r["task"], r["condition"], w, r["metric"]))
+    # the exported prompts: the shuffled ones are the clean ones with their example answers permuted
+    clean, shuf = load(out, "clean_tokens.npy"), load(out, "shuffled_tokens.npy")
+    roles = load(out, "clean_roles.npy")
+    assert clean.shape == shuf.shape == (K * n, clean.shape[1]) and (load(out, "shuffled_roles.npy") == roles).all()
+    ex = roles == 3
+    assert (clean[~ex] == shuf[~ex]).all()
+    assert all(sorted(clean[i][ex[i]]) == sorted(shuf[i][ex[i]]) for i in range(K * n))
+    assert (load(out, "zero_shot_roles.npy") != 3).all()
+    print("function-vectors: head means, AIE, ranks, FV and %d fv_eval rows recomputed; max difference %.3g"
+          % (len(ev), worst))
+    assert worst <= TOL
+
+
+# ---- finetune ----
+
+def td_levels(X, labels, k):
+    """Mean TD over tasks at every level, NaN where every item is the same vector."""
+    n_classes = labels.max() + 1
+    return np.array([np.nan if (X[l] == X[l][0]).all() else knn_td(X[l], labels, n_classes, k).mean()
+                     for l in range(X.shape[0])])
+
+
+@pytest.mark.parametrize("kind", ["tok", "vec"])
+def test_finetune(icl_tool, tok_model, vec_model, tmp_path, kind):
+    out = str(tmp_path / "ft")
+    steps = 12
+    side = probe(icl_tool, "finetune", tok_model if kind == "tok" else vec_model, out, "--steps", steps, "--batch", 4,
+                 "--prompts", 8, "--eval-prompts", 5, "--k", 3)
+    k, labels = side["config"]["k"], load(out, "td_labels.npy")
+    assert (labels == load(out, "td_prompt_task.npy")).all()  # every task of the family, task-major
+    weights, losses = load(out, "eval_loss_weights.npy").astype(np.float64), load(out, "eval_losses.npy")
+    score, roles, task = load(out, "eval_score.npy").astype(np.float64), load(out, "eval_roles.npy"), \
+        load(out, "eval_prompt_task.npy")
+    train = load(out, "train_loss.npy").astype(np.float64)
+    assert losses.shape == (3,) + weights.shape and score.shape == (3, len(task)) and train.shape == (3, steps)
+    ft, layers = rows(Path(out) / "finetune.csv"), rows(Path(out) / "td_layers.csv")
+    metric_name = "accuracy" if kind == "tok" else "mse"
+    worst, checked = 0.0, 0
+    for v, variant in enumerate(["original", "first", "last"]):
+        got = {(r["metric"], r["task"]): float(r["value"]) for r in ft if r["variant"] == variant}
+        want = {}
+        td = td_levels(load(out, "td_%s_X.npy" % variant), labels, k)
+        for r in (r for r in layers if r["variant"] == variant):
+            close(td[int(r["layer"])], float(r["td"]), "%s TD level %s" % (variant, r["layer"]))
+            checked += 1
+        best = int(np.nanargmax(td))  # the lowest level on ties
+        want["td_best", "mean"], want["best_layer", "mean"] = td[best], best
+        want["final_train_loss", "mean"] = train[v, -min(10, steps):].mean()  # NaN for the original
+        L = losses[v].astype(np.float64)
+        if kind == "vec":  # the query squared error is the loss at x_q
+            assert (score[v] == L[roles == 5]).all()
+        for t in range(task.max() + 1):
+            sel = task == t
+            name = [r["task"] for r in ft if r["variant"] == variant and r["metric"] == "loss"][t]
+            want["loss", name] = (weights[sel] * L[sel]).sum() / weights[sel].sum()
+            want[metric_name, name] = score[v, sel].mean()
+        names = [x for m, x in want if m == "loss"]
+        want["loss", "mean"] = np.mean([want["loss", x] for x in names])
+        want[metric_name, "mean"] = np.mean([want[metric_name, x] for x in names])
+        assert set(want) == set(got), set(want) ^ set(got)
+        for key, value in want.items():
+            if not np.isnan(value):
+                worst = max(worst, abs(value - got[key]))
+            close(value, got[key], "%s %s" % (variant, key))
+            checked += 1
+    print("finetune %s: %d figures recomputed; max difference %.3g" % (kind, checked, worst))

@@ -1,5 +1,6 @@
 """The probes' results as numpy arrays, on the small test model."""
 import numpy as np
+import pytest
 
 import libicl
 from libicl import probes
@@ -86,3 +87,58 @@ def test_evaluate_and_residuals(model, family):
     res = probes.residuals_at(model, b, "query_sep")
     _, cache = model.run_with_cache(b, names=["resid_post"])
     assert np.array_equal(res[2], cache["blocks.1.hook_resid_post"][np.arange(3), b.query_pos])
+
+
+def test_function_vectors_per_prompt(model, family):
+    fv = probes.function_vectors(model, family, tasks=["ret_2"], n_prompts=4, eval_prompts=5, n_examples=2, top_k=2,
+                                 batch=2)
+    assert fv["p_prompt"].shape == (1, 3, 2, 5) and fv["aie_p"].shape == (1, 2, 4, 5)
+    assert np.abs(fv["p_prompt"].mean(-1) - fv["p"]).max() < 1e-12
+    assert np.abs(fv["acc_prompt"].mean(-1) - fv["acc"]).max() < 1e-12
+    assert np.abs((fv["aie_p"] - fv["aie_p0"][:, None, None]).mean(-1) - fv["aie"]).max() < 1e-12
+    # the shuffled-label prompts regenerated from their prompt set give the same unpatched P
+    b = family.prompt_set("ret_2", 5, n_examples=2, shuffle_labels=True, stream=libicl._lib.FV_STREAM_EVAL)
+    assert np.array_equal(probes.answer_probs(model, b)[:, 0], fv["aie_p0"][0])
+    assert np.array_equal(fv["aie_p0"], fv["p_prompt"][:, 2, 0])
+
+
+def test_linear_shot_conditions(model, family):
+    zero = probes.linear(model, family, "answer", prompts_per_task=8, shots=0, max_shots=2, folds=2)
+    two = probes.linear(model, family, "answer", prompts_per_task=8, shots=2, max_shots=2, folds=2)
+    fresh = probes.linear(model, family, "answer", prompts_per_task=8, shots=0, max_shots=2, same_queries=False,
+                          folds=2)
+    # answer ids are numbered by first appearance: the same queries give the same ids, other queries others
+    assert np.array_equal(zero["y"], two["y"]) and not np.array_equal(zero["y"], fresh["y"])
+    assert zero["pred"].shape == (3, 24, 1) and zero["folds"].shape == (24,) and set(zero["folds"]) == {0, 1}
+    acc = (two["pred"][1:, :, 0] == two["y"][:, 0]).mean(1)
+    assert np.allclose(acc, two["metric"][1:], atol=1e-12)
+    with pytest.raises(libicl.Error):
+        probes.linear(model, family, "answer", prompts_per_task=8, shots=3, max_shots=2)
+    with pytest.raises(libicl.Error):
+        probes.linear(model, family, "answer", prompts_per_task=8, shots=0, n_examples=2)
+
+
+def test_td_from_repr_and_eval_tasks(model, family):
+    lin = probes.linear(model, family, "task", prompts_per_task=8, n_examples=2, folds=2)
+    mine = probes.td_from_repr(lin["X"], lin["labels"], k=3)
+    td = probes.decodability(model, family, prompts_per_task=8, n_examples=2, k=3)
+    assert np.array_equal(mine["td"], td["td"], equal_nan=True) and mine["best_level"] == td["best_level"]
+    ev = probes.eval_tasks(model, family, prompts_per_task=6, detail=True)
+    w, L, task = ev["loss_weights"].astype(float), ev["losses"].astype(float), ev["prompt_task"]
+    for t in range(family.num_tasks):
+        sel = task == t
+        assert abs((w[sel] * L[sel]).sum() / w[sel].sum() - ev["loss"][t]) < 1e-12
+        assert abs(ev["score"][sel].mean() - ev["metric"][t]) < 1e-12
+
+
+def test_finetune(model, family):
+    r = probes.finetune(model, family, steps=3, batch=4, prompts_per_task=6, k=3, eval_prompts=5, keep_inputs=True)
+    assert r["variants"] == ["original", "first", "last"] and r["train_loss"].shape == (3, 3)
+    assert np.isnan(r["final_loss"][0]) and np.allclose(r["train_loss"][1:].mean(1), r["final_loss"][1:])
+    assert r["td_X"].shape == (3, 3, 18, 32) and r["eval_losses"].shape == (3, 15, r["eval_loss_weights"].shape[1])
+    for v in range(3):
+        mine = probes.td_from_repr(r["td_X"][v], r["td_labels"], k=3)
+        assert np.array_equal(mine["td_mean"], r["td_mean"][v], equal_nan=True)
+        assert np.allclose([r["eval_score"][v][r["eval_prompt_task"] == t].mean() for t in range(3)], r["metric"][v])
+    with pytest.raises(libicl.Error):
+        probes.finetune(model, family, steps=3, no_such_option=1)
