@@ -1,5 +1,5 @@
 /* CPU kernels: the fast version of each operation (OpenMP across cores,
- * OpenBLAS cblas_sgemm for matrix products) and, beside it, a naive
+ * matrix products on the register tile of tile.h) and, beside it, a naive
  * reference (plain loops, one thread, accumulation in double) that the tests
  * compare against. Semantics, shapes and the accumulate (+=) convention of
  * every backward kernel are documented in lib/backend.h; the fast and naive
@@ -8,7 +8,8 @@
  * Determinism: every fast kernel produces bit-identical results for any
  * number of OpenMP threads. Reductions over rows (bias and weight-vector
  * gradients, embedding scatter-adds) are parallelised over the reduced-into
- * channels, never over the rows being summed. */
+ * channels, never over the rows being summed. A forward kernel's output for
+ * a row does not depend on the other rows of the batch. */
 #ifndef ICL_CPU_KERNELS_H
 #define ICL_CPU_KERNELS_H
 
