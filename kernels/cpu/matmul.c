@@ -12,7 +12,7 @@
  *   out  (N,OC) = bias + inp . w^T    tasks: ROWS rows; w transposed once
  *   dinp (N,C) += dout . w            tasks: ROWS rows
  *   dw  (OC,C) += dout^T . inp        tasks: MR output channels, each
- *                                     summing all N rows
+ *                                     summing all N rows (dw_group)
  *   dbias (OC) += rows of dout summed in order, per channel
  * Which thread runs a task cannot change its result, so tasks are handed out
  * dynamically. */
@@ -47,9 +47,15 @@ static void forward(float *out, float *post, const float *inp, const float *w, c
         long r0 = ch * ROWS;
         int rows = (int)(N - r0 < ROWS ? N - r0 : ROWS);
         float *o = out + r0 * OC;
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < OC; j++)
-                o[(long)r * OC + j] = bias ? bias[j] : 0.0f;
+        for (int r = 0; r < rows; r++) {
+            float *row = o + (long)r * OC;
+            if (bias)
+                for (int j = 0; j < OC; j++)
+                    row[j] = bias[j];
+            else
+                for (int j = 0; j < OC; j++)
+                    row[j] = 0.0f;
+        }
         icl_product p = {rows, OC, C, inp + r0 * C, C, 1, ICL_MASK_NONE, wt ? wt : w, wt ? OC : 1, wt ? 1 : C,
                          1.0f, o, OC, 0};
         icl_cpu_product(&p, tile);
@@ -83,6 +89,48 @@ void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, 
         }
 }
 
+/* dw rows [o0, o0 + MR) += dout^T . inp over all N rows. The MR columns of
+ * dout (A[o][i] = dout[i][o], strided) are packed once per k slice and
+ * reused by every NR-column panel; inp is read in place. Each element's
+ * chain is the same as icl_cpu_product's would be. */
+static void dw_group(float *dw, const float *dout, const float *inp, int N, int C, int OC, int o0, icl_tile_fn tile) {
+    enum { MR = ICL_TILE_MR, NR = ICL_TILE_NR, KC = ICL_TILE_KC };
+    float ap[KC * MR], bp[KC * NR], ct[MR * NR];
+    int rows = min_int(MR, OC - o0);
+    for (int k0 = 0; k0 < N; k0 += KC) {
+        int kc = min_int(KC, N - k0);
+        for (int k = 0; k < kc; k++) {
+            const float *src = dout + (long)(k0 + k) * OC + o0;
+            for (int r = 0; r < MR; r++)
+                ap[k * MR + r] = r < rows ? src[r] : 0.0f;
+        }
+        for (int j0 = 0; j0 < C; j0 += NR) {
+            int cols = min_int(NR, C - j0);
+            const float *b = inp + (long)k0 * C + j0;
+            long b_rs = C;
+            if (cols < NR) { /* the edge panel, zero-padded */
+                for (int k = 0; k < kc; k++)
+                    for (int j = 0; j < NR; j++)
+                        bp[k * NR + j] = j < cols ? b[(long)k * C + j] : 0.0f;
+                b = bp;
+                b_rs = NR;
+            }
+            float *c = dw + (long)o0 * C + j0;
+            if (rows == MR && cols == NR) {
+                tile(kc, ap, 1, MR, b, b_rs, c, C);
+                continue;
+            }
+            for (int r = 0; r < MR; r++)
+                for (int j = 0; j < NR; j++)
+                    ct[r * NR + j] = r < rows && j < cols ? c[(long)r * C + j] : 0.0f;
+            tile(kc, ap, 1, MR, b, b_rs, ct, NR);
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < cols; j++)
+                    c[(long)r * C + j] = ct[r * NR + j];
+        }
+    }
+}
+
 void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                              const float *w, int N, int C, int OC) {
     // dinp (N,C) or NULL, dw (OC,C), dbias (OC) or NULL; dout (N,OC), inp (N,C), w (OC,C); all +=
@@ -99,13 +147,8 @@ void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *
     }
     int groups = (OC + ICL_TILE_MR - 1) / ICL_TILE_MR;
 #pragma omp parallel for schedule(dynamic)
-    for (int g = 0; g < groups; g++) {
-        int o0 = g * ICL_TILE_MR;
-        /* A[o][i] = dout[i][o]: dout read transposed */
-        icl_product p = {min_int(ICL_TILE_MR, OC - o0), C, N, dout + o0, 1, OC, ICL_MASK_NONE, inp, C, 1, 1.0f,
-                         dw + (long)o0 * C, C, 0};
-        icl_cpu_product(&p, tile);
-    }
+    for (int g = 0; g < groups; g++)
+        dw_group(dw, dout, inp, N, C, OC, g * ICL_TILE_MR, tile);
     if (dbias) {
         int blocks = (OC + BIAS_BLOCK - 1) / BIAS_BLOCK;
 #pragma omp parallel for schedule(static)
