@@ -101,8 +101,12 @@ static void dw_group(float *dw, const float *dout, const float *inp, int N, int 
         int kc = min_int(KC, N - k0);
         for (int k = 0; k < kc; k++) {
             const float *src = dout + (long)(k0 + k) * OC + o0;
-            for (int r = 0; r < MR; r++)
-                ap[k * MR + r] = r < rows ? src[r] : 0.0f;
+            if (rows == MR)
+                for (int r = 0; r < MR; r++)
+                    ap[k * MR + r] = src[r];
+            else
+                for (int r = 0; r < MR; r++)
+                    ap[k * MR + r] = r < rows ? src[r] : 0.0f;
         }
         for (int j0 = 0; j0 < C; j0 += NR) {
             int cols = min_int(NR, C - j0);

@@ -212,8 +212,9 @@ void icl_cpu_product(const icl_product *p, icl_tile_fn tile) {
                 int whole = rows == MR && cols == NR && !crosses_diagonal;
                 float *ct = whole ? c : scratch;
                 long ldct = whole ? p->ldc : NR;
-                if (!whole) {
-                    memset(scratch, 0, sizeof scratch);
+                if (!whole) { /* C's entries, zeros where the tile runs past C's edge */
+                    if (rows < MR || cols < NR)
+                        memset(scratch, 0, sizeof scratch);
                     for (int r = 0; r < rows; r++)
                         memcpy(scratch + r * NR, c + (long)r * p->ldc, (size_t)cols * sizeof *c);
                 }
