@@ -93,26 +93,27 @@ void icl_cpu_attention_scores_forward_naive(float *scores, const float *qkv, int
                 }
 }
 
+/* p[0..n) = softmax of x[0..n), p[n..T) = 0 */
+ICL_WIDE_CLONES static void softmax_row(float *p, const float *x, int n, int T) {
+    float mx = x[0];
+    for (int s = 1; s < n; s++)
+        mx = x[s] > mx ? x[s] : mx;
+#pragma omp simd
+    for (int s = 0; s < n; s++)
+        p[s] = icl_fast_exp_minus_abs(x[s] - mx); /* x - mx <= 0 */
+    float inv = 1.0f / sum(p, n);
+#pragma omp simd
+    for (int s = 0; s < n; s++)
+        p[s] *= inv;
+    memset(p + n, 0, (size_t)(T - n) * sizeof *p);
+}
+
 // probs (B,NH,T,T) = causal row softmax of scores (B,NH,T,T)
 void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B, int NH, int T) {
     long rows = (long)B * NH * T;
 #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int t = (int)(r % T);
-        const float *x = scores + r * T;
-        float *p = probs + r * T;
-        float mx = x[0];
-        for (int s = 1; s <= t; s++)
-            mx = x[s] > mx ? x[s] : mx;
-#pragma omp simd
-        for (int s = 0; s <= t; s++)
-            p[s] = icl_fast_exp_minus_abs(x[s] - mx); /* x - mx <= 0 */
-        float inv = 1.0f / sum(p, t + 1);
-#pragma omp simd
-        for (int s = 0; s <= t; s++)
-            p[s] *= inv;
-        memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
-    }
+    for (long r = 0; r < rows; r++)
+        softmax_row(probs + r * T, scores + r * T, (int)(r % T) + 1, T);
 }
 
 void icl_cpu_attention_softmax_forward_naive(float *probs, const float *scores, int B, int NH, int T) {
@@ -212,19 +213,20 @@ void icl_cpu_attention_values_backward_naive(float *dprobs, float *dqkv, const f
         }
 }
 
+/* ds[0..n) += p * (dp - p . dp) */
+ICL_WIDE_CLONES static void softmax_backward_row(float *ds, const float *dp, const float *p, int n) {
+    float pd = dot(p, dp, n);
+    for (int s = 0; s < n; s++)
+        ds[s] += p[s] * (dp[s] - pd);
+}
+
 // dscores (B,NH,T,T) += causal softmax Jacobian^T . dprobs
 void icl_cpu_attention_softmax_backward(float *dscores, const float *dprobs, const float *probs, int B, int NH,
                                         int T) {
     long rows = (long)B * NH * T;
 #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int t = (int)(r % T);
-        const float *p = probs + r * T, *dp = dprobs + r * T;
-        float *ds = dscores + r * T;
-        float pd = dot(p, dp, t + 1);
-        for (int s = 0; s <= t; s++)
-            ds[s] += p[s] * (dp[s] - pd);
-    }
+    for (long r = 0; r < rows; r++)
+        softmax_backward_row(dscores + r * T, dprobs + r * T, probs + r * T, (int)(r % T) + 1);
 }
 
 void icl_cpu_attention_softmax_backward_naive(float *dscores, const float *dprobs, const float *probs, int B,

@@ -19,24 +19,30 @@ static float row_sum(const float *a, int n) {
     return s;
 }
 
+/* p (V) = softmax of x (V); returns the sum of e^(x - max) and sets *mx */
+ICL_WIDE_CLONES static float softmax_row(float *p, const float *x, int V, float *mx_out) {
+    float mx = x[0];
+    for (int v = 1; v < V; v++)
+        mx = x[v] > mx ? x[v] : mx;
+#pragma omp simd
+    for (int v = 0; v < V; v++)
+        p[v] = icl_fast_exp_minus_abs(x[v] - mx); /* x - mx <= 0 */
+    float sum = row_sum(p, V);
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int v = 0; v < V; v++)
+        p[v] *= inv;
+    *mx_out = mx;
+    return sum;
+}
+
 // losses (N), probs (N,V) from logits (N,V), targets (N), weights (N, nullable)
 void icl_cpu_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets,
                                   const float *weights, int N, int V) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (long)n * V;
-        float *p = probs + (long)n * V;
-        float mx = x[0];
-        for (int v = 1; v < V; v++)
-            mx = x[v] > mx ? x[v] : mx;
-#pragma omp simd
-        for (int v = 0; v < V; v++)
-            p[v] = icl_fast_exp_minus_abs(x[v] - mx); /* x - mx <= 0 */
-        float sum = row_sum(p, V);
-        float inv = 1.0f / sum;
-#pragma omp simd
-        for (int v = 0; v < V; v++)
-            p[v] *= inv;
+        float mx, sum = softmax_row(probs + (long)n * V, x, V, &mx);
         /* -log softmax from the logits rather than log(p): exact for tiny p */
         losses[n] = (weights && weights[n] == 0.0f) ? 0.0f : logf(sum) - (x[targets[n]] - mx);
     }

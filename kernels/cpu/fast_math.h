@@ -12,6 +12,20 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Element loops marked ICL_WIDE_CLONES are compiled for AVX-512, AVX2 and
+ * the baseline, the best one picked at load time. ISO C mode contracts
+ * nothing into fused multiply-adds, so each version does the same IEEE
+ * operations per element and gives the same bits; wider vectors only do more
+ * elements at once. GCC only, and not under the sanitizers (their run-time
+ * starts after ifunc resolvers run). */
+#ifndef ICL_WIDE_CLONES /* a build may pin one version, e.g. to compare them */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define ICL_WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ICL_WIDE_CLONES
+#endif
+#endif
+
 /* e^(-|x|) within 2 float ulps; |x| > 87 (infinity included) gives e^-87
  * (~1.6e-38, negligible next to the terms >= 1 it is summed with), NaN gives
  * NaN. Callers only need exponents <= 0: softmax's x - max, GELU's -2|u|. */

@@ -16,17 +16,6 @@ static inline float one_plus_tanh(float e, float u) {
     return ((1.0f + s) + e * (1.0f - s)) / (1.0f + e);
 }
 
-/* The element loops are compiled for AVX-512, AVX2 and the baseline, the
- * best one picked at load time. ISO C mode contracts nothing into fused
- * multiply-adds, so each version does the same IEEE operations per element
- * and gives the same bits; wider vectors only do more elements at once. */
-/* GCC only, and not under the sanitizers: their run-time starts after ifunc resolvers run. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define ICL_WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ICL_WIDE_CLONES
-#endif
-
 enum { GELU_CHUNK = 4096 }; /* elements per thread task: whole cache lines, few tasks */
 
 ICL_WIDE_CLONES void icl_cpu_gelu_range(float *out, const float *inp, size_t n) {
