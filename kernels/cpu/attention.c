@@ -95,7 +95,10 @@ void icl_cpu_attention_scores_forward_naive(float *scores, const float *qkv, int
 
 /* p[0..n) = softmax of x[0..n), p[n..T) = 0 */
 ICL_WIDE_CLONES static void softmax_row(float *p, const float *x, int n, int T) {
+    /* The maximum is exact in any order, so it may be taken in vector lanes
+     * (a NaN anywhere makes the whole row NaN through the sum either way). */
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int s = 1; s < n; s++)
         mx = x[s] > mx ? x[s] : mx;
 #pragma omp simd

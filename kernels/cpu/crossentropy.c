@@ -21,7 +21,9 @@ static float row_sum(const float *a, int n) {
 
 /* p (V) = softmax of x (V); returns the sum of e^(x - max) and sets *mx */
 ICL_WIDE_CLONES static float softmax_row(float *p, const float *x, int V, float *mx_out) {
+    /* exact in any order: vector lanes (attention.c's softmax_row says why) */
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int v = 1; v < V; v++)
         mx = x[v] > mx ? x[v] : mx;
 #pragma omp simd
