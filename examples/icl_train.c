@@ -803,6 +803,13 @@ static int save_interrupted(train_run *r, const train_args *a) {
     if (s != ICL_OK)
         return cli_fail(path, s);
     char cmd[8192] = "";
+    if (r->dist && icl_dist_size(r->dist) > 1) { /* the same number of ranks gives the same bits */
+        char ranks[32];
+        snprintf(ranks, sizeof ranks, "%d", icl_dist_size(r->dist));
+        append_word(cmd, sizeof cmd, "mpirun");
+        append_word(cmd, sizeof cmd, "-np");
+        append_word(cmd, sizeof cmd, ranks);
+    }
     append_word(cmd, sizeof cmd, a->argv[0]);
     for (int i = 1; i < a->argc; i++) {
         if (strcmp(a->argv[i], "--force") == 0)

@@ -252,6 +252,50 @@ static int read_column(const char *rel, int col, double *x, int max) {
     return n;
 }
 
+/* A run stopped by SIGTERM under mpirun prints a resume command that runs
+ * under the same number of ranks (the bits depend on it). */
+START_TEST(test_interrupted_run_resumes_under_mpirun) {
+    if (skip_without_mpi())
+        return;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char cmd[2 * PATH_MAX];
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && exec " MPIRUN "'%s' train --task retrieval:A=6,L=3,tasks=3,n=4 --layers 1 --d-model 16 "
+                 "--heads 2 --batch 8 --steps 1000000 --log-every 1 --out stopped > stopped.log 2>&1",
+                 work, icl_bin);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* wait for training steps in the log, then stop it */
+    int started = 0;
+    for (int tries = 0; tries < 1200 && !started; tries++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        FILE *f = fopen(at("stopped.log"), "r");
+        char line[512];
+        while (f && !started && fgets(line, sizeof line, f))
+            started = strstr(line, "step ") != NULL;
+        if (f)
+            fclose(f);
+    }
+    ck_assert_msg(started, "no training step logged");
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(at("stopped.log"), "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4096], *resume = NULL;
+    while (!resume && fgets(line, sizeof line, f))
+        resume = strstr(line, "to resume: ");
+    fclose(f);
+    ck_assert_msg(resume != NULL, "no resume command printed");
+    printf("  %s", resume);
+    ck_assert_msg(strncmp(resume, "to resume: mpirun -np 2 ", 24) == 0, "resume command without mpirun -np 2");
+}
+END_TEST
+
 /* 2 seeds x 2 sizes under 2 ranks, killed after its first finished run and
  * restarted: finished runs are not redone, and the summary's mean and sd are
  * those of the runs' eval.csv. */
@@ -378,6 +422,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_build_matches_its_configuration);
     tcase_add_test(tc, test_stub_is_one_process);
     tcase_add_test(tc, test_data_parallel_matches_one_process);
+    tcase_add_test(tc, test_interrupted_run_resumes_under_mpirun);
     tcase_add_test(tc, test_sweep_killed_and_restarted);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
