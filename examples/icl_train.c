@@ -372,10 +372,11 @@ static int setup_data(train_run *r, const train_args *a, icl_config *cfg) {
     return 0;
 }
 
-/* Activations and their gradients (two buffers of the layout of
- * lib/engine/model.c's carve_acts) for B prompts of T positions, plus the
- * parameters, their gradients and the two Adam moments: the bytes training
- * needs, so that an impossible --batch fails before anything is allocated. */
+/* Activations and the activation gradients the backward keeps (the layouts of
+ * lib/engine/model.c's carve_acts and carve_dacts) for B prompts of T
+ * positions, plus the parameters, their gradients and the two Adam moments:
+ * the bytes training needs, so that an impossible --batch fails before
+ * anything is allocated. */
 static int check_memory(const train_args *a, const icl_config *cfg, int T) {
     double need = 0.0, have = cli_physical_memory();
     icl_status s = icl_config_training_bytes(cfg, a->batch, T, &need);

@@ -579,8 +579,9 @@ END_TEST
 /* Found by fuzz/fuzz_config: a number outside int's (or float's) range was
  * converted before it was checked, which is undefined behaviour. */
 /* icl_config_training_bytes counts the layout the model really carves: after
- * a forward pass of (B,T), activations + their gradients + 4 parameter-sized
- * buffers, exactly; in token and in vector mode. */
+ * a forward pass of (B,T), activations + the activation gradients the
+ * backward keeps + 4 parameter-sized buffers, exactly; in token and in vector
+ * mode. */
 START_TEST(test_training_bytes_match_the_model) {
     const tu_model_shape shapes[] = {{.n_layer = 2, .d_model = 24, .n_head = 3, .vocab_size = 11, .ctx = 16},
                                      {.n_layer = 1, .d_model = 16, .n_head = 2, .d_in = 5, .d_out = 2, .ctx = 16}};
@@ -590,9 +591,11 @@ START_TEST(test_training_bytes_match_the_model) {
         ck_assert_int_eq(icl_model_ensure_acts(m, B, T), ICL_OK);
         double bytes = 0.0;
         ck_assert_int_eq(icl_config_training_bytes(icl_model_config(m), B, T, &bytes), ICL_OK);
-        double want = 4.0 * (2.0 * (double)m->n_acts + 4.0 * (double)icl_model_num_params(m));
+        double want = 4.0 * ((double)m->n_acts + (double)m->n_dacts + 4.0 * (double)icl_model_num_params(m));
         printf("  shape %d: %.0f bytes, model layout %.0f\n", i, bytes, want);
         ck_assert(bytes == want);
+        /* and the count is where the carved gradient views end (the block's mlp_out is last) */
+        ck_assert((size_t)(m->da.layer.mlp_out + (size_t)B * T * m->C - m->dacts) == m->n_dacts);
         icl_model_free(m);
     }
     double bytes;

@@ -71,9 +71,10 @@ void icl_model_free(icl_model *m);
 icl_status icl_model_clone(const icl_model *m, icl_model **out);
 
 /* Bytes a model of this configuration needs to train on batches of B prompts
- * of T positions: the activations and their gradients (the layout the model
- * carves), the parameters, their gradients and AdamW's two moments. Lets a
- * caller refuse an impossible batch before allocating anything. */
+ * of T positions: the activations and the activation gradients the backward
+ * keeps (the layouts the model carves), the parameters, their gradients and
+ * AdamW's two moments. Lets a caller refuse an impossible batch before
+ * allocating anything. */
 icl_status icl_config_training_bytes(const icl_config *cfg, int B, int T, double *bytes);
 
 const icl_config *icl_model_config(const icl_model *m);

@@ -1,36 +1,44 @@
 /* The backward pass: forward.c in reverse. Each kernel accumulates (+=) into
- * its gradients, so the activation gradients are zeroed first and the
+ * its gradients, so each activation gradient is zeroed just before its first
+ * writer (the buffers are reused: model_internal.h, icl_act_grads), and the
  * parameter gradients only by icl_model_zero_grad (allowing accumulation over
  * micro-batches). */
 #include <math.h>
 #include "error.h"
 #include "model_internal.h"
 
-static void block_backward(icl_model *m, int l) {
+static icl_status block_backward(icl_model *m, int l) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
     int B = m->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
     const icl_layer_params *p = &m->p.layers[l];
     icl_layer_params *g = &m->g.layers[l];
     const icl_layer_acts *a = &m->a.layers[l];
-    icl_layer_acts *d = &m->da.layers[l];
+    const icl_layer_grads *d = &m->da.layer;
+    const float *dout = m->da.resid[(l + 1) % 2];
+    float *dx = m->da.resid[l % 2];
 
+    /* d and dx still hold block l+1's gradients (dx: of resid[l+2]), which nothing reads after that block; the
+       zeroing queues behind its kernels on the backend's one stream, so on the GPU too they are dead by then. */
+    ICL_TRY(ops->zero(be, d->ln1, m->da.layer_floats * sizeof(float)));
+    ICL_TRY(ops->zero(be, dx, (size_t)N * C * sizeof(float)));
     /* resid_post = resid_mid + mlp_out */
-    ops->residual_backward(be, d->resid_mid, d->mlp_out, m->da.resid[l + 1], (size_t)N * C);
+    ops->residual_backward(be, d->resid_mid, d->mlp_out, dout, (size_t)N * C);
     ops->matmul_backward(be, d->mlp_post, g->fcproj_w, g->fcproj_b, d->mlp_out, a->mlp_post, p->fcproj_w, N, F, C);
     ops->gelu_backward(be, d->mlp_pre, a->mlp_pre, d->mlp_post, (size_t)N * F);
     ops->matmul_backward(be, d->ln2, g->fc_w, g->fc_b, d->mlp_pre, a->ln2, p->fc_w, N, C, F);
     ops->layernorm_backward(be, d->resid_mid, g->ln2_w, g->ln2_b, d->ln2, a->resid_mid, p->ln2_w, a->ln2_mean,
                             a->ln2_rstd, N, C);
     /* resid_mid = resid_pre + attn_out */
-    ops->residual_backward(be, m->da.resid[l], d->attn_out, d->resid_mid, (size_t)N * C);
+    ops->residual_backward(be, dx, d->attn_out, d->resid_mid, (size_t)N * C);
     ops->matmul_backward(be, d->head_out, g->proj_w, g->proj_b, d->attn_out, a->head_out, p->proj_w, N, C, C);
     ops->attention_values_backward(be, d->probs, d->qkv, d->head_out, a->probs, a->qkv, B, T, C, NH);
     ops->attention_softmax_backward(be, d->scores, d->probs, a->probs, B, NH, T);
     ops->attention_scores_backward(be, d->qkv, d->scores, a->qkv, B, T, C, NH);
     ops->matmul_backward(be, d->ln1, g->qkv_w, g->qkv_b, d->qkv, a->ln1, p->qkv_w, N, C, 3 * C);
-    ops->layernorm_backward(be, m->da.resid[l], g->ln1_w, g->ln1_b, d->ln1, m->a.resid[l], p->ln1_w, a->ln1_mean,
-                            a->ln1_rstd, N, C);
+    ops->layernorm_backward(be, dx, g->ln1_w, g->ln1_b, d->ln1, m->a.resid[l], p->ln1_w, a->ln1_mean, a->ln1_rstd, N,
+                            C);
+    return ICL_OK;
 }
 
 void icl_model_stage_dlosses(icl_model *m, float scale) {
@@ -44,7 +52,9 @@ icl_status icl_model_queue_backward(icl_model *m) {
     icl_backend *be = m->be;
     int B = m->B, T = m->T, C = m->C, N = B * T;
     ops->upload(be, m->dlosses, m->staged.dlosses, (size_t)N * sizeof(float));
-    ICL_TRY(ops->zero(be, m->dacts, m->n_acts * sizeof(float)));
+    float *dresid = m->da.resid[m->L % 2];
+    ICL_TRY(ops->zero(be, m->da.logits, m->da.head_floats * sizeof(float)));
+    ICL_TRY(ops->zero(be, dresid, (size_t)N * C * sizeof(float)));
 
     if (m->cfg.mode == ICL_MODE_TOKEN) {
         ops->crossentropy_backward(be, m->da.logits, m->dlosses, m->a.probs, m->targets, N, m->V);
@@ -54,10 +64,10 @@ icl_status icl_model_queue_backward(icl_model *m) {
         ops->matmul_backward(be, m->da.lnf, m->g.read_out_w, m->g.read_out_b, m->da.logits, m->a.lnf,
                              m->p.read_out_w, N, C, m->OUT);
     }
-    ops->layernorm_backward(be, m->da.resid[m->L], m->g.lnf_w, m->g.lnf_b, m->da.lnf, m->a.resid[m->L], m->p.lnf_w,
+    ops->layernorm_backward(be, dresid, m->g.lnf_w, m->g.lnf_b, m->da.lnf, m->a.resid[m->L], m->p.lnf_w,
                             m->a.lnf_mean, m->a.lnf_rstd, N, C);
     for (int l = m->L - 1; l >= 0; l--)
-        block_backward(m, l);
+        ICL_TRY(block_backward(m, l));
     if (m->cfg.mode == ICL_MODE_TOKEN) {
         ops->embed_backward(be, m->g.tok_embed, m->g.pos_embed, m->da.resid[0], m->tokens, B, T, C);
     } else {

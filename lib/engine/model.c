@@ -208,16 +208,15 @@ static void free_acts(icl_model *m) {
     }
     free(m->a.resid);
     free(m->a.layers);
-    free(m->da.resid);
-    free(m->da.layers);
     m->acts = m->dacts = m->dlosses = NULL;
     m->staging_block = NULL;
     memset(&m->staged, 0, sizeof m->staged);
+    memset(&m->da, 0, sizeof m->da);
     m->tokens = m->targets = NULL;
-    m->a.resid = m->da.resid = NULL;
-    m->a.layers = m->da.layers = NULL;
+    m->a.resid = NULL;
+    m->a.layers = NULL;
     m->B = m->T = 0;
-    m->n_acts = m->acts_cap = m->rows_cap = 0;
+    m->n_acts = m->n_dacts = m->acts_cap = m->dacts_cap = m->rows_cap = 0;
     m->forward_done = 0;
 }
 
@@ -239,11 +238,13 @@ void icl_model_free(icl_model *m) {
 
 /* ---- activations ---- */
 
+/* Point `field` at the next `count` floats of the layout being walked (when there is a base). */
+#define TAKE(field, count) do { if (base) (field) = base + off; off += (count); } while (0)
+
 /* Walk the activation layout. With base == NULL only counts floats. */
 static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_views *v) {
     size_t N = (size_t)B * T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)B * m->NH * T * T;
     size_t off = 0;
-#define TAKE(field, count) do { if (base) (field) = base + off; off += (count); } while (0)
     int vec = m->cfg.mode == ICL_MODE_VECTOR;
     TAKE(v->inputs, vec ? N * m->cfg.d_in : 0);
     TAKE(v->target_values, vec ? N * m->cfg.d_out : 0);
@@ -263,34 +264,58 @@ static size_t carve_acts(const icl_model *m, int B, int T, float *base, icl_act_
     TAKE(v->lnf, N * C); TAKE(v->lnf_mean, N); TAKE(v->lnf_rstd, N);
     TAKE(v->logits, N * (size_t)m->OUT);
     TAKE(v->probs, vec ? 0 : N * (size_t)m->V);
-#undef TAKE
     return off;
 }
+
+/* Walk the layout of the activation gradients (icl_act_grads). With base == NULL only counts floats. */
+static size_t carve_dacts(const icl_model *m, int B, int T, float *base, icl_act_grads *v) {
+    size_t N = (size_t)B * T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)B * m->NH * T * T;
+    size_t off = 0;
+    TAKE(v->logits, N * (size_t)m->OUT); TAKE(v->lnf, N * C);
+    const size_t head = off;
+    TAKE(v->resid[0], N * C); TAKE(v->resid[1], N * C);
+    const size_t layer = off;
+    icl_layer_grads *d = base ? &v->layer : NULL; /* only counting: no views to fill */
+    TAKE(d->ln1, N * C);
+    TAKE(d->qkv, 3 * N * C);
+    TAKE(d->scores, att); TAKE(d->probs, att);
+    TAKE(d->head_out, N * C); TAKE(d->attn_out, N * C);
+    TAKE(d->resid_mid, N * C); TAKE(d->ln2, N * C);
+    TAKE(d->mlp_pre, N * F); TAKE(d->mlp_post, N * F);
+    TAKE(d->mlp_out, N * C);
+    if (base) {
+        v->head_floats = head;
+        v->layer_floats = off - layer;
+    }
+    return off;
+}
+#undef TAKE
 
 icl_status icl_config_training_bytes(const icl_config *cfg, int B, int T, double *bytes) {
     if (!cfg || !bytes || B < 1 || T < 1)
         return icl_fail(ICL_ERR_INVALID_ARG, "icl_config_training_bytes: NULL argument or B, T < 1");
     ICL_TRY(icl_config_validate(cfg));
-    /* the sizes carve_acts reads, as icl_model_create sets them */
+    /* the sizes carve_acts and carve_dacts read, as icl_model_create sets them */
     icl_model shape = {.cfg = *cfg, .L = cfg->n_layer, .C = cfg->d_model, .NH = cfg->n_head,
                        .F = icl_config_d_ff(cfg), .V = cfg->vocab_size,
                        .OUT = cfg->mode == ICL_MODE_TOKEN ? cfg->vocab_size : cfg->d_out};
-    double acts = (double)carve_acts(&shape, B, T, NULL, NULL);
-    /* acts + dacts; params, grads and the two Adam moments */
-    *bytes = sizeof(float) * (2.0 * acts + 4.0 * (double)icl_config_num_params(cfg));
+    double acts = (double)carve_acts(&shape, B, T, NULL, NULL), dacts = (double)carve_dacts(&shape, B, T, NULL, NULL);
+    /* acts, dacts; params, grads and the two Adam moments */
+    *bytes = sizeof(float) * (acts + dacts + 4.0 * (double)icl_config_num_params(cfg));
     return ICL_OK;
 }
 
 icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     if (m->acts && m->B == B && m->T == T)
         return ICL_OK;
-    size_t N = (size_t)B * T, need = m->acts ? carve_acts(m, B, T, NULL, &m->a) : 0;
-    if (m->acts && need <= m->acts_cap && N <= m->rows_cap) {
+    size_t N = (size_t)B * T, need = carve_acts(m, B, T, NULL, NULL), dneed = carve_dacts(m, B, T, NULL, NULL);
+    if (m->acts && need <= m->acts_cap && dneed <= m->dacts_cap && N <= m->rows_cap) {
         /* Shapes that fit the buffers only re-carve the views, so evaluations and
            curricula that change (B,T) often do not reallocate. */
         m->n_acts = need;
+        m->n_dacts = dneed;
         carve_acts(m, B, T, m->acts, &m->a);
-        carve_acts(m, B, T, m->dacts, &m->da);
+        carve_dacts(m, B, T, m->dacts, &m->da);
         m->B = B;
         m->T = T;
         m->forward_done = 0;
@@ -298,22 +323,20 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     }
     /* Grow to the largest shape seen, so that alternating shapes (one wider, one
        longer) settle into one allocation. */
-    const size_t rows = N > m->rows_cap ? N : m->rows_cap, floats_seen = m->acts_cap;
+    const size_t rows = N > m->rows_cap ? N : m->rows_cap;
+    const size_t floats = need > m->acts_cap ? need : m->acts_cap;
+    const size_t dfloats = dneed > m->dacts_cap ? dneed : m->dacts_cap;
     free_acts(m);
     const icl_backend_ops *ops = m->be->ops;
     icl_status s = ICL_OK;
     m->a.resid = calloc((size_t)m->L + 1, sizeof(float *));
-    m->da.resid = calloc((size_t)m->L + 1, sizeof(float *));
     m->a.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
-    m->da.layers = calloc((size_t)m->L, sizeof(icl_layer_acts));
-    if (!m->a.resid || !m->da.resid || !m->a.layers || !m->da.layers)
+    if (!m->a.resid || !m->a.layers)
         s = icl_fail(ICL_ERR_NOMEM, "model: out of memory for activation views");
-    m->n_acts = s == ICL_OK ? carve_acts(m, B, T, NULL, &m->a) : 0;
-    const size_t floats = m->n_acts > floats_seen ? m->n_acts : floats_seen;
     if (s == ICL_OK)
         s = ops->alloc(m->be, (void **)&m->acts, floats * sizeof(float));
     if (s == ICL_OK)
-        s = ops->alloc(m->be, (void **)&m->dacts, floats * sizeof(float));
+        s = ops->alloc(m->be, (void **)&m->dacts, dfloats * sizeof(float));
     if (s == ICL_OK)
         s = ops->alloc(m->be, (void **)&m->tokens, 2 * rows * sizeof(int32_t));
     if (s == ICL_OK)
@@ -325,8 +348,8 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     if (s != ICL_OK) {
         free_acts(m);
         return s == ICL_ERR_NOMEM ? s
-                                  : icl_fail(s, "model: cannot allocate activations for B=%d T=%d (%zu floats): %s",
-                                             B, T, m->n_acts, icl_last_error());
+                                  : icl_fail(s, "model: cannot allocate activations for B=%d T=%d (%zu + %zu floats): "
+                                             "%s", B, T, need, dneed, icl_last_error());
     }
     m->targets = m->tokens + rows;
     m->staged.tokens = m->staging_block;
@@ -338,9 +361,12 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     m->staged.target_values = m->staged.inputs + rows * d_in;
     m->acts_generation++;
     m->acts_cap = floats;
+    m->dacts_cap = dfloats;
     m->rows_cap = rows;
+    m->n_acts = need;
+    m->n_dacts = dneed;
     carve_acts(m, B, T, m->acts, &m->a);
-    carve_acts(m, B, T, m->dacts, &m->da);
+    carve_dacts(m, B, T, m->dacts, &m->da);
     m->B = B;
     m->T = T;
     return ICL_OK;

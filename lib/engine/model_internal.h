@@ -4,10 +4,12 @@
  *   params  - every trainable tensor, in the order of the tensor table
  *   grads   - same layout as params
  *   acts    - every intermediate of the last forward pass (sized for B,T)
- *   dacts   - same layout as acts: gradients w.r.t. the activations
+ *   dacts   - the activation gradients the backward pass needs at one time:
+ *             the head's, two residual-stream ones and one block's, which
+ *             every block reuses
  * A views struct holds pointers into one buffer; the same carving function
- * fills the views of params and grads (and of acts and dacts), so
- * grads.layers[l].qkv_w is always the gradient of params.layers[l].qkv_w. */
+ * fills the views of params and grads, so grads.layers[l].qkv_w is always the
+ * gradient of params.layers[l].qkv_w. */
 #ifndef ICL_LIB_MODEL_INTERNAL_H
 #define ICL_LIB_MODEL_INTERNAL_H
 
@@ -57,6 +59,30 @@ typedef struct {
     float *probs;         /* (B,T,V) token mode */
 } icl_act_views;
 
+/* Gradients of one block's activations (the fields of icl_layer_acts that the
+ * block's backward accumulates into), contiguous from ln1 in this order. */
+typedef struct {
+    float *ln1;                 /* (B,T,C) */
+    float *qkv;                 /* (B,T,3C) */
+    float *scores, *probs;      /* (B,NH,T,T) each */
+    float *head_out, *attn_out; /* (B,T,C) each */
+    float *resid_mid, *ln2;     /* (B,T,C) each */
+    float *mlp_pre, *mlp_post;  /* (B,T,F) each */
+    float *mlp_out;             /* (B,T,C) */
+} icl_layer_grads;
+
+/* The dacts buffer (carve_dacts). The backward of block l reads the gradient
+ * of resid[l+1] and writes that of resid[l], so the two alternate in resid[];
+ * nothing reads a block's gradients after its own backward, so one set serves
+ * every block. Each part is zeroed just before its first writer. */
+typedef struct {
+    float *logits, *lnf;      /* (B,T,OUT), (B,T,C): contiguous from logits */
+    float *resid[2];          /* (B,T,C) each: the gradient of resid[l] is in resid[l % 2] */
+    icl_layer_grads layer;    /* the block whose backward runs */
+    size_t head_floats;       /* floats of logits and lnf */
+    size_t layer_floats;      /* floats of layer */
+} icl_act_grads;
+
 /* Host staging of one batch (backend staging memory, so uploads and
  * downloads are queued without waiting, and a captured step reads the batch
  * from the same addresses every time). */
@@ -81,14 +107,15 @@ struct icl_model {
     icl_param_views p, g;
 
     int B, T;               /* shape the activations are carved for (0 before the first forward) */
-    size_t n_acts;          /* floats of acts (and of dacts) the (B,T) views use */
-    size_t acts_cap;        /* floats allocated for acts and for dacts */
+    size_t n_acts, n_dacts; /* floats of acts and of dacts the (B,T) views use */
+    size_t acts_cap, dacts_cap; /* floats allocated for acts and for dacts */
     size_t rows_cap;        /* B*T positions tokens, targets, dlosses and the staging hold */
     long acts_generation;   /* counts the allocations of the buffers below: a (B,T) carving of one
                                generation always gives the same addresses, so a recorded graph
                                stays valid while (B,T) and the generation are unchanged */
     float *acts, *dacts;
-    icl_act_views a, da;
+    icl_act_views a;
+    icl_act_grads da;
     int32_t *tokens, *targets; /* (B,T) each, backend memory */
     float *dlosses;         /* (B,T) backend memory */
     void *staging_block;
