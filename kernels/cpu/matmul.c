@@ -6,23 +6,28 @@
  * forward pass, the gradient so far in the backward pass). An element's
  * bits therefore depend neither on the batch size, nor on the batch row,
  * nor on the thread count: the products run over all B*T rows at once and
- * threads take whole rows of the output, so no two threads write the same
- * cache line (column splits would share lines wherever a row is not
- * 64-byte aligned):
+ * threads take blocks of the output. The forward and dinp tasks own whole
+ * rows, so no two threads write the same cache line (splitting rows by
+ * columns cost up to 1.7x where rows are not 64-byte aligned); dw's tasks
+ * split columns too, but store each tile only once per k slice:
  *   out  (N,OC) = bias + inp . w^T    tasks: ROWS rows; w transposed once
  *   dinp (N,C) += dout . w            tasks: ROWS rows
- *   dw  (OC,C) += dout^T . inp        tasks: MR output channels, each
- *                                     summing all N rows (dw_group)
+ *   dw  (OC,C) += dout^T . inp        tasks: groups of MR output channels x
+ *                                     DW_COLS columns, each element summing
+ *                                     all N rows (dw_block)
  *   dbias (OC) += rows of dout summed in order, per channel
  * Which thread runs a task cannot change its result, so tasks are handed out
  * dynamically. */
+#include <omp.h>
 #include <stdlib.h>
 #include "cpu_kernels.h"
 #include "tile.h"
 
 enum {
     ROWS = 16 * ICL_TILE_MR, /* output rows per task: many tasks, A and C blocks stay in cache */
-    BIAS_BLOCK = 64          /* channels per dbias task */
+    DW_COLS = 4 * ICL_TILE_NR, /* dw columns per task: a k slice of inp this wide stays in cache */
+    DW_GROUPS = 8,             /* channel groups (MR each) per dw task at most */
+    BIAS_BLOCK = 64            /* channels per dbias task */
 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -89,48 +94,53 @@ void icl_cpu_matmul_forward_naive(float *out, const float *inp, const float *w, 
         }
 }
 
-/* dw rows [o0, o0 + MR) += dout^T . inp over all N rows. The MR columns of
- * dout (A[o][i] = dout[i][o], strided) are packed once per k slice and
- * reused by every NR-column panel; inp is read in place. Each element's
- * chain is the same as icl_cpu_product's would be. */
-static void dw_group(float *dw, const float *dout, const float *inp, int N, int C, int OC, int o0, icl_tile_fn tile) {
+/* dw (OC,C) += dout^T . inp over all N rows, for the channel groups
+ * [g0, g1) (MR channels each) and the columns [j0, j1). Per k slice, each
+ * group's MR columns of dout (A[o][i] = dout[i][o], strided) are packed once
+ * and reused by every NR-column panel, and the slice of inp (read in place)
+ * is reused by every group while it is in cache. Each element's chain is
+ * the same as icl_cpu_product's would be. */
+static void dw_block(float *dw, const float *dout, const float *inp, int N, int C, int OC, int g0, int g1, int j0,
+                     int j1, icl_tile_fn tile) {
     enum { MR = ICL_TILE_MR, NR = ICL_TILE_NR, KC = ICL_TILE_KC };
     float ap[KC * MR], bp[KC * NR], ct[MR * NR];
-    int rows = min_int(MR, OC - o0);
     for (int k0 = 0; k0 < N; k0 += KC) {
         int kc = min_int(KC, N - k0);
-        for (int k = 0; k < kc; k++) {
-            const float *src = dout + (long)(k0 + k) * OC + o0;
-            if (rows == MR)
+        for (int g = g0; g < g1; g++) {
+            int o0 = g * MR, rows = min_int(MR, OC - o0);
+            for (int k = 0; k < kc; k++) {
+                const float *src = dout + (long)(k0 + k) * OC + o0;
+                if (rows == MR)
+                    for (int r = 0; r < MR; r++)
+                        ap[k * MR + r] = src[r];
+                else
+                    for (int r = 0; r < MR; r++)
+                        ap[k * MR + r] = r < rows ? src[r] : 0.0f;
+            }
+            for (int jp = j0; jp < j1; jp += NR) {
+                int cols = min_int(NR, j1 - jp);
+                const float *b = inp + (long)k0 * C + jp;
+                long b_rs = C;
+                if (cols < NR) { /* the edge panel, zero-padded */
+                    for (int k = 0; k < kc; k++)
+                        for (int j = 0; j < NR; j++)
+                            bp[k * NR + j] = j < cols ? b[(long)k * C + j] : 0.0f;
+                    b = bp;
+                    b_rs = NR;
+                }
+                float *c = dw + (long)o0 * C + jp;
+                if (rows == MR && cols == NR) {
+                    tile(kc, ap, 1, MR, b, b_rs, c, C);
+                    continue;
+                }
                 for (int r = 0; r < MR; r++)
-                    ap[k * MR + r] = src[r];
-            else
-                for (int r = 0; r < MR; r++)
-                    ap[k * MR + r] = r < rows ? src[r] : 0.0f;
-        }
-        for (int j0 = 0; j0 < C; j0 += NR) {
-            int cols = min_int(NR, C - j0);
-            const float *b = inp + (long)k0 * C + j0;
-            long b_rs = C;
-            if (cols < NR) { /* the edge panel, zero-padded */
-                for (int k = 0; k < kc; k++)
                     for (int j = 0; j < NR; j++)
-                        bp[k * NR + j] = j < cols ? b[(long)k * C + j] : 0.0f;
-                b = bp;
-                b_rs = NR;
+                        ct[r * NR + j] = r < rows && j < cols ? c[(long)r * C + j] : 0.0f;
+                tile(kc, ap, 1, MR, b, b_rs, ct, NR);
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < cols; j++)
+                        c[(long)r * C + j] = ct[r * NR + j];
             }
-            float *c = dw + (long)o0 * C + j0;
-            if (rows == MR && cols == NR) {
-                tile(kc, ap, 1, MR, b, b_rs, c, C);
-                continue;
-            }
-            for (int r = 0; r < MR; r++)
-                for (int j = 0; j < NR; j++)
-                    ct[r * NR + j] = r < rows && j < cols ? c[(long)r * C + j] : 0.0f;
-            tile(kc, ap, 1, MR, b, b_rs, ct, NR);
-            for (int r = 0; r < rows; r++)
-                for (int j = 0; j < cols; j++)
-                    c[(long)r * C + j] = ct[r * NR + j];
         }
     }
 }
@@ -149,10 +159,18 @@ void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *
             icl_cpu_product(&p, tile);
         }
     }
-    int groups = (OC + ICL_TILE_MR - 1) / ICL_TILE_MR;
+    /* dw tasks: DW_COLS columns x a chunk of channel groups, chunks small
+     * enough for about 4 tasks per thread (the split changes no element's chain) */
+    int groups = (OC + ICL_TILE_MR - 1) / ICL_TILE_MR, col_blocks = (C + DW_COLS - 1) / DW_COLS;
+    int chunks_wanted = (4 * omp_get_max_threads() + col_blocks - 1) / col_blocks;
+    int per_chunk = (groups + chunks_wanted - 1) / chunks_wanted;
+    per_chunk = per_chunk < 1 ? 1 : per_chunk > DW_GROUPS ? DW_GROUPS : per_chunk;
+    int chunks = (groups + per_chunk - 1) / per_chunk;
 #pragma omp parallel for schedule(dynamic)
-    for (int g = 0; g < groups; g++)
-        dw_group(dw, dout, inp, N, C, OC, g * ICL_TILE_MR, tile);
+    for (int task = 0; task < chunks * col_blocks; task++) {
+        int g0 = task / col_blocks * per_chunk, j0 = task % col_blocks * DW_COLS;
+        dw_block(dw, dout, inp, N, C, OC, g0, min_int(groups, g0 + per_chunk), j0, min_int(C, j0 + DW_COLS), tile);
+    }
     if (dbias) {
         int blocks = (OC + BIAS_BLOCK - 1) / BIAS_BLOCK;
 #pragma omp parallel for schedule(static)
