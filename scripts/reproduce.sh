@@ -1,20 +1,22 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
-#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
+#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
 # Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
 # and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
 # Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
 # MPIRUN the runs are spread over its ranks. Each sweep ends with `icl sweep summarize`: mean ± sd
 # tables over the seeds in OUT/<paper>/summary/. OUT/commands.log lists every command.
-# On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4.
+# On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4; on one core (OMP_NUM_THREADS=1)
+# see docs/results.md, "Claims", for scale and han_td.
 set -uo pipefail
 shopt -s nullglob  # a PARTS subset leaves some result folders absent
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
-PARTS=${PARTS:-xiong han garg}
+PARTS=${PARTS:-xiong han garg scale han_td}
 HAN_STEPS=${HAN_STEPS:-8000}
+SCALE_SIZES=${SCALE_SIZES:-3x64 1x32 2x48 4x80}
 MPIRUN=${MPIRUN:-}
 XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
@@ -87,6 +89,30 @@ sizes 4x64
 tasks linear_toy
 train --steps 5000 --batch 64 --lr 1e-3 --eval-every 500
 $(evaluate 1000)
+SWEEP
+;; esac
+
+# Yousefi's k-sweep (accuracy, RSA and attention per number of examples, per task) and Xiong's
+# superposition, on retrieval models of several sizes (the xiong recipe); the 3x64 runs come first
+case " $PARTS " in *" scale "*) sweep scale <<SWEEP
+seeds $SEEDS
+sizes $SCALE_SIZES
+tasks $XIONG_TASK
+train --short-prompts 2 --short-steps 3000 --steps 4000 --batch 32 --lr 1e-3 --eval-every 250 --checkpoint-every 500
+$(evaluate 100)
+after bash scripts/k_sweep.sh "\$ICL" "\$MODEL" "\$RUN" "\$SEED" > "\$RUN/ksweep.log" 2>&1
+$(probe superposition superposition --prompts 100 --seed '$SEED')
+SWEEP
+;; esac
+
+# Han: task decodability and query error at every checkpoint (every 1000 steps), per basis
+case " $PARTS " in *" han_td "*) sweep han_td <<SWEEP
+seeds $SEEDS
+sizes 3x64
+tasks $HAN_TASK
+train --steps $HAN_STEPS --batch 64 --lr 1e-3 --eval-every 250 --checkpoint-every 1000
+$(evaluate 200)
+after bash scripts/han_td.sh "\$ICL" "\$MODEL" "\$RUN" "\$SEED" > "\$RUN/han_td.log" 2>&1
 SWEEP
 ;; esac
 
