@@ -1,25 +1,26 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
-#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
+#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td tv"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
 # Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
 # and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
 # Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
 # MPIRUN the runs are spread over its ranks. Each sweep ends with `icl sweep summarize`: mean ± sd
 # tables over the seeds in OUT/<paper>/summary/. OUT/commands.log lists every command.
 # On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4; on one core (OMP_NUM_THREADS=1)
-# see docs/results.md, "Claims", for scale and han_td.
+# see docs/results.md, "Claims", for scale, han_td and tv.
 set -uo pipefail
 shopt -s nullglob  # a PARTS subset leaves some result folders absent
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
-PARTS=${PARTS:-xiong han garg scale han_td}
+PARTS=${PARTS:-xiong han garg scale han_td tv}
 HAN_STEPS=${HAN_STEPS:-8000}
 SCALE_SIZES=${SCALE_SIZES:-3x64 1x32 2x48 4x80}
 MPIRUN=${MPIRUN:-}
 XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
+TV_TASK="translation:K=4"
 
 # sweep NAME < description: write OUT/NAME.sweep, run it (keep going if a run fails: its
 # run.log says why), summarise it.
@@ -113,6 +114,18 @@ tasks $HAN_TASK
 train --steps $HAN_STEPS --batch 64 --lr 1e-3 --eval-every 250 --checkpoint-every 1000
 $(evaluate 200)
 after bash scripts/han_td.sh "\$ICL" "\$MODEL" "\$RUN" "\$SEED" > "\$RUN/han_td.log" 2>&1
+SWEEP
+;; esac
+
+# Xiong's task-vector composition on a family whose task is "which output alphabet": zero-shot
+# transfer (REPLACE and ADD), interpolation, and where the vector of a half-and-half prompt lies
+case " $PARTS " in *" tv "*) sweep tv <<SWEEP
+seeds $SEEDS
+sizes 2x64
+tasks $TV_TASK
+train --steps 1500 --batch 32 --lr 2e-3 --eval-every 250
+$(evaluate 100)
+$(task_vectors 100)
 SWEEP
 ;; esac
 

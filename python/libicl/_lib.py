@@ -231,7 +231,8 @@ class TvResult(Structure):
                 ("zs_p", _PD), ("zs_acc", _PD), ("base_p", _PD), ("base_acc", _PD), ("mat_p", _PD),
                 ("mat_acc", _PD), ("mat_p_own", _PD), ("mat_acc_own", _PD), ("n_pairs", c_int), ("n_alpha", c_int),
                 ("interp_level", c_int), ("pairs", POINTER(c_int)), ("alphas", _PD), ("interp", _PD),
-                ("base_mse", _PD), ("mat_mse", _PD), ("best_helps", c_int)]
+                ("base_mse", _PD), ("mat_mse", _PD), ("best_helps", c_int), ("mix_alpha", _PD),
+                ("mix_offline", _PD)]
 
 
 class FvOptions(Structure):
