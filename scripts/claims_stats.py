@@ -5,8 +5,8 @@
     /usr/bin/python3 scripts/claims_stats.py han OUT/han_td             # Han: TD vs query error
     /usr/bin/python3 scripts/claims_stats.py scale OUT/scale            # Xiong: r and KL against model size
 
-Each prints its tables and writes the points behind its figure (CSV, for gnuplot) into the
-directory it reads. Runs are the sweep's folders <task>_L<l>_d<w>_s<seed>; GROUP (default
+Each prints its tables and writes the points behind its figure (CSV, for gnuplot) into
+DIR/claims/ of the sweep directory DIR it reads. Runs are the sweep's folders <task>_L<l>_d<w>_s<seed>; GROUP (default
 retrieval_L3_d64) selects one size. Correlations: Pearson r and Spearman rho, each with a
 two-sided p-value from a permutation test (10000 shuffles of one variable, numpy seed 0) and,
 for Pearson, the t-distribution p-value (t = r sqrt((n-2)/(1-r^2)), n-2 degrees of freedom).
@@ -138,6 +138,11 @@ def runs(root, group):
     return out
 
 
+def claims_path(root, name):
+    os.makedirs(os.path.join(root, "claims"), exist_ok=True)
+    return os.path.join(root, "claims", name)
+
+
 def read_csv(path):
     with open(path) as fp:
         return list(csv.DictReader(fp))
@@ -171,7 +176,7 @@ def ksweep(root, group="retrieval_L3_d64"):
         for t in tasks:
             v = [by[(s, t, k)][6] for k in ks if (s, t, k) in by and k > 0]
             att0[(s, t)] = float(np.nanmean(v)) if v else float("nan")
-    table = os.path.join(root, group + "_ksweep.csv")
+    table = claims_path(root, group + "_ksweep.csv")
     with open(table, "w") as fp:
         fp.write("k,accuracy,accuracy_sd,rsa_answer,rsa_answer_sd,attention_qs,attention_qs_sd\n")
         print("%3s %16s %16s %16s" % ("k", "accuracy", "RSA answer rho", "attention ratio"))
@@ -193,7 +198,7 @@ def ksweep(root, group="retrieval_L3_d64"):
             by[(s, t, k)][5] - by[(s, t, k)][6]) for (s, t, k) in sorted(by) if k > 0 and (s, t, 0) in by]
     lev = [(s, t, k, by[(s, t, k)][3], by[(s, t, k)][4], att0[(s, t)] if k == 0 else by[(s, t, k)][5])
            for (s, t, k) in sorted(by)]
-    with open(os.path.join(root, group + "_ksweep_points.csv"), "w") as fp:
+    with open(claims_path(root, group + "_ksweep_points.csv"), "w") as fp:
         fp.write("seed,task,k,gain,d_rsa,d_attention\n")
         for p in pts:
             fp.write("%d,%s,%d,%g,%g,%g\n" % p)
@@ -219,7 +224,7 @@ def han(root):
         for r in read_csv(f):
             pts.append((int(m.group(1)), int(r["step"]), r["task"], fnum(r["td"]), fnum(r["mse"])))
     print("# Han: TD (last level) vs query error (k = 12) per (seed, checkpoint, basis)")
-    with open(os.path.join(root, "td_error_points.csv"), "w") as fp:
+    with open(claims_path(root, "td_error_points.csv"), "w") as fp:
         fp.write("seed,step,task,td,mse\n")
         for p in pts:
             fp.write("%d,%d,%s,%g,%g\n" % p)
@@ -264,7 +269,8 @@ def n_params(model):
 
 
 def scale(root):
-    groups = sorted({re.sub(r"_s\d+$", "", os.path.basename(d)) for d in glob.glob(os.path.join(root, "*_s*"))})
+    groups = sorted({re.sub(r"_s\d+$", "", os.path.basename(d)) for d in glob.glob(os.path.join(root, "*_s*"))
+                     if re.search(r"_s\d+$", d)})
     rows = []
     for g in groups:
         per = {}
@@ -280,7 +286,7 @@ def scale(root):
             seen = set()
             vals = {}
             for r in read_csv(f):
-                if r["kind"] != "uniform" or r["mixture"] in seen:
+                if r["sweep"] != "uniform" or r["mixture"] in seen:
                     continue
                 seen.add(r["mixture"])
                 n = int(r["n_tasks"])
@@ -298,7 +304,7 @@ def scale(root):
     for n in (2, 3, 4):
         hdr += " %14s %14s" % ("r n=%d" % n, "KL n=%d" % n)
     print(hdr)
-    with open(os.path.join(root, "scale_points.csv"), "w") as fp:
+    with open(claims_path(root, "scale_points.csv"), "w") as fp:
         fp.write("group,layers,width,params,seeds,acc8,acc8_sd" +
                  "".join(",r%d,r%d_sd,kl%d,kl%d_sd" % (n, n, n, n) for n in (2, 3, 4)) + "\n")
         for g, L, w, params, per in rows:
@@ -311,12 +317,70 @@ def scale(root):
             fp.write(out + "\n")
 
 
+def tv(root):
+    """Per seed and mode (task-vectors = REPLACE, task-vectors-add = ADD): zero-shot accuracy without and with
+    the task's vector at the best level, the vector task's answer on other tasks' prompts (override), the
+    interpolation's monotonicity (Spearman of P(task_1) and of P(task_2) against alpha, per pair), and a* and
+    the distance from the line of the half-and-half prompts' vector at the interpolation level."""
+    import json
+    res = {}
+    for seed, d in runs(root, "*"):
+        for mode in ("task-vectors", "task-vectors-add"):
+            t = os.path.join(d, mode)
+            if not os.path.exists(os.path.join(t, "task_vectors.json")):
+                continue
+            meta = json.load(open(os.path.join(t, "task_vectors.json")))["config"]
+            best, lev = int(meta["best_level"]), int(meta["interpolation_level"])
+            zs = read_csv(os.path.join(t, "zero_shot.csv"))
+            base = np.mean([fnum(r["value"]) for r in zs if r["metric"] == "accuracy_base" and int(r["level"]) == best])
+            withv = np.mean([fnum(r["value"]) for r in zs if r["metric"] == "accuracy" and int(r["level"]) == best])
+            mat = read_csv(os.path.join(t, "matrix.csv"))
+            over = np.mean([fnum(r["value"]) for r in mat if r["metric"] == "accuracy_vector_answer" and
+                            int(r["level"]) == best and r["vector_task"] != r["prompt_task"]])
+            interp = read_csv(os.path.join(t, "interpolation.csv"))
+            mono1, mono2, span1, span2 = [], [], [], []
+            for pair in sorted({(r["task_1"], r["task_2"]) for r in interp}):
+                rows = [r for r in interp if (r["task_1"], r["task_2"]) == pair]
+                a = [fnum(r["alpha"]) for r in rows if r["metric"] == "p_task_1"]
+                p1 = [fnum(r["value"]) for r in rows if r["metric"] == "p_task_1"]
+                p2 = [fnum(r["value"]) for r in rows if r["metric"] == "p_task_2"]
+                mono1.append(pearson(rank(a), rank(p1)))
+                mono2.append(pearson(rank(a), rank(p2)))
+                span1.append(p1[-1] - p1[0])
+                span2.append(p2[-1] - p2[0])
+            mixed = os.path.join(t, "mixed.csv")
+            astar, off = float("nan"), float("nan")
+            if os.path.exists(mixed):
+                mx = [r for r in read_csv(mixed) if int(r["level"]) == lev]
+                astar = float(np.mean([fnum(r["alpha_star"]) for r in mx]))
+                off = float(np.mean([fnum(r["off_line"]) for r in mx]))
+            res.setdefault(mode, []).append({
+                "seed": seed, "best": best, "base": base, "with": withv, "override": over,
+                "mono1": float(np.nanmean(mono1)), "mono2": float(np.nanmean(mono2)),
+                "span1": float(np.mean(span1)), "span2": float(np.mean(span2)), "astar": astar, "off": off})
+    for mode, rows in res.items():
+        print("# %s (%s), seeds %s, best levels %s" % (mode, "REPLACE" if mode == "task-vectors" else "ADD",
+                                                     [r["seed"] for r in rows], [r["best"] for r in rows]))
+        for key, label in (("base", "zero-shot accuracy without a vector"),
+                           ("with", "zero-shot accuracy with its vector, best level"),
+                           ("override", "other tasks' prompts: accuracy of the vector's answer"),
+                           ("mono1", "Spearman(alpha, P(task_1)), mean over pairs"),
+                           ("mono2", "Spearman(alpha, P(task_2)), mean over pairs"),
+                           ("span1", "P(task_1) at alpha=1 minus at alpha=0"),
+                           ("span2", "P(task_2) at alpha=1 minus at alpha=0"),
+                           ("astar", "mixed prompts: a* at the interpolation level"),
+                           ("off", "mixed prompts: distance from the line / |v1 - v2|")):
+            print("%-56s %7.3f ± %5.3f" % (label, *msd([r[key] for r in rows])))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("ksweep", "han", "scale"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("ksweep", "han", "scale", "tv"):
         sys.exit(__doc__)
     if sys.argv[1] == "ksweep":
         ksweep(sys.argv[2], *sys.argv[3:4])
     elif sys.argv[1] == "han":
         han(sys.argv[2])
+    elif sys.argv[1] == "tv":
+        tv(sys.argv[2])
     else:
         scale(sys.argv[2])

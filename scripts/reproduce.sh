@@ -151,6 +151,26 @@ for d in "$OUT"/han/*_s*/; do
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
     gnuplot -e "in='$d/finetune/finetune.csv'; out='$d/finetune/finetune.png'" scripts/plot_finetune.gp
 done 2>/dev/null
+for d in "$OUT"/tv/*_s*/; do
+    d=${d%/}
+    gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
+    gnuplot -e "dir='$d/task-vectors-add'" scripts/plot_task_vectors.gp
+done 2>/dev/null
+# The claims' statistics (correlations with their p-values) and figures, docs/results.md "Claims"
+PY=${PYTHON:-/usr/bin/python3}
+mkdir -p "$OUT/figures"
+if [ -d "$OUT/scale" ]; then
+    $PY scripts/claims_stats.py ksweep "$OUT/scale" > "$OUT/scale/claims_ksweep.txt"
+    $PY scripts/claims_stats.py scale "$OUT/scale" > "$OUT/scale/claims_scale.txt"
+    c=$OUT/scale/claims
+    gnuplot -e "plot='ksweep'; in='$c/retrieval_L3_d64_ksweep.csv'; points='$c/retrieval_L3_d64_ksweep_points.csv'; out='$OUT/figures/claims_yousefi_k.png'" scripts/plot_claims.gp
+    gnuplot -e "plot='scale'; in='$c/scale_points.csv'; out='$OUT/figures/claims_xiong_scale.png'" scripts/plot_claims.gp
+fi
+if [ -d "$OUT/han_td" ]; then
+    $PY scripts/claims_stats.py han "$OUT/han_td" > "$OUT/han_td/claims_han.txt"
+    gnuplot -e "plot='han'; in='$OUT/han_td/claims/td_error_points.csv'; out='$OUT/figures/claims_han_td_error.png'" scripts/plot_claims.gp
+fi
+[ -d "$OUT/tv" ] && $PY scripts/claims_stats.py tv "$OUT/tv" > "$OUT/tv/claims_tv.txt"
 # The figures docs/results.md shows (seed 1): cp "$OUT"/figures/*.png docs/figures/
 mkdir -p "$OUT/figures"
 first=${SEEDS%% *}
@@ -169,5 +189,7 @@ han/${HAN_TASK}_L3_d64_s$first/model/eval_by_examples.png han_error_by_k.png
 han/${HAN_TASK}_L3_d64_s$first/decodability/td_steps.png han_decodability_steps.png
 han/${HAN_TASK}_L3_d64_s$first/finetune/finetune.png han_finetune.png
 garg/linear_toy_L4_d64_s1/model/eval_by_examples.png garg_error_by_k.png
+tv/translation_K_4_L2_d64_s$first/task-vectors-add/interpolation.png claims_tv_interpolation_add.png
+tv/translation_K_4_L2_d64_s$first/task-vectors/interpolation.png claims_tv_interpolation_replace.png
 FIGURES
 echo "done" >> "$OUT/commands.log"
