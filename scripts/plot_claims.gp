@@ -15,7 +15,9 @@ set grid
 set key top left
 
 if (plot eq 'ksweep') {
-    set multiplot layout 1,4 title 'Retrieval 3x64: behaviour and representation against the number of examples k (mean ± sd over seeds)'
+    set terminal pngcairo size 1500,400 font ',10' noenhanced
+    set output out
+    set multiplot layout 1,5 title 'Retrieval 3x64: behaviour and representation against the number of examples k (mean ± sd over seeds)'
     set xlabel 'k'
     set xrange [-0.5:8.5]
     unset key
@@ -27,13 +29,15 @@ if (plot eq 'ksweep') {
     plot in every ::1 using 1:4:5 with yerrorlines lw 2 pt 7 lc rgb '#2171b5'
     set title 'query-source attention ratio, last layer'
     plot in every ::1 using 1:6:7 with yerrorlines lw 2 pt 7 lc rgb '#cb181d'
-    set title 'gain vs change (seed, task, k >= 1)'
-    set xlabel 'change from 0 shots'
-    set ylabel 'accuracy gain'
     set xrange [*:*]
-    set key bottom right
-    plot points every ::1 using 5:4 with points pt 7 ps 0.6 lc rgb '#2171b5' title 'RSA rho', \
-         points every ::1 using ($6 / 10):4 with points pt 6 ps 0.6 lc rgb '#cb181d' title 'attention ratio / 10'
+    set yrange [*:*]
+    set ylabel 'accuracy gain over 0 shots'
+    set title 'gain vs change of RSA rho (k >= 1)'
+    set xlabel 'change of rho from 0 shots'
+    plot points every ::1 using 5:4 with points pt 7 ps 0.6 lc rgb '#2171b5'
+    set title 'gain vs change of the ratio (k >= 1)'
+    set xlabel 'change of the ratio from 0 shots'
+    plot points every ::1 using 6:4 with points pt 7 ps 0.6 lc rgb '#cb181d'
     unset multiplot
 }
 
