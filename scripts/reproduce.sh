@@ -160,7 +160,9 @@ done 2>/dev/null
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p "$OUT/figures"
 if [ -d "$OUT/scale" ]; then
-    $PY scripts/claims_stats.py ksweep "$OUT/scale" > "$OUT/scale/claims_ksweep.txt"
+    for g in $(ls -d "$OUT"/scale/*_s*/ | sed 's|.*/||; s|_s[0-9]*/$||' | sort -u); do
+        $PY scripts/claims_stats.py ksweep "$OUT/scale" "$g" > "$OUT/scale/claims_ksweep_$g.txt"
+    done
     $PY scripts/claims_stats.py scale "$OUT/scale" > "$OUT/scale/claims_scale.txt"
     c=$OUT/scale/claims
     gnuplot -e "plot='ksweep'; in='$c/retrieval_L3_d64_ksweep.csv'; points='$c/retrieval_L3_d64_ksweep_points.csv'; out='$OUT/figures/claims_yousefi_k.png'" scripts/plot_claims.gp
