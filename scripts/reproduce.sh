@@ -160,7 +160,7 @@ done 2>/dev/null
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p "$OUT/figures"
 if [ -d "$OUT/scale" ]; then
-    for g in $(ls -d "$OUT"/scale/*_s*/ | sed 's|.*/||; s|_s[0-9]*/$||' | sort -u); do
+    for g in $(ls -d "$OUT"/scale/*_s*/ | sed 's|/$||; s|.*/||; s|_s[0-9]*$||' | sort -u); do
         $PY scripts/claims_stats.py ksweep "$OUT/scale" "$g" > "$OUT/scale/claims_ksweep_$g.txt"
     done
     $PY scripts/claims_stats.py scale "$OUT/scale" > "$OUT/scale/claims_scale.txt"
