@@ -44,7 +44,7 @@ if (plot eq 'ksweep') {
 if (plot eq 'han') {
     set terminal pngcairo size 700,520 font ',11' noenhanced
     set output out
-    set title 'basis_mixture_small 3x64: TD (last level) vs query error (k = 12), every basis and checkpoint'
+    set title 'basis_mixture_small 3x64, 8000 steps: TD vs query error'
     set xlabel 'task decodability (chance 0.25)'
     set ylabel 'query squared error'
     set key top right
