@@ -53,7 +53,8 @@ if (plot eq 'han') {
 }
 
 if (plot eq 'scale') {
-    set multiplot layout 1,2 title 'Retrieval models of 4 sizes: uniform mixtures of n tasks (mean ± sd over seeds)'
+    set multiplot layout 1,2 title 'Retrieval 1x32, 2x48 (both without ICL), 3x64, 4x80: uniform mixtures of n tasks (mean ± sd over seeds)'
+    set xrange [30000:1.5e6]
     set logscale x
     set xlabel 'parameters'
     set key top left
