@@ -91,6 +91,22 @@ static icl_status write_interpolation(cli_outputs *o, const icl_task_family *f, 
     return cli_write_doubles(o, "interpolation.npy", r->interp, 3, shape);
 }
 
+/* Where each pair's mixed-prompt vector lies (k >= 2): mixed.csv, one row per level and pair. */
+static icl_status write_mixed(cli_outputs *o, const icl_task_family *f, const icl_tv_result *r) {
+    if (!r->mix_alpha)
+        return ICL_OK;
+    const char *cols[] = {"level", "task_1", "task_2", "alpha_star", "off_line"};
+    icl_csv *csv;
+    CLI_TRY(cli_table_create(o, "mixed.csv", 5, cols, &csv));
+    for (int pr = 0; pr < r->n_pairs; pr++)
+        for (int l = 0; l < r->n_levels; l++)
+            cli_csv_row(csv, cli_int(l), cli_str(task_name(f, r, r->pairs[2 * pr])),
+                        cli_str(task_name(f, r, r->pairs[2 * pr + 1])),
+                        cli_num(r->mix_alpha[(size_t)pr * r->n_levels + l]),
+                        cli_num(r->mix_offline[(size_t)pr * r->n_levels + l]));
+    return icl_csv_close(csv);
+}
+
 static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
     int n = r->n_tasks, NL = r->n_levels, l = r->best_level;
     printf("task vectors: %d tasks, levels 0..%d (0 = embedding, l+1 = after block l), best level %d%s\n", n, NL - 1, l,
@@ -132,6 +148,10 @@ static void print_summary(const icl_task_family *f, const icl_tv_result *r) {
                task_name(f, r, r->pairs[1]), r->interp_level, c[0], c[1], c[(r->n_alpha - 1) * 3],
                c[(r->n_alpha - 1) * 3 + 1]);
     }
+    if (r->n_pairs > 0 && r->mix_alpha)
+        printf("mixed prompts %s/%s (half each) at level %d: alpha* %.3f, distance from the line %.3f\n",
+               task_name(f, r, r->pairs[0]), task_name(f, r, r->pairs[1]), r->interp_level,
+               r->mix_alpha[r->interp_level], r->mix_offline[r->interp_level]);
 }
 
 static icl_status write_all(cli_probe *p, const icl_tv_result *r) {
@@ -142,6 +162,7 @@ static icl_status write_all(cli_probe *p, const icl_tv_result *r) {
     if (r->mode == ICL_MODE_TOKEN) {
         CLI_TRY(write_zero_shot(o, f, r));
         CLI_TRY(write_interpolation(o, f, r));
+        CLI_TRY(write_mixed(o, f, r));
     }
     CLI_TRY(write_matrix(o, f, r));
     CLI_TRY(cli_sidecar_model_config(o->sc, p->model));

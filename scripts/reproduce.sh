@@ -1,23 +1,26 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
-#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
+#   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td tv"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
 # Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
 # and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
 # Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
 # MPIRUN the runs are spread over its ranks. Each sweep ends with `icl sweep summarize`: mean ± sd
 # tables over the seeds in OUT/<paper>/summary/. OUT/commands.log lists every command.
-# On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4.
+# On 2 cores: xiong about 5 minutes per seed, han about 7, garg 4; on one core (OMP_NUM_THREADS=1)
+# see docs/results.md, "Claims", for scale, han_td and tv.
 set -uo pipefail
 shopt -s nullglob  # a PARTS subset leaves some result folders absent
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ICL=${ICL:-build/bin/icl}
 OUT=${OUT:-out/results}
 SEEDS=${SEEDS:-1 2 3}
-PARTS=${PARTS:-xiong han garg}
+PARTS=${PARTS:-xiong han garg scale han_td tv}
 HAN_STEPS=${HAN_STEPS:-8000}
+SCALE_SIZES=${SCALE_SIZES:-3x64 1x32 2x48 4x80}
 MPIRUN=${MPIRUN:-}
 XIONG_TASK="retrieval"
 HAN_TASK="basis_mixture_small"
+TV_TASK="translation:K=4"
 
 # sweep NAME < description: write OUT/NAME.sweep, run it (keep going if a run fails: its
 # run.log says why), summarise it.
@@ -90,6 +93,42 @@ $(evaluate 1000)
 SWEEP
 ;; esac
 
+# Yousefi's k-sweep (accuracy, RSA and attention per number of examples, per task) and Xiong's
+# superposition, on retrieval models of several sizes (the xiong recipe); the 3x64 runs come first
+case " $PARTS " in *" scale "*) sweep scale <<SWEEP
+seeds $SEEDS
+sizes $SCALE_SIZES
+tasks $XIONG_TASK
+train --short-prompts 2 --short-steps 3000 --steps 4000 --batch 32 --lr 1e-3 --eval-every 250 --checkpoint-every 500
+$(evaluate 100)
+after bash scripts/k_sweep.sh "\$ICL" "\$MODEL" "\$RUN" "\$SEED" > "\$RUN/ksweep.log" 2>&1
+$(probe superposition superposition --prompts 100 --seed '$SEED')
+SWEEP
+;; esac
+
+# Han: task decodability and query error at every checkpoint (every 1000 steps), per basis
+case " $PARTS " in *" han_td "*) sweep han_td <<SWEEP
+seeds $SEEDS
+sizes 3x64
+tasks $HAN_TASK
+train --steps $HAN_STEPS --batch 64 --lr 1e-3 --eval-every 250 --checkpoint-every 1000
+$(evaluate 200)
+after bash scripts/han_td.sh "\$ICL" "\$MODEL" "\$RUN" "\$SEED" > "\$RUN/han_td.log" 2>&1
+SWEEP
+;; esac
+
+# Xiong's task-vector composition on a family whose task is "which output alphabet": zero-shot
+# transfer (REPLACE and ADD), interpolation, and where the vector of a half-and-half prompt lies
+case " $PARTS " in *" tv "*) sweep tv <<SWEEP
+seeds $SEEDS
+sizes 2x64
+tasks $TV_TASK
+train --steps 1500 --batch 32 --lr 2e-3 --eval-every 250
+$(evaluate 100)
+$(task_vectors 100)
+SWEEP
+;; esac
+
 # Figures (PNG) next to each run's CSV files
 for d in "$OUT"/xiong/*_s*/; do
     d=${d%/}
@@ -112,6 +151,28 @@ for d in "$OUT"/han/*_s*/; do
     gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
     gnuplot -e "in='$d/finetune/finetune.csv'; out='$d/finetune/finetune.png'" scripts/plot_finetune.gp
 done 2>/dev/null
+for d in "$OUT"/tv/*_s*/; do
+    d=${d%/}
+    gnuplot -e "dir='$d/task-vectors'" scripts/plot_task_vectors.gp
+    gnuplot -e "dir='$d/task-vectors-add'" scripts/plot_task_vectors.gp
+done 2>/dev/null
+# The claims' statistics (correlations with their p-values) and figures, docs/results.md "Claims"
+PY=${PYTHON:-/usr/bin/python3}
+mkdir -p "$OUT/figures"
+if [ -d "$OUT/scale" ]; then
+    for g in $(ls -d "$OUT"/scale/*_s*/ | sed 's|/$||; s|.*/||; s|_s[0-9]*$||' | sort -u); do
+        $PY scripts/claims_stats.py ksweep "$OUT/scale" "$g" > "$OUT/scale/claims_ksweep_$g.txt"
+    done
+    $PY scripts/claims_stats.py scale "$OUT/scale" > "$OUT/scale/claims_scale.txt"
+    c=$OUT/scale/claims
+    gnuplot -e "plot='ksweep'; in='$c/retrieval_L3_d64_ksweep.csv'; points='$c/retrieval_L3_d64_ksweep_points.csv'; out='$OUT/figures/claims_yousefi_k.png'" scripts/plot_claims.gp
+    gnuplot -e "plot='scale'; in='$c/scale_points.csv'; out='$OUT/figures/claims_xiong_scale.png'" scripts/plot_claims.gp
+fi
+if [ -d "$OUT/han_td" ]; then
+    $PY scripts/claims_stats.py han "$OUT/han_td" > "$OUT/han_td/claims_han.txt"
+    gnuplot -e "plot='han'; in='$OUT/han_td/claims/td_error_points.csv'; out='$OUT/figures/claims_han_td_error.png'" scripts/plot_claims.gp
+fi
+[ -d "$OUT/tv" ] && $PY scripts/claims_stats.py tv "$OUT/tv" > "$OUT/tv/claims_tv.txt"
 # The figures docs/results.md shows (seed 1): cp "$OUT"/figures/*.png docs/figures/
 mkdir -p "$OUT/figures"
 first=${SEEDS%% *}
@@ -130,5 +191,7 @@ han/${HAN_TASK}_L3_d64_s$first/model/eval_by_examples.png han_error_by_k.png
 han/${HAN_TASK}_L3_d64_s$first/decodability/td_steps.png han_decodability_steps.png
 han/${HAN_TASK}_L3_d64_s$first/finetune/finetune.png han_finetune.png
 garg/linear_toy_L4_d64_s1/model/eval_by_examples.png garg_error_by_k.png
+tv/translation_K_4_L2_d64_s$first/task-vectors-add/interpolation.png claims_tv_interpolation_add.png
+tv/translation_K_4_L2_d64_s$first/task-vectors/interpolation.png claims_tv_interpolation_replace.png
 FIGURES
 echo "done" >> "$OUT/commands.log"

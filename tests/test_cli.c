@@ -680,6 +680,23 @@ START_TEST(test_probe_save_inputs) {
 }
 END_TEST
 
+/* probe rsa --shots 0,1,...,8: a k-sweep of 9 shot counts (up to ICL_RSA_MAX_SHOTS)
+ * writes one accuracy per count in score.csv; one count more is refused. */
+START_TEST(test_rsa_shot_sweep) {
+    ck_assert_int_eq(icl("train --task retrieval:A=8,L=4,tasks=3,n=8 --layers 1 --steps 2 --batch 4 --quiet --save rk.safetensors"), 0);
+    ck_assert_int_eq(icl("probe rsa --model rk.safetensors --prompts 6 --perm 5 --shots 0,1,2,3,4,5,6,7,8 --out rk"), 0);
+    char cell[32];
+    for (int k = 0; k <= 8; k++) {
+        snprintf(cell, sizeof cell, "%d,accuracy,", k);
+        ck_assert_msg(isfinite(csv_value("rk/score.csv", cell)), "no accuracy for %d shots", k);
+    }
+    ck_assert(isfinite(csv_value("rk/rsa.csv", "8,1,answer,")));
+    ck_assert_int_eq(icl("probe rsa --model rk.safetensors --prompts 6 --perm 5 "
+                         "--shots 0,1,2,3,4,5,6,7,8,0,1,2,3,4,5,6,7 --out rk17"), 1);
+    ck_assert(!exists("rk17"));
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char bin[PATH_MAX];
@@ -711,6 +728,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_info_task_ids);
     tcase_add_test(tc, test_linear_shots_share_queries);
     tcase_add_test(tc, test_probe_save_inputs);
+    tcase_add_test(tc, test_rsa_shot_sweep);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_tmpdir_remove();

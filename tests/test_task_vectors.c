@@ -203,6 +203,79 @@ START_TEST(test_interpolation_end_points) {
 }
 END_TEST
 
+/* Where the mixed-prompt vector lies: the run's a* and distance from the line equal those recomputed from
+ * the mixed prompts regenerated from the documented stream (mean query residual m, then the projection of
+ * m - v_j on v_i - v_j); with k < 2 there is no half-and-half prompt and no result. */
+START_TEST(test_mixed_vector_position) {
+    fixture x;
+    setup(&x, "retrieval:A=8,L=4,n=4", 4, 3);
+    int tasks[2] = {1, 3}, N = 5, NL = 3, C = 24;
+    icl_tv_options o = icl_tv_options_default(x.f);
+    o.tasks = tasks;
+    o.n_tasks = 2;
+    o.n_prompts = N;
+    o.eval_prompts = 2;
+    o.n_alpha = 2;
+    o.batch = 2; /* the 5 mixed prompts in three passes */
+    o.seed = 9;
+    icl_tv_result r;
+    ck_assert_int_eq(icl_task_vectors_run(x.m, x.f, &o, &r), ICL_OK);
+    ck_assert_ptr_nonnull(r.mix_alpha);
+    icl_rng root, per_a, per_pair;
+    icl_rng_init(&root, 9, ICL_TV_STREAM_MIXED);
+    icl_rng_split(&per_a, &root, 1);
+    icl_rng_split(&per_pair, &per_a, 3);
+    icl_gen_options gen = icl_gen_options_default();
+    gen.loss = ICL_LOSS_ANSWERS;
+    gen.ctx = icl_model_config(x.m)->ctx;
+    const double lambda[2] = {0.5, 0.5};
+    icl_mixed_prompt mp[5];
+    const icl_prompt *rows[5];
+    memset(mp, 0, sizeof mp);
+    for (int q = 0; q < N; q++) {
+        icl_rng rq;
+        icl_rng_split(&rq, &per_pair, (uint64_t)q);
+        ck_assert_int_eq(icl_task_generate_mixed(x.f, tasks, lambda, 2, 4, &gen, &rq, &mp[q]), ICL_OK);
+        ck_assert_int_eq(mp[q].counts[0], 2);
+        rows[q] = &mp[q].prompt;
+    }
+    icl_task_batch tb = {0};
+    ck_assert_int_eq(icl_task_batch_pack(&tb, rows, N, 0), ICL_OK);
+    float *res = tu_floats((size_t)NL * N * C);
+    ck_assert_int_eq(icl_residuals_at(x.m, &tb, icl_pos_role(ICL_ROLE_QUERY_SEP), NULL, 0, res), ICL_OK);
+    for (int l = 1; l < NL; l++) {
+        const float *vi = r.vectors + (size_t)(0 * NL + l) * C, *vj = r.vectors + (size_t)(1 * NL + l) * C;
+        double m[24], dd = 0.0, md = 0.0, off = 0.0;
+        for (int c = 0; c < C; c++) {
+            m[c] = 0.0;
+            for (int q = 0; q < N; q++) m[c] += res[((size_t)l * N + q) * C + c] / N;
+            dd += ((double)vi[c] - vj[c]) * ((double)vi[c] - vj[c]);
+            md += (m[c] - vj[c]) * ((double)vi[c] - vj[c]);
+        }
+        double a = md / dd;
+        for (int c = 0; c < C; c++) {
+            double e = m[c] - (a * vi[c] + (1.0 - a) * vj[c]);
+            off += e * e;
+        }
+        printf("  level %d: a* %.9g vs %.9g, off-line %.9g vs %.9g\n", l, r.mix_alpha[l], a, r.mix_offline[l],
+               sqrt(off / dd));
+        ck_assert(fabs(r.mix_alpha[l] - a) < 1e-6 && fabs(r.mix_offline[l] - sqrt(off / dd)) < 1e-6);
+    }
+    /* level 0 is the query separator's embedding, the same in every prompt: v_i = v_j, NaN */
+    ck_assert(isnan(r.mix_alpha[0]) && isnan(r.mix_offline[0]));
+    icl_tv_result_free(&r);
+    o.n_examples = 1;
+    o.target_examples = 1;
+    ck_assert_int_eq(icl_task_vectors_run(x.m, x.f, &o, &r), ICL_OK);
+    ck_assert(r.mix_alpha == NULL && r.mix_offline == NULL);
+    icl_tv_result_free(&r);
+    for (int q = 0; q < N; q++) icl_mixed_prompt_free(&mp[q]);
+    icl_task_batch_free(&tb);
+    free(res);
+    teardown(&x);
+}
+END_TEST
+
 /* best_helps: a hand-made sweep where patching lowers zero-shot accuracy at
  * every level (the demo model's ret_1, 0.14 -> 0.10) reports no help, one
  * that raises it at one level reports help there only; a run sets best_helps
@@ -632,6 +705,7 @@ int main(void) {
     tcase_add_test(tc, test_extraction_is_mean_of_residuals);
     tcase_add_test(tc, test_self_patch_is_bitwise_noop);
     tcase_add_test(tc, test_interpolation_end_points);
+    tcase_add_test(tc, test_mixed_vector_position);
     tcase_add_test(tc, test_best_level_helps);
     tcase_add_test(tc, test_head_projection_matches_attn_out);
     tcase_add_test(tc, test_aie_zero_when_clean_is_corrupted);

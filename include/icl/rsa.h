@@ -29,7 +29,7 @@ typedef struct {
 icl_status icl_rsa_levels(const icl_repr_set *r, const icl_rsa_hypothesis *hyp, int n_hyp, int n_perm, icl_rng *rng,
                           double *rho, double *p, double *rsm);
 
-#define ICL_RSA_MAX_SHOTS 8
+#define ICL_RSA_MAX_SHOTS 16
 
 typedef struct {
     int shots[ICL_RSA_MAX_SHOTS]; /* conditions: examples per prompt, e.g. {0, 8} */

@@ -33,6 +33,7 @@ ICL_BEGIN_DECLS
 #define ICL_TV_STREAM_ZERO_SHOT "task_vectors/zero_shot" /* zero-shot targets (and their means for ADD) */
 #define ICL_TV_STREAM_TARGET "task_vectors/target"   /* k-shot targets of the source x target matrix */
 #define ICL_TV_STREAM_INTERP "task_vectors/interp"   /* zero-shot targets of the interpolation */
+#define ICL_TV_STREAM_MIXED "task_vectors/mixed"     /* demonstrations mixing two tasks half and half */
 #define ICL_FV_STREAM_CLEAN "function_vectors/clean" /* clean prompts the mean head outputs come from */
 #define ICL_FV_STREAM_EVAL "function_vectors/eval"   /* prompts the AIE and the FV are evaluated on */
 
@@ -116,12 +117,21 @@ typedef struct {
     double *mat_mse;           /* (n_levels, n_tasks, n_tasks) [l][v][p] patched */
     int best_helps;            /* icl_tv_level_helps at best_level. 0: no level helps, and best_level is only the
                                   least harmful one; the interpolation (level -1) still runs there */
+    /* token families with n_examples >= 2: where the vector of a mixed prompt lies. For pair (i, j), m is the
+       mean query residual, at each level, of n_prompts demonstrations whose k examples are split half and half
+       between tasks i and j (icl_task_mix_counts; prompt q of the pair is icl_task_generate_mixed with tasks
+       {i, j} and the stream split(split(split(rng(seed, ICL_TV_STREAM_MIXED), task i), task j), q)). NULL
+       when k < 2; NaN at a level where v_i = v_j. */
+    double *mix_alpha;         /* (n_pairs, n_levels) a* = <m - v_j, v_i - v_j> / |v_i - v_j|^2: m's position along
+                                  the line from v_j (0) to v_i (1) */
+    double *mix_offline;       /* (n_pairs, n_levels) |m - (a* v_i + (1 - a*) v_j)| / |v_i - v_j|: its distance
+                                  from that line, in units of the distance between the two vectors */
 } icl_tv_result;
 
 /* Extract the vectors (means over demonstrations at every level), then:
  * token families: zero-shot patching at every level, the vector x prompt
- * matrices at every level, and the interpolation of every pair of tasks on
- * zero-shot prompts; vector families: the dMSE matrices at every level.
+ * matrices at every level, the interpolation of every pair of tasks on
+ * zero-shot prompts, and (k >= 2) where each pair's mixed-prompt vector lies; vector families: the dMSE matrices at every level.
  * *out is filled (free with icl_tv_result_free). */
 icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const icl_tv_options *opt,
                                 icl_tv_result *out);

@@ -221,6 +221,8 @@ void icl_tv_result_free(icl_tv_result *r) {
     free(r->interp);
     free(r->base_mse);
     free(r->mat_mse);
+    free(r->mix_alpha);
+    free(r->mix_offline);
     memset(r, 0, sizeof *r);
 }
 
@@ -530,6 +532,83 @@ static icl_status interpolation(tv_run *x) {
     return s;
 }
 
+/* The mean query residual (NL, C) of n_prompts prompts whose k examples are split half and half between
+ * tasks a and b (indices into tasks), from stream ICL_TV_STREAM_MIXED (see icl_tv_result.mix_alpha). */
+static icl_status mixed_mean(tv_run *x, int a, int b, double *mean) {
+    const icl_tv_options *o = x->o;
+    probe_dims dims = probe_dims_of(x->m);
+    int NL = x->NL, C = x->C, chunk = o->batch < o->n_prompts ? o->batch : o->n_prompts;
+    int pair[2] = {x->r->tasks[a], x->r->tasks[b]};
+    const double lambda[2] = {0.5, 0.5};
+    icl_gen_options gen = icl_gen_options_default();
+    gen.loss = ICL_LOSS_ANSWERS;
+    gen.ctx = dims.ctx;
+    icl_rng root, per_a, per_pair;
+    icl_rng_init(&root, o->seed, ICL_TV_STREAM_MIXED);
+    icl_rng_split(&per_a, &root, (uint64_t)pair[0]);
+    icl_rng_split(&per_pair, &per_a, (uint64_t)pair[1]);
+    icl_mixed_prompt *mp = calloc((size_t)chunk, sizeof *mp);
+    const icl_prompt **rows = malloc((size_t)chunk * sizeof *rows);
+    float *res = malloc((size_t)NL * chunk * C * sizeof *res);
+    icl_status s = (mp && rows && res) ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    memset(mean, 0, (size_t)NL * C * sizeof *mean);
+    for (int first = 0; s == ICL_OK && first < o->n_prompts; first += chunk) {
+        int cnt = o->n_prompts - first < chunk ? o->n_prompts - first : chunk;
+        for (int q = 0; s == ICL_OK && q < cnt; q++) {
+            icl_rng r;
+            icl_rng_split(&r, &per_pair, (uint64_t)(first + q));
+            icl_mixed_prompt_free(&mp[q]);
+            s = icl_task_generate_mixed(x->f, pair, lambda, 2, o->n_examples, &gen, &r, &mp[q]);
+            rows[q] = &mp[q].prompt;
+        }
+        if (s == ICL_OK)
+            s = icl_task_batch_pack(&x->tb, rows, cnt, 0);
+        if (s == ICL_OK)
+            s = icl_residuals_at(x->m, &x->tb, icl_pos_role(ICL_ROLE_QUERY_SEP), NULL, 0, res);
+        for (int l = 0; s == ICL_OK && l < NL; l++)
+            for (int q = 0; q < cnt; q++)
+                for (int c = 0; c < C; c++)
+                    mean[(size_t)l * C + c] += res[((size_t)l * cnt + q) * C + c] / (double)o->n_prompts;
+    }
+    for (int q = 0; mp && q < chunk; q++)
+        icl_mixed_prompt_free(&mp[q]);
+    free(mp);
+    free(rows);
+    free(res);
+    return s;
+}
+
+/* Where each pair's mixed-prompt vector lies relative to the line through its two task vectors (Xiong). */
+static icl_status mixed_vectors(tv_run *x) {
+    icl_tv_result *r = x->r;
+    int NL = x->NL, C = x->C;
+    double *m = malloc((size_t)NL * C * sizeof *m);
+    icl_status s = m ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "icl_task_vectors_run: out of memory");
+    for (int pr = 0; s == ICL_OK && pr < r->n_pairs; pr++) {
+        int ti = r->pairs[2 * pr], tj = r->pairs[2 * pr + 1];
+        s = mixed_mean(x, ti, tj, m);
+        for (int l = 0; s == ICL_OK && l < NL; l++) {
+            const float *vi = vector_of(x, ti, l), *vj = vector_of(x, tj, l);
+            const double *ml = m + (size_t)l * C;
+            double dd = 0.0, md = 0.0, off = 0.0;
+            for (int c = 0; c < C; c++) {
+                double d = (double)vi[c] - vj[c];
+                dd += d * d;
+                md += (ml[c] - vj[c]) * d;
+            }
+            double a = dd > 0.0 ? md / dd : NAN;
+            for (int c = 0; dd > 0.0 && c < C; c++) {
+                double e = ml[c] - (a * vi[c] + (1.0 - a) * vj[c]);
+                off += e * e;
+            }
+            r->mix_alpha[(size_t)pr * NL + l] = a;
+            r->mix_offline[(size_t)pr * NL + l] = dd > 0.0 ? sqrt(off / dd) : NAN;
+        }
+    }
+    free(m);
+    return s;
+}
+
 static icl_status alloc_result(tv_run *x) {
     icl_tv_result *r = x->r;
     size_t n = (size_t)x->n, NL = (size_t)x->NL, C = (size_t)x->C, cells = NL * n * n;
@@ -555,6 +634,11 @@ static icl_status alloc_result(tv_run *x) {
         r->interp = calloc((size_t)(r->n_pairs ? r->n_pairs : 1) * r->n_alpha * 3, sizeof(double));
         ok = ok && r->zs_p0 && r->zs_acc0 && r->zs_p && r->zs_acc && r->base_p && r->base_acc && r->mat_p &&
              r->mat_acc && r->mat_p_own && r->mat_acc_own && r->pairs && r->alphas && r->interp;
+        if (x->o->n_examples >= 2) {
+            r->mix_alpha = calloc((size_t)(r->n_pairs ? r->n_pairs : 1) * NL, sizeof(double));
+            r->mix_offline = calloc((size_t)(r->n_pairs ? r->n_pairs : 1) * NL, sizeof(double));
+            ok = ok && r->mix_alpha && r->mix_offline;
+        }
         if (ok) {
             int k = 0;
             for (int i = 0; i < x->n; i++)
@@ -606,6 +690,8 @@ icl_status icl_task_vectors_run(icl_model *m, const icl_task_family *f, const ic
             s = icl_tv_level_helps(out, out->best_level, &out->best_helps);
         if (s == ICL_OK)
             s = interpolation(&x);
+        if (s == ICL_OK && out->mix_alpha)
+            s = mixed_vectors(&x);
     } else if (s == ICL_OK) {
         s = vector_matrix(&x);
         out->best_level = best_level(&x);

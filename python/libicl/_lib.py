@@ -71,7 +71,7 @@ POOL_MODES = {"last": 0, "mean": 1, "max": 2}
 LINEAR_TARGETS = {"task": 0, "answer": 1, "weights": 2}
 ATTN_RATIO_NAMES = ["query_source", "example_source", "task"]
 ATTN_MAX_CONDITIONS = 3
-RSA_MAX_SHOTS = 8
+RSA_MAX_SHOTS = 16
 RSA_MAX_HYP = 3
 NPY_MAX_DIM = 8
 FV_N_CONDITIONS = 3
@@ -236,7 +236,8 @@ class TvResult(Structure):
                 ("zs_p", _PD), ("zs_acc", _PD), ("base_p", _PD), ("base_acc", _PD), ("mat_p", _PD),
                 ("mat_acc", _PD), ("mat_p_own", _PD), ("mat_acc_own", _PD), ("n_pairs", c_int), ("n_alpha", c_int),
                 ("interp_level", c_int), ("pairs", POINTER(c_int)), ("alphas", _PD), ("interp", _PD),
-                ("base_mse", _PD), ("mat_mse", _PD), ("best_helps", c_int)]
+                ("base_mse", _PD), ("mat_mse", _PD), ("best_helps", c_int), ("mix_alpha", _PD),
+                ("mix_offline", _PD)]
 
 
 class FvOptions(Structure):

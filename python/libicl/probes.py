@@ -223,7 +223,8 @@ def task_vectors(model, family, tasks=None, mode="replace", **opts):
     """icl_task_vectors_run: vectors (n_tasks, levels, C), best_level and the
     patching matrices of task_vectors.h (token: zs_p0, zs_acc0, zs_p, zs_acc,
     base_p, base_acc, mat_p, mat_acc, mat_p_own, mat_acc_own, pairs, alphas,
-    interp; vector: base_mse, mat_mse). Options: n_prompts, n_examples,
+    interp, and with n_examples >= 2 mix_alpha, mix_offline; vector: base_mse, mat_mse).
+    Options: n_prompts, n_examples,
     eval_prompts, target_examples, add_raw, level, n_alpha, batch, seed."""
     keep = []
     o = C.tv_options_default(family.ptr)
@@ -251,6 +252,9 @@ def task_vectors(model, family, tasks=None, mode="replace", **opts):
             out["pairs"] = copy_out(r.pairs, (r.n_pairs, 2), np.intc).astype(_I32)
             out["alphas"] = copy_out(r.alphas, (r.n_alpha,), _F64)
             out["interp"] = copy_out(r.interp, (r.n_pairs, r.n_alpha, 3), _F64)
+            if r.mix_alpha:
+                out["mix_alpha"] = copy_out(r.mix_alpha, (r.n_pairs, L), _F64)
+                out["mix_offline"] = copy_out(r.mix_offline, (r.n_pairs, L), _F64)
         else:
             out["base_mse"] = copy_out(r.base_mse, (n,), _F64)
             out["mat_mse"] = copy_out(r.mat_mse, (L, n, n), _F64)

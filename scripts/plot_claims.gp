@@ -1,0 +1,72 @@
+# Figures of docs/results.md's "Claims" experiments, from the CSV files scripts/claims_stats.py writes:
+#   gnuplot -e "plot='ksweep'; in='OUT/scale/claims/retrieval_L3_d64_ksweep.csv'; points='OUT/scale/claims/retrieval_L3_d64_ksweep_points.csv'; out='k.png'" scripts/plot_claims.gp
+#   gnuplot -e "plot='han'; in='OUT/han_td/claims/td_error_points.csv'; out='han.png'" scripts/plot_claims.gp
+#   gnuplot -e "plot='scale'; in='OUT/scale/claims/scale_points.csv'; out='scale.png'" scripts/plot_claims.gp
+# ksweep: accuracy, RSA alignment and attention ratio against k (mean ± sd over seeds), and the
+# behavioural gain against each representational change (one point per seed, task and k);
+# han: TD against query error, one colour per seed (Han's Fig. 4); scale: tasks solved r and
+# KL(lambda||p) of uniform 2-, 3-, 4-task mixtures against the parameter count (mean ± sd).
+if (!exists("plot") || !exists("in") || !exists("out")) { print "set plot, in and out"; exit }
+set datafile separator ','
+set datafile missing 'nan'
+set terminal pngcairo size 1200,420 font ',11' noenhanced
+set output out
+set grid
+set key top left
+
+if (plot eq 'ksweep') {
+    set terminal pngcairo size 1500,400 font ',10' noenhanced
+    set output out
+    set multiplot layout 1,5 title 'Retrieval 3x64: behaviour and representation against the number of examples k (mean ± sd over seeds)'
+    set xlabel 'k'
+    set xrange [-0.5:8.5]
+    unset key
+    set title 'query accuracy'
+    set yrange [0:1.05]
+    plot in every ::1 using 1:2:3 with yerrorlines lw 2 pt 7 lc rgb '#238b45'
+    set title 'RSA rho, "same answer", last level'
+    set yrange [*:*]
+    plot in every ::1 using 1:4:5 with yerrorlines lw 2 pt 7 lc rgb '#2171b5'
+    set title 'query-source attention ratio, last layer'
+    plot in every ::1 using 1:6:7 with yerrorlines lw 2 pt 7 lc rgb '#cb181d'
+    set xrange [*:*]
+    set yrange [*:*]
+    set ylabel 'accuracy gain over 0 shots'
+    set title 'gain vs change of RSA rho (k >= 1)'
+    set xlabel 'change of rho from 0 shots'
+    plot points every ::1 using 5:4 with points pt 7 ps 0.6 lc rgb '#2171b5'
+    set title 'gain vs change of the ratio (k >= 1)'
+    set xlabel 'change of the ratio from 0 shots'
+    plot points every ::1 using 6:4 with points pt 7 ps 0.6 lc rgb '#cb181d'
+    unset multiplot
+}
+
+if (plot eq 'han') {
+    set terminal pngcairo size 700,520 font ',11' noenhanced
+    set output out
+    set title 'basis_mixture_small 3x64, 8000 steps: TD vs query error'
+    set xlabel 'task decodability (chance 0.25)'
+    set ylabel 'query squared error'
+    set key top right
+    plot for [s = 1:3] sprintf("< awk -F, 'NR > 1 && $1 == %d' '%s'", s, in) using 4:5 with points pt 7 ps 0.8 \
+         title sprintf('seed %d', s)
+}
+
+if (plot eq 'scale') {
+    set multiplot layout 1,2 title 'Retrieval 1x32, 2x48 (both without ICL), 3x64, 4x80: uniform mixtures of n tasks (mean ± sd over seeds)'
+    set xrange [30000:1.5e6]
+    set logscale x
+    set xlabel 'parameters'
+    set key top left
+    set title 'tasks solved r (of n)'
+    set yrange [0:4.2]
+    plot in every ::1 using 4:8:9 with yerrorlines lw 2 pt 7 title 'n = 2', \
+         in every ::1 using 4:12:13 with yerrorlines lw 2 pt 7 title 'n = 3', \
+         in every ::1 using 4:16:17 with yerrorlines lw 2 pt 7 title 'n = 4'
+    set title 'KL(lambda || p) per prompt (nats)'
+    set yrange [0:*]
+    plot in every ::1 using 4:10:11 with yerrorlines lw 2 pt 7 title 'n = 2', \
+         in every ::1 using 4:14:15 with yerrorlines lw 2 pt 7 title 'n = 3', \
+         in every ::1 using 4:18:19 with yerrorlines lw 2 pt 7 title 'n = 4'
+    unset multiplot
+}
