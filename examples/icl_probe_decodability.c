@@ -60,7 +60,7 @@ static icl_status write_td(cli_outputs *o, const icl_task_family *f, const icl_r
 static icl_status write_pca(cli_outputs *o, const icl_task_family *f, const icl_repr_prompts *set, const icl_td_result *r) {
     int m = r->pca_dims;
     const char *cols[3 + MAX_PCA] = {"layer", "item", "task"};
-    char names[MAX_PCA][8];
+    char names[MAX_PCA][16]; /* "pc" and any int */
     for (int k = 0; k < m; k++) {
         snprintf(names[k], sizeof names[k], "pc%d", k + 1);
         cols[3 + k] = names[k];

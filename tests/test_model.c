@@ -576,8 +576,6 @@ START_TEST(test_point_copy_shapes) {
 }
 END_TEST
 
-/* Found by fuzz/fuzz_config: a number outside int's (or float's) range was
- * converted before it was checked, which is undefined behaviour. */
 /* icl_config_training_bytes counts the layout the model really carves: after
  * a forward pass of (B,T), activations + the activation gradients the
  * backward keeps + 4 parameter-sized buffers, exactly; in token and in vector
@@ -606,6 +604,8 @@ START_TEST(test_training_bytes_match_the_model) {
 }
 END_TEST
 
+/* Found by fuzz/fuzz_config: a number outside int's (or float's) range was
+ * converted before it was checked, which is undefined behaviour. */
 START_TEST(test_config_json_out_of_range_numbers) {
     const char *head = "{\"mode\":\"token\",\"n_layer\":1,\"d_model\":4,\"n_head\":1,\"d_ff\":4,\"ctx\":8,"
                        "\"vocab_size\":5,\"tie_embeddings\":1,\"d_in\":0,";
