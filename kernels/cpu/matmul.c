@@ -24,7 +24,7 @@
 #include "tile.h"
 
 enum {
-    ROWS = 16 * ICL_TILE_MR, /* output rows per task: many tasks, A and C blocks stay in cache */
+    ROWS = 16 * ICL_TILE_MR,   /* output rows per task: many tasks, A and C blocks stay in cache */
     DW_COLS = 4 * ICL_TILE_NR, /* dw columns per task: a k slice of inp this wide stays in cache */
     DW_GROUPS = 8,             /* channel groups (MR each) per dw task at most */
     BIAS_BLOCK = 64            /* channels per dbias task */
