@@ -144,6 +144,12 @@ static icl_status row_setup(const bench_config *bc, icl_config *c, row_data *d) 
     return ICL_OK;
 }
 
+/* Whether to time another step after `done` since t0: exactly --steps, or
+ * --seconds and at least 3. */
+static int keep_timing(const bench_options *bo, long done, double t0) {
+    return bo->steps > 0 ? done < bo->steps : cli_now() - t0 < bo->seconds || done < 3;
+}
+
 /* One row, in the calling (forked) process; prints the header first when asked. */
 static int bench_row(const bench_config *bc, const bench_options *bo, int header) {
     icl_config c;
@@ -164,7 +170,7 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
         s = icl_train_step(m, o, &d.batch, 1, NULL);
     long steps = 0;
     double t0 = cli_now();
-    while (s == ICL_OK && (bo->steps > 0 ? steps < bo->steps : cli_now() - t0 < bo->seconds || steps < 3)) {
+    while (s == ICL_OK && keep_timing(bo, steps, t0)) {
         s = icl_train_step(m, o, &d.batch, 1, NULL);
         steps++;
     }
@@ -173,7 +179,7 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
     long passes = 0;
     double t1 = cli_now();
     float loss;
-    while (s == ICL_OK && (bo->steps > 0 ? passes < bo->steps : cli_now() - t1 < bo->seconds || passes < 3)) {
+    while (s == ICL_OK && keep_timing(bo, passes, t1)) {
         s = icl_model_forward(m, &d.batch, &loss);
         passes++;
     }

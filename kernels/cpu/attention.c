@@ -17,8 +17,9 @@
 #include "fast_math.h"
 #include "tile.h"
 
-/* Softmax row sums use LANES independent partial sums combined in a fixed
- * order (vectorisable without reassociating, independent of alignment). */
+/* The softmax backward's dot products use LANES independent partial sums
+ * combined in a fixed order (vectorisable without reassociating, independent
+ * of alignment). */
 enum { LANES = 8 };
 
 static float combine(const float acc[LANES]) {
@@ -34,18 +35,6 @@ static float dot(const float *a, const float *b, int n) {
     float s = combine(acc);
     for (; i < n; i++)
         s += a[i] * b[i];
-    return s;
-}
-
-static float sum(const float *a, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] += a[i + j];
-    float s = combine(acc);
-    for (; i < n; i++)
-        s += a[i];
     return s;
 }
 
@@ -93,30 +82,16 @@ void icl_cpu_attention_scores_forward_naive(float *scores, const float *qkv, int
                 }
 }
 
-/* p[0..n) = softmax of x[0..n), p[n..T) = 0 */
-ICL_WIDE_CLONES static void softmax_row(float *p, const float *x, int n, int T) {
-    /* The maximum is exact in any order, so it may be taken in vector lanes
-     * (a NaN anywhere makes the whole row NaN through the sum either way). */
-    float mx = x[0];
-#pragma omp simd reduction(max : mx)
-    for (int s = 1; s < n; s++)
-        mx = x[s] > mx ? x[s] : mx;
-#pragma omp simd
-    for (int s = 0; s < n; s++)
-        p[s] = icl_fast_exp_minus_abs(x[s] - mx); /* x - mx <= 0 */
-    float inv = 1.0f / sum(p, n);
-#pragma omp simd
-    for (int s = 0; s < n; s++)
-        p[s] *= inv;
-    memset(p + n, 0, (size_t)(T - n) * sizeof *p);
-}
-
 // probs (B,NH,T,T) = causal row softmax of scores (B,NH,T,T)
 void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B, int NH, int T) {
     long rows = (long)B * NH * T;
 #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++)
-        softmax_row(probs + r * T, scores + r * T, (int)(r % T) + 1, T);
+    for (long r = 0; r < rows; r++) {
+        int n = (int)(r % T) + 1; /* row t sees s <= t */
+        float mx;
+        icl_cpu_softmax_row(probs + r * T, scores + r * T, n, &mx);
+        memset(probs + r * T + n, 0, (size_t)(T - n) * sizeof *probs);
+    }
 }
 
 void icl_cpu_attention_softmax_forward_naive(float *probs, const float *scores, int B, int NH, int T) {

@@ -51,6 +51,9 @@ ICL_CPU_KERNEL_PAIR(void, gelu_backward, float *dinp, const float *inp, const fl
  * matmul_forward then gelu_forward */
 void icl_cpu_matmul_gelu_forward(float *pre, float *post, const float *inp, const float *w, const float *bias, int B,
                                  int T, int C, int OC);
+/* p (n) = softmax of x (n) on the calling thread; returns the sum of
+ * e^(x - max) and sets *mx_out (cross-entropy and attention rows use it) */
+float icl_cpu_softmax_row(float *p, const float *x, int n, float *mx_out);
 /* GELU of n elements on the calling thread (the fused matmul + GELU uses it) */
 void icl_cpu_gelu_range(float *out, const float *inp, size_t n);
 ICL_CPU_KERNEL_PAIR(void, residual_forward, float *out, const float *a, const float *b, size_t N);

@@ -19,20 +19,22 @@ static float row_sum(const float *a, int n) {
     return s;
 }
 
-/* p (V) = softmax of x (V); returns the sum of e^(x - max) and sets *mx */
-ICL_WIDE_CLONES static float softmax_row(float *p, const float *x, int V, float *mx_out) {
-    /* exact in any order: vector lanes (attention.c's softmax_row says why) */
+/* p (n) = softmax of x (n); returns the sum of e^(x - max) and sets *mx_out to
+ * the max. Shared with attention's causal rows. */
+ICL_WIDE_CLONES float icl_cpu_softmax_row(float *p, const float *x, int n, float *mx_out) {
+    /* The maximum is exact in any order, so it may be taken in vector lanes
+     * (a NaN anywhere makes the whole row NaN through the sum either way). */
     float mx = x[0];
 #pragma omp simd reduction(max : mx)
-    for (int v = 1; v < V; v++)
+    for (int v = 1; v < n; v++)
         mx = x[v] > mx ? x[v] : mx;
 #pragma omp simd
-    for (int v = 0; v < V; v++)
+    for (int v = 0; v < n; v++)
         p[v] = icl_fast_exp_minus_abs(x[v] - mx); /* x - mx <= 0 */
-    float sum = row_sum(p, V);
+    float sum = row_sum(p, n);
     float inv = 1.0f / sum;
 #pragma omp simd
-    for (int v = 0; v < V; v++)
+    for (int v = 0; v < n; v++)
         p[v] *= inv;
     *mx_out = mx;
     return sum;
@@ -44,7 +46,7 @@ void icl_cpu_crossentropy_forward(float *losses, float *probs, const float *logi
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (long)n * V;
-        float mx, sum = softmax_row(probs + (long)n * V, x, V, &mx);
+        float mx, sum = icl_cpu_softmax_row(probs + (long)n * V, x, V, &mx);
         /* -log softmax from the logits rather than log(p): exact for tiny p */
         losses[n] = (weights && weights[n] == 0.0f) ? 0.0f : logf(sum) - (x[targets[n]] - mx);
     }
