@@ -1,6 +1,7 @@
 /* Whole-model tests: config validation, the tensor table, gradients against
  * central finite differences, hooks, determinism and batch independence. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,11 +235,12 @@ static void check_direction(icl_model *m, const icl_batch *batch, const float *p
  * qkv weight is also checked one third at a time: along a direction over all
  * of it the value gradient dominates, and an error confined to the query or
  * key gradient could hide inside the tolerance. */
-static void gradient_check(const icl_config *c) {
+static void gradient_check(const icl_config *c, int B, int T) {
     icl_model *m;
     ck_assert_int_eq(icl_model_create(&m, c, ICL_BACKEND_CPU, 11), ICL_OK);
     test_batch tb;
-    make_batch(&tb, c, 3, 7, 5);
+    make_batch(&tb, c, B, T, 5);
+
     size_t P = icl_model_num_params(m);
     float *params = tu_floats(P), *grads = tu_floats(P), *probe = tu_floats(P);
     ck_assert_int_eq(icl_model_get_params(m, params, P), ICL_OK);
@@ -253,6 +255,10 @@ static void gradient_check(const icl_config *c) {
     ck_assert_int_eq(icl_model_forward(m, &tb.batch, &loss), ICL_OK);
     ck_assert_int_eq(icl_model_backward(m, 1.0f), ICL_OK);
     ck_assert_int_eq(icl_model_get_grads(m, grads, P), ICL_OK);
+    int chunks = icl_model_chunk_count(m);
+    printf("gradient check: %s mode, B=%d T=%d: %d chunk(s) of prompts\n",
+           c->mode == ICL_MODE_TOKEN ? "token" : "vector", B, T, chunks);
+    ck_assert_msg(B * T <= 512 ? chunks == 1 : chunks > 1, "B=%d T=%d ran as %d chunks", B, T, chunks);
 
     for (int ti = 0; ti < icl_model_num_tensors(m); ti++) {
         const icl_param_info *t = icl_model_tensor(m, ti);
@@ -272,11 +278,18 @@ static void gradient_check(const icl_config *c) {
     icl_model_free(m);
 }
 
-START_TEST(test_gradients_token_tied) { icl_config c = small_token(1); gradient_check(&c); }
+START_TEST(test_gradients_token_tied) { icl_config c = small_token(1); gradient_check(&c, 3, 7); }
 END_TEST
-START_TEST(test_gradients_token_untied) { icl_config c = small_token(0); gradient_check(&c); }
+START_TEST(test_gradients_token_untied) { icl_config c = small_token(0); gradient_check(&c, 3, 7); }
 END_TEST
-START_TEST(test_gradients_vector) { icl_config c = small_vector(); gradient_check(&c); }
+START_TEST(test_gradients_vector) { icl_config c = small_vector(); gradient_check(&c, 3, 7); }
+END_TEST
+
+/* Batches of several chunks: each worker's chunk gradients join in chunk order (backward.c). */
+START_TEST(test_gradients_chunked_token) { icl_config c = small_token(1); gradient_check(&c, 70, 9); }
+END_TEST
+
+START_TEST(test_gradients_chunked_vector) { icl_config c = small_vector(); gradient_check(&c, 70, 9); }
 END_TEST
 
 /* Positions with weight 0 must not influence the gradient: changing their
@@ -426,6 +439,55 @@ START_TEST(test_shape_changes_reuse_buffers_exactly) {
         free(g_used);
         icl_model_free(used);
     }
+}
+END_TEST
+
+/* Same seed, same bits for any thread count: three training steps on a batch of several chunks of prompts
+   (each worker runs whole chunks; their gradients join in chunk order) with 1, 2 and 3 threads. */
+START_TEST(test_training_thread_count_invariant) {
+    const icl_config configs[2] = {small_token(1), small_vector()};
+    const int threads[] = {1, 2, 3}, B = 70, T = 9;
+    int saved = omp_get_max_threads();
+    for (int i = 0; i < 2; i++) {
+        const icl_config *c = &configs[i];
+        float *params[3], losses[3][3];
+        size_t P = 0;
+        for (int k = 0; k < 3; k++) {
+            omp_set_num_threads(threads[k]);
+            icl_model *m;
+            icl_optimizer *o;
+            ck_assert_int_eq(icl_model_create(&m, c, ICL_BACKEND_CPU, 4), ICL_OK);
+            icl_optim_config oc = icl_optim_config_default();
+            oc.lr = 1e-2f;
+            ck_assert_int_eq(icl_optimizer_create(&o, m, &oc), ICL_OK);
+            for (int step = 0; step < 3; step++) {
+                test_batch tb;
+                make_batch(&tb, c, B, T, 50 + (uint64_t)step);
+                icl_step_stats st;
+                ck_assert_int_eq(icl_train_step(m, o, &tb.batch, 1, &st), ICL_OK);
+                losses[k][step] = st.loss;
+                free_batch(&tb);
+            }
+            ck_assert_int_gt(icl_model_chunk_count(m), 1);
+            P = icl_model_num_params(m);
+            params[k] = tu_floats(P);
+            ck_assert_int_eq(icl_model_get_params(m, params[k], P), ICL_OK);
+            icl_optimizer_free(o);
+            icl_model_free(m);
+        }
+        for (int k = 1; k < 3; k++) {
+            ck_assert_msg(memcmp(losses[0], losses[k], sizeof losses[0]) == 0, "%s: losses differ, 1 vs %d threads",
+                          c->mode == ICL_MODE_TOKEN ? "token" : "vector", threads[k]);
+            ck_assert_msg(memcmp(params[0], params[k], P * sizeof(float)) == 0,
+                          "%s: parameters after 3 steps differ, 1 vs %d threads",
+                          c->mode == ICL_MODE_TOKEN ? "token" : "vector", threads[k]);
+        }
+        printf("training, %s mode: 3 steps bit-identical with 1, 2 and 3 threads (losses %.6f %.6f %.6f)\n",
+               c->mode == ICL_MODE_TOKEN ? "token" : "vector", losses[0][0], losses[0][1], losses[0][2]);
+        for (int k = 0; k < 3; k++)
+            free(params[k]);
+    }
+    omp_set_num_threads(saved);
 }
 END_TEST
 
@@ -635,6 +697,9 @@ int main(void) {
     tcase_add_test(tc, test_gradients_token_tied);
     tcase_add_test(tc, test_gradients_token_untied);
     tcase_add_test(tc, test_gradients_vector);
+    tcase_add_test(tc, test_gradients_chunked_token);
+    tcase_add_test(tc, test_gradients_chunked_vector);
+    tcase_add_test(tc, test_training_thread_count_invariant);
     tcase_add_test(tc, test_masked_targets_ignored);
     tcase_add_test(tc, test_forward_rejects_bad_batches);
     tcase_add_test(tc, test_nan_parameters_give_numeric_error);

@@ -2,6 +2,7 @@
  * the icl_backend_ops table. Kernels here cannot fail, so sync always
  * succeeds and no backend state is needed (impl stays NULL). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,30 @@ static void cpu_adamw_update(icl_backend *be, float *params, float *m, float *v,
     }
 }
 
+/* ---- whole-prompt parallelism ---- */
+
+/* Inside a caller's parallel region the kernels already run one per thread, so chunks do too. */
+static int cpu_workers(icl_backend *be) {
+    (void)be;
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+}
+
+static void cpu_parallel_for(icl_backend *be, int n, int width, void (*run)(void *ctx, int i, int worker),
+                             void (*ordered)(void *ctx, int i, int worker), void *ctx) {
+    (void)be;
+    /* Round-robin (chunk 1) keeps each worker's ordered call close behind its run. Nested
+       parallelism is off by default, so the kernels inside run on the calling worker alone. */
+#pragma omp parallel for ordered schedule(static, 1) num_threads(width < 1 ? 1 : width)
+    for (int i = 0; i < n; i++) {
+        int worker = omp_get_thread_num();
+        run(ctx, i, worker);
+        if (ordered) {
+#pragma omp ordered
+            ordered(ctx, i, worker);
+        }
+    }
+}
+
 static const icl_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -300,6 +325,8 @@ static const icl_backend_ops cpu_ops = {
     .residual_backward = cpu_residual_backward,
     .crossentropy_backward = cpu_crossentropy_backward,
     .mse_backward = cpu_mse_backward,
+    .workers = cpu_workers,
+    .parallel_for = cpu_parallel_for,
     .sum_squares_accumulate = cpu_sum_squares_accumulate,
     .flag_nonfinite_losses = cpu_flag_nonfinite_losses,
     .clip_scale = cpu_clip_scale,

@@ -20,6 +20,7 @@
  * dynamically. */
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cpu_kernels.h"
 #include "tile.h"
 
@@ -27,7 +28,8 @@ enum {
     ROWS = 16 * ICL_TILE_MR,   /* output rows per task: many tasks, A and C blocks stay in cache */
     DW_COLS = 4 * ICL_TILE_NR, /* dw columns per task: a k slice of inp this wide stays in cache */
     DW_GROUPS = 8,             /* channel groups (MR each) per dw task at most */
-    BIAS_BLOCK = 64            /* channels per dbias task */
+    BIAS_BLOCK = 64,           /* channels per dbias task */
+    TRANSPOSE_BLOCK = 32       /* side of the blocks w is transposed in */
 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -41,10 +43,12 @@ static void forward(float *out, float *post, const float *inp, const float *w, c
      * without memory for it the tasks pack B from w instead: slower, the same
      * bits (packing only moves values). */
     float *wt = malloc((size_t)OC * C * sizeof *wt);
-    if (wt)
-        for (int j = 0; j < OC; j++)
-            for (int k = 0; k < C; k++)
-                wt[(long)k * OC + j] = w[(long)j * C + k];
+    if (wt) /* in square blocks, so that the strided writes stay in L1 */
+        for (int j0 = 0; j0 < OC; j0 += TRANSPOSE_BLOCK)
+            for (int k0 = 0; k0 < C; k0 += TRANSPOSE_BLOCK)
+                for (int j = j0; j < min_int(OC, j0 + TRANSPOSE_BLOCK); j++)
+                    for (int k = k0; k < min_int(C, k0 + TRANSPOSE_BLOCK); k++)
+                        wt[(long)k * OC + j] = w[(long)j * C + k];
     long chunks = (N + ROWS - 1) / ROWS;
     icl_tile_fn tile = icl_cpu_tile();
 #pragma omp parallel for schedule(dynamic)
@@ -53,13 +57,10 @@ static void forward(float *out, float *post, const float *inp, const float *w, c
         int rows = (int)(N - r0 < ROWS ? N - r0 : ROWS);
         float *o = out + r0 * OC;
         for (int r = 0; r < rows; r++) {
-            float *row = o + (long)r * OC;
             if (bias)
-                for (int j = 0; j < OC; j++)
-                    row[j] = bias[j];
+                memcpy(o + (long)r * OC, bias, (size_t)OC * sizeof *o);
             else
-                for (int j = 0; j < OC; j++)
-                    row[j] = 0.0f;
+                memset(o + (long)r * OC, 0, (size_t)OC * sizeof *o);
         }
         icl_product p = {rows, OC, C, inp + r0 * C, C, 1, ICL_MASK_NONE, wt ? wt : w, wt ? OC : 1, wt ? 1 : C,
                          1.0f, o, OC, 0};
@@ -162,7 +163,8 @@ void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *
     /* dw tasks: DW_COLS columns x a chunk of channel groups, chunks small
      * enough for about 4 tasks per thread (the split changes no element's chain) */
     int groups = (OC + ICL_TILE_MR - 1) / ICL_TILE_MR, col_blocks = (C + DW_COLS - 1) / DW_COLS;
-    int chunks_wanted = (4 * omp_get_max_threads() + col_blocks - 1) / col_blocks;
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads(); /* 1 inside a chunk of prompts */
+    int chunks_wanted = (4 * threads + col_blocks - 1) / col_blocks;
     int per_chunk = (groups + chunks_wanted - 1) / chunks_wanted;
     per_chunk = per_chunk < 1 ? 1 : per_chunk > DW_GROUPS ? DW_GROUPS : per_chunk;
     int chunks = (groups + per_chunk - 1) / per_chunk;

@@ -2,7 +2,7 @@
  *
  * The model code never touches tensor memory directly: it allocates through
  * the backend and calls kernels through this table, so the CPU backend
- * (kernels/cpu, OpenBLAS) and the CUDA backend (kernels/cuda, cuBLAS) are
+ * (kernels/cpu, its own register-tile products) and the CUDA backend (kernels/cuda, cuBLAS) are
  * interchangeable. All float and int pointers passed to kernels are backend
  * memory. Kernels do not return a status: a backend records its first failure
  * and reports it from `sync` (the CPU kernels cannot fail).
@@ -83,7 +83,7 @@ typedef struct {
     /* out (B,T,C) += wpe[t]; wpe (>=T,C) (vector mode: position after the read-in matmul) */
     void (*position_add_forward)(icl_backend *be, float *out, const float *wpe, int B, int T, int C);
     /* out (B,T,OC) = inp (B,T,C) . w(OC,C)^T + bias (OC, nullable). A prompt's outputs must not
-     * depend on B or on its row in the batch (the CPU issues one product per prompt). */
+     * depend on B or on its row in the batch (the model may run a batch in chunks of prompts). */
     void (*matmul_forward)(icl_backend *be, float *out, const float *inp, const float *w,
                            const float *bias, int B, int T, int C, int OC);
     /* out (N,C) = (inp - mean)/sqrt(var + 1e-5) * w + b; saves mean (N), rstd (N) */
@@ -157,6 +157,19 @@ typedef struct {
     void (*mse_backward)(icl_backend *be, float *dout, const float *dlosses, const float *out,
                          const float *target, int N, int D);
 
+    /* ---- whole-prompt parallelism (NULL where the backend has none) ----
+     * Short prompts and narrow layers make every kernel small, and splitting each one between
+     * workers costs a synchronisation per kernel. With these the model instead hands each worker
+     * whole chunks of prompts to run through every kernel; the kernels then run on that worker
+     * alone. */
+    /* How many workers parallel_for can use now (>= 1). */
+    int (*workers)(icl_backend *be);
+    /* run(ctx, i, worker) for every i in [0, n) on at most `width` workers, 0 <= worker < width, one
+     * i at a time per worker; then, when `ordered` is not NULL, the same worker calls
+     * ordered(ctx, i, worker) right after run(i) and only once ordered(i-1) has returned. */
+    void (*parallel_for)(icl_backend *be, int n, int width, void (*run)(void *ctx, int i, int worker),
+                         void (*ordered)(void *ctx, int i, int worker), void *ctx);
+
     /* ---- reductions and optimizer ---- */
     /* *acc (backend memory) += sum of x^2 (n), in double, in an order that does not depend on the thread count */
     void (*sum_squares_accumulate)(icl_backend *be, double *acc, const float *x, size_t n);
@@ -204,7 +217,7 @@ int icl_backend_cuda_device_count(void);
 #define ICL_CUDA_PLUGIN_ENTRY "icl_cuda_plugin_entry"
 /* Bump on any change to icl_backend_ops, icl_step_scalars, icl_adamw_span,
  * struct icl_backend or the two tables below. */
-#define ICL_CUDA_PLUGIN_ABI 1
+#define ICL_CUDA_PLUGIN_ABI 2
 
 /* What libicl lends the plugin: its error recorder, so that the plugin's
  * messages reach the caller's icl_last_error(). */

@@ -2,42 +2,71 @@
  * its gradients, so each activation gradient is zeroed just before its first
  * writer (the buffers are reused: model_internal.h, icl_act_grads), and the
  * parameter gradients only by icl_model_zero_grad (allowing accumulation over
- * micro-batches). */
+ * micro-batches).
+ *
+ * With parallel_for (the CPU) and a batch of several chunks, each worker runs
+ * whole chunks of prompts and accumulates their parameter gradients in its own
+ * slot, which joins grads in chunk order: every gradient element is then the
+ * same sum, in the same order, for any number of workers. */
 #include <math.h>
 #include "error.h"
 #include "model_internal.h"
 
-static icl_status block_backward(icl_model *m, int l) {
+/* Zero the chunk's part of a (B,T,width) gradient view. */
+static icl_status zero_rows(icl_model *m, float *p, size_t width, const icl_chunk *c) {
+    return m->be->ops->zero(m->be, icl_rows_at(m, p, width, c), (size_t)c->B * m->T * width * sizeof(float));
+}
+
+/* Zero the chunk's part of the block gradients: one range for the whole batch, else field by field. */
+static icl_status zero_layer_grads(icl_model *m, const icl_layer_grads *d, const icl_chunk *c) {
+    const icl_layer_grads *all = &m->da.layer;
+    if (c->b0 == 0 && c->B == m->B)
+        return m->be->ops->zero(m->be, all->ln1, m->da.layer_floats * sizeof(float));
+    size_t C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->B * m->NH * m->T * m->T * sizeof(float);
+    ICL_TRY(zero_rows(m, all->ln1, C, c));
+    ICL_TRY(zero_rows(m, all->qkv, 3 * C, c));
+    ICL_TRY(m->be->ops->zero(m->be, d->scores, att));
+    ICL_TRY(m->be->ops->zero(m->be, d->probs, att));
+    ICL_TRY(zero_rows(m, all->head_out, C, c));
+    ICL_TRY(zero_rows(m, all->attn_out, C, c));
+    ICL_TRY(zero_rows(m, all->resid_mid, C, c));
+    ICL_TRY(zero_rows(m, all->ln2, C, c));
+    ICL_TRY(zero_rows(m, all->mlp_pre, F, c));
+    ICL_TRY(zero_rows(m, all->mlp_post, F, c));
+    return zero_rows(m, all->mlp_out, C, c);
+}
+
+/* Block l on the chunk's prompts, its parameter gradients into g. */
+static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_layer_params *g) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
-    int B = m->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
+    int B = c->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
     const icl_layer_params *p = &m->p.layers[l];
-    icl_layer_params *g = &m->g.layers[l];
-    const icl_layer_acts *a = &m->a.layers[l];
-    const icl_layer_grads *d = &m->da.layer;
-    const float *dout = m->da.resid[(l + 1) % 2];
-    float *dx = m->da.resid[l % 2];
+    const icl_layer_acts a = icl_layer_acts_at(m, &m->a.layers[l], c);
+    const icl_layer_grads d = icl_layer_grads_at(m, &m->da.layer, c);
+    const float *dout = icl_rows_at(m, m->da.resid[(l + 1) % 2], C, c);
+    float *dx = icl_rows_at(m, m->da.resid[l % 2], C, c);
 
     /* d and dx still hold block l+1's gradients (dx: of resid[l+2]), which nothing reads after that block; the
        zeroing queues behind its kernels on the backend's one stream, so on the GPU too they are dead by then. */
-    ICL_TRY(ops->zero(be, d->ln1, m->da.layer_floats * sizeof(float)));
-    ICL_TRY(ops->zero(be, dx, (size_t)N * C * sizeof(float)));
+    ICL_TRY(zero_layer_grads(m, &d, c));
+    ICL_TRY(zero_rows(m, m->da.resid[l % 2], C, c));
     /* resid_post = resid_mid + mlp_out */
-    ops->residual_backward(be, d->resid_mid, d->mlp_out, dout, (size_t)N * C);
-    ops->matmul_backward(be, d->mlp_post, g->fcproj_w, g->fcproj_b, d->mlp_out, a->mlp_post, p->fcproj_w, N, F, C);
-    ops->gelu_backward(be, d->mlp_pre, a->mlp_pre, d->mlp_post, (size_t)N * F);
-    ops->matmul_backward(be, d->ln2, g->fc_w, g->fc_b, d->mlp_pre, a->ln2, p->fc_w, N, C, F);
-    ops->layernorm_backward(be, d->resid_mid, g->ln2_w, g->ln2_b, d->ln2, a->resid_mid, p->ln2_w, a->ln2_mean,
-                            a->ln2_rstd, N, C);
+    ops->residual_backward(be, d.resid_mid, d.mlp_out, dout, (size_t)N * C);
+    ops->matmul_backward(be, d.mlp_post, g->fcproj_w, g->fcproj_b, d.mlp_out, a.mlp_post, p->fcproj_w, N, F, C);
+    ops->gelu_backward(be, d.mlp_pre, a.mlp_pre, d.mlp_post, (size_t)N * F);
+    ops->matmul_backward(be, d.ln2, g->fc_w, g->fc_b, d.mlp_pre, a.ln2, p->fc_w, N, C, F);
+    ops->layernorm_backward(be, d.resid_mid, g->ln2_w, g->ln2_b, d.ln2, a.resid_mid, p->ln2_w, a.ln2_mean,
+                            a.ln2_rstd, N, C);
     /* resid_mid = resid_pre + attn_out */
-    ops->residual_backward(be, dx, d->attn_out, d->resid_mid, (size_t)N * C);
-    ops->matmul_backward(be, d->head_out, g->proj_w, g->proj_b, d->attn_out, a->head_out, p->proj_w, N, C, C);
-    ops->attention_values_backward(be, d->probs, d->qkv, d->head_out, a->probs, a->qkv, B, T, C, NH);
-    ops->attention_softmax_backward(be, d->scores, d->probs, a->probs, B, NH, T);
-    ops->attention_scores_backward(be, d->qkv, d->scores, a->qkv, B, T, C, NH);
-    ops->matmul_backward(be, d->ln1, g->qkv_w, g->qkv_b, d->qkv, a->ln1, p->qkv_w, N, C, 3 * C);
-    ops->layernorm_backward(be, dx, g->ln1_w, g->ln1_b, d->ln1, m->a.resid[l], p->ln1_w, a->ln1_mean, a->ln1_rstd, N,
-                            C);
+    ops->residual_backward(be, dx, d.attn_out, d.resid_mid, (size_t)N * C);
+    ops->matmul_backward(be, d.head_out, g->proj_w, g->proj_b, d.attn_out, a.head_out, p->proj_w, N, C, C);
+    ops->attention_values_backward(be, d.probs, d.qkv, d.head_out, a.probs, a.qkv, B, T, C, NH);
+    ops->attention_softmax_backward(be, d.scores, d.probs, a.probs, B, NH, T);
+    ops->attention_scores_backward(be, d.qkv, d.scores, a.qkv, B, T, C, NH);
+    ops->matmul_backward(be, d.ln1, g->qkv_w, g->qkv_b, d.qkv, a.ln1, p->qkv_w, N, C, 3 * C);
+    ops->layernorm_backward(be, dx, g->ln1_w, g->ln1_b, d.ln1, icl_rows_at(m, m->a.resid[l], C, c), p->ln1_w,
+                            a.ln1_mean, a.ln1_rstd, N, C);
     return ICL_OK;
 }
 
@@ -47,35 +76,74 @@ void icl_model_stage_dlosses(icl_model *m, float scale) {
         m->staged.dlosses[i] = (float)(scale * m->staged.weights[i] / m->weight_sum);
 }
 
-icl_status icl_model_queue_backward(icl_model *m) {
+/* The whole backward pass on the chunk's prompts, its parameter gradients into g. */
+static icl_status backward_chunk(icl_model *m, const icl_chunk *c, const icl_param_views *g) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
-    int B = m->B, T = m->T, C = m->C, N = B * T;
-    ops->upload(be, m->dlosses, m->staged.dlosses, (size_t)N * sizeof(float));
-    float *dresid = m->da.resid[m->L % 2];
-    ICL_TRY(ops->zero(be, m->da.logits, m->da.head_floats * sizeof(float)));
-    ICL_TRY(ops->zero(be, dresid, (size_t)N * C * sizeof(float)));
+    int B = c->B, T = m->T, C = m->C, N = B * T;
+    size_t row0 = (size_t)c->b0 * T;
+    float *dlogits = icl_rows_at(m, m->da.logits, m->OUT, c), *dlnf = icl_rows_at(m, m->da.lnf, C, c);
+    float *dresid = icl_rows_at(m, m->da.resid[m->L % 2], C, c), *lnf = icl_rows_at(m, m->a.lnf, C, c);
+    ICL_TRY(zero_rows(m, m->da.logits, m->OUT, c));
+    ICL_TRY(zero_rows(m, m->da.lnf, C, c));
+    ICL_TRY(zero_rows(m, m->da.resid[m->L % 2], C, c));
 
     if (m->cfg.mode == ICL_MODE_TOKEN) {
-        ops->crossentropy_backward(be, m->da.logits, m->dlosses, m->a.probs, m->targets, N, m->V);
-        ops->matmul_backward(be, m->da.lnf, m->g.lm_head, NULL, m->da.logits, m->a.lnf, m->p.lm_head, N, C, m->V);
+        ops->crossentropy_backward(be, dlogits, m->dlosses + row0, icl_rows_at(m, m->a.probs, m->V, c),
+                                   m->targets + row0, N, m->V);
+        ops->matmul_backward(be, dlnf, g->lm_head, NULL, dlogits, lnf, m->p.lm_head, N, C, m->V);
     } else {
-        ops->mse_backward(be, m->da.logits, m->dlosses, m->a.logits, m->a.target_values, N, m->OUT);
-        ops->matmul_backward(be, m->da.lnf, m->g.read_out_w, m->g.read_out_b, m->da.logits, m->a.lnf,
-                             m->p.read_out_w, N, C, m->OUT);
+        ops->mse_backward(be, dlogits, m->dlosses + row0, icl_rows_at(m, m->a.logits, m->OUT, c),
+                          icl_rows_at(m, m->a.target_values, m->cfg.d_out, c), N, m->OUT);
+        ops->matmul_backward(be, dlnf, g->read_out_w, g->read_out_b, dlogits, lnf, m->p.read_out_w, N, C, m->OUT);
     }
-    ops->layernorm_backward(be, dresid, m->g.lnf_w, m->g.lnf_b, m->da.lnf, m->a.resid[m->L], m->p.lnf_w,
-                            m->a.lnf_mean, m->a.lnf_rstd, N, C);
+    ops->layernorm_backward(be, dresid, g->lnf_w, g->lnf_b, dlnf, icl_rows_at(m, m->a.resid[m->L], C, c), m->p.lnf_w,
+                            icl_rows_at(m, m->a.lnf_mean, 1, c), icl_rows_at(m, m->a.lnf_rstd, 1, c), N, C);
     for (int l = m->L - 1; l >= 0; l--)
-        ICL_TRY(block_backward(m, l));
+        ICL_TRY(block_backward(m, l, c, &g->layers[l]));
+    float *dx0 = icl_rows_at(m, m->da.resid[0], C, c);
     if (m->cfg.mode == ICL_MODE_TOKEN) {
-        ops->embed_backward(be, m->g.tok_embed, m->g.pos_embed, m->da.resid[0], m->tokens, B, T, C);
+        ops->embed_backward(be, g->tok_embed, g->pos_embed, dx0, m->tokens + row0, B, T, C);
     } else {
-        ops->position_add_backward(be, m->g.pos_embed, m->da.resid[0], B, T, C);
-        ops->matmul_backward(be, NULL, m->g.read_in_w, m->g.read_in_b, m->da.resid[0], m->a.inputs, m->p.read_in_w, N,
-                             m->cfg.d_in, C);
+        ops->position_add_backward(be, g->pos_embed, dx0, B, T, C);
+        ops->matmul_backward(be, NULL, g->read_in_w, g->read_in_b, dx0, icl_rows_at(m, m->a.inputs, m->cfg.d_in, c),
+                             m->p.read_in_w, N, m->cfg.d_in, C);
     }
     return ICL_OK;
+}
+
+static void backward_chunk_run(void *ctx, int i, int worker) {
+    icl_chunk_job *job = ctx;
+    icl_chunk c = icl_model_chunk(job->m, i, job->n);
+    icl_chunk_job_fail(job, backward_chunk(job->m, &c, &job->m->slot_views[worker]));
+}
+
+/* Chunk i's gradients join grads in chunk order, so that their sum does not depend on which worker ran which
+   chunk; the slot is zeroed for its worker's next chunk. */
+static void join_chunk_grads(void *ctx, int i, int worker) {
+    (void)i;
+    icl_chunk_job *job = ctx;
+    icl_model *m = job->m;
+    float *slot = m->grad_slots + (size_t)worker * m->n_params;
+    m->be->ops->residual_forward(m->be, m->grads, m->grads, slot, m->n_params);
+    icl_chunk_job_fail(job, m->be->ops->zero(m->be, slot, m->n_params * sizeof(float)));
+}
+
+icl_status icl_model_queue_backward(icl_model *m) {
+    const icl_backend_ops *ops = m->be->ops;
+    ops->upload(m->be, m->dlosses, m->staged.dlosses, (size_t)m->B * m->T * sizeof(float));
+    int n = icl_model_chunk_count(m);
+    if (n == 1) {
+        icl_chunk all = {0, m->B};
+        return backward_chunk(m, &all, &m->g);
+    }
+    int width = ops->workers(m->be);
+    width = width < n ? width : n;
+    ICL_TRY(icl_model_ensure_grad_slots(m, width));
+    icl_chunk_job job;
+    icl_chunk_job_init(&job, m, n);
+    ops->parallel_for(m->be, n, width, backward_chunk_run, join_chunk_grads, &job);
+    return icl_chunk_job_status(&job);
 }
 
 icl_status icl_model_backward(icl_model *m, float scale) {

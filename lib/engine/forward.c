@@ -11,7 +11,9 @@
  *   loss   = sum_i w_i loss_i / sum_i w_i         (cross-entropy or mean squared error)
  *
  * Each intermediate lands in its own view of the activation buffer; after
- * each one the hook (if installed) may read or overwrite it. */
+ * each one the hook (if installed) may read or overwrite it. Without a hook,
+ * on the CPU, each worker runs whole chunks of prompts through all of this
+ * (docs/architecture.md, "Chunks of whole prompts"). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,85 +119,123 @@ static void upload_staged(icl_model *m) {
     ops->upload(m->be, m->a.weights, st->weights, N * sizeof(float));
 }
 
-static icl_status block_forward(icl_model *m, int l) {
+/* Block l on the chunk's prompts. The hook only runs on the whole batch (queue_forward). */
+static icl_status block_forward(icl_model *m, int l, const icl_chunk *c) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
-    int B = m->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
+    int B = c->B, T = m->T, C = m->C, NH = m->NH, F = m->F, N = B * T;
     const icl_layer_params *p = &m->p.layers[l];
-    icl_layer_acts *a = &m->a.layers[l];
-    float *x = m->a.resid[l];
+    const icl_layer_acts a = icl_layer_acts_at(m, &m->a.layers[l], c);
+    float *x = icl_rows_at(m, m->a.resid[l], C, c), *next = icl_rows_at(m, m->a.resid[l + 1], C, c);
 
     ICL_TRY(visit(m, ICL_POINT_RESID_PRE, l));
-    ops->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
+    ops->layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
     ICL_TRY(visit(m, ICL_POINT_LN1, l));
-    ops->matmul_forward(be, a->qkv, a->ln1, p->qkv_w, p->qkv_b, B, T, C, 3 * C);
+    ops->matmul_forward(be, a.qkv, a.ln1, p->qkv_w, p->qkv_b, B, T, C, 3 * C);
     ICL_TRY(visit(m, ICL_POINT_Q, l));
     ICL_TRY(visit(m, ICL_POINT_K, l));
     ICL_TRY(visit(m, ICL_POINT_V, l));
-    ops->attention_scores_forward(be, a->scores, a->qkv, B, T, C, NH);
+    ops->attention_scores_forward(be, a.scores, a.qkv, B, T, C, NH);
     ICL_TRY(visit(m, ICL_POINT_ATTN_SCORES, l));
-    ops->attention_softmax_forward(be, a->probs, a->scores, B, NH, T);
+    ops->attention_softmax_forward(be, a.probs, a.scores, B, NH, T);
     ICL_TRY(visit(m, ICL_POINT_ATTN_PROBS, l));
-    ops->attention_values_forward(be, a->head_out, a->probs, a->qkv, B, T, C, NH);
+    ops->attention_values_forward(be, a.head_out, a.probs, a.qkv, B, T, C, NH);
     ICL_TRY(visit(m, ICL_POINT_HEAD_OUT, l));
-    ops->matmul_forward(be, a->attn_out, a->head_out, p->proj_w, p->proj_b, B, T, C, C);
+    ops->matmul_forward(be, a.attn_out, a.head_out, p->proj_w, p->proj_b, B, T, C, C);
     ICL_TRY(visit(m, ICL_POINT_ATTN_OUT, l));
     /* Without a hook nobody looks between these pairs of kernels, so each pair is
        one fused kernel where the backend has one (the same bits either way). */
     if (m->hook) {
-        ops->residual_forward(be, a->resid_mid, x, a->attn_out, (size_t)N * C);
+        ops->residual_forward(be, a.resid_mid, x, a.attn_out, (size_t)N * C);
         ICL_TRY(visit(m, ICL_POINT_RESID_MID, l));
-        ops->layernorm_forward(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->resid_mid, p->ln2_w, p->ln2_b, N, C);
+        ops->layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.resid_mid, p->ln2_w, p->ln2_b, N, C);
     } else {
-        ops->residual_layernorm_forward(be, a->resid_mid, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->attn_out, p->ln2_w,
+        ops->residual_layernorm_forward(be, a.resid_mid, a.ln2, a.ln2_mean, a.ln2_rstd, x, a.attn_out, p->ln2_w,
                                         p->ln2_b, N, C);
     }
     ICL_TRY(visit(m, ICL_POINT_LN2, l));
     if (m->hook) {
-        ops->matmul_forward(be, a->mlp_pre, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
+        ops->matmul_forward(be, a.mlp_pre, a.ln2, p->fc_w, p->fc_b, B, T, C, F);
         ICL_TRY(visit(m, ICL_POINT_MLP_PRE, l));
-        ops->gelu_forward(be, a->mlp_post, a->mlp_pre, (size_t)N * F);
+        ops->gelu_forward(be, a.mlp_post, a.mlp_pre, (size_t)N * F);
     } else {
-        ops->matmul_gelu_forward(be, a->mlp_pre, a->mlp_post, a->ln2, p->fc_w, p->fc_b, B, T, C, F);
+        ops->matmul_gelu_forward(be, a.mlp_pre, a.mlp_post, a.ln2, p->fc_w, p->fc_b, B, T, C, F);
     }
     ICL_TRY(visit(m, ICL_POINT_MLP_POST, l));
-    ops->matmul_forward(be, a->mlp_out, a->mlp_post, p->fcproj_w, p->fcproj_b, B, T, F, C);
+    ops->matmul_forward(be, a.mlp_out, a.mlp_post, p->fcproj_w, p->fcproj_b, B, T, F, C);
     ICL_TRY(visit(m, ICL_POINT_MLP_OUT, l));
-    ops->residual_forward(be, m->a.resid[l + 1], a->resid_mid, a->mlp_out, (size_t)N * C);
+    ops->residual_forward(be, next, a.resid_mid, a.mlp_out, (size_t)N * C);
     return visit(m, ICL_POINT_RESID_POST, l);
+}
+
+/* The whole forward pass on the chunk's prompts: a prompt's values do not
+ * depend on the chunk it is in (every kernel treats prompts independently). */
+static icl_status forward_chunk(icl_model *m, const icl_chunk *c) {
+    const icl_backend_ops *ops = m->be->ops;
+    icl_backend *be = m->be;
+    int B = c->B, T = m->T, C = m->C, N = B * T;
+    int token = m->cfg.mode == ICL_MODE_TOKEN;
+    float *x0 = icl_rows_at(m, m->a.resid[0], C, c);
+    if (token) {
+        ops->embed_forward(be, x0, m->tokens + (size_t)c->b0 * T, m->p.tok_embed, m->p.pos_embed, B, T, C);
+    } else {
+        ops->matmul_forward(be, x0, icl_rows_at(m, m->a.inputs, m->cfg.d_in, c), m->p.read_in_w, m->p.read_in_b, B, T,
+                            m->cfg.d_in, C);
+        ops->position_add_forward(be, x0, m->p.pos_embed, B, T, C);
+    }
+    ICL_TRY(visit(m, ICL_POINT_EMBED, -1));
+    for (int l = 0; l < m->L; l++)
+        ICL_TRY(block_forward(m, l, c));
+
+    float *lnf = icl_rows_at(m, m->a.lnf, C, c), *logits = icl_rows_at(m, m->a.logits, m->OUT, c);
+    float *losses = icl_rows_at(m, m->a.losses, 1, c), *weights = icl_rows_at(m, m->a.weights, 1, c);
+    ops->layernorm_forward(be, lnf, icl_rows_at(m, m->a.lnf_mean, 1, c), icl_rows_at(m, m->a.lnf_rstd, 1, c),
+                           icl_rows_at(m, m->a.resid[m->L], C, c), m->p.lnf_w, m->p.lnf_b, N, C);
+    ICL_TRY(visit(m, ICL_POINT_LN_FINAL, -1));
+    if (token) {
+        ops->matmul_forward(be, logits, lnf, m->p.lm_head, NULL, B, T, C, m->V);
+        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
+        ops->crossentropy_forward(be, losses, icl_rows_at(m, m->a.probs, m->V, c), logits,
+                                  m->targets + (size_t)c->b0 * T, weights, N, m->V);
+    } else {
+        ops->matmul_forward(be, logits, lnf, m->p.read_out_w, m->p.read_out_b, B, T, C, m->OUT);
+        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
+        if (m->staged_targets)
+            ops->mse_forward(be, losses, logits, icl_rows_at(m, m->a.target_values, m->cfg.d_out, c), weights, N,
+                             m->OUT);
+    }
+    return ICL_OK;
+}
+
+static void forward_chunk_run(void *ctx, int i, int worker) {
+    (void)worker;
+    icl_chunk_job *job = ctx;
+    icl_chunk c = icl_model_chunk(job->m, i, job->n);
+    icl_chunk_job_fail(job, forward_chunk(job->m, &c));
 }
 
 icl_status icl_model_queue_forward(icl_model *m) {
     upload_staged(m);
     const icl_backend_ops *ops = m->be->ops;
-    icl_backend *be = m->be;
-    int B = m->B, T = m->T, C = m->C, N = B * T;
-    int token = m->cfg.mode == ICL_MODE_TOKEN;
-    if (token) {
-        ops->embed_forward(be, m->a.resid[0], m->tokens, m->p.tok_embed, m->p.pos_embed, B, T, C);
-    } else {
-        ops->matmul_forward(be, m->a.resid[0], m->a.inputs, m->p.read_in_w, m->p.read_in_b, B, T, m->cfg.d_in, C);
-        ops->position_add_forward(be, m->a.resid[0], m->p.pos_embed, B, T, C);
+    /* The hook sees whole tensors, so with one the batch is one chunk. A prompt's values do not depend on its
+       chunk, so the forward pass can take one chunk per worker (fewer, larger products) where the backward
+       pass's chunks must not depend on the worker count. */
+    int n = m->hook ? 1 : icl_model_chunk_count(m);
+    if (n > 1) {
+        int workers = ops->workers(m->be);
+        n = workers < n ? workers : n;
     }
-    ICL_TRY(visit(m, ICL_POINT_EMBED, -1));
-    for (int l = 0; l < m->L; l++)
-        ICL_TRY(block_forward(m, l));
-
-    ops->layernorm_forward(be, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, m->a.resid[m->L], m->p.lnf_w, m->p.lnf_b, N,
-                           C);
-    ICL_TRY(visit(m, ICL_POINT_LN_FINAL, -1));
-    if (token) {
-        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.lm_head, NULL, B, T, C, m->V);
-        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
-        ops->crossentropy_forward(be, m->a.losses, m->a.probs, m->a.logits, m->targets, m->a.weights, N, m->V);
+    if (n == 1) {
+        icl_chunk all = {0, m->B};
+        ICL_TRY(forward_chunk(m, &all));
     } else {
-        ops->matmul_forward(be, m->a.logits, m->a.lnf, m->p.read_out_w, m->p.read_out_b, B, T, C, m->OUT);
-        ICL_TRY(visit(m, ICL_POINT_LOGITS, -1));
-        if (m->staged_targets)
-            ops->mse_forward(be, m->a.losses, m->a.logits, m->a.target_values, m->a.weights, N, m->OUT);
+        icl_chunk_job job;
+        icl_chunk_job_init(&job, m, n);
+        ops->parallel_for(m->be, n, n, forward_chunk_run, NULL, &job);
+        ICL_TRY(icl_chunk_job_status(&job));
     }
     if (m->staged_targets)
-        ops->download(be, m->staged.losses, m->a.losses, (size_t)N * sizeof(float));
+        ops->download(m->be, m->staged.losses, m->a.losses, (size_t)m->B * m->T * sizeof(float));
     return ICL_OK;
 }
 

@@ -197,6 +197,8 @@ icl_status icl_model_create(icl_model **out, const icl_config *cfg, icl_backend_
     return ICL_OK;
 }
 
+static void free_grad_slots(icl_model *m);
+
 static void free_acts(icl_model *m) {
     if (m->be) {
         const icl_backend_ops *ops = m->be->ops;
@@ -225,6 +227,7 @@ void icl_model_free(icl_model *m) {
         return;
     free_acts(m);
     if (m->be) {
+        free_grad_slots(m);
         if (m->params) m->be->ops->release(m->be, m->params);
         if (m->grads) m->be->ops->release(m->be, m->grads);
         icl_backend_destroy(m->be);
@@ -369,6 +372,111 @@ icl_status icl_model_ensure_acts(icl_model *m, int B, int T) {
     carve_dacts(m, B, T, m->dacts, &m->da);
     m->B = B;
     m->T = T;
+    return ICL_OK;
+}
+
+/* ---- chunks of whole prompts ---- */
+
+/* Rows per chunk: enough that each chunk's products are large and the join of
+ * its gradients (a pass over the parameters) costs about 1 % of its work. */
+enum { CHUNK_ROWS = 512, CHUNK_MULTIPLE = 4 };
+
+int icl_model_chunk_count(const icl_model *m) {
+    if (!m->be->ops->parallel_for || m->B < 2)
+        return 1;
+    size_t rows = (size_t)m->B * m->T, n = (rows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    if (n <= 1)
+        return 1;
+    /* a multiple of 4 shares out evenly between 2 or 4 workers */
+    n = (n + CHUNK_MULTIPLE - 1) / CHUNK_MULTIPLE * CHUNK_MULTIPLE;
+    return n > (size_t)m->B ? m->B : (int)n;
+}
+
+icl_chunk icl_model_chunk(const icl_model *m, int i, int n) {
+    int b0 = (int)((long)i * m->B / n), b1 = (int)((long)(i + 1) * m->B / n);
+    return (icl_chunk){b0, b1 - b0};
+}
+
+icl_layer_acts icl_layer_acts_at(const icl_model *m, const icl_layer_acts *a, const icl_chunk *c) {
+    size_t C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->b0 * m->NH * m->T * m->T;
+    icl_layer_acts v = {
+        .ln1 = icl_rows_at(m, a->ln1, C, c), .ln1_mean = icl_rows_at(m, a->ln1_mean, 1, c),
+        .ln1_rstd = icl_rows_at(m, a->ln1_rstd, 1, c), .qkv = icl_rows_at(m, a->qkv, 3 * C, c),
+        .scores = a->scores + att, .probs = a->probs + att,
+        .head_out = icl_rows_at(m, a->head_out, C, c), .attn_out = icl_rows_at(m, a->attn_out, C, c),
+        .resid_mid = icl_rows_at(m, a->resid_mid, C, c), .ln2 = icl_rows_at(m, a->ln2, C, c),
+        .ln2_mean = icl_rows_at(m, a->ln2_mean, 1, c), .ln2_rstd = icl_rows_at(m, a->ln2_rstd, 1, c),
+        .mlp_pre = icl_rows_at(m, a->mlp_pre, F, c), .mlp_post = icl_rows_at(m, a->mlp_post, F, c),
+        .mlp_out = icl_rows_at(m, a->mlp_out, C, c),
+    };
+    return v;
+}
+
+icl_layer_grads icl_layer_grads_at(const icl_model *m, const icl_layer_grads *d, const icl_chunk *c) {
+    size_t C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->b0 * m->NH * m->T * m->T;
+    icl_layer_grads v = {
+        .ln1 = icl_rows_at(m, d->ln1, C, c), .qkv = icl_rows_at(m, d->qkv, 3 * C, c),
+        .scores = d->scores + att, .probs = d->probs + att,
+        .head_out = icl_rows_at(m, d->head_out, C, c), .attn_out = icl_rows_at(m, d->attn_out, C, c),
+        .resid_mid = icl_rows_at(m, d->resid_mid, C, c), .ln2 = icl_rows_at(m, d->ln2, C, c),
+        .mlp_pre = icl_rows_at(m, d->mlp_pre, F, c), .mlp_post = icl_rows_at(m, d->mlp_post, F, c),
+        .mlp_out = icl_rows_at(m, d->mlp_out, C, c),
+    };
+    return v;
+}
+
+void icl_chunk_job_init(icl_chunk_job *job, icl_model *m, int n) {
+    job->m = m;
+    job->n = n;
+    atomic_init(&job->failed, 0);
+    job->status = ICL_OK;
+    job->message[0] = '\0';
+}
+
+void icl_chunk_job_fail(icl_chunk_job *job, icl_status s) {
+    if (s == ICL_OK || atomic_exchange(&job->failed, 1))
+        return;
+    job->status = s;
+    snprintf(job->message, sizeof job->message, "%s", icl_last_error());
+}
+
+icl_status icl_chunk_job_status(const icl_chunk_job *job) {
+    return job->status == ICL_OK ? ICL_OK : icl_fail(job->status, "%s", job->message);
+}
+
+static void free_grad_slots(icl_model *m) {
+    if (m->grad_slots)
+        m->be->ops->release(m->be, m->grad_slots);
+    if (m->slot_views)
+        for (int i = 0; i < m->n_slots; i++)
+            free(m->slot_views[i].layers);
+    free(m->slot_views);
+    m->grad_slots = NULL;
+    m->slot_views = NULL;
+    m->n_slots = 0;
+}
+
+icl_status icl_model_ensure_grad_slots(icl_model *m, int n) {
+    if (n <= m->n_slots)
+        return ICL_OK;
+    free_grad_slots(m);
+    m->slot_views = calloc((size_t)n, sizeof *m->slot_views);
+    icl_status s = m->slot_views ? ICL_OK : icl_fail(ICL_ERR_NOMEM, "model: out of memory for gradient slots");
+    for (int i = 0; s == ICL_OK && i < n; i++) {
+        m->slot_views[i].layers = calloc((size_t)m->L, sizeof(icl_layer_params));
+        if (!m->slot_views[i].layers)
+            s = icl_fail(ICL_ERR_NOMEM, "model: out of memory for gradient slots");
+    }
+    if (s == ICL_OK) /* zero-filled, as the slots must be between uses */
+        s = m->be->ops->alloc(m->be, (void **)&m->grad_slots, (size_t)n * m->n_params * sizeof(float));
+    if (s != ICL_OK) {
+        m->n_slots = m->slot_views ? n : 0; /* so that every allocated view is freed */
+        free_grad_slots(m);
+        return s;
+    }
+    m->n_slots = n;
+    for (int i = 0; i < n; i++)
+        carve_params(m, m->grad_slots + (size_t)i * m->n_params, &m->slot_views[i]);
     return ICL_OK;
 }
 

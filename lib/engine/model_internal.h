@@ -13,6 +13,7 @@
 #ifndef ICL_LIB_MODEL_INTERNAL_H
 #define ICL_LIB_MODEL_INTERNAL_H
 
+#include <stdatomic.h>
 #include "backend.h"
 #include "icl/model.h"
 
@@ -83,6 +84,13 @@ typedef struct {
     size_t layer_floats;      /* floats of layer */
 } icl_act_grads;
 
+/* Whole prompts [b0, b0 + B) of the carved batch: what one worker runs
+ * through every kernel when the backend has parallel_for (forward.c). Every
+ * activation view is batch-major, so a chunk's part of each is contiguous. */
+typedef struct {
+    int b0, B;
+} icl_chunk;
+
 /* Host staging of one batch (backend staging memory, so uploads and
  * downloads are queued without waiting, and a captured step reads the batch
  * from the same addresses every time). */
@@ -124,6 +132,12 @@ struct icl_model {
     double weight_sum;      /* of the staged weights */
     int forward_done;       /* 1 after a successful forward; staging a batch resets it */
 
+    /* Each worker's chunk gradients before they join grads, in chunk order
+     * (backward.c): n_slots buffers of n_params floats, kept zero between uses. */
+    float *grad_slots;
+    icl_param_views *slot_views; /* [n_slots] */
+    int n_slots;
+
     icl_hook_fn hook;
     void *hook_user;
 };
@@ -146,6 +160,35 @@ void icl_model_stage_dlosses(icl_model *m, float scale);
 icl_status icl_model_queue_forward(icl_model *m);
 icl_status icl_model_queue_backward(icl_model *m);
 icl_status icl_model_staged_loss(icl_model *m, float *loss);
+/* The chunks of the carved batch (1 without parallel_for or for small
+ * batches): a function of (B,T) alone, never of the worker count, so that
+ * the gradients' summation order is the same for every thread count. */
+int icl_model_chunk_count(const icl_model *m);
+/* Chunk i of n: prompts [i*B/n, (i+1)*B/n). */
+icl_chunk icl_model_chunk(const icl_model *m, int i, int n);
+/* The chunk's part of the batch-major views (a copy with each field moved to prompt b0). */
+icl_layer_acts icl_layer_acts_at(const icl_model *m, const icl_layer_acts *a, const icl_chunk *c);
+icl_layer_grads icl_layer_grads_at(const icl_model *m, const icl_layer_grads *d, const icl_chunk *c);
+/* The chunk's part of a (B,T,width) view: from its first prompt's first row. */
+static inline float *icl_rows_at(const icl_model *m, float *p, size_t width, const icl_chunk *c) {
+    return p ? p + (size_t)c->b0 * (size_t)m->T * width : NULL;
+}
+/* One parallel_for over the chunks. A worker's error message is in its own
+ * thread's icl_last_error, so the first failure's is kept here and re-raised
+ * on the calling thread. */
+typedef struct {
+    icl_model *m;
+    int n; /* chunks */
+    atomic_int failed;
+    icl_status status;
+    char message[512];
+} icl_chunk_job;
+void icl_chunk_job_init(icl_chunk_job *job, icl_model *m, int n);
+void icl_chunk_job_fail(icl_chunk_job *job, icl_status s); /* nothing when s is ICL_OK */
+icl_status icl_chunk_job_status(const icl_chunk_job *job);
+/* At least n zeroed gradient slots (model.c). */
+icl_status icl_model_ensure_grad_slots(icl_model *m, int n);
+
 /* View of a point in the activation buffer `a` (shape from m->B, m->T). */
 icl_status icl_model_point_in(const icl_model *m, const icl_act_views *a, icl_point p, int layer,
                               icl_point_view *view);
