@@ -74,7 +74,9 @@ icl_status icl_model_clone(const icl_model *m, icl_model **out);
  * of T positions: the activations and the activation gradients the backward
  * keeps (the layouts the model carves), the parameters, their gradients and
  * AdamW's two moments. Lets a caller refuse an impossible batch before
- * allocating anything. */
+ * allocating anything. Not counted: on the CPU a batch of more than 512
+ * positions (B*T) also keeps one more copy of the gradients per thread (the
+ * chunks' gradient slots, docs/architecture.md). */
 icl_status icl_config_training_bytes(const icl_config *cfg, int B, int T, double *bytes);
 
 const icl_config *icl_model_config(const icl_model *m);
