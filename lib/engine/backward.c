@@ -12,28 +12,31 @@
 #include "error.h"
 #include "model_internal.h"
 
-/* Zero the chunk's part of a (B,T,width) gradient view. */
-static icl_status zero_rows(icl_model *m, float *p, size_t width, const icl_chunk *c) {
-    return m->be->ops->zero(m->be, icl_rows_at(m, p, width, c), (size_t)c->B * m->T * width * sizeof(float));
+static icl_status zero_floats(icl_model *m, float *p, size_t n) {
+    return m->be->ops->zero(m->be, p, n * sizeof(float));
 }
 
-/* Zero the chunk's part of the block gradients: one range for the whole batch, else field by field. */
+/* Zero the chunk's part of a (B,T,width) gradient view. */
+static icl_status zero_rows(icl_model *m, float *p, size_t width, const icl_chunk *c) {
+    return zero_floats(m, icl_rows_at(m, p, width, c), (size_t)c->B * m->T * width);
+}
+
+/* Zero d, the chunk's views of the block gradients: one range for the whole batch, else field by field. */
 static icl_status zero_layer_grads(icl_model *m, const icl_layer_grads *d, const icl_chunk *c) {
-    const icl_layer_grads *all = &m->da.layer;
     if (c->b0 == 0 && c->B == m->B)
-        return m->be->ops->zero(m->be, all->ln1, m->da.layer_floats * sizeof(float));
-    size_t C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->B * m->NH * m->T * m->T * sizeof(float);
-    ICL_TRY(zero_rows(m, all->ln1, C, c));
-    ICL_TRY(zero_rows(m, all->qkv, 3 * C, c));
-    ICL_TRY(m->be->ops->zero(m->be, d->scores, att));
-    ICL_TRY(m->be->ops->zero(m->be, d->probs, att));
-    ICL_TRY(zero_rows(m, all->head_out, C, c));
-    ICL_TRY(zero_rows(m, all->attn_out, C, c));
-    ICL_TRY(zero_rows(m, all->resid_mid, C, c));
-    ICL_TRY(zero_rows(m, all->ln2, C, c));
-    ICL_TRY(zero_rows(m, all->mlp_pre, F, c));
-    ICL_TRY(zero_rows(m, all->mlp_post, F, c));
-    return zero_rows(m, all->mlp_out, C, c);
+        return zero_floats(m, d->ln1, m->da.layer_floats);
+    size_t N = (size_t)c->B * m->T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->B * m->NH * m->T * m->T;
+    ICL_TRY(zero_floats(m, d->ln1, N * C));
+    ICL_TRY(zero_floats(m, d->qkv, N * 3 * C));
+    ICL_TRY(zero_floats(m, d->scores, att));
+    ICL_TRY(zero_floats(m, d->probs, att));
+    ICL_TRY(zero_floats(m, d->head_out, N * C));
+    ICL_TRY(zero_floats(m, d->attn_out, N * C));
+    ICL_TRY(zero_floats(m, d->resid_mid, N * C));
+    ICL_TRY(zero_floats(m, d->ln2, N * C));
+    ICL_TRY(zero_floats(m, d->mlp_pre, N * F));
+    ICL_TRY(zero_floats(m, d->mlp_post, N * F));
+    return zero_floats(m, d->mlp_out, N * C);
 }
 
 /* Block l on the chunk's prompts, its parameter gradients into g. */
@@ -126,7 +129,7 @@ static void join_chunk_grads(void *ctx, int i, int worker) {
     icl_model *m = job->m;
     float *slot = m->grad_slots + (size_t)worker * m->n_params;
     m->be->ops->residual_forward(m->be, m->grads, m->grads, slot, m->n_params);
-    icl_chunk_job_fail(job, m->be->ops->zero(m->be, slot, m->n_params * sizeof(float)));
+    icl_chunk_job_fail(job, zero_floats(m, slot, m->n_params));
 }
 
 icl_status icl_model_queue_backward(icl_model *m) {
