@@ -171,7 +171,7 @@ icl_layer_acts icl_layer_acts_at(const icl_model *m, const icl_layer_acts *a, co
 icl_layer_grads icl_layer_grads_at(const icl_model *m, const icl_layer_grads *d, const icl_chunk *c);
 /* The chunk's part of a (B,T,width) view: from its first prompt's first row. */
 static inline float *icl_rows_at(const icl_model *m, float *p, size_t width, const icl_chunk *c) {
-    return p ? p + (size_t)c->b0 * (size_t)m->T * width : NULL;
+    return p + (size_t)c->b0 * (size_t)m->T * width;
 }
 /* One parallel_for over the chunks. A worker's error message is in its own
  * thread's icl_last_error, so the first failure's is kept here and re-raised

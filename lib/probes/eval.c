@@ -6,6 +6,7 @@
 #include "error.h"
 #include "atomic_file.h"
 #include "icl/eval.h"
+#include "probe_internal.h"
 
 icl_eval_options icl_eval_options_default(void) {
     icl_eval_options o = {0};
@@ -26,9 +27,7 @@ typedef struct {
 
 static void scratch_free(eval_scratch *s, int n_prompts) {
     icl_task_batch_free(&s->tb);
-    for (int i = 0; i < n_prompts && s->prompts; i++)
-        icl_prompt_free(&s->prompts[i]);
-    free(s->prompts);
+    icl_prompt_array_free(s->prompts, n_prompts);
     free(s->out);
     free(s->losses);
 }
@@ -252,9 +251,7 @@ icl_status icl_eval_by_examples(icl_model *m, const icl_task_family *f, const ic
 void icl_eval_detail_free(icl_eval_detail *d) {
     if (!d)
         return;
-    for (int i = 0; d->prompts && i < d->n; i++)
-        icl_prompt_free(&d->prompts[i]);
-    free(d->prompts);
+    icl_prompt_array_free(d->prompts, d->n);
     free(d->losses);
     free(d->score);
     memset(d, 0, sizeof *d);

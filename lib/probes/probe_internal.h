@@ -32,6 +32,9 @@ icl_status icl_readout_check_query_batch(const icl_model *m, const icl_task_batc
 icl_status icl_readout_sq_errors(icl_model *m, const icl_task_batch *tb, const icl_row_labels *labels,
                                  const icl_intervention *iv, int n_iv, double *err);
 
+/* Free prompts[0..n) and the array (NULL: nothing). */
+void icl_prompt_array_free(icl_prompt *prompts, int n);
+
 /* 1 if the n items of X (n,d) are all the same vector, bit for bit: nothing
  * at that level tells the items apart, so every representation probe
  * (decodability, RSA, linear probes) reports NaN there rather than a score

@@ -80,12 +80,16 @@ int icl_repr_items_identical(const float *X, int n, int d) {
     return 1;
 }
 
+void icl_prompt_array_free(icl_prompt *prompts, int n) {
+    for (int i = 0; prompts && i < n; i++)
+        icl_prompt_free(&prompts[i]);
+    free(prompts);
+}
+
 void icl_repr_prompts_free(icl_repr_prompts *s) {
     if (!s)
         return;
-    for (int i = 0; s->prompts && i < s->n; i++)
-        icl_prompt_free(&s->prompts[i]);
-    free(s->prompts);
+    icl_prompt_array_free(s->prompts, s->n);
     free(s->tasks);
     free(s->labels);
     memset(s, 0, sizeof *s);

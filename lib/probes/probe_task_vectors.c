@@ -76,9 +76,7 @@ icl_status icl_prompt_set_batch(const icl_task_family *f, const icl_prompt_set *
     }
     if (s == ICL_OK)
         s = icl_task_batch_pack(out, rows, count, 0);
-    for (int i = 0; prompts && i < count; i++)
-        icl_prompt_free(&prompts[i]);
-    free(prompts);
+    icl_prompt_array_free(prompts, count);
     free(rows);
     return s;
 }
