@@ -474,6 +474,62 @@ START_TEST(test_attention_batch_position_independent) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- two paths, same bits */
+
+/* Short sequences run attention on zero-padded copies of each head and the
+ * softmax over whole blocks; the strided versions read everything in place,
+ * row by row. Every output must be the same bits: padding may only add exact
+ * zero terms. Shapes: T = 1, one tile row short and over (5, 7), a tile column
+ * over (17), the han and retrieval prompts (26, 81), the limit and past it
+ * (128, 129); head sizes 1 to 48, not multiples of the tile width. */
+START_TEST(test_attention_local_matches_strided) {
+    static const int shapes[][4] = {/* B T C NH */
+                                    {2, 1, 24, 3}, {3, 5, 6, 6},   {2, 7, 40, 4},   {2, 17, 20, 1}, {3, 26, 64, 4},
+                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}, {2, 12, 96, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+        size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+        icl_rng r = stream(fmt("attn-paths-%zu", i));
+        float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
+        /* Every buffer starts from the same noise: the forward steps must overwrite all of
+         * their output, the backward steps add into what is there (dprobs only on the
+         * triangle) and read only the triangle of dscores. */
+        float *res[2][6];
+        for (int path = 0; path < 2; path++) {
+            icl_rng fill = stream(fmt("attn-paths-fill-%zu", i));
+            float *scores = tu_rand_floats(n_att, 1.0f, &fill), *probs = tu_rand_floats(n_att, 1.0f, &fill);
+            float *dprobs = tu_rand_floats(n_att, 0.5f, &fill), *dscores = tu_rand_floats(n_att, 0.5f, &fill);
+            float *out = tu_rand_floats(n_out, 1.0f, &fill), *dqkv = tu_rand_floats(n_qkv, 0.5f, &fill);
+            if (path == 0) {
+                icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
+                icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
+                icl_cpu_attention_values_forward(out, probs, qkv, B, T, C, NH);
+                icl_cpu_attention_values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
+                icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T);
+                icl_cpu_attention_scores_backward(dqkv, dscores, qkv, B, T, C, NH);
+            } else {
+                icl_cpu_attention_scores_forward_strided(scores, qkv, B, T, C, NH);
+                icl_cpu_attention_softmax_forward_strided(probs, scores, B, NH, T);
+                icl_cpu_attention_values_forward_strided(out, probs, qkv, B, T, C, NH);
+                icl_cpu_attention_values_backward_strided(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
+                icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T);
+                icl_cpu_attention_scores_backward_strided(dqkv, dscores, qkv, B, T, C, NH);
+            }
+            float *r6[6] = {scores, probs, out, dprobs, dscores, dqkv};
+            memcpy(res[path], r6, sizeof r6);
+        }
+        static const char *names[6] = {"scores", "probs", "out", "dprobs", "dscores", "dqkv"};
+        size_t sizes[6] = {n_att, n_att, n_out, n_att, n_att, n_qkv};
+        for (int j = 0; j < 6; j++) {
+            assert_bitwise_equal(fmt("attention %s, local vs strided, B %d T %d C %d NH %d", names[j], B, T, C, NH),
+                                 res[0][j], res[1][j], sizes[j] * sizeof(float));
+            free(res[0][j]), free(res[1][j]);
+        }
+        free(qkv), free(dout);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- backend */
 
 START_TEST(test_cpu_backend_ops_table) {
@@ -730,6 +786,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_attention_thread_count_invariant);
     tcase_add_test(tc, test_matmul_batch_position_independent);
     tcase_add_test(tc, test_attention_batch_position_independent);
+    tcase_add_test(tc, test_attention_local_matches_strided);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backend");

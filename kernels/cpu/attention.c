@@ -4,39 +4,33 @@
  * qkv (B,T,3C): q, k, v at channel offsets 0, C, 2C; head h at h*HS (HS = C/NH).
  * scores, probs (B,NH,T,T): row t holds s <= t, zeros above the diagonal.
  *
- * The four matrix products per (batch, head) run on icl_cpu_product (tile.h),
- * restricted to the causal triangle: masked entries of A read as 0 and tiles
- * wholly above the diagonal are skipped. Every output element is
- * one multiply-add chain in a fixed order that depends only on T and its
- * own position within the sequence, so results do not depend on thread
- * count or on which batch row holds the sequence. Threads split the
- * (batch, head) pairs. */
+ * The four matrix products per (batch, head) run on the register tile of
+ * tile.h, restricted to the causal triangle: masked entries of A count as 0
+ * and tiles wholly above the diagonal are skipped. Every output element is
+ * one multiply-add chain in a fixed order that depends only on T and its own
+ * position within the sequence, so results do not depend on thread count or
+ * on which batch row holds the sequence. Threads split the (batch, head)
+ * pairs.
+ *
+ * Two ways to run a head's products, with the same bits:
+ * - local (T <= ICL_CPU_ATTENTION_LOCAL_T): the head's operands are copied
+ *   into a thread's scratch, zero-padded to whole tiles (rows to a multiple
+ *   of MR, columns to a multiple of NR), every product runs on whole tiles
+ *   with no packing and no edge copies, and only valid entries are copied
+ *   back. Padding adds exact zero terms to a chain and nothing else. On the
+ *   experiments' short prompts (T = 26, head size 16) packing and edge tiles
+ *   cost more than the products themselves.
+ * - strided (longer sequences, or no scratch): icl_cpu_product reads the
+ *   operands in place. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cpu_kernels.h"
 #include "fast_math.h"
+#include "lanes.h"
 #include "tile.h"
 
-/* The softmax backward's dot products use LANES independent partial sums
- * combined in a fixed order (vectorisable without reassociating, independent
- * of alignment). */
-enum { LANES = 8 };
-
-static float combine(const float acc[LANES]) {
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static float dot(const float *a, const float *b, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] += a[i + j] * b[i + j];
-    float s = combine(acc);
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
+enum { MR = ICL_TILE_MR, NR = ICL_TILE_NR };
 
 /* Start of q (part 0), k (1) or v (2) of head h at (b,t). */
 static const float *qkv_at(const float *qkv, int part, int b, int t, int h, int T, int C, int HS) {
@@ -47,22 +41,409 @@ static float *dqkv_at(float *dqkv, int part, int b, int t, int h, int T, int C, 
     return dqkv + ((long)b * T + t) * 3 * C + (long)part * C + (long)h * HS;
 }
 
-// scores (B,NH,T,T) from qkv (B,T,3C)
-void icl_cpu_attention_scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH) {
+static int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+/* ---- the local path: a head's operands in zero-padded scratch ---- */
+
+/* Padded sizes of one head: Tr rows (multiple of MR), Tc columns of a (T,T)
+ * operand and Hc of a (T,HS) one (multiples of NR). */
+typedef struct {
+    int T, HS, Tr, Tc, Hc;
+} head_shape;
+
+static head_shape head_shape_of(int T, int HS) {
+    head_shape s = {T, HS, round_up(T, MR), round_up(T, NR), round_up(HS, NR)};
+    return s;
+}
+
+/* Floats of scratch one thread needs: the most any op uses (values backward:
+ * two (Tr,Tc), two (Tr,Hc) and one (Hc,Tc) block; scores backward: one (Tr,Tc)
+ * and three (Tr,Hc)). A transposed operand read as A (probs^T, dscores^T)
+ * has rows beyond T that read other entries: they only feed padding rows of
+ * C, which are never copied back. */
+static size_t scratch_floats(head_shape s) {
+    size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc, ht = (size_t)s.Hc * s.Tc;
+    return 2 * tt + 3 * th + ht;
+}
+
+/* A thread's scratch for the local path, or NULL where it does not apply
+ * (long sequences) or cannot be had: the caller then takes the strided path,
+ * which gives the same bits. */
+static float *scratch_create(int T, int HS) {
+    if (T > ICL_CPU_ATTENTION_LOCAL_T)
+        return NULL;
+    return malloc(scratch_floats(head_shape_of(T, HS)) * sizeof(float));
+}
+
+/* dst (rows_p, ld) = scale * src (rows, cols; rows src_rs apart), zero elsewhere */
+static void load_block(float *dst, int rows_p, int ld, const float *src, long src_rs, int rows, int cols,
+                       float scale) {
+    memset(dst, 0, (size_t)rows_p * ld * sizeof *dst);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(long)r * ld + c] = src[r * src_rs + c] * scale;
+}
+
+/* dst (cols_p, ld) = scale * src^T: dst[c][r] = src[r][c] for src (rows, cols; src_rs), zero elsewhere */
+static void load_transposed(float *dst, int cols_p, int ld, const float *src, long src_rs, int rows, int cols,
+                            float scale) {
+    memset(dst, 0, (size_t)cols_p * ld * sizeof *dst);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(long)c * ld + r] = src[r * src_rs + c] * scale;
+}
+
+/* dst (Tr, Tc) = the causal triangle of src (T,T), zero elsewhere */
+static void load_lower(float *dst, head_shape s, const float *src) {
+    memset(dst, 0, (size_t)s.Tr * s.Tc * sizeof *dst);
+    for (int t = 0; t < s.T; t++)
+        memcpy(dst + (long)t * s.Tc, src + (long)t * s.T, (size_t)(t + 1) * sizeof *dst);
+}
+
+/* the causal triangle of dst (T,T) = that of src (Tr, Tc); the rest of dst is left as is */
+static void store_lower(float *dst, head_shape s, const float *src) {
+    for (int t = 0; t < s.T; t++)
+        memcpy(dst + (long)t * s.T, src + (long)t * s.Tc, (size_t)(t + 1) * sizeof *dst);
+}
+
+/* dst (T, HS; rows dst_rs apart) = the valid part of src (Tr, Hc) */
+static void store_block(float *dst, long dst_rs, head_shape s, const float *src) {
+    for (int t = 0; t < s.T; t++)
+        memcpy(dst + t * dst_rs, src + (long)t * s.Hc, (size_t)s.HS * sizeof *dst);
+}
+
+/* C (rows_p, cols_p; ldc) += A (rows_p, depth; a_rs, a_cs) . B (depth, cols_p; ldb)
+ * on whole tiles. Row group r0 runs over the depth icl_cpu_product gives it
+ * (so each chain has the same terms, plus exact zeros); with lower, tiles
+ * wholly above the diagonal are skipped. */
+static void whole_tiles(icl_tile_fn tile, float *c, int ldc, int rows_p, int cols_p, const float *a, long a_rs,
+                        long a_cs, const float *b, int ldb, int depth, icl_a_mask mask, int lower) {
+    for (int r0 = 0; r0 < rows_p; r0 += MR) {
+        int lo = mask == ICL_MASK_K_GE_ROW ? r0 : 0;
+        int hi = mask == ICL_MASK_K_LE_ROW ? (r0 + MR < depth ? r0 + MR : depth) : depth;
+        if (lo >= hi)
+            continue;
+        for (int j0 = 0; j0 < cols_p && !(lower && j0 > r0 + MR - 1); j0 += NR)
+            tile(hi - lo, a + r0 * a_rs + lo * a_cs, a_rs, a_cs, b + (long)lo * ldb + j0, ldb,
+                 c + (long)r0 * ldc + j0, ldc);
+    }
+}
+
+static void scores_forward_local(float *scores, const float *qkv, int b, int h, int T, int C, int HS,
+                                 float scale, icl_tile_fn tile, float *scratch) {
+    head_shape s = head_shape_of(T, HS);
+    float *q = scratch, *kt = q + (size_t)s.Tr * s.Hc, *sc = kt + (size_t)s.Hc * s.Tc;
+    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    load_transposed(kt, s.Hc, s.Tc, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
+    memset(sc, 0, (size_t)s.Tr * s.Tc * sizeof *sc);
+    /* scores = q . (scale k)^T */
+    whole_tiles(tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1);
+    memset(scores, 0, (size_t)T * T * sizeof *scores);
+    store_lower(scores, s, sc);
+}
+
+static void values_forward_local(float *out, const float *probs, const float *qkv, int b, int h, int T, int C,
+                                 int HS, icl_tile_fn tile, float *scratch) {
+    head_shape s = head_shape_of(T, HS);
+    float *p = scratch, *v = p + (size_t)s.Tr * s.Tc, *o = v + (size_t)s.Tr * s.Hc;
+    load_lower(p, s, probs);
+    load_block(v, s.Tr, s.Hc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    memset(o, 0, (size_t)s.Tr * s.Hc * sizeof *o);
+    /* out = probs . v */
+    whole_tiles(tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0);
+    store_block(out, C, s, o);
+}
+
+static void values_backward_local(float *dprobs, float *dqkv, const float *dout, const float *probs,
+                                  const float *qkv, int b, int h, int T, int C, int HS, icl_tile_fn tile,
+                                  float *scratch) {
+    head_shape s = head_shape_of(T, HS);
+    float *p = scratch, *dp = p + (size_t)s.Tr * s.Tc, *g = dp + (size_t)s.Tr * s.Tc;
+    float *dv = g + (size_t)s.Tr * s.Hc, *vt = dv + (size_t)s.Tr * s.Hc;
+    float *dv_out = dqkv_at(dqkv, 2, b, 0, h, T, C, HS);
+    load_lower(p, s, probs);
+    load_lower(dp, s, dprobs);
+    load_block(g, s.Tr, s.Hc, dout, C, T, HS, 1.0f);
+    load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, T, HS, 1.0f);
+    load_transposed(vt, s.Hc, s.Tc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    /* dprobs += dout . v^T on the causal triangle */
+    whole_tiles(tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1);
+    /* dv += probs^T . dout */
+    whole_tiles(tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0);
+    store_lower(dprobs, s, dp);
+    store_block(dv_out, 3L * C, s, dv);
+}
+
+static void scores_backward_local(float *dqkv, const float *dscores, const float *qkv, int b, int h, int T, int C,
+                                  int HS, float scale, icl_tile_fn tile, float *scratch) {
+    head_shape s = head_shape_of(T, HS);
+    float *ds = scratch, *k = ds + (size_t)s.Tr * s.Tc, *q = k + (size_t)s.Tr * s.Hc, *acc = q + (size_t)s.Tr * s.Hc;
+    float *dq_out = dqkv_at(dqkv, 0, b, 0, h, T, C, HS), *dk_out = dqkv_at(dqkv, 1, b, 0, h, T, C, HS);
+    load_lower(ds, s, dscores);
+    load_block(k, s.Tr, s.Hc, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
+    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
+    /* dq += dscores . (scale k) */
+    load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, T, HS, 1.0f);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0);
+    store_block(dq_out, 3L * C, s, acc);
+    /* dk += dscores^T . (scale q) */
+    load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, T, HS, 1.0f);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0);
+    store_block(dk_out, 3L * C, s, acc);
+}
+
+/* ---- the strided path: icl_cpu_product on the operands in place ---- */
+
+static void scores_forward_strided(float *scores, const float *qkv, int b, int h, int T, int C, int HS,
+                                   float scale, icl_tile_fn tile) {
+    memset(scores, 0, (size_t)T * T * sizeof *scores);
+    /* scores = q . (scale k)^T */
+    icl_product p = {T, T, HS, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, ICL_MASK_NONE,
+                      qkv_at(qkv, 1, b, 0, h, T, C, HS), 1, 3L * C, scale, scores, T, 1};
+    icl_cpu_product(&p, tile);
+}
+
+static void values_forward_strided(float *out, const float *probs, const float *qkv, int b, int h, int T, int C,
+                                   int HS, icl_tile_fn tile) {
+    for (int t = 0; t < T; t++)
+        memset(out + (long)t * C, 0, (size_t)HS * sizeof *out);
+    /* out = probs . v */
+    icl_product p = {T, HS, T, probs, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, 1, 1.0f,
+                      out, C, 0};
+    icl_cpu_product(&p, tile);
+}
+
+static void values_backward_strided(float *dprobs, float *dqkv, const float *dout, const float *probs,
+                                    const float *qkv, int b, int h, int T, int C, int HS, icl_tile_fn tile) {
+    /* dprobs += dout . v^T on the causal triangle */
+    icl_product dp = {T, T, HS, dout, C, 1, ICL_MASK_NONE, qkv_at(qkv, 2, b, 0, h, T, C, HS), 1, 3L * C, 1.0f,
+                       dprobs, T, 1};
+    icl_cpu_product(&dp, tile);
+    /* dv += probs^T . dout */
+    icl_product dv = {T, HS, T, probs, 1, T, ICL_MASK_K_GE_ROW, dout, C, 1, 1.0f, dqkv_at(dqkv, 2, b, 0, h, T, C, HS),
+                       3L * C, 0};
+    icl_cpu_product(&dv, tile);
+}
+
+static void scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int b, int h, int T, int C,
+                                    int HS, float scale, icl_tile_fn tile) {
+    /* dq += dscores . (scale k) */
+    icl_product dq = {T, HS, T, dscores, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, 1, scale,
+                       dqkv_at(dqkv, 0, b, 0, h, T, C, HS), 3L * C, 0};
+    icl_cpu_product(&dq, tile);
+    /* dk += dscores^T . (scale q) */
+    icl_product dk = {T, HS, T, dscores, 1, T, ICL_MASK_K_GE_ROW, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, scale,
+                       dqkv_at(dqkv, 1, b, 0, h, T, C, HS), 3L * C, 0};
+    icl_cpu_product(&dk, tile);
+}
+
+/* ---- the ops: threads split the (batch, head) pairs; `local` picks the path ---- */
+
+static void scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH, int local) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel for schedule(static, NH)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        float *s = scores + (long)bh * T * T;
-        memset(s, 0, (size_t)T * T * sizeof *s);
-        /* scores = q . (scale k)^T */
-        icl_product p = {T, T, HS, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, ICL_MASK_NONE,
-                          qkv_at(qkv, 1, b, 0, h, T, C, HS), 1, 3L * C, scale, s, T, 1};
-        icl_cpu_product(&p, tile);
+#pragma omp parallel
+    {
+        float *scratch = local ? scratch_create(T, HS) : NULL;
+#pragma omp for schedule(static, NH)
+        for (int bh = 0; bh < B * NH; bh++) {
+            float *s = scores + (long)bh * T * T;
+            if (scratch)
+                scores_forward_local(s, qkv, bh / NH, bh % NH, T, C, HS, scale, tile, scratch);
+            else
+                scores_forward_strided(s, qkv, bh / NH, bh % NH, T, C, HS, scale, tile);
+        }
+        free(scratch);
     }
 }
+
+// scores (B,NH,T,T) from qkv (B,T,3C)
+void icl_cpu_attention_scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH) {
+    scores_forward(scores, qkv, B, T, C, NH, 1);
+}
+
+void icl_cpu_attention_scores_forward_strided(float *scores, const float *qkv, int B, int T, int C, int NH) {
+    scores_forward(scores, qkv, B, T, C, NH, 0);
+}
+
+/* The max of x[0..n) in lanes. A max is exact in any order (a NaN makes the
+ * row NaN through the sum either way); plain lanes keep it in registers,
+ * where `omp simd reduction(max)` went through memory, lane by lane. */
+static inline float row_max(const float *x, int n) {
+    float m[ICL_LANES];
+    for (int j = 0; j < ICL_LANES; j++)
+        m[j] = x[0];
+    int i = 0;
+    for (; i + ICL_LANES <= n; i += ICL_LANES)
+        for (int j = 0; j < ICL_LANES; j++)
+            m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+    for (; i < n; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    float mx = m[0];
+    for (int j = 1; j < ICL_LANES; j++)
+        mx = m[j] > mx ? m[j] : mx;
+    return mx;
+}
+
+/* probs (T,T) = causal row softmax of scores (T,T), one head, with the
+ * operations of icl_cpu_softmax_row on each element: first x - (its row's
+ * max) everywhere, then one exponential pass over the whole block, then each
+ * row's sum and scale. The exponentials run in whole vectors, where row by
+ * row a short row would go mostly through the scalar remainder loop; the
+ * entries above the diagonal (scores there are 0) are computed and dropped. */
+ICL_WIDE_CLONES static void softmax_head(float *probs, const float *scores, int T) {
+    for (int t = 0; t < T; t++) {
+        const float *x = scores + (long)t * T;
+        float *p = probs + (long)t * T;
+        float mx = row_max(x, t + 1);
+#pragma omp simd
+        for (int s = 0; s < T; s++)
+            p[s] = x[s] - mx; /* <= 0 for s <= t */
+    }
+    long TT = (long)T * T;
+#pragma omp simd
+    for (long i = 0; i < TT; i++)
+        probs[i] = icl_fast_exp_minus_abs(probs[i]);
+    for (int t = 0; t < T; t++) {
+        float *p = probs + (long)t * T;
+        float inv = 1.0f / icl_lanes_sum(p, t + 1);
+#pragma omp simd
+        for (int s = 0; s <= t; s++)
+            p[s] *= inv;
+        memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
+    }
+}
+
+// probs (B,NH,T,T) = causal row softmax of scores (B,NH,T,T)
+void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B, int NH, int T) {
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++)
+        softmax_head(probs + (long)bh * T * T, scores + (long)bh * T * T, T);
+}
+
+void icl_cpu_attention_softmax_forward_strided(float *probs, const float *scores, int B, int NH, int T) {
+    long rows = (long)B * NH * T;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) {
+        int n = (int)(r % T) + 1; /* row t sees s <= t */
+        float mx;
+        icl_cpu_softmax_row(probs + r * T, scores + r * T, n, &mx);
+        memset(probs + r * T + n, 0, (size_t)(T - n) * sizeof *probs);
+    }
+}
+
+static void values_forward(float *out, const float *probs, const float *qkv, int B, int T, int C, int NH, int local) {
+    int HS = C / NH;
+    icl_tile_fn tile = icl_cpu_tile();
+#pragma omp parallel
+    {
+        float *scratch = local ? scratch_create(T, HS) : NULL;
+#pragma omp for schedule(static, NH)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            float *o = out + (long)b * T * C + (long)h * HS;
+            const float *p = probs + (long)bh * T * T;
+            if (scratch)
+                values_forward_local(o, p, qkv, b, h, T, C, HS, tile, scratch);
+            else
+                values_forward_strided(o, p, qkv, b, h, T, C, HS, tile);
+        }
+        free(scratch);
+    }
+}
+
+// out (B,T,C) from probs (B,NH,T,T) and the v part of qkv (B,T,3C)
+void icl_cpu_attention_values_forward(float *out, const float *probs, const float *qkv, int B, int T, int C,
+                                      int NH) {
+    values_forward(out, probs, qkv, B, T, C, NH, 1);
+}
+
+void icl_cpu_attention_values_forward_strided(float *out, const float *probs, const float *qkv, int B, int T, int C,
+                                              int NH) {
+    values_forward(out, probs, qkv, B, T, C, NH, 0);
+}
+
+static void values_backward(float *dprobs, float *dqkv, const float *dout, const float *probs, const float *qkv,
+                            int B, int T, int C, int NH, int local) {
+    int HS = C / NH;
+    icl_tile_fn tile = icl_cpu_tile();
+#pragma omp parallel
+    {
+        float *scratch = local ? scratch_create(T, HS) : NULL;
+#pragma omp for schedule(static, NH)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            const float *g = dout + (long)b * T * C + (long)h * HS, *p = probs + (long)bh * T * T;
+            float *dp = dprobs + (long)bh * T * T;
+            if (scratch)
+                values_backward_local(dp, dqkv, g, p, qkv, b, h, T, C, HS, tile, scratch);
+            else
+                values_backward_strided(dp, dqkv, g, p, qkv, b, h, T, C, HS, tile);
+        }
+        free(scratch);
+    }
+}
+
+// dprobs (B,NH,T,T) and the v part of dqkv (B,T,3C) from dout (B,T,C)
+void icl_cpu_attention_values_backward(float *dprobs, float *dqkv, const float *dout, const float *probs,
+                                       const float *qkv, int B, int T, int C, int NH) {
+    values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH, 1);
+}
+
+void icl_cpu_attention_values_backward_strided(float *dprobs, float *dqkv, const float *dout, const float *probs,
+                                               const float *qkv, int B, int T, int C, int NH) {
+    values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH, 0);
+}
+
+/* ds[0..n) += p * (dp - p . dp) */
+ICL_WIDE_CLONES static void softmax_backward_row(float *ds, const float *dp, const float *p, int n) {
+    float pd = icl_lanes_dot(p, dp, n);
+    for (int s = 0; s < n; s++)
+        ds[s] += p[s] * (dp[s] - pd);
+}
+
+// dscores (B,NH,T,T) += causal softmax Jacobian^T . dprobs
+void icl_cpu_attention_softmax_backward(float *dscores, const float *dprobs, const float *probs, int B, int NH,
+                                        int T) {
+    long rows = (long)B * NH * T;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++)
+        softmax_backward_row(dscores + r * T, dprobs + r * T, probs + r * T, (int)(r % T) + 1);
+}
+
+static void scores_backward(float *dqkv, const float *dscores, const float *qkv, int B, int T, int C, int NH,
+                            int local) {
+    int HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    icl_tile_fn tile = icl_cpu_tile();
+#pragma omp parallel
+    {
+        float *scratch = local ? scratch_create(T, HS) : NULL;
+#pragma omp for schedule(static, NH)
+        for (int bh = 0; bh < B * NH; bh++) {
+            const float *ds = dscores + (long)bh * T * T;
+            if (scratch)
+                scores_backward_local(dqkv, ds, qkv, bh / NH, bh % NH, T, C, HS, scale, tile, scratch);
+            else
+                scores_backward_strided(dqkv, ds, qkv, bh / NH, bh % NH, T, C, HS, scale, tile);
+        }
+        free(scratch);
+    }
+}
+
+// q and k parts of dqkv (B,T,3C) from dscores (B,NH,T,T)
+void icl_cpu_attention_scores_backward(float *dqkv, const float *dscores, const float *qkv, int B, int T, int C,
+                                       int NH) {
+    scores_backward(dqkv, dscores, qkv, B, T, C, NH, 1);
+}
+
+void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
+                                               int C, int NH) {
+    scores_backward(dqkv, dscores, qkv, B, T, C, NH, 0);
+}
+
+/* ---- the naive references (one thread, double accumulation) ---- */
 
 void icl_cpu_attention_scores_forward_naive(float *scores, const float *qkv, int B, int T, int C, int NH) {
     int HS = C / NH;
@@ -82,18 +463,6 @@ void icl_cpu_attention_scores_forward_naive(float *scores, const float *qkv, int
                 }
 }
 
-// probs (B,NH,T,T) = causal row softmax of scores (B,NH,T,T)
-void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B, int NH, int T) {
-    long rows = (long)B * NH * T;
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int n = (int)(r % T) + 1; /* row t sees s <= t */
-        float mx;
-        icl_cpu_softmax_row(probs + r * T, scores + r * T, n, &mx);
-        memset(probs + r * T + n, 0, (size_t)(T - n) * sizeof *probs);
-    }
-}
-
 void icl_cpu_attention_softmax_forward_naive(float *probs, const float *scores, int B, int NH, int T) {
     long rows = (long)B * NH * T;
     for (long r = 0; r < rows; r++) {
@@ -106,24 +475,6 @@ void icl_cpu_attention_softmax_forward_naive(float *probs, const float *scores, 
             sum += exp((double)x[s] - mx);
         for (int s = 0; s < T; s++)
             probs[r * T + s] = s <= t ? (float)(exp((double)x[s] - mx) / sum) : 0.0f;
-    }
-}
-
-// out (B,T,C) from probs (B,NH,T,T) and the v part of qkv (B,T,3C)
-void icl_cpu_attention_values_forward(float *out, const float *probs, const float *qkv, int B, int T, int C,
-                                      int NH) {
-    int HS = C / NH;
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel for schedule(static, NH)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        float *o = out + (long)b * T * C + (long)h * HS;
-        for (int t = 0; t < T; t++)
-            memset(o + (long)t * C, 0, (size_t)HS * sizeof *o);
-        /* out = probs . v */
-        icl_product p = {T, HS, T, probs + (long)bh * T * T, T, 1, ICL_MASK_K_LE_ROW,
-                          qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, 1, 1.0f, o, C, 0};
-        icl_cpu_product(&p, tile);
     }
 }
 
@@ -140,27 +491,6 @@ void icl_cpu_attention_values_forward_naive(float *out, const float *probs, cons
                                (double)qkv_at(qkv, 2, b, s, h, T, C, HS)[i];
                     out[((long)b * T + t) * C + (long)h * HS + i] = (float)acc;
                 }
-}
-
-// dprobs (B,NH,T,T) and the v part of dqkv (B,T,3C) from dout (B,T,C)
-void icl_cpu_attention_values_backward(float *dprobs, float *dqkv, const float *dout, const float *probs,
-                                       const float *qkv, int B, int T, int C, int NH) {
-    int HS = C / NH;
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel for schedule(static, NH)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *g = dout + (long)b * T * C + (long)h * HS;
-        const float *pr = probs + (long)bh * T * T;
-        /* dprobs += dout . v^T on the causal triangle */
-        icl_product dp = {T, T, HS, g, C, 1, ICL_MASK_NONE, qkv_at(qkv, 2, b, 0, h, T, C, HS), 1, 3L * C, 1.0f,
-                           dprobs + (long)bh * T * T, T, 1};
-        icl_cpu_product(&dp, tile);
-        /* dv += probs^T . dout */
-        icl_product dv = {T, HS, T, pr, 1, T, ICL_MASK_K_GE_ROW, g, C, 1, 1.0f, dqkv_at(dqkv, 2, b, 0, h, T, C, HS),
-                           3L * C, 0};
-        icl_cpu_product(&dv, tile);
-    }
 }
 
 void icl_cpu_attention_values_backward_naive(float *dprobs, float *dqkv, const float *dout, const float *probs,
@@ -191,22 +521,6 @@ void icl_cpu_attention_values_backward_naive(float *dprobs, float *dqkv, const f
         }
 }
 
-/* ds[0..n) += p * (dp - p . dp) */
-ICL_WIDE_CLONES static void softmax_backward_row(float *ds, const float *dp, const float *p, int n) {
-    float pd = dot(p, dp, n);
-    for (int s = 0; s < n; s++)
-        ds[s] += p[s] * (dp[s] - pd);
-}
-
-// dscores (B,NH,T,T) += causal softmax Jacobian^T . dprobs
-void icl_cpu_attention_softmax_backward(float *dscores, const float *dprobs, const float *probs, int B, int NH,
-                                        int T) {
-    long rows = (long)B * NH * T;
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++)
-        softmax_backward_row(dscores + r * T, dprobs + r * T, probs + r * T, (int)(r % T) + 1);
-}
-
 void icl_cpu_attention_softmax_backward_naive(float *dscores, const float *dprobs, const float *probs, int B,
                                               int NH, int T) {
     long rows = (long)B * NH * T;
@@ -218,27 +532,6 @@ void icl_cpu_attention_softmax_backward_naive(float *dscores, const float *dprob
             pd += (double)p[s] * (double)dp[s];
         for (int s = 0; s <= t; s++)
             dscores[r * T + s] = (float)((double)dscores[r * T + s] + (double)p[s] * ((double)dp[s] - pd));
-    }
-}
-
-// q and k parts of dqkv (B,T,3C) from dscores (B,NH,T,T)
-void icl_cpu_attention_scores_backward(float *dqkv, const float *dscores, const float *qkv, int B, int T, int C,
-                                       int NH) {
-    int HS = C / NH;
-    float scale = 1.0f / sqrtf((float)HS);
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel for schedule(static, NH)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *ds = dscores + (long)bh * T * T;
-        /* dq += dscores . (scale k) */
-        icl_product dq = {T, HS, T, ds, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, 1, scale,
-                           dqkv_at(dqkv, 0, b, 0, h, T, C, HS), 3L * C, 0};
-        icl_cpu_product(&dq, tile);
-        /* dk += dscores^T . (scale q) */
-        icl_product dk = {T, HS, T, ds, 1, T, ICL_MASK_K_GE_ROW, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, scale,
-                           dqkv_at(dqkv, 1, b, 0, h, T, C, HS), 3L * C, 0};
-        icl_cpu_product(&dk, tile);
     }
 }
 

@@ -45,6 +45,19 @@ ICL_CPU_KERNEL_PAIR(void, attention_softmax_backward, float *dscores, const floa
                     int B, int NH, int T);
 ICL_CPU_KERNEL_PAIR(void, attention_scores_backward, float *dqkv, const float *dscores, const float *qkv,
                     int B, int T, int C, int NH);
+/* Up to this sequence length attention's products run on zero-padded copies
+ * of a head's operands, beyond it on the operands in place; the _strided
+ * versions always run in place (the softmax: row by row). Both give the same
+ * bits (tests compare them). */
+enum { ICL_CPU_ATTENTION_LOCAL_T = 128 };
+void icl_cpu_attention_scores_forward_strided(float *scores, const float *qkv, int B, int T, int C, int NH);
+void icl_cpu_attention_softmax_forward_strided(float *probs, const float *scores, int B, int NH, int T);
+void icl_cpu_attention_values_forward_strided(float *out, const float *probs, const float *qkv, int B, int T, int C,
+                                              int NH);
+void icl_cpu_attention_values_backward_strided(float *dprobs, float *dqkv, const float *dout, const float *probs,
+                                               const float *qkv, int B, int T, int C, int NH);
+void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
+                                               int C, int NH);
 ICL_CPU_KERNEL_PAIR(void, gelu_forward, float *out, const float *inp, size_t N);
 ICL_CPU_KERNEL_PAIR(void, gelu_backward, float *dinp, const float *inp, const float *dout, size_t N);
 /* pre = inp . w^T + bias and post = GELU(pre) in one pass: the same bits as

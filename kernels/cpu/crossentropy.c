@@ -2,22 +2,7 @@
 #include <math.h>
 #include "cpu_kernels.h"
 #include "fast_math.h"
-
-/* Row sums use LANES partial sums in a fixed order: vectorisable, and the
- * same bits for a row wherever it sits in the batch. */
-enum { LANES = 8 };
-
-static float row_sum(const float *a, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] += a[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i];
-    return s;
-}
+#include "lanes.h"
 
 /* p (n) = softmax of x (n); returns the sum of e^(x - max) and sets *mx_out to
  * the max. Shared with attention's causal rows. */
@@ -31,7 +16,7 @@ ICL_WIDE_CLONES float icl_cpu_softmax_row(float *p, const float *x, int n, float
 #pragma omp simd
     for (int v = 0; v < n; v++)
         p[v] = icl_fast_exp_minus_abs(x[v] - mx); /* x - mx <= 0 */
-    float sum = row_sum(p, n);
+    float sum = icl_lanes_sum(p, n);
     float inv = 1.0f / sum;
 #pragma omp simd
     for (int v = 0; v < n; v++)

@@ -1,42 +1,22 @@
 /* Layer normalisation over the last dimension (eps 1e-5, biased variance). */
 #include <math.h>
 #include "cpu_kernels.h"
+#include "lanes.h"
 
 #define LN_EPS 1e-5
 
 /* Channels one thread owns while summing the weight and bias gradients. */
 enum { LN_CHANNEL_BLOCK = 64 };
 
-/* Row reductions use LANES independent partial sums combined in a fixed
- * order: vectorisable without -ffast-math, and the result depends only on
- * the values, never on alignment or thread count. */
-enum { LANES = 8 };
-
-static float combine(const float a[LANES]) {
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
-
-static float row_sum(const float *x, int C) {
-    float a[LANES] = {0};
-    int c = 0;
-    for (; c + LANES <= C; c += LANES)
-        for (int j = 0; j < LANES; j++)
-            a[j] += x[c + j];
-    float s = combine(a);
-    for (; c < C; c++)
-        s += x[c];
-    return s;
-}
-
 static float row_sq_dev(const float *x, float m, int C) {
-    float a[LANES] = {0};
+    float a[ICL_LANES] = {0};
     int c = 0;
-    for (; c + LANES <= C; c += LANES)
-        for (int j = 0; j < LANES; j++) {
+    for (; c + ICL_LANES <= C; c += ICL_LANES)
+        for (int j = 0; j < ICL_LANES; j++) {
             float d = x[c + j] - m;
             a[j] += d * d;
         }
-    float s = combine(a);
+    float s = icl_lanes_combine(a);
     for (; c < C; c++)
         s += (x[c] - m) * (x[c] - m);
     return s;
@@ -49,7 +29,7 @@ void icl_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float
     for (int n = 0; n < N; n++) {
         const float *x = inp + (long)n * C;
         float *o = out + (long)n * C;
-        float m = row_sum(x, C) / (float)C;
+        float m = icl_lanes_sum(x, C) / (float)C;
         float var = row_sq_dev(x, m, C) / (float)C;
         float s = 1.0f / sqrtf(var + (float)LN_EPS);
 #pragma omp simd
@@ -89,15 +69,15 @@ static void input_grad(float *dinp, const float *dout, const float *inp, const f
         const float *g = dout + (long)n * C;
         float *d = dinp + (long)n * C;
         float m = mean[n], s = rstd[n];
-        float a[LANES] = {0}, ax[LANES] = {0};
+        float a[ICL_LANES] = {0}, ax[ICL_LANES] = {0};
         int c = 0;
-        for (; c + LANES <= C; c += LANES)
-            for (int j = 0; j < LANES; j++) {
+        for (; c + ICL_LANES <= C; c += ICL_LANES)
+            for (int j = 0; j < ICL_LANES; j++) {
                 float gw = g[c + j] * w[c + j];
                 a[j] += gw;
                 ax[j] += gw * (x[c + j] - m) * s;
             }
-        float sum_g = combine(a), sum_gx = combine(ax);
+        float sum_g = icl_lanes_combine(a), sum_gx = icl_lanes_combine(ax);
         for (; c < C; c++) {
             float gw = g[c] * w[c];
             sum_g += gw;
