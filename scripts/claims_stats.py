@@ -3,6 +3,7 @@
 
     /usr/bin/python3 scripts/claims_stats.py ksweep OUT/scale [GROUP]   # Yousefi: behaviour vs representation over k
     /usr/bin/python3 scripts/claims_stats.py han OUT/han_td             # Han: TD vs query error
+    /usr/bin/python3 scripts/claims_stats.py hanlong out/han8l150       # Han's 150000-step recipe over seeds
     /usr/bin/python3 scripts/claims_stats.py scale OUT/scale            # Xiong: r and KL against model size
 
 Each prints its tables and writes the points behind its figure (CSV, for gnuplot) into
@@ -216,8 +217,8 @@ def ksweep(root, group="retrieval_L3_d64"):
 
 def han(root):
     pts = []
-    for d in sorted(glob.glob(os.path.join(root, "*_s*"))):
-        m = re.search(r"_s(\d+)$", d)
+    for d in sorted(glob.glob(os.path.join(root, "*s[0-9]*"))):  # <task>_L<l>_d<w>_s<seed> or s<seed>
+        m = re.search(r"(?:^|_)s(\d+)$", os.path.basename(d))
         f = os.path.join(d, "td_error", "td_error.csv")
         if not m or not os.path.exists(f):
             continue
@@ -254,6 +255,105 @@ def han(root):
                 cx += [p[3] - mt for p in sub]
                 cy += [p[4] - me for p in sub]
     show("across bases within (seed, step), centred", correlate(cx, cy))
+
+
+def seed_dirs(root):
+    """(seed, folder) of root's s<seed> folders (scripts/han_long.sh's layout), by seed."""
+    out = []
+    for d in glob.glob(os.path.join(root, "s[0-9]*")):
+        m = re.fullmatch(r"s(\d+)", os.path.basename(d))
+        if m:
+            out.append((int(m.group(1)), d))
+    return sorted(out)
+
+
+def hanlong(root):
+    """Han's 150000-step 8-layer recipe over seeds (scripts/han_long.sh): error by k against
+    Lasso, TD by depth, first vs last blocks finetuned; mean ± sd over the seeds present."""
+    seeds = seed_dirs(root)
+    print("# Han's 150000-step 8-layer recipe: seeds %s" % " ".join(str(s) for s, _ in seeds))
+    evals = {s: read_csv(os.path.join(d, "eval200.csv")) for s, d in seeds
+             if os.path.exists(os.path.join(d, "eval200.csv"))}
+    if evals:
+        ks = sorted({int(r["k"]) for rows in evals.values() for r in rows})
+        print("\n# query MSE by k, mean over the bases (200 prompts per basis and k); mean ± sd over %d seeds"
+              % len(evals))
+
+        def by_k(rows, method):
+            return {k: float(np.mean([fnum(r["value"]) for r in rows if r["method"] == method and
+                                      r["metric"] == "mse" and int(r["k"]) == k])) for k in ks}
+        tab = {s: {m: by_k(rows, m) for m in ("model", "lasso", "oracle")} for s, rows in evals.items()}
+        print("%3s %16s %16s %16s %16s" % ("k", "model", "lasso", "oracle", "model/lasso"))
+        for k in ks:
+            cols = [msd([tab[s][m][k] for s in tab]) for m in ("model", "lasso", "oracle")]
+            ratio = msd([tab[s]["model"][k] / tab[s]["lasso"][k] for s in tab])
+            print("%3d" % k + "".join(" %8.4f ± %5.4f" % c for c in cols) + " %8.3f ± %5.3f" % ratio)
+        for s, rows in sorted(evals.items()):
+            above = []
+            for r in rows:
+                if r["method"] == "model" and r["metric"] == "mse" and int(r["k"]) >= 1:
+                    lasso = [fnum(x["value"]) for x in rows if x["method"] == "lasso" and x["metric"] == "mse"
+                             and x["task"] == r["task"] and x["k"] == r["k"]]
+                    if lasso and fnum(r["value"]) >= lasso[0]:
+                        above.append("%s k=%s (%.4f vs %.4f)" % (r["task"], r["k"], fnum(r["value"]), lasso[0]))
+            mean_above = [k for k in ks if k >= 1 and tab[s]["model"][k] >= tab[s]["lasso"][k]]
+            print("seed %d: mean over bases at or above Lasso at k = %s; (basis, k) cells at or above: %s" %
+                  (s, mean_above or "none", "; ".join(above) or "none"))
+    tds = {s: read_csv(os.path.join(d, "decodability", "td.csv")) for s, d in seeds
+           if os.path.exists(os.path.join(d, "decodability", "td.csv"))}
+    if tds:
+        print("\n# TD after each block (level), plain vote k = 10 / distance-weighted; mean ± sd over %d seeds"
+              % len(tds))
+        levels = sorted({int(r["layer"]) for rows in tds.values() for r in rows})
+        tasks = sorted({r["task"] for rows in tds.values() for r in rows if r["task"] != "mean"})
+        print("%5s %15s %15s   %s" % ("level", "TD mean", "weighted", "  ".join("%13s" % t for t in tasks)))
+        for lv in levels:
+            def td(task, col="value"):
+                return msd([fnum(r[col]) for rows in tds.values() for r in rows
+                            if int(r["layer"]) == lv and r["task"] == task])
+            print("%5d %7.3f ± %5.3f %7.3f ± %5.3f   %s" % ((lv,) + td("mean") + td("mean", "td_weighted") + (
+                "  ".join("%6.3f ± %4.3f" % td(t) for t in tasks),)))
+    for name, seen, held in (("finetune", None, None),
+                             ("finetune_heldout", ("basis_0", "basis_2", "basis_4", "basis_6"),
+                              ("basis_1", "basis_3", "basis_5", "basis_7"))):
+        fts = {s: read_csv(os.path.join(d, name, "finetune.csv")) for s, d in seeds
+               if os.path.exists(os.path.join(d, name, "finetune.csv"))}
+        if not fts:
+            continue
+        print("\n# %s: query MSE (k = 12) and best-level TD per variant; mean ± sd over %d seeds" % (name, len(fts)))
+        cols = [("MSE", None)] if seen is None else [("MSE seen", seen), ("MSE held-out", held)]
+        print("%-9s" % "variant" + "".join(" %17s" % c for c, _ in cols) + " %17s" % "TD best")
+        for v in ("original", "first", "last"):
+            out = []
+            for _, tasks in cols:
+                per_seed = []
+                for rows in fts.values():
+                    vals = [fnum(r["value"]) for r in rows if r["variant"] == v and r["metric"] == "mse" and
+                            ((tasks is None and r["task"] == "mean") or (tasks is not None and r["task"] in tasks))]
+                    if tasks is None and not vals:  # the original row has no mean: average its bases
+                        vals = [fnum(r["value"]) for r in rows if r["variant"] == v and r["metric"] == "mse"]
+                    per_seed.append(float(np.mean(vals)) if vals else float("nan"))
+                out.append(msd(per_seed))
+            out.append(msd([fnum(r["value"]) for rows in fts.values() for r in rows
+                            if r["variant"] == v and r["metric"] == "td_best"]))
+            print("%-9s" % v + "".join(" %8.4f ± %6.4f" % c for c in out))
+    logs = {s: read_csv(os.path.join(d, "task_log.csv")) for s, d in seeds
+            if os.path.exists(os.path.join(d, "task_log.csv"))}
+    if logs:
+        # Fixed before seeds 2 and 3 were run: a basis counts as learned at the first evaluation
+        # (every 2000 steps) where its query error falls below 0.1 (oracle at k = 12: 0.013).
+        print("\n# step at which each basis's query error (training evaluation) first falls below 0.1")
+        for s, rows in sorted(logs.items()):
+            first = {}
+            for r in sorted(rows, key=lambda r: int(r["step"])):
+                if r["task"] not in first and fnum(r["metric"]) < 0.1:
+                    first[r["task"]] = int(r["step"])
+            tasks = sorted({r["task"] for r in rows})
+            got = [first[t] for t in tasks if t in first]
+            print("seed %d: %s; spread %s steps" % (s, ", ".join("%s %s" % (t, first.get(t, "never")) for t in tasks),
+                                                   max(got) - min(got) if len(got) == len(tasks) else "-"))
+    print()
+    han(root)
 
 
 def n_params(model):
@@ -374,12 +474,14 @@ def tv(root):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("ksweep", "han", "scale", "tv"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("ksweep", "han", "hanlong", "scale", "tv"):
         sys.exit(__doc__)
     if sys.argv[1] == "ksweep":
         ksweep(sys.argv[2], *sys.argv[3:4])
     elif sys.argv[1] == "han":
         han(sys.argv[2])
+    elif sys.argv[1] == "hanlong":
+        hanlong(sys.argv[2])
     elif sys.argv[1] == "tv":
         tv(sys.argv[2])
     else:

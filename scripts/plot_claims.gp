@@ -1,6 +1,7 @@
 # Figures of docs/results.md's "Claims" experiments, from the CSV files scripts/claims_stats.py writes:
 #   gnuplot -e "plot='ksweep'; in='OUT/scale/claims/retrieval_L3_d64_ksweep.csv'; points='OUT/scale/claims/retrieval_L3_d64_ksweep_points.csv'; out='k.png'" scripts/plot_claims.gp
 #   gnuplot -e "plot='han'; in='OUT/han_td/claims/td_error_points.csv'; out='han.png'" scripts/plot_claims.gp
+#     (optional: title='...'; logy=1 for a logarithmic error axis)
 #   gnuplot -e "plot='scale'; in='OUT/scale/claims/scale_points.csv'; out='scale.png'" scripts/plot_claims.gp
 # ksweep: accuracy, RSA alignment and attention ratio against k (mean ± sd over seeds), and the
 # behavioural gain against each representational change (one point per seed, task and k);
@@ -44,9 +45,11 @@ if (plot eq 'ksweep') {
 if (plot eq 'han') {
     set terminal pngcairo size 700,520 font ',11' noenhanced
     set output out
-    set title 'basis_mixture_small 3x64, 8000 steps: TD vs query error'
+    if (!exists("title")) { title = 'basis_mixture_small 3x64, 8000 steps: TD vs query error' }
+    set title title
     set xlabel 'task decodability (chance 0.25)'
     set ylabel 'query squared error'
+    if (exists("logy")) { set logscale y }
     set key top right
     plot for [s = 1:3] sprintf("< awk -F, 'NR > 1 && $1 == %d' '%s'", s, in) using 4:5 with points pt 7 ps 0.8 \
          title sprintf('seed %d', s)
