@@ -337,6 +337,19 @@ def hanlong(root):
             out.append(msd([fnum(r["value"]) for rows in fts.values() for r in rows
                             if r["variant"] == v and r["metric"] == "td_best"]))
             print("%-9s" % v + "".join(" %8.4f ± %6.4f" % c for c in out))
+    patches = {s: read_csv(os.path.join(d, "patch_add3", "matrix.csv")) for s, d in seeds
+               if os.path.exists(os.path.join(d, "patch_add3", "matrix.csv"))}
+    if patches:
+        print("\n# patching (ADD into 3-example prompts): change of the query MSE, own basis's vector (diagonal)"
+              "\n# and another basis's (off the diagonal), mean over the bases; mean ± sd over %d seeds" % len(patches))
+        levels = sorted({int(r["level"]) for rows in patches.values() for r in rows})
+        print("%5s %17s %17s" % ("level", "diagonal", "off diagonal"))
+        for lv in levels:
+            def part(off):
+                return msd([float(np.mean([fnum(r["value"]) for r in rows if int(r["level"]) == lv and
+                                           r["metric"] == "dmse" and (r["vector_task"] != r["prompt_task"]) == off]))
+                            for rows in patches.values()])
+            print("%5d %+8.4f ± %6.4f %+8.4f ± %6.4f" % ((lv,) + part(False) + part(True)))
     logs = {s: read_csv(os.path.join(d, "task_log.csv")) for s, d in seeds
             if os.path.exists(os.path.join(d, "task_log.csv"))}
     if logs:

@@ -38,6 +38,11 @@ m=$d/model.safetensors
     "$ICL" probe finetune --model "$m" --n 4 --steps 1000 --seed "$S" \
         --train-task 'basis_mixture:D=8,k=8,r=2,K=12,groups=1' --tasks basis_1,basis_3,basis_5,basis_7 \
         --out "$d/finetune_heldout"
+# patching: each basis's mean query residual (12-example prompts) minus the targets' mean, added
+# into 3-example prompts of every basis, at every level
+[ -e "$d/patch_add3/matrix.csv" ] ||
+    "$ICL" probe task-vectors --model "$m" --mode add --target-examples 3 --prompts 100 --eval-prompts 200 \
+        --seed "$S" --out "$d/patch_add3" > "$d/patch_add3.log"
 # TD against the query error at every checkpoint (Han's Fig. 4)
 [ -e "$d/td_error/td_error.csv" ] || bash scripts/han_td.sh "$ICL" "$m" "$d" "$S"
 echo "all done $(date -u +%FT%TZ)" >> "$d/wall.txt"

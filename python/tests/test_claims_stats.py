@@ -67,6 +67,11 @@ def long_runs(tmp_path):
             "2000,basis_0,1,0.5", "2000,basis_1,1,0.2",
             "4000,basis_0,1,0.09", "4000,basis_1,1,%g" % (0.15 if s == 1 else 0.05),
             "6000,basis_0,1,0.2", "6000,basis_1,1,0.05"]) + "\n")
+        diag, off = 0.02 * s - 0.01, 0.02 * s + 0.03  # dMSE of the own / another basis's vector
+        write(d / "patch_add3" / "matrix.csv", "level,vector_task,prompt_task,vector_id,prompt_id,metric,value\n" +
+              "".join("0,basis_%d,basis_%d,%d,%d,%s,%g\n" % (v, p, v, p, metric, value)
+                      for v in (0, 1) for p in (0, 1)
+                      for metric, value in (("mse", 9.0), ("dmse", diag if v == p else off))))
         pts = {1: ((0.3, 0.5), (0.9, 0.1)), 2: ((0.5, 0.3), (0.7, 0.2))}[s]
         write(d / "td_error" / "td_error.csv", "step,task,td,mse\n" + "".join(
             "5000,basis_%d,%g,%g\n" % (b, t, e) for b, (t, e) in enumerate(pts)))
@@ -103,6 +108,9 @@ def test_hanlong_tables_hand_computed(long_runs, capsys):
     # finetune: original MSE averages its bases (0.02), first 0.02 and 0.04, TD best 0.9 and 1.0
     assert np.allclose(numbers(line(out, r"original\s")), [0.02, 0.0, 0.9, 0.0], atol=6e-5)
     assert np.allclose(numbers(line(out, r"first\s")), [0.03, 0.02 / math.sqrt(2), 0.95, 0.1 / math.sqrt(2)],
+                       atol=6e-5)
+    # patching at level 0: diagonal 0.01, 0.03 -> 0.02 ± 0.0141; off 0.05, 0.07 -> 0.06 ± 0.0141
+    assert np.allclose(numbers(line(out, r"\s+0\s+\+0\.0200")), [0.02, 0.02 / math.sqrt(2), 0.06, 0.02 / math.sqrt(2)],
                        atol=6e-5)
     # first evaluation below 0.1: basis_0 at 4000 in both; basis_1 at 6000 (seed 1), 4000 (seed 2)
     assert "seed 1: basis_0 4000, basis_1 6000; spread 2000 steps" in out
