@@ -323,7 +323,11 @@ def hanlong(root):
         print("\n# %s: query MSE (k = 12) and best-level TD per variant; mean ± sd over %d seeds" % (name, len(fts)))
         cols = [("MSE", None)] if seen is None else [("MSE seen", seen), ("MSE held-out", held)]
         print("%-9s" % "variant" + "".join(" %17s" % c for c, _ in cols) + " %17s" % "TD best")
-        for v in ("original", "first", "last"):
+        points = open(claims_path(root, name + "_points.csv"), "w")
+        points.write("variant,x," + ",".join("%s,%s_sd" % (c.replace(" ", "_").replace("-", "_"),
+                                                           c.replace(" ", "_").replace("-", "_")) for c, _ in cols) +
+                     ",td_best,td_best_sd\n")
+        for x, v in enumerate(("original", "first", "last")):
             out = []
             for _, tasks in cols:
                 per_seed = []
@@ -337,6 +341,8 @@ def hanlong(root):
             out.append(msd([fnum(r["value"]) for rows in fts.values() for r in rows
                             if r["variant"] == v and r["metric"] == "td_best"]))
             print("%-9s" % v + "".join(" %8.4f ± %6.4f" % c for c in out))
+            points.write("%s,%d,%s\n" % (v, x, ",".join("%g,%g" % c for c in out)))
+        points.close()
     patches = {s: read_csv(os.path.join(d, "patch_add3", "matrix.csv")) for s, d in seeds
                if os.path.exists(os.path.join(d, "patch_add3", "matrix.csv"))}
     if patches:

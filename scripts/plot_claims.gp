@@ -3,10 +3,13 @@
 #   gnuplot -e "plot='han'; in='OUT/han_td/claims/td_error_points.csv'; out='han.png'" scripts/plot_claims.gp
 #     (optional: title='...'; logy=1 for a logarithmic error axis)
 #   gnuplot -e "plot='scale'; in='OUT/scale/claims/scale_points.csv'; out='scale.png'" scripts/plot_claims.gp
+#   gnuplot -e "plot='finetune'; in='out/han8l150/claims/finetune_heldout_points.csv'; out='ft.png'" scripts/plot_claims.gp
 # ksweep: accuracy, RSA alignment and attention ratio against k (mean ± sd over seeds), and the
 # behavioural gain against each representational change (one point per seed, task and k);
 # han: TD against query error, one colour per seed (Han's Fig. 4); scale: tasks solved r and
-# KL(lambda||p) of uniform 2-, 3-, 4-task mixtures against the parameter count (mean ± sd).
+# KL(lambda||p) of uniform 2-, 3-, 4-task mixtures against the parameter count (mean ± sd);
+# finetune: the 8-layer model finetuned on held-out bases, original / first 4 / last 4 blocks: query
+# error on the seen and the held-out bases and TD among the held-out ones (mean ± sd over seeds).
 if (!exists("plot") || !exists("in") || !exists("out")) { print "set plot, in and out"; exit }
 set datafile separator ','
 set datafile missing 'nan'
@@ -71,5 +74,24 @@ if (plot eq 'scale') {
     plot in every ::1 using 4:10:11 with yerrorlines lw 2 pt 7 title 'n = 2', \
          in every ::1 using 4:14:15 with yerrorlines lw 2 pt 7 title 'n = 3', \
          in every ::1 using 4:18:19 with yerrorlines lw 2 pt 7 title 'n = 4'
+    unset multiplot
+}
+
+if (plot eq 'finetune') {
+    seeds = exists("seeds") ? seeds : ''
+    set multiplot layout 1,2 title 'basis_mixture_small 8x64, 150000 steps, finetuned 1000 steps on 4 held-out bases (mean ± sd over seeds '.seeds.')'
+    set style data histogram
+    set style histogram errorbars gap 1 lw 1.5
+    set style fill solid 0.7 border -1
+    set boxwidth 0.9
+    set key top right
+    set xtics ('original' 0, 'first 4 blocks' 1, 'last 4 blocks' 2)
+    set title 'query squared error (k = 12)'
+    set yrange [0:*]
+    plot in every ::1 using 3:4 title 'seen bases' lc rgb '#2171b5', \
+         in every ::1 using 5:6 title 'held-out bases' lc rgb '#cb181d'
+    set title 'TD among the held-out bases (best level)'
+    set yrange [0:1]
+    plot in every ::1 using 7:8 title 'TD' lc rgb '#238b45'
     unset multiplot
 }

@@ -4,7 +4,7 @@
  * qkv (B,T,3C): q, k, v at channel offsets 0, C, 2C; head h at h*HS (HS = C/NH).
  * scores, probs (B,NH,T,T): row t holds s <= t, zeros above the diagonal.
  *
- * The four matrix products per (batch, head) run on the register tile of
+ * The six matrix products per (batch, head) run on the register tile of
  * tile.h, restricted to the causal triangle: masked entries of A count as 0
  * and tiles wholly above the diagonal are skipped. Every output element is
  * one multiply-add chain in a fixed order that depends only on T and its own
