@@ -78,8 +78,8 @@ if (plot eq 'scale') {
 }
 
 if (plot eq 'finetune') {
-    seeds = exists("seeds") ? seeds : ''
-    set multiplot layout 1,2 title 'basis_mixture_small 8x64, 150000 steps, finetuned 1000 steps on 4 held-out bases (mean ± sd over seeds '.seeds.')'
+    if (!exists("seeds")) { seeds = 'seeds' }
+    set multiplot layout 1,2 title 'basis_mixture_small 8x64, 150000 steps, finetuned 1000 steps on 4 held-out bases (mean ± sd over '.seeds.')'
     set style data histogram
     set style histogram errorbars gap 1 lw 1.5
     set style fill solid 0.7 border -1

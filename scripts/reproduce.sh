@@ -1,6 +1,7 @@
 #!/bin/bash
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
 #   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td tv"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
+# (PARTS="hanlong" adds Han's 150000-step 8-layer recipe per seed, scripts/han_long.sh: about 2 hours each.)
 # Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
 # and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
 # Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
@@ -129,6 +130,16 @@ $(task_vectors 100)
 SWEEP
 ;; esac
 
+# Han's 150000-step 8-layer recipe, one seed after the other (about 2 hours each on 2 cores; not in
+# the default PARTS): PARTS="hanlong" bash scripts/reproduce.sh. Its runs go to OUT/hanlong/s<seed>.
+case " $PARTS " in *" hanlong "*)
+    for s in $SEEDS; do
+        echo "+ OUT=$OUT/hanlong bash scripts/han_long.sh $s" >> "$OUT/commands.log"
+        OUT="$OUT/hanlong" ICL="$ICL" bash scripts/han_long.sh "$s" >> "$OUT/commands.log" 2>&1 ||
+            echo "FAILED: han_long.sh $s" | tee -a "$OUT/commands.log"
+    done
+    ;; esac
+
 # Figures (PNG) next to each run's CSV files
 for d in "$OUT"/xiong/*_s*/; do
     d=${d%/}
@@ -173,6 +184,12 @@ if [ -d "$OUT/han_td" ]; then
     gnuplot -e "plot='han'; in='$OUT/han_td/claims/td_error_points.csv'; out='$OUT/figures/claims_han_td_error.png'" scripts/plot_claims.gp
 fi
 [ -d "$OUT/tv" ] && $PY scripts/claims_stats.py tv "$OUT/tv" > "$OUT/tv/claims_tv.txt"
+if [ -d "$OUT/hanlong" ]; then
+    $PY scripts/claims_stats.py hanlong "$OUT/hanlong" > "$OUT/hanlong/claims_hanlong.txt"
+    n=$(ls -d "$OUT"/hanlong/s*/ | wc -l)
+    gnuplot -e "plot='han'; in='$OUT/hanlong/claims/td_error_points.csv'; out='$OUT/figures/claims_han8l_td_error.png'; logy=1; title='basis_mixture_small 8x64, 150000 steps: TD vs query error, checkpoints every 5000 steps'" scripts/plot_claims.gp
+    gnuplot -e "plot='finetune'; in='$OUT/hanlong/claims/finetune_heldout_points.csv'; out='$OUT/figures/claims_han8l_finetune.png'; seeds='$n seeds'" scripts/plot_claims.gp
+fi
 # The figures docs/results.md shows (seed 1): cp "$OUT"/figures/*.png docs/figures/
 mkdir -p "$OUT/figures"
 first=${SEEDS%% *}
