@@ -257,12 +257,13 @@ def han(root):
     show("across bases within (seed, step), centred", correlate(cx, cy))
 
 
-def seed_dirs(root):
-    """(seed, folder) of root's s<seed> folders (scripts/han_long.sh's layout), by seed."""
+def seed_dirs(root, finished=True):
+    """(seed, folder) of root's s<seed> folders (scripts/han_long.sh's layout), by seed: those whose
+    training finished (model.safetensors written), or with finished=False the others."""
     out = []
     for d in glob.glob(os.path.join(root, "s[0-9]*")):
         m = re.fullmatch(r"s(\d+)", os.path.basename(d))
-        if m:
+        if m and os.path.exists(os.path.join(d, "model.safetensors")) == finished:
             out.append((int(m.group(1)), d))
     return sorted(out)
 
@@ -271,7 +272,9 @@ def hanlong(root):
     """Han's 150000-step 8-layer recipe over seeds (scripts/han_long.sh): error by k against
     Lasso, TD by depth, first vs last blocks finetuned; mean ± sd over the seeds present."""
     seeds = seed_dirs(root)
-    print("# Han's 150000-step 8-layer recipe: seeds %s" % " ".join(str(s) for s, _ in seeds))
+    unfinished = seed_dirs(root, finished=False)
+    print("# Han's 150000-step 8-layer recipe: seeds %s%s" % (" ".join(str(s) for s, _ in seeds), "" if not unfinished
+          else " (still training, left out: %s)" % " ".join(str(s) for s, _ in unfinished)))
     evals = {s: read_csv(os.path.join(d, "eval200.csv")) for s, d in seeds
              if os.path.exists(os.path.join(d, "eval200.csv"))}
     if evals:
@@ -370,7 +373,7 @@ def hanlong(root):
             tasks = sorted({r["task"] for r in rows})
             got = [first[t] for t in tasks if t in first]
             print("seed %d: %s; spread %s steps" % (s, ", ".join("%s %s" % (t, first.get(t, "never")) for t in tasks),
-                                                   max(got) - min(got) if len(got) == len(tasks) else "-"))
+                                                   max(got) - min(got) if got and len(got) == len(tasks) else "-"))
     print()
     han(root)
 

@@ -75,7 +75,9 @@ def long_runs(tmp_path):
         pts = {1: ((0.3, 0.5), (0.9, 0.1)), 2: ((0.5, 0.3), (0.7, 0.2))}[s]
         write(d / "td_error" / "td_error.csv", "step,task,td,mse\n" + "".join(
             "5000,basis_%d,%g,%g\n" % (b, t, e) for b, (t, e) in enumerate(pts)))
+        write(d / "model.safetensors", "")  # training finished
     (tmp_path / "s2x").mkdir()  # not a seed folder: ignored
+    write(tmp_path / "s3" / "task_log.csv", "step,task,loss,metric\n2000,basis_0,1,0.9\n")  # still training
     return tmp_path
 
 
@@ -93,7 +95,7 @@ def test_hanlong_tables_hand_computed(long_runs, capsys):
     cs.hanlong(str(long_runs))
     out = capsys.readouterr().out
     print(out)
-    assert "seeds 1 2\n" in out
+    assert "seeds 1 2 (still training, left out: 3)\n" in out
     # k = 1: per-seed means over the bases 0.3 and 0.85 -> 0.575 ± 0.55/sqrt(2); Lasso 1 everywhere
     sd = 0.55 / math.sqrt(2)
     got = numbers(line(out, r"\s+1\s+0\.5750"))
