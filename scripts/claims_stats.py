@@ -292,13 +292,11 @@ def hanlong(root):
             ratio = msd([tab[s]["model"][k] / tab[s]["lasso"][k] for s in tab])
             print("%3d" % k + "".join(" %8.4f ± %5.4f" % c for c in cols) + " %8.3f ± %5.3f" % ratio)
         for s, rows in sorted(evals.items()):
-            above = []
-            for r in rows:
-                if r["method"] == "model" and r["metric"] == "mse" and int(r["k"]) >= 1:
-                    lasso = [fnum(x["value"]) for x in rows if x["method"] == "lasso" and x["metric"] == "mse"
-                             and x["task"] == r["task"] and x["k"] == r["k"]]
-                    if lasso and fnum(r["value"]) >= lasso[0]:
-                        above.append("%s k=%s (%.4f vs %.4f)" % (r["task"], r["k"], fnum(r["value"]), lasso[0]))
+            lasso = {(r["task"], r["k"]): fnum(r["value"]) for r in rows
+                     if r["method"] == "lasso" and r["metric"] == "mse"}
+            above = ["%s k=%s (%.4f vs %.4f)" % (r["task"], r["k"], fnum(r["value"]), lasso[r["task"], r["k"]])
+                     for r in rows if r["method"] == "model" and r["metric"] == "mse" and int(r["k"]) >= 1
+                     and (r["task"], r["k"]) in lasso and fnum(r["value"]) >= lasso[r["task"], r["k"]]]
             mean_above = [k for k in ks if k >= 1 and tab[s]["model"][k] >= tab[s]["lasso"][k]]
             print("seed %d: mean over bases at or above Lasso at k = %s; (basis, k) cells at or above: %s" %
                   (s, mean_above or "none", "; ".join(above) or "none"))

@@ -482,6 +482,22 @@ END_TEST
  * zero terms. Shapes: T = 1, one tile row short and over (5, 7), a tile column
  * over (17), the han and retrieval prompts (26, 81), the limit and past it
  * (128, 129); head sizes 1 to 48, not multiples of the tile width. */
+/* The attention ops of one path: [0] the default (local for short sequences), [1] strided. */
+typedef struct {
+    void (*scores_forward)(float *, const float *, int, int, int, int);
+    void (*softmax_forward)(float *, const float *, int, int, int);
+    void (*values_forward)(float *, const float *, const float *, int, int, int, int);
+    void (*values_backward)(float *, float *, const float *, const float *, const float *, int, int, int, int);
+    void (*scores_backward)(float *, const float *, const float *, int, int, int, int);
+} attn_path;
+
+static const attn_path attn_paths[2] = {
+    {icl_cpu_attention_scores_forward, icl_cpu_attention_softmax_forward, icl_cpu_attention_values_forward,
+     icl_cpu_attention_values_backward, icl_cpu_attention_scores_backward},
+    {icl_cpu_attention_scores_forward_strided, icl_cpu_attention_softmax_forward_strided,
+     icl_cpu_attention_values_forward_strided, icl_cpu_attention_values_backward_strided,
+     icl_cpu_attention_scores_backward_strided}};
+
 START_TEST(test_attention_local_matches_strided) {
     static const int shapes[][4] = {/* B T C NH */
                                     {2, 1, 24, 3}, {3, 5, 6, 6},   {2, 7, 40, 4},   {2, 17, 20, 1}, {3, 26, 64, 4},
@@ -500,21 +516,13 @@ START_TEST(test_attention_local_matches_strided) {
             float *scores = tu_rand_floats(n_att, 1.0f, &fill), *probs = tu_rand_floats(n_att, 1.0f, &fill);
             float *dprobs = tu_rand_floats(n_att, 0.5f, &fill), *dscores = tu_rand_floats(n_att, 0.5f, &fill);
             float *out = tu_rand_floats(n_out, 1.0f, &fill), *dqkv = tu_rand_floats(n_qkv, 0.5f, &fill);
-            if (path == 0) {
-                icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
-                icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
-                icl_cpu_attention_values_forward(out, probs, qkv, B, T, C, NH);
-                icl_cpu_attention_values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
-                icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T);
-                icl_cpu_attention_scores_backward(dqkv, dscores, qkv, B, T, C, NH);
-            } else {
-                icl_cpu_attention_scores_forward_strided(scores, qkv, B, T, C, NH);
-                icl_cpu_attention_softmax_forward_strided(probs, scores, B, NH, T);
-                icl_cpu_attention_values_forward_strided(out, probs, qkv, B, T, C, NH);
-                icl_cpu_attention_values_backward_strided(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
-                icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T);
-                icl_cpu_attention_scores_backward_strided(dqkv, dscores, qkv, B, T, C, NH);
-            }
+            const attn_path *a = &attn_paths[path];
+            a->scores_forward(scores, qkv, B, T, C, NH);
+            a->softmax_forward(probs, scores, B, NH, T);
+            a->values_forward(out, probs, qkv, B, T, C, NH);
+            a->values_backward(dprobs, dqkv, dout, probs, qkv, B, T, C, NH);
+            icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T); /* one path only */
+            a->scores_backward(dqkv, dscores, qkv, B, T, C, NH);
             float *r6[6] = {scores, probs, out, dprobs, dscores, dqkv};
             memcpy(res[path], r6, sizeof r6);
         }

@@ -239,23 +239,56 @@ static void scores_backward_strided(float *dqkv, const float *dscores, const flo
 
 /* ---- the ops: threads split the (batch, head) pairs; `local` picks the path ---- */
 
-static void scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH, int local) {
-    int HS = C / NH;
-    float scale = 1.0f / sqrtf((float)HS);
-    icl_tile_fn tile = icl_cpu_tile();
+/* One op's arguments, shared by all its heads (the ones it does not use stay NULL). */
+typedef struct {
+    float *scores, *out, *dprobs, *dqkv;
+    const float *qkv, *probs, *dout, *dscores;
+    int B, T, C, NH, HS;
+    float scale; /* 1/sqrt(HS) */
+    icl_tile_fn tile;
+} attn_job;
+
+static attn_job job_of(int B, int T, int C, int NH) {
+    attn_job j = {.B = B, .T = T, .C = C, .NH = NH, .HS = C / NH, .tile = icl_cpu_tile()};
+    j.scale = 1.0f / sqrtf((float)j.HS);
+    return j;
+}
+
+/* One head of an op: the local path with scratch, the strided one without. */
+typedef void (*head_fn)(const attn_job *j, int b, int h, float *scratch);
+
+/* Runs `head` on every (batch, head) pair, each thread with its own scratch
+ * when `local` asks for it and the sequence is short enough. */
+static void for_each_head(const attn_job *j, head_fn head, int local) {
+    int NH = j->NH, pairs = j->B * j->NH;
 #pragma omp parallel
     {
-        float *scratch = local ? scratch_create(T, HS) : NULL;
+        float *scratch = local ? scratch_create(j->T, j->HS) : NULL;
 #pragma omp for schedule(static, NH)
-        for (int bh = 0; bh < B * NH; bh++) {
-            float *s = scores + (long)bh * T * T;
-            if (scratch)
-                scores_forward_local(s, qkv, bh / NH, bh % NH, T, C, HS, scale, tile, scratch);
-            else
-                scores_forward_strided(s, qkv, bh / NH, bh % NH, T, C, HS, scale, tile);
-        }
+        for (int bh = 0; bh < pairs; bh++)
+            head(j, bh / NH, bh % NH, scratch);
         free(scratch);
     }
+}
+
+/* The (T,T) block of head h of sequence b in a (B,NH,T,T) tensor. */
+static long head_block(const attn_job *j, int b, int h) { return ((long)b * j->NH + h) * j->T * j->T; }
+
+/* Head h of sequence b in a (B,T,C) tensor. */
+static long head_cols(const attn_job *j, int b, int h) { return (long)b * j->T * j->C + (long)h * j->HS; }
+
+static void scores_forward_head(const attn_job *j, int b, int h, float *scratch) {
+    float *s = j->scores + head_block(j, b, h);
+    if (scratch)
+        scores_forward_local(s, j->qkv, b, h, j->T, j->C, j->HS, j->scale, j->tile, scratch);
+    else
+        scores_forward_strided(s, j->qkv, b, h, j->T, j->C, j->HS, j->scale, j->tile);
+}
+
+static void scores_forward(float *scores, const float *qkv, int B, int T, int C, int NH, int local) {
+    attn_job j = job_of(B, T, C, NH);
+    j.scores = scores, j.qkv = qkv;
+    for_each_head(&j, scores_forward_head, local);
 }
 
 // scores (B,NH,T,T) from qkv (B,T,3C)
@@ -333,24 +366,19 @@ void icl_cpu_attention_softmax_forward_strided(float *probs, const float *scores
     }
 }
 
+static void values_forward_head(const attn_job *j, int b, int h, float *scratch) {
+    float *o = j->out + head_cols(j, b, h);
+    const float *p = j->probs + head_block(j, b, h);
+    if (scratch)
+        values_forward_local(o, p, j->qkv, b, h, j->T, j->C, j->HS, j->tile, scratch);
+    else
+        values_forward_strided(o, p, j->qkv, b, h, j->T, j->C, j->HS, j->tile);
+}
+
 static void values_forward(float *out, const float *probs, const float *qkv, int B, int T, int C, int NH, int local) {
-    int HS = C / NH;
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel
-    {
-        float *scratch = local ? scratch_create(T, HS) : NULL;
-#pragma omp for schedule(static, NH)
-        for (int bh = 0; bh < B * NH; bh++) {
-            int b = bh / NH, h = bh % NH;
-            float *o = out + (long)b * T * C + (long)h * HS;
-            const float *p = probs + (long)bh * T * T;
-            if (scratch)
-                values_forward_local(o, p, qkv, b, h, T, C, HS, tile, scratch);
-            else
-                values_forward_strided(o, p, qkv, b, h, T, C, HS, tile);
-        }
-        free(scratch);
-    }
+    attn_job j = job_of(B, T, C, NH);
+    j.out = out, j.probs = probs, j.qkv = qkv;
+    for_each_head(&j, values_forward_head, local);
 }
 
 // out (B,T,C) from probs (B,NH,T,T) and the v part of qkv (B,T,3C)
@@ -364,25 +392,20 @@ void icl_cpu_attention_values_forward_strided(float *out, const float *probs, co
     values_forward(out, probs, qkv, B, T, C, NH, 0);
 }
 
+static void values_backward_head(const attn_job *j, int b, int h, float *scratch) {
+    float *dp = j->dprobs + head_block(j, b, h);
+    const float *g = j->dout + head_cols(j, b, h), *p = j->probs + head_block(j, b, h);
+    if (scratch)
+        values_backward_local(dp, j->dqkv, g, p, j->qkv, b, h, j->T, j->C, j->HS, j->tile, scratch);
+    else
+        values_backward_strided(dp, j->dqkv, g, p, j->qkv, b, h, j->T, j->C, j->HS, j->tile);
+}
+
 static void values_backward(float *dprobs, float *dqkv, const float *dout, const float *probs, const float *qkv,
                             int B, int T, int C, int NH, int local) {
-    int HS = C / NH;
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel
-    {
-        float *scratch = local ? scratch_create(T, HS) : NULL;
-#pragma omp for schedule(static, NH)
-        for (int bh = 0; bh < B * NH; bh++) {
-            int b = bh / NH, h = bh % NH;
-            const float *g = dout + (long)b * T * C + (long)h * HS, *p = probs + (long)bh * T * T;
-            float *dp = dprobs + (long)bh * T * T;
-            if (scratch)
-                values_backward_local(dp, dqkv, g, p, qkv, b, h, T, C, HS, tile, scratch);
-            else
-                values_backward_strided(dp, dqkv, g, p, qkv, b, h, T, C, HS, tile);
-        }
-        free(scratch);
-    }
+    attn_job j = job_of(B, T, C, NH);
+    j.dprobs = dprobs, j.dqkv = dqkv, j.dout = dout, j.probs = probs, j.qkv = qkv;
+    for_each_head(&j, values_backward_head, local);
 }
 
 // dprobs (B,NH,T,T) and the v part of dqkv (B,T,3C) from dout (B,T,C)
@@ -412,24 +435,19 @@ void icl_cpu_attention_softmax_backward(float *dscores, const float *dprobs, con
         softmax_backward_row(dscores + r * T, dprobs + r * T, probs + r * T, (int)(r % T) + 1);
 }
 
+static void scores_backward_head(const attn_job *j, int b, int h, float *scratch) {
+    const float *ds = j->dscores + head_block(j, b, h);
+    if (scratch)
+        scores_backward_local(j->dqkv, ds, j->qkv, b, h, j->T, j->C, j->HS, j->scale, j->tile, scratch);
+    else
+        scores_backward_strided(j->dqkv, ds, j->qkv, b, h, j->T, j->C, j->HS, j->scale, j->tile);
+}
+
 static void scores_backward(float *dqkv, const float *dscores, const float *qkv, int B, int T, int C, int NH,
                             int local) {
-    int HS = C / NH;
-    float scale = 1.0f / sqrtf((float)HS);
-    icl_tile_fn tile = icl_cpu_tile();
-#pragma omp parallel
-    {
-        float *scratch = local ? scratch_create(T, HS) : NULL;
-#pragma omp for schedule(static, NH)
-        for (int bh = 0; bh < B * NH; bh++) {
-            const float *ds = dscores + (long)bh * T * T;
-            if (scratch)
-                scores_backward_local(dqkv, ds, qkv, bh / NH, bh % NH, T, C, HS, scale, tile, scratch);
-            else
-                scores_backward_strided(dqkv, ds, qkv, bh / NH, bh % NH, T, C, HS, scale, tile);
-        }
-        free(scratch);
-    }
+    attn_job j = job_of(B, T, C, NH);
+    j.dqkv = dqkv, j.dscores = dscores, j.qkv = qkv;
+    for_each_head(&j, scores_backward_head, local);
 }
 
 // q and k parts of dqkv (B,T,3C) from dscores (B,NH,T,T)
