@@ -4,12 +4,15 @@
 #     (optional: title='...'; logy=1 for a logarithmic error axis)
 #   gnuplot -e "plot='scale'; in='OUT/scale/claims/scale_points.csv'; out='scale.png'" scripts/plot_claims.gp
 #   gnuplot -e "plot='finetune'; in='out/han8l150/claims/finetune_heldout_points.csv'; out='ft.png'" scripts/plot_claims.gp
+#   gnuplot -e "plot='garg'; in='OUT/garglong/summary/linear_toy_L4_d64/model.eval.csv'; out='garg.png'" scripts/plot_claims.gp
 # ksweep: accuracy, RSA alignment and attention ratio against k (mean ± sd over seeds), and the
 # behavioural gain against each representational change (one point per seed, task and k);
 # han: TD against query error, one colour per seed (Han's Fig. 4); scale: tasks solved r and
 # KL(lambda||p) of uniform 2-, 3-, 4-task mixtures against the parameter count (mean ± sd);
 # finetune: the 8-layer model finetuned on held-out bases, original / first 4 / last 4 blocks: query
-# error on the seen and the held-out bases and TD among the held-out ones (mean ± sd over seeds).
+# error on the seen and the held-out bases and TD among the held-out ones (mean ± sd over seeds);
+# garg: query squared error against k, the model (mean ± sd over seeds) and the baselines, from
+# `icl sweep summarize`'s table (task,k,k_sd,method,metric,value,value_sd).
 if (!exists("plot") || !exists("in") || !exists("out")) { print "set plot, in and out"; exit }
 set datafile separator ','
 set datafile missing 'nan'
@@ -94,4 +97,21 @@ if (plot eq 'finetune') {
     set yrange [0:1]
     plot in every ::1 using 7:8 title 'TD' lc rgb '#238b45'
     unset multiplot
+}
+
+if (plot eq 'garg') {
+    set terminal pngcairo size 700,520 font ',11' noenhanced
+    set output out
+    if (!exists("seeds")) { seeds = 'seeds' }
+    set title 'linear_toy (d = 5) 4x64, 30000 steps: query error (mean ± sd over '.seeds.')'
+    set xlabel 'in-context examples k'
+    set ylabel 'query squared error (Var y = 5)'
+    set logscale y
+    set yrange [1e-3:*]
+    set key top right
+    rows(m) = sprintf("< awk -F, '$4 == \"%s\" && $5 == \"mse\"' '%s'", m, in)
+    plot rows('model') using 2:6:7 with yerrorlines lw 2 pt 7 lc rgb '#cb181d' title 'model', \
+         rows('least_squares') using 2:($6 > 0 ? $6 : 1/0) with linespoints pt 6 lc rgb '#2171b5' title 'least squares (0 from k = 5)', \
+         rows('ridge') using 2:6 with linespoints pt 6 lc rgb '#238b45' title 'ridge', \
+         rows('lasso') using 2:6 with linespoints pt 6 lc rgb '#6a51a3' title 'lasso'
 }
