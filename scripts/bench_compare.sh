@@ -5,6 +5,10 @@
 #   DEVICE=cpu|cuda  THREADS=2  BENCH_SECONDS=3  STEPS=0  CONFIG=all  OUT=dir  bash scripts/bench_compare.sh
 # STEPS > 0 times exactly that many steps per row instead of BENCH_SECONDS
 # (a smoke run); OUT keeps both raw tables. Run it on an idle machine.
+# ROUNDS=N (N > 1) instead alternates icl and PyTorch N times per config, one config at a
+# time, and prints each side's median tokens/s with its range and the median of the per-round
+# ratios: on a shared machine whose speed drifts by tens of percent between minutes, only
+# interleaved rounds give a ratio worth quoting.
 set -euo pipefail
 ICL=${ICL:-build/bin/icl}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -14,12 +18,55 @@ BENCH_SECONDS=${BENCH_SECONDS:-3}
 STEPS=${STEPS:-0}
 CONFIG=${CONFIG:-all}
 OUT=${OUT:-}
+ROUNDS=${ROUNDS:-1}
 
 [ -x "$ICL" ] || { echo "bench_compare.sh: $ICL not found: run make first" >&2; exit 1; }
 "$PYTHON" -c 'import torch' 2>/dev/null ||
     { echo "bench_compare.sh: $PYTHON has no torch (Debian: apt-get install python3-torch)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+if [ "$ROUNDS" -gt 1 ]; then
+    configs=$CONFIG
+    [ "$CONFIG" = all ] && configs="tiny small medium retrieval han"
+    # one line per measurement: config round side tokens/s
+    for c in $configs; do
+        for r in $(seq "$ROUNDS"); do
+            OMP_NUM_THREADS=$THREADS "$ICL" bench --backend "$DEVICE" --config "$c" --seconds "$BENCH_SECONDS" \
+                --steps "$STEPS" --no-peak |
+                awk -F'|' -v c="$c" -v r="$r" '$2 ~ "^ *"c" *$" { gsub(/ /, "", $8); print c, r, "icl", $8 }'
+            "$PYTHON" scripts/bench_pytorch.py --device "$DEVICE" --threads "$THREADS" --config "$c" \
+                --seconds "$BENCH_SECONDS" --steps "$STEPS" |
+                awk -F'|' -v c="$c" -v r="$r" '$2 ~ "^ *"c" *$" { gsub(/ /, "", $8); print c, r, "torch", $8 }'
+        done
+    done | tee "$tmp/rounds.txt"
+    [ -n "$OUT" ] && mkdir -p "$OUT" && cp "$tmp/rounds.txt" "$OUT/rounds.txt"
+    echo
+    echo "== icl / PyTorch on $DEVICE, $ROUNDS interleaved rounds (OMP_NUM_THREADS=$THREADS): median [min, max]"
+    echo "| config    | icl tokens/s             | torch tokens/s           | icl / torch           |"
+    echo "|-----------|--------------------------|--------------------------|-----------------------|"
+    "$PYTHON" - "$tmp/rounds.txt" $configs <<'PY'
+import statistics
+import sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    config, rnd, side, tokens = line.split()
+    runs.setdefault(config, {}).setdefault(rnd, {})[side] = float(tokens)
+def cell(xs, fmt):
+    return f"{fmt.format(statistics.median(xs))} [{fmt.format(min(xs))}, {fmt.format(max(xs))}]"
+for config in sys.argv[2:]:
+    rounds = [r for r in runs.get(config, {}).values() if "icl" in r and "torch" in r]
+    if not rounds:
+        print(f"| {config:<9} | no complete round |")
+        continue
+    icl = [r["icl"] for r in rounds]
+    torch = [r["torch"] for r in rounds]
+    ratio = [r["icl"] / r["torch"] for r in rounds]
+    print(f"| {config:<9} | {cell(icl, '{:.0f}'):<24} | {cell(torch, '{:.0f}'):<24} | {cell(ratio, '{:.2f}'):<21} |")
+PY
+    exit 0
+fi
 
 echo "== icl bench --backend $DEVICE (OMP_NUM_THREADS=$THREADS)"
 OMP_NUM_THREADS=$THREADS "$ICL" bench --backend "$DEVICE" --config "$CONFIG" --seconds "$BENCH_SECONDS" \
