@@ -111,7 +111,7 @@ if (plot eq 'garg') {
     set key top right
     rows(m) = sprintf("< awk -F, '$4 == \"%s\" && $5 == \"mse\"' '%s'", m, in)
     plot rows('model') using 2:6:7 with yerrorlines lw 2 pt 7 lc rgb '#cb181d' title 'model', \
-         rows('least_squares') using 2:($6 > 0 ? $6 : 1/0) with linespoints pt 6 lc rgb '#2171b5' title 'least squares (0 from k = 5)', \
+         rows('least_squares') using 2:($6 > 1e-6 ? $6 : 1/0) with linespoints pt 6 lc rgb '#2171b5' title 'least squares (0 from k = 5)', \
          rows('ridge') using 2:6 with linespoints pt 6 lc rgb '#238b45' title 'ridge', \
          rows('lasso') using 2:6 with linespoints pt 6 lc rgb '#6a51a3' title 'lasso'
 }
