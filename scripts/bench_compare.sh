@@ -26,6 +26,10 @@ ROUNDS=${ROUNDS:-1}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The rows of a table (a file, or standard input): config in field 2, tokens/s in field 8, peak
+# RSS MB in field 11, forward tokens/s in 12.
+rows() { awk -F'|' 'NF >= 13 && $2 !~ /config|---/ { gsub(/ /, ""); print $2, $8, $11, $12 }' "${1:--}"; }
+
 if [ "$ROUNDS" -gt 1 ]; then
     configs=$CONFIG
     [ "$CONFIG" = all ] && configs="tiny small medium retrieval han"
@@ -33,11 +37,9 @@ if [ "$ROUNDS" -gt 1 ]; then
     for c in $configs; do
         for r in $(seq "$ROUNDS"); do
             OMP_NUM_THREADS=$THREADS "$ICL" bench --backend "$DEVICE" --config "$c" --seconds "$BENCH_SECONDS" \
-                --steps "$STEPS" --no-peak |
-                awk -F'|' -v c="$c" -v r="$r" '$2 ~ "^ *"c" *$" { gsub(/ /, "", $8); print c, r, "icl", $8 }'
+                --steps "$STEPS" --no-peak | rows | awk -v r="$r" '{ print $1, r, "icl", $2 }'
             "$PYTHON" scripts/bench_pytorch.py --device "$DEVICE" --threads "$THREADS" --config "$c" \
-                --seconds "$BENCH_SECONDS" --steps "$STEPS" |
-                awk -F'|' -v c="$c" -v r="$r" '$2 ~ "^ *"c" *$" { gsub(/ /, "", $8); print c, r, "torch", $8 }'
+                --seconds "$BENCH_SECONDS" --steps "$STEPS" | rows | awk -v r="$r" '{ print $1, r, "torch", $2 }'
         done
     done | tee "$tmp/rounds.txt"
     [ -n "$OUT" ] && mkdir -p "$OUT" && cp "$tmp/rounds.txt" "$OUT/rounds.txt"
@@ -81,8 +83,6 @@ if [ -n "$OUT" ]; then
     cp "$tmp/torch.md" "$OUT/torch.md"
 fi
 
-# The table rows: config in field 2, tokens/s in field 8, peak RSS MB in field 11, forward tokens/s in 12.
-rows() { awk -F'|' 'NF >= 13 && $2 !~ /config|---/ { gsub(/ /, ""); print $2, $8, $11, $12 }' "$1"; }
 echo
 echo "== icl / PyTorch on $DEVICE"
 echo "| config    | icl tokens/s | torch tokens/s | icl / torch | icl RSS MB | torch RSS MB | torch / icl RSS | icl fwd tok/s | torch fwd tok/s | fwd icl / torch |"

@@ -2,7 +2,7 @@
 # Reproduce the experiments of docs/results.md on our tiny models, over seeds:
 #   [OUT=out/results] [SEEDS="1 2 3"] [PARTS="xiong han garg scale han_td tv"] [MPIRUN="mpirun -np 3"] bash scripts/reproduce.sh
 # (PARTS="hanlong" adds Han's 150000-step 8-layer recipe per seed, scripts/han_long.sh: about 2 hours each;
-# PARTS="garglong" Garg's linear regression at 30000 steps per seed, about 16 minutes each.)
+# PARTS="garglong" Garg's linear regression at 30000 steps per seed, about 11-16 minutes each.)
 # Each paper is an `icl sweep` (docs/scaling.md): its description is written to OUT/<paper>.sweep
 # and every run (the training, then its probes) goes to OUT/<paper>/<task>_L<layers>_d<width>_s<seed>/.
 # Finished runs are skipped, so an interrupted reproduction continues where it stopped; with
@@ -95,7 +95,7 @@ $(evaluate 1000)
 SWEEP
 ;; esac
 
-# The same at 30000 steps, over seeds: about 16 minutes per seed on 2 cores (opt-in: garglong)
+# The same at 30000 steps, over seeds: about 11-16 minutes per seed on 2 cores (opt-in: garglong)
 case " $PARTS " in *" garglong "*) sweep garglong <<SWEEP
 seeds $SEEDS
 sizes 4x64
@@ -201,11 +201,10 @@ if [ -d "$OUT/hanlong" ]; then
     gnuplot -e "plot='han'; in='$OUT/hanlong/claims/td_error_points.csv'; out='$OUT/figures/claims_han8l_td_error.png'; logy=1; title='basis_mixture_small 8x64, 150000 steps: TD vs query error, checkpoints every 5000 steps'" scripts/plot_claims.gp
     gnuplot -e "plot='finetune'; in='$OUT/hanlong/claims/finetune_heldout_points.csv'; out='$OUT/figures/claims_han8l_finetune.png'; seeds='$n seeds'" scripts/plot_claims.gp
 fi
-if [ -d "$OUT/garglong" ]; then
+t=$OUT/garglong/summary/linear_toy_L4_d64/model.eval.csv
+if [ -f "$t" ]; then
     n=$(ls -d "$OUT"/garglong/*_s*/ | wc -l)
-    for t in "$OUT"/garglong/summary/linear_toy_L4_d64*/model.eval.csv; do
-        gnuplot -e "plot='garg'; in='$t'; out='$OUT/figures/claims_garg30k.png'; seeds='$n seeds'" scripts/plot_claims.gp
-    done
+    gnuplot -e "plot='garg'; in='$t'; out='$OUT/figures/claims_garg30k.png'; seeds='$n seeds'" scripts/plot_claims.gp
 fi
 # The figures docs/results.md shows (seed 1): cp "$OUT"/figures/*.png docs/figures/
 mkdir -p "$OUT/figures"
