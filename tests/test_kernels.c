@@ -1,7 +1,7 @@
 /* CPU kernels: every fast kernel against its naive reference on the awkward
  * sizes of the shared table (kernel_table.c), the naive backward kernels against finite differences of their
  * forward kernels, thread-count determinism, batch-position independence,
- * AdamW against a hand computation, and the CPU backend's ops table. */
+ * the product's starting values, AdamW against a hand computation, and the CPU backend's ops table. */
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include "icl/status.h"
 #include "kernel_table.h"
 #include "testutil.h"
+#include "tile.h"
 
 static icl_rng stream(const char *name) {
     icl_rng r;
@@ -538,6 +539,46 @@ START_TEST(test_attention_local_matches_strided) {
 }
 END_TEST
 
+/* The tile's starting values (tile.h): ICL_START_ROW and ICL_START_ZERO must
+ * give the bits of storing the row (or zeros) into C and accumulating, write
+ * every entry of C whatever was there, and leave later k slices (depth > KC)
+ * continuing from C. Shapes: partial row groups and column panels, B in
+ * place, packed, scaled and transposed, and several k slices. */
+START_TEST(test_product_start_modes) {
+    static const int shapes[][5] = {/* rows cols depth b_transposed b_scaled */
+                                    {1, 1, 1, 0, 0},   {6, 16, 64, 0, 0},  {7, 17, 5, 0, 0},  {13, 48, 64, 1, 0},
+                                    {25, 30, 300, 0, 1}, {96, 64, 513, 1, 1}, {5, 256, 64, 0, 0}};
+    icl_tile_fn tile = icl_cpu_tile();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int rows = shapes[i][0], cols = shapes[i][1], depth = shapes[i][2], bt = shapes[i][3];
+        float scale = shapes[i][4] ? 0.37f : 1.0f;
+        icl_rng r = stream(fmt("product-start-%zu", i));
+        size_t nc = (size_t)rows * cols;
+        float *a = tu_rand_floats((size_t)rows * depth, 1.0f, &r), *b = tu_rand_floats((size_t)depth * cols, 1.0f, &r);
+        float *row = tu_rand_floats((size_t)cols, 1.0f, &r);
+        float *want = malloc(nc * sizeof *want), *got = malloc(nc * sizeof *got);
+        ck_assert(want && got);
+        for (int mode = 0; mode < 2; mode++) { /* 0: ICL_START_ROW, 1: ICL_START_ZERO */
+            for (size_t e = 0; e < nc; e++)
+                want[e] = mode == 0 ? row[e % (size_t)cols] : 0.0f;
+            for (size_t e = 0; e < nc; e++)
+                got[e] = NAN; /* every entry must be overwritten */
+            icl_product p = {rows, cols, depth, a, depth, 1, ICL_MASK_NONE, b, bt ? 1 : cols, bt ? depth : 1,
+                             scale, want, cols, 0, ICL_START_C, NULL};
+            icl_cpu_product(&p, tile);
+            p.c = got;
+            p.start = mode == 0 ? ICL_START_ROW : ICL_START_ZERO;
+            p.start_row = mode == 0 ? row : NULL;
+            icl_cpu_product(&p, tile);
+            assert_bitwise_equal(fmt("product %s start, %d x %d x %d%s%s", mode == 0 ? "row" : "zero", rows, cols,
+                                     depth, bt ? ", B^T" : "", shapes[i][4] ? ", scaled" : ""),
+                                 want, got, nc * sizeof *got);
+        }
+        free(a), free(b), free(row), free(want), free(got);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- backend */
 
 START_TEST(test_cpu_backend_ops_table) {
@@ -795,6 +836,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_matmul_batch_position_independent);
     tcase_add_test(tc, test_attention_batch_position_independent);
     tcase_add_test(tc, test_attention_local_matches_strided);
+    tcase_add_test(tc, test_product_start_modes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backend");

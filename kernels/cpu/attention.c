@@ -106,6 +106,14 @@ static void store_lower(float *dst, head_shape s, const float *src) {
         memcpy(dst + (long)t * s.T, src + (long)t * s.Tc, (size_t)(t + 1) * sizeof *dst);
 }
 
+/* dst (T,T) = the causal triangle of src (Tr, Tc), zeros above it: one pass over dst */
+static void store_causal(float *dst, head_shape s, const float *src) {
+    for (int t = 0; t < s.T; t++) {
+        memcpy(dst + (long)t * s.T, src + (long)t * s.Tc, (size_t)(t + 1) * sizeof *dst);
+        memset(dst + (long)t * s.T + t + 1, 0, (size_t)(s.T - t - 1) * sizeof *dst);
+    }
+}
+
 /* dst (T, HS; rows dst_rs apart) = the valid part of src (Tr, Hc) */
 static void store_block(float *dst, long dst_rs, head_shape s, const float *src) {
     for (int t = 0; t < s.T; t++)
@@ -113,11 +121,12 @@ static void store_block(float *dst, long dst_rs, head_shape s, const float *src)
 }
 
 /* C (rows_p, cols_p; ldc) += A (rows_p, depth; a_rs, a_cs) . B (depth, cols_p; ldb)
- * on whole tiles. Row group r0 runs over the depth icl_cpu_product gives it
- * (so each chain has the same terms, plus exact zeros); with lower, tiles
- * wholly above the diagonal are skipped. */
+ * on whole tiles, or C = A . B with from_zero (the chains start at zero in
+ * registers: C need not be cleared first). Row group r0 runs over the depth
+ * icl_cpu_product gives it (so each chain has the same terms, plus exact
+ * zeros); with lower, tiles wholly above the diagonal are skipped. */
 static void whole_tiles(icl_tile_fn tile, float *c, int ldc, int rows_p, int cols_p, const float *a, long a_rs,
-                        long a_cs, const float *b, int ldb, int depth, icl_a_mask mask, int lower) {
+                        long a_cs, const float *b, int ldb, int depth, icl_a_mask mask, int lower, int from_zero) {
     for (int r0 = 0; r0 < rows_p; r0 += MR) {
         int lo = mask == ICL_MASK_K_GE_ROW ? r0 : 0;
         int hi = mask == ICL_MASK_K_LE_ROW ? (r0 + MR < depth ? r0 + MR : depth) : depth;
@@ -125,7 +134,7 @@ static void whole_tiles(icl_tile_fn tile, float *c, int ldc, int rows_p, int col
             continue;
         for (int j0 = 0; j0 < cols_p && !(lower && j0 > r0 + MR - 1); j0 += NR)
             tile(hi - lo, a + r0 * a_rs + lo * a_cs, a_rs, a_cs, b + (long)lo * ldb + j0, ldb,
-                 c + (long)r0 * ldc + j0, ldc);
+                 from_zero ? NULL : c + (long)r0 * ldc + j0, ldc, c + (long)r0 * ldc + j0, ldc);
     }
 }
 
@@ -135,11 +144,9 @@ static void scores_forward_local(float *scores, const float *qkv, int b, int h, 
     float *q = scratch, *kt = q + (size_t)s.Tr * s.Hc, *sc = kt + (size_t)s.Hc * s.Tc;
     load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
     load_transposed(kt, s.Hc, s.Tc, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
-    memset(sc, 0, (size_t)s.Tr * s.Tc * sizeof *sc);
-    /* scores = q . (scale k)^T */
-    whole_tiles(tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1);
-    memset(scores, 0, (size_t)T * T * sizeof *scores);
-    store_lower(scores, s, sc);
+    /* scores = q . (scale k)^T; tiles above the diagonal stay unwritten and are never read */
+    whole_tiles(tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
+    store_causal(scores, s, sc);
 }
 
 static void values_forward_local(float *out, const float *probs, const float *qkv, int b, int h, int T, int C,
@@ -148,9 +155,8 @@ static void values_forward_local(float *out, const float *probs, const float *qk
     float *p = scratch, *v = p + (size_t)s.Tr * s.Tc, *o = v + (size_t)s.Tr * s.Hc;
     load_lower(p, s, probs);
     load_block(v, s.Tr, s.Hc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    memset(o, 0, (size_t)s.Tr * s.Hc * sizeof *o);
     /* out = probs . v */
-    whole_tiles(tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0);
+    whole_tiles(tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 1);
     store_block(out, C, s, o);
 }
 
@@ -167,9 +173,9 @@ static void values_backward_local(float *dprobs, float *dqkv, const float *dout,
     load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, T, HS, 1.0f);
     load_transposed(vt, s.Hc, s.Tc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
     /* dprobs += dout . v^T on the causal triangle */
-    whole_tiles(tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1);
+    whole_tiles(tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1, 0);
     /* dv += probs^T . dout */
-    whole_tiles(tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0);
+    whole_tiles(tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
     store_lower(dprobs, s, dp);
     store_block(dv_out, 3L * C, s, dv);
 }
@@ -184,11 +190,11 @@ static void scores_backward_local(float *dqkv, const float *dscores, const float
     load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
     /* dq += dscores . (scale k) */
     load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 0);
     store_block(dq_out, 3L * C, s, acc);
     /* dk += dscores^T . (scale q) */
     load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
     store_block(dk_out, 3L * C, s, acc);
 }
 
@@ -199,7 +205,7 @@ static void scores_forward_strided(float *scores, const float *qkv, int b, int h
     memset(scores, 0, (size_t)T * T * sizeof *scores);
     /* scores = q . (scale k)^T */
     icl_product p = {T, T, HS, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, ICL_MASK_NONE,
-                      qkv_at(qkv, 1, b, 0, h, T, C, HS), 1, 3L * C, scale, scores, T, 1};
+                      qkv_at(qkv, 1, b, 0, h, T, C, HS), 1, 3L * C, scale, scores, T, 1, ICL_START_C, NULL};
     icl_cpu_product(&p, tile);
 }
 
@@ -209,7 +215,7 @@ static void values_forward_strided(float *out, const float *probs, const float *
         memset(out + (long)t * C, 0, (size_t)HS * sizeof *out);
     /* out = probs . v */
     icl_product p = {T, HS, T, probs, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, 1, 1.0f,
-                      out, C, 0};
+                      out, C, 0, ICL_START_C, NULL};
     icl_cpu_product(&p, tile);
 }
 
@@ -217,11 +223,11 @@ static void values_backward_strided(float *dprobs, float *dqkv, const float *dou
                                     const float *qkv, int b, int h, int T, int C, int HS, icl_tile_fn tile) {
     /* dprobs += dout . v^T on the causal triangle */
     icl_product dp = {T, T, HS, dout, C, 1, ICL_MASK_NONE, qkv_at(qkv, 2, b, 0, h, T, C, HS), 1, 3L * C, 1.0f,
-                       dprobs, T, 1};
+                       dprobs, T, 1, ICL_START_C, NULL};
     icl_cpu_product(&dp, tile);
     /* dv += probs^T . dout */
     icl_product dv = {T, HS, T, probs, 1, T, ICL_MASK_K_GE_ROW, dout, C, 1, 1.0f, dqkv_at(dqkv, 2, b, 0, h, T, C, HS),
-                       3L * C, 0};
+                       3L * C, 0, ICL_START_C, NULL};
     icl_cpu_product(&dv, tile);
 }
 
@@ -229,11 +235,11 @@ static void scores_backward_strided(float *dqkv, const float *dscores, const flo
                                     int HS, float scale, icl_tile_fn tile) {
     /* dq += dscores . (scale k) */
     icl_product dq = {T, HS, T, dscores, T, 1, ICL_MASK_K_LE_ROW, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, 1, scale,
-                       dqkv_at(dqkv, 0, b, 0, h, T, C, HS), 3L * C, 0};
+                       dqkv_at(dqkv, 0, b, 0, h, T, C, HS), 3L * C, 0, ICL_START_C, NULL};
     icl_cpu_product(&dq, tile);
     /* dk += dscores^T . (scale q) */
     icl_product dk = {T, HS, T, dscores, 1, T, ICL_MASK_K_GE_ROW, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, 1, scale,
-                       dqkv_at(dqkv, 1, b, 0, h, T, C, HS), 3L * C, 0};
+                       dqkv_at(dqkv, 1, b, 0, h, T, C, HS), 3L * C, 0, ICL_START_C, NULL};
     icl_cpu_product(&dk, tile);
 }
 

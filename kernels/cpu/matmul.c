@@ -2,8 +2,9 @@
  * tile of tile.h.
  *
  * Every element of every product is one fused multiply-add chain over k in
- * order, starting from the value already in the output (the bias in the
- * forward pass, the gradient so far in the backward pass). An element's
+ * order, starting from the bias (forward pass; zero without one, held in the
+ * tile's registers) or from the value already in the output (the gradient
+ * so far in the backward pass). An element's
  * bits therefore depend neither on the batch size, nor on the batch row,
  * nor on the thread count: the products run over all B*T rows at once and
  * threads take blocks of the output. The forward and dinp tasks own whole
@@ -56,14 +57,9 @@ static void forward(float *out, float *post, const float *inp, const float *w, c
         long r0 = ch * ROWS;
         int rows = (int)(N - r0 < ROWS ? N - r0 : ROWS);
         float *o = out + r0 * OC;
-        for (int r = 0; r < rows; r++) {
-            if (bias)
-                memcpy(o + (long)r * OC, bias, (size_t)OC * sizeof *o);
-            else
-                memset(o + (long)r * OC, 0, (size_t)OC * sizeof *o);
-        }
+        /* the chains start from the bias in registers: no pass that copies it into out first */
         icl_product p = {rows, OC, C, inp + r0 * C, C, 1, ICL_MASK_NONE, wt ? wt : w, wt ? OC : 1, wt ? 1 : C,
-                         1.0f, o, OC, 0};
+                         1.0f, o, OC, 0, bias ? ICL_START_ROW : ICL_START_ZERO, bias};
         icl_cpu_product(&p, tile);
         if (post)
             icl_cpu_gelu_range(post + r0 * OC, o, (size_t)rows * OC);
@@ -131,13 +127,13 @@ static void dw_block(float *dw, const float *dout, const float *inp, int N, int 
                 }
                 float *c = dw + (long)o0 * C + jp;
                 if (rows == MR && cols == NR) {
-                    tile(kc, ap, 1, MR, b, b_rs, c, C);
+                    tile(kc, ap, 1, MR, b, b_rs, c, C, c, C);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
                     for (int j = 0; j < NR; j++)
                         ct[r * NR + j] = r < rows && j < cols ? c[(long)r * C + j] : 0.0f;
-                tile(kc, ap, 1, MR, b, b_rs, ct, NR);
+                tile(kc, ap, 1, MR, b, b_rs, ct, NR, ct, NR);
                 for (int r = 0; r < rows; r++)
                     for (int j = 0; j < cols; j++)
                         c[(long)r * C + j] = ct[r * NR + j];
@@ -156,7 +152,7 @@ void icl_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *
         for (int ch = 0; ch < chunks; ch++) {
             int r0 = ch * ROWS;
             icl_product p = {min_int(ROWS, N - r0), C, OC, dout + (long)r0 * OC, OC, 1, ICL_MASK_NONE, w, C, 1, 1.0f,
-                             dinp + (long)r0 * C, C, 0};
+                             dinp + (long)r0 * C, C, 0, ICL_START_C, NULL};
             icl_cpu_product(&p, tile);
         }
     }

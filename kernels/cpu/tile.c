@@ -23,9 +23,12 @@ static v4f load4(const float *p) {
 
 static void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 
-#define P_ROW_LOAD(i)                            \
-    v4f c##i##0 = load4(ch + (i) * ldc);         \
-    v4f c##i##1 = load4(ch + (i) * ldc + 4)
+#define P_ROW_ZERO(i) v4f c##i##0 = {0}, c##i##1 = {0}
+#define P_ROW_LOAD(i)                              \
+    do {                                           \
+        c##i##0 = load4(cin + (i) * c_in_rs);      \
+        c##i##1 = load4(cin + (i) * c_in_rs + 4);  \
+    } while (0)
 #define P_ROW_MADD(i)                            \
     do {                                         \
         float ai_ = ak[(i) * a_rs];              \
@@ -39,17 +42,26 @@ static void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
         store4(ch + (i) * ldc + 4, c##i##1);     \
     } while (0)
 
-static void tile_portable(int kc, const float *a, long a_rs, long a_cs, const float *bp, long b_rs, float *c,
-                          long ldc) {
+static void tile_portable(int kc, const float *a, long a_rs, long a_cs, const float *bp, long b_rs,
+                          const float *c_in, long c_in_rs, float *c, long ldc) {
     for (int half = 0; half < 2; half++) {
         float *ch = c + half * 8;
+        const float *cin = c_in ? c_in + half * 8 : NULL;
         const float *bh = bp + half * 8, *ak = a;
-        P_ROW_LOAD(0);
-        P_ROW_LOAD(1);
-        P_ROW_LOAD(2);
-        P_ROW_LOAD(3);
-        P_ROW_LOAD(4);
-        P_ROW_LOAD(5);
+        P_ROW_ZERO(0);
+        P_ROW_ZERO(1);
+        P_ROW_ZERO(2);
+        P_ROW_ZERO(3);
+        P_ROW_ZERO(4);
+        P_ROW_ZERO(5);
+        if (cin) {
+            P_ROW_LOAD(0);
+            P_ROW_LOAD(1);
+            P_ROW_LOAD(2);
+            P_ROW_LOAD(3);
+            P_ROW_LOAD(4);
+            P_ROW_LOAD(5);
+        }
         for (int k = 0; k < kc; k++, ak += a_cs, bh += b_rs) {
             v4f b0 = load4(bh), b1 = load4(bh + 4);
             P_ROW_MADD(0);
@@ -70,9 +82,12 @@ static void tile_portable(int kc, const float *a, long a_rs, long a_cs, const fl
 
 #ifdef ICL_HAVE_AVX2_TILE
 /* 12 accumulators (6 rows x 2 vectors of 8) stay in registers for the whole k loop */
-#define ROW_LOAD(i)                                      \
-    __m256 c##i##0 = _mm256_loadu_ps(c + (i) * ldc);     \
-    __m256 c##i##1 = _mm256_loadu_ps(c + (i) * ldc + 8)
+#define ROW_ZERO(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps()
+#define ROW_LOAD(i)                                              \
+    do {                                                         \
+        c##i##0 = _mm256_loadu_ps(c_in + (i) * c_in_rs);         \
+        c##i##1 = _mm256_loadu_ps(c_in + (i) * c_in_rs + 8);     \
+    } while (0)
 #define ROW_FMA(i)                                       \
     do {                                                 \
         __m256 a_ = _mm256_broadcast_ss(a + (i) * a_rs); \
@@ -86,13 +101,22 @@ static void tile_portable(int kc, const float *a, long a_rs, long a_cs, const fl
     } while (0)
 
 __attribute__((target("avx2,fma"))) static void tile_avx2(int kc, const float *a, long a_rs, long a_cs,
-                                                          const float *bp, long b_rs, float *c, long ldc) {
-    ROW_LOAD(0);
-    ROW_LOAD(1);
-    ROW_LOAD(2);
-    ROW_LOAD(3);
-    ROW_LOAD(4);
-    ROW_LOAD(5);
+                                                          const float *bp, long b_rs, const float *c_in,
+                                                          long c_in_rs, float *c, long ldc) {
+    ROW_ZERO(0);
+    ROW_ZERO(1);
+    ROW_ZERO(2);
+    ROW_ZERO(3);
+    ROW_ZERO(4);
+    ROW_ZERO(5);
+    if (c_in) {
+        ROW_LOAD(0);
+        ROW_LOAD(1);
+        ROW_LOAD(2);
+        ROW_LOAD(3);
+        ROW_LOAD(4);
+        ROW_LOAD(5);
+    }
     for (int k = 0; k < kc; k++, a += a_cs, bp += b_rs) {
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
         ROW_FMA(0);
@@ -181,7 +205,8 @@ static void depth_range(const icl_product *p, int r0, int rows, int *lo, int *hi
  * slice, then run each MR-row group over the depth it needs, reading A in
  * place where no entry is masked and packing it (masked) elsewhere. Tiles
  * at the edges or across the c_lower diagonal go through a scratch copy of
- * C and only their valid entries are written back. */
+ * C and only their valid entries are written back. The first k slice starts
+ * from p->start; later slices continue from C. */
 void icl_cpu_product(const icl_product *p, icl_tile_fn tile) {
     float bp[KC * NR], ap[KC * MR], scratch[MR * NR];
     for (int j0 = 0; j0 < p->cols; j0 += NR) {
@@ -192,6 +217,7 @@ void icl_cpu_product(const icl_product *p, icl_tile_fn tile) {
         int b_in_place = p->b_cs == 1 && cols == NR && p->b_scale == 1.0f;
         for (int k0 = 0; k0 < p->depth; k0 += KC) {
             int kc = min_int(KC, p->depth - k0);
+            icl_c_start start = k0 == 0 ? p->start : ICL_START_C;
             const float *bk = bp;
             long b_rs = NR;
             if (b_in_place) {
@@ -212,11 +238,21 @@ void icl_cpu_product(const icl_product *p, icl_tile_fn tile) {
                 int whole = rows == MR && cols == NR && !crosses_diagonal;
                 float *ct = whole ? c : scratch;
                 long ldct = whole ? p->ldc : NR;
-                if (!whole) { /* C's entries, zeros where the tile runs past C's edge */
+                /* where the first tile's chains start; later ones continue from ct */
+                const float *c_in = ct;
+                long c_in_rs = ldct;
+                if (start == ICL_START_ZERO) {
+                    c_in = NULL;
+                } else if (start == ICL_START_ROW) {
+                    c_in = whole ? p->start_row + j0 : scratch;
+                    c_in_rs = whole ? 0 : NR;
+                }
+                if (!whole && start != ICL_START_ZERO) { /* the start values, zeros past C's edge */
                     if (rows < MR || cols < NR)
                         memset(scratch, 0, sizeof scratch);
                     for (int r = 0; r < rows; r++)
-                        memcpy(scratch + r * NR, c + (long)r * p->ldc, (size_t)cols * sizeof *c);
+                        memcpy(scratch + r * NR, start == ICL_START_ROW ? p->start_row + j0 : c + (long)r * p->ldc,
+                               (size_t)cols * sizeof *c);
                 }
                 /* A is read in place up to `split` (the tile takes any strides); masked
                  * or partial row groups go through a packed, zero-filled copy */
@@ -225,12 +261,15 @@ void icl_cpu_product(const icl_product *p, icl_tile_fn tile) {
                     split = hi;
                 else if (rows == MR && p->a_cs == 1 && p->mask == ICL_MASK_K_LE_ROW)
                     split = max_int(lo, min_int(hi, r0));
-                if (split > lo)
+                if (split > lo) {
                     tile(split - lo, p->a + (long)r0 * p->a_rs + (long)lo * p->a_cs, p->a_rs, p->a_cs,
-                         bk + (long)(lo - k0) * b_rs, b_rs, ct, ldct);
+                         bk + (long)(lo - k0) * b_rs, b_rs, c_in, c_in_rs, ct, ldct);
+                    c_in = ct;
+                    c_in_rs = ldct;
+                }
                 if (hi > split) {
                     pack_a(ap, p, r0, rows, split, hi - split);
-                    tile(hi - split, ap, 1, MR, bk + (long)(split - k0) * b_rs, b_rs, ct, ldct);
+                    tile(hi - split, ap, 1, MR, bk + (long)(split - k0) * b_rs, b_rs, c_in, c_in_rs, ct, ldct);
                 }
                 if (!whole)
                     for (int r = 0; r < rows; r++) {

@@ -19,8 +19,8 @@ enum {
     ICL_TILE_KC = 256 /* longest k slice callers pack at once */
 };
 
-typedef void (*icl_tile_fn)(int kc, const float *a, long a_rs, long a_cs, const float *b, long b_rs, float *c,
-                            long ldc);
+typedef void (*icl_tile_fn)(int kc, const float *a, long a_rs, long a_cs, const float *b, long b_rs,
+                            const float *c_in, long c_in_rs, float *c, long ldc);
 
 /* The tile for this CPU: AVX2 fused multiply-adds on x86-64 when the CPU has
  * them, else portable multiply-then-add. The choice is fixed per machine. */
@@ -30,9 +30,15 @@ icl_tile_fn icl_cpu_tile(void);
  * and dscores hold k = s <= r = t; their transposes hold k = t >= r = s. */
 typedef enum { ICL_MASK_NONE, ICL_MASK_K_LE_ROW, ICL_MASK_K_GE_ROW } icl_a_mask;
 
+/* Where a product's chains start: C's own values (the default, C +=), zero
+ * (C =), or one row for every row of C (C = row + ..., e.g. a bias). */
+typedef enum { ICL_START_C, ICL_START_ZERO, ICL_START_ROW } icl_c_start;
+
 /* C (rows, cols) += A (rows, depth) . (b_scale * B) (depth, cols), with
  * A[r][k] at a[r*a_rs + k*a_cs] and B[k][j] at b[k*b_rs + j*b_cs]. With
- * c_lower only C[r][j], j <= r, is updated (the rest is left untouched). */
+ * c_lower only C[r][j], j <= r, is updated (the rest is left untouched).
+ * start other than ICL_START_C (then start_row (cols) for ICL_START_ROW)
+ * needs mask ICL_MASK_NONE and no c_lower: every entry of C is written. */
 typedef struct {
     int rows, cols, depth;
     const float *a;
@@ -44,6 +50,8 @@ typedef struct {
     float *c;
     long ldc;
     int c_lower;
+    icl_c_start start;
+    const float *start_row;
 } icl_product;
 
 /* One thread computes the whole product; callers split the work between

@@ -31,15 +31,13 @@ static icl_status zero_layer_grads(icl_model *m, const icl_layer_grads *d, const
     ICL_TRY(zero_floats(m, d->scores, att));
     ICL_TRY(zero_floats(m, d->probs, att));
     ICL_TRY(zero_floats(m, d->head_out, N * C));
-    ICL_TRY(zero_floats(m, d->attn_out, N * C));
-    ICL_TRY(zero_floats(m, d->resid_mid, N * C));
     ICL_TRY(zero_floats(m, d->ln2, N * C));
     ICL_TRY(zero_floats(m, d->mlp_pre, N * F));
-    ICL_TRY(zero_floats(m, d->mlp_post, N * F));
-    return zero_floats(m, d->mlp_out, N * C);
+    return zero_floats(m, d->mlp_post, N * F);
 }
 
-/* Block l on the chunk's prompts, its parameter gradients into g. */
+/* Block l on the chunk's prompts, its parameter gradients into g. On entry dres
+ * holds the gradient of resid[l+1], on return that of resid[l]. */
 static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_layer_params *g) {
     const icl_backend_ops *ops = m->be->ops;
     icl_backend *be = m->be;
@@ -47,28 +45,25 @@ static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_la
     const icl_layer_params *p = &m->p.layers[l];
     const icl_layer_acts a = icl_layer_acts_at(m, &m->a.layers[l], c);
     const icl_layer_grads d = icl_layer_grads_at(m, &m->da.layer, c);
-    const float *dout = icl_rows_at(m, m->da.resid[(l + 1) % 2], C, c);
-    float *dx = icl_rows_at(m, m->da.resid[l % 2], C, c);
+    float *dres = icl_rows_at(m, m->da.resid, C, c);
 
-    /* d and dx still hold block l+1's gradients (dx: of resid[l+2]), which nothing reads after that block; the
-       zeroing queues behind its kernels on the backend's one stream, so on the GPU too they are dead by then. */
+    /* d still holds block l+1's gradients, which nothing reads after that block; the zeroing queues behind
+       its kernels on the backend's one stream, so on the GPU too they are dead by then. */
     ICL_TRY(zero_layer_grads(m, &d, c));
-    ICL_TRY(zero_rows(m, m->da.resid[l % 2], C, c));
-    /* resid_post = resid_mid + mlp_out */
-    ops->residual_backward(be, d.resid_mid, d.mlp_out, dout, (size_t)N * C);
-    ops->matmul_backward(be, d.mlp_post, g->fcproj_w, g->fcproj_b, d.mlp_out, a.mlp_post, p->fcproj_w, N, F, C);
+    /* resid_post = resid_mid + mlp_out: both terms' gradient is dres, which the MLP branch reads as it is
+       and ln2's backward then adds to, making it resid_mid's */
+    ops->matmul_backward(be, d.mlp_post, g->fcproj_w, g->fcproj_b, dres, a.mlp_post, p->fcproj_w, N, F, C);
     ops->gelu_backward(be, d.mlp_pre, a.mlp_pre, d.mlp_post, (size_t)N * F);
     ops->matmul_backward(be, d.ln2, g->fc_w, g->fc_b, d.mlp_pre, a.ln2, p->fc_w, N, C, F);
-    ops->layernorm_backward(be, d.resid_mid, g->ln2_w, g->ln2_b, d.ln2, a.resid_mid, p->ln2_w, a.ln2_mean,
+    ops->layernorm_backward(be, dres, g->ln2_w, g->ln2_b, d.ln2, a.resid_mid, p->ln2_w, a.ln2_mean,
                             a.ln2_rstd, N, C);
-    /* resid_mid = resid_pre + attn_out */
-    ops->residual_backward(be, dx, d.attn_out, d.resid_mid, (size_t)N * C);
-    ops->matmul_backward(be, d.head_out, g->proj_w, g->proj_b, d.attn_out, a.head_out, p->proj_w, N, C, C);
+    /* resid_mid = resid_pre + attn_out: the same again, ln1's backward making dres resid_pre's gradient */
+    ops->matmul_backward(be, d.head_out, g->proj_w, g->proj_b, dres, a.head_out, p->proj_w, N, C, C);
     ops->attention_values_backward(be, d.probs, d.qkv, d.head_out, a.probs, a.qkv, B, T, C, NH);
     ops->attention_softmax_backward(be, d.scores, d.probs, a.probs, B, NH, T);
     ops->attention_scores_backward(be, d.qkv, d.scores, a.qkv, B, T, C, NH);
     ops->matmul_backward(be, d.ln1, g->qkv_w, g->qkv_b, d.qkv, a.ln1, p->qkv_w, N, C, 3 * C);
-    ops->layernorm_backward(be, dx, g->ln1_w, g->ln1_b, d.ln1, icl_rows_at(m, m->a.resid[l], C, c), p->ln1_w,
+    ops->layernorm_backward(be, dres, g->ln1_w, g->ln1_b, d.ln1, icl_rows_at(m, m->a.resid[l], C, c), p->ln1_w,
                             a.ln1_mean, a.ln1_rstd, N, C);
     return ICL_OK;
 }
@@ -86,10 +81,10 @@ static icl_status backward_chunk(icl_model *m, const icl_chunk *c, const icl_par
     int B = c->B, T = m->T, C = m->C, N = B * T;
     size_t row0 = (size_t)c->b0 * T;
     float *dlogits = icl_rows_at(m, m->da.logits, m->OUT, c), *dlnf = icl_rows_at(m, m->da.lnf, C, c);
-    float *dresid = icl_rows_at(m, m->da.resid[m->L % 2], C, c), *lnf = icl_rows_at(m, m->a.lnf, C, c);
+    float *dresid = icl_rows_at(m, m->da.resid, C, c), *lnf = icl_rows_at(m, m->a.lnf, C, c);
     ICL_TRY(zero_rows(m, m->da.logits, m->OUT, c));
     ICL_TRY(zero_rows(m, m->da.lnf, C, c));
-    ICL_TRY(zero_rows(m, m->da.resid[m->L % 2], C, c));
+    ICL_TRY(zero_rows(m, m->da.resid, C, c));
 
     if (m->cfg.mode == ICL_MODE_TOKEN) {
         ops->crossentropy_backward(be, dlogits, m->dlosses + row0, icl_rows_at(m, m->a.probs, m->V, c),
@@ -104,7 +99,7 @@ static icl_status backward_chunk(icl_model *m, const icl_chunk *c, const icl_par
                             icl_rows_at(m, m->a.lnf_mean, 1, c), icl_rows_at(m, m->a.lnf_rstd, 1, c), N, C);
     for (int l = m->L - 1; l >= 0; l--)
         ICL_TRY(block_backward(m, l, c, &g->layers[l]));
-    float *dx0 = icl_rows_at(m, m->da.resid[0], C, c);
+    float *dx0 = dresid; /* now the gradient of resid[0] */
     if (m->cfg.mode == ICL_MODE_TOKEN) {
         ops->embed_backward(be, g->tok_embed, g->pos_embed, dx0, m->tokens + row0, B, T, C);
     } else {

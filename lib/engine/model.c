@@ -276,16 +276,14 @@ static size_t carve_dacts(const icl_model *m, int B, int T, float *base, icl_act
     size_t off = 0;
     TAKE(v->logits, N * (size_t)m->OUT); TAKE(v->lnf, N * C);
     const size_t head = off;
-    TAKE(v->resid[0], N * C); TAKE(v->resid[1], N * C);
+    TAKE(v->resid, N * C);
     const size_t layer = off;
     icl_layer_grads *d = base ? &v->layer : NULL; /* only counting: no views to fill */
     TAKE(d->ln1, N * C);
     TAKE(d->qkv, 3 * N * C);
     TAKE(d->scores, att); TAKE(d->probs, att);
-    TAKE(d->head_out, N * C); TAKE(d->attn_out, N * C);
-    TAKE(d->resid_mid, N * C); TAKE(d->ln2, N * C);
+    TAKE(d->head_out, N * C); TAKE(d->ln2, N * C);
     TAKE(d->mlp_pre, N * F); TAKE(d->mlp_post, N * F);
-    TAKE(d->mlp_out, N * C);
     if (base) {
         v->head_floats = head;
         v->layer_floats = off - layer;
@@ -417,10 +415,8 @@ icl_layer_grads icl_layer_grads_at(const icl_model *m, const icl_layer_grads *d,
     icl_layer_grads v = {
         .ln1 = icl_rows_at(m, d->ln1, C, c), .qkv = icl_rows_at(m, d->qkv, 3 * C, c),
         .scores = d->scores + att, .probs = d->probs + att,
-        .head_out = icl_rows_at(m, d->head_out, C, c), .attn_out = icl_rows_at(m, d->attn_out, C, c),
-        .resid_mid = icl_rows_at(m, d->resid_mid, C, c), .ln2 = icl_rows_at(m, d->ln2, C, c),
+        .head_out = icl_rows_at(m, d->head_out, C, c), .ln2 = icl_rows_at(m, d->ln2, C, c),
         .mlp_pre = icl_rows_at(m, d->mlp_pre, F, c), .mlp_post = icl_rows_at(m, d->mlp_post, F, c),
-        .mlp_out = icl_rows_at(m, d->mlp_out, C, c),
     };
     return v;
 }

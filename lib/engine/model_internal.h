@@ -60,25 +60,25 @@ typedef struct {
     float *probs;         /* (B,T,V) token mode */
 } icl_act_views;
 
-/* Gradients of one block's activations (the fields of icl_layer_acts that the
- * block's backward accumulates into), contiguous from ln1 in this order. */
+/* Gradients of one block's activations that the block's backward
+ * accumulates into, contiguous from ln1 in this order. Those of resid_mid,
+ * attn_out and mlp_out are the residual stream's own gradient (resid below):
+ * a sum's gradient passes to both its terms unchanged. */
 typedef struct {
     float *ln1;                 /* (B,T,C) */
     float *qkv;                 /* (B,T,3C) */
     float *scores, *probs;      /* (B,NH,T,T) each */
-    float *head_out, *attn_out; /* (B,T,C) each */
-    float *resid_mid, *ln2;     /* (B,T,C) each */
+    float *head_out, *ln2;      /* (B,T,C) each */
     float *mlp_pre, *mlp_post;  /* (B,T,F) each */
-    float *mlp_out;             /* (B,T,C) */
 } icl_layer_grads;
 
 /* The dacts buffer (carve_dacts). The backward of block l reads the gradient
- * of resid[l+1] and writes that of resid[l], so the two alternate in resid[];
- * nothing reads a block's gradients after its own backward, so one set serves
- * every block. Each part is zeroed just before its first writer. */
+ * of resid[l+1] and turns it, in place, into that of resid_mid and then of
+ * resid[l]; nothing reads a block's gradients after its own backward, so one
+ * set serves every block. Each part is zeroed just before its first writer. */
 typedef struct {
     float *logits, *lnf;      /* (B,T,OUT), (B,T,C): contiguous from logits */
-    float *resid[2];          /* (B,T,C) each: the gradient of resid[l] is in resid[l % 2] */
+    float *resid;             /* (B,T,C): the residual stream's gradient where the backward is */
     icl_layer_grads layer;    /* the block whose backward runs */
     size_t head_floats;       /* floats of logits and lnf */
     size_t layer_floats;      /* floats of layer */
