@@ -75,13 +75,22 @@ static float *scratch_create(int T, int HS) {
     return malloc(scratch_floats(head_shape_of(T, HS)) * sizeof(float));
 }
 
+/* dst[0 .. n) = scale * src[0 .. n), dst[n .. width) = 0. Rows here are a few
+ * dozen floats: plain loops, where a memset and a memcpy call per row cost
+ * more than the copying. */
+static inline void copy_row(float *dst, const float *src, int n, int width, float scale) {
+    for (int c = 0; c < n; c++)
+        dst[c] = src[c] * scale;
+    for (int c = n; c < width; c++)
+        dst[c] = 0.0f;
+}
+
 /* dst (rows_p, ld) = scale * src (rows, cols; rows src_rs apart), zero elsewhere */
 static void load_block(float *dst, int rows_p, int ld, const float *src, long src_rs, int rows, int cols,
                        float scale) {
-    memset(dst, 0, (size_t)rows_p * ld * sizeof *dst);
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            dst[(long)r * ld + c] = src[r * src_rs + c] * scale;
+        copy_row(dst + (long)r * ld, src + r * src_rs, cols, ld, scale);
+    memset(dst + (long)rows * ld, 0, (size_t)(rows_p - rows) * ld * sizeof *dst);
 }
 
 /* dst (cols_p, ld) = scale * src^T: dst[c][r] = src[r][c] for src (rows, cols; src_rs), zero elsewhere */
@@ -95,29 +104,28 @@ static void load_transposed(float *dst, int cols_p, int ld, const float *src, lo
 
 /* dst (Tr, Tc) = the causal triangle of src (T,T), zero elsewhere */
 static void load_lower(float *dst, head_shape s, const float *src) {
-    memset(dst, 0, (size_t)s.Tr * s.Tc * sizeof *dst);
     for (int t = 0; t < s.T; t++)
-        memcpy(dst + (long)t * s.Tc, src + (long)t * s.T, (size_t)(t + 1) * sizeof *dst);
+        copy_row(dst + (long)t * s.Tc, src + (long)t * s.T, t + 1, s.Tc, 1.0f);
+    memset(dst + (long)s.T * s.Tc, 0, (size_t)(s.Tr - s.T) * s.Tc * sizeof *dst);
 }
 
 /* the causal triangle of dst (T,T) = that of src (Tr, Tc); the rest of dst is left as is */
 static void store_lower(float *dst, head_shape s, const float *src) {
     for (int t = 0; t < s.T; t++)
-        memcpy(dst + (long)t * s.T, src + (long)t * s.Tc, (size_t)(t + 1) * sizeof *dst);
+        for (int c = 0; c <= t; c++)
+            dst[(long)t * s.T + c] = src[(long)t * s.Tc + c];
 }
 
 /* dst (T,T) = the causal triangle of src (Tr, Tc), zeros above it: one pass over dst */
 static void store_causal(float *dst, head_shape s, const float *src) {
-    for (int t = 0; t < s.T; t++) {
-        memcpy(dst + (long)t * s.T, src + (long)t * s.Tc, (size_t)(t + 1) * sizeof *dst);
-        memset(dst + (long)t * s.T + t + 1, 0, (size_t)(s.T - t - 1) * sizeof *dst);
-    }
+    for (int t = 0; t < s.T; t++)
+        copy_row(dst + (long)t * s.T, src + (long)t * s.Tc, t + 1, s.T, 1.0f);
 }
 
 /* dst (T, HS; rows dst_rs apart) = the valid part of src (Tr, Hc) */
 static void store_block(float *dst, long dst_rs, head_shape s, const float *src) {
     for (int t = 0; t < s.T; t++)
-        memcpy(dst + t * dst_rs, src + (long)t * s.Hc, (size_t)s.HS * sizeof *dst);
+        copy_row(dst + t * dst_rs, src + (long)t * s.Hc, s.HS, s.HS, 1.0f);
 }
 
 /* C (rows_p, cols_p; ldc) += A (rows_p, depth; a_rs, a_cs) . B (depth, cols_p; ldb)
