@@ -79,8 +79,10 @@ static float *scratch_create(int T, int HS) {
  * dozen floats: plain loops, where a memset and a memcpy call per row cost
  * more than the copying. */
 static inline void copy_row(float *dst, const float *src, int n, int width, float scale) {
+#pragma omp simd
     for (int c = 0; c < n; c++)
         dst[c] = src[c] * scale;
+#pragma omp simd
     for (int c = n; c < width; c++)
         dst[c] = 0.0f;
 }
@@ -112,8 +114,7 @@ static void load_lower(float *dst, head_shape s, const float *src) {
 /* the causal triangle of dst (T,T) = that of src (Tr, Tc); the rest of dst is left as is */
 static void store_lower(float *dst, head_shape s, const float *src) {
     for (int t = 0; t < s.T; t++)
-        for (int c = 0; c <= t; c++)
-            dst[(long)t * s.T + c] = src[(long)t * s.Tc + c];
+        copy_row(dst + (long)t * s.T, src + (long)t * s.Tc, t + 1, t + 1, 1.0f);
 }
 
 /* dst (T,T) = the causal triangle of src (Tr, Tc), zeros above it: one pass over dst */
