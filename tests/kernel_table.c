@@ -220,9 +220,6 @@ static void gelu_backward_run(tk_impl i, icl_backend *be, void *const *x, const 
 static void residual_forward_run(tk_impl i, icl_backend *be, void *const *x, const int *d) {
     TK_RUN(i, be, residual_forward, x[0], x[1], x[2], (size_t)d[0]);
 }
-static void residual_backward_run(tk_impl i, icl_backend *be, void *const *x, const int *d) {
-    TK_RUN(i, be, residual_backward, x[0], x[1], x[2], (size_t)d[0]);
-}
 
 /* ---- losses: d = N V (cross-entropy) or N D (mse); weights nullable ---- */
 
@@ -374,9 +371,6 @@ const tk_kernel tk_kernels[] = {
     {.name = "residual_forward", .dims = "N", SIZES(pointwise_sizes), .n_operands = 3,
      .op = {OUT("out", 1e-7, 1e-7, 1e-7, 1e-7), IN("a", 1.0f, 0), IN("b", 1.0f, 0)},
      .numel = pointwise_numel, .run = residual_forward_run},
-    {.name = "residual_backward", .dims = "N", SIZES(pointwise_sizes), .n_operands = 3,
-     .op = {ACC("da", 1e-7, 1e-7, 1e-6, 1e-6), ACC("db", 1e-7, 1e-7, 1e-7, 1e-7), IN("dout", 1.0f, 0)},
-     .numel = pointwise_numel, .run = residual_backward_run},
     {.name = "crossentropy_forward", .dims = "N V", SIZES(xent_sizes), .token_dim = 1, .n_operands = 5,
      .op = {OUT("losses", 1e-5, 1e-5, 2e-6, 1e-5), OUT("probs", 1e-6, 1e-5, 1e-6, 1e-5), IN("logits", 3.0f, 0),
             TOKENS("targets"), IN_OR_NULL("weights", 1.0f)},

@@ -539,6 +539,36 @@ START_TEST(test_attention_local_matches_strided) {
 }
 END_TEST
 
+/* The fused attention backward against the three kernels it replaces, run on
+ * zeroed dprobs and dscores: dqkv bit for bit, whatever its workspace held
+ * (noise here), on the local path and past it (T = 129). */
+START_TEST(test_attention_backward_fused) {
+    static const int shapes[][4] = {/* B T C NH */
+                                    {2, 1, 24, 3}, {3, 5, 6, 6}, {2, 7, 40, 4}, {2, 17, 20, 1}, {3, 26, 64, 4},
+                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+        size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+        icl_rng r = stream(fmt("attn-fused-%zu", i));
+        float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
+        float *scores = tu_floats(n_att), *probs = tu_floats(n_att);
+        icl_cpu_attention_scores_forward(scores, qkv, B, T, C, NH);
+        icl_cpu_attention_softmax_forward(probs, scores, B, NH, T);
+        float *want = tu_rand_floats(n_qkv, 0.5f, &r), *got = tu_dup_floats(want, n_qkv);
+        float *dprobs = tu_floats(n_att), *dscores = tu_floats(n_att);
+        icl_cpu_attention_values_backward(dprobs, want, dout, probs, qkv, B, T, C, NH);
+        icl_cpu_attention_softmax_backward(dscores, dprobs, probs, B, NH, T);
+        icl_cpu_attention_scores_backward(want, dscores, qkv, B, T, C, NH);
+        float *ws1 = tu_rand_floats(n_att, 3.0f, &r), *ws2 = tu_rand_floats(n_att, 3.0f, &r);
+        icl_cpu_attention_backward(got, ws1, ws2, dout, probs, qkv, B, T, C, NH);
+        assert_bitwise_equal(fmt("attention backward, fused vs 3 kernels, B %d T %d C %d NH %d", B, T, C, NH), want,
+                             got, n_qkv * sizeof *got);
+        free(qkv), free(dout), free(scores), free(probs), free(want), free(got), free(dprobs), free(dscores);
+        free(ws1), free(ws2);
+    }
+}
+END_TEST
+
 /* The tile's starting values (tile.h): ICL_START_ROW and ICL_START_ZERO must
  * give the bits of storing the row (or zeros) into C and accumulating, write
  * every entry of C whatever was there, and leave later k slices (depth > KC)
@@ -600,7 +630,7 @@ START_TEST(test_cpu_backend_ops_table) {
         (const void *)o->matmul_gelu_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
         (const void *)o->matmul_backward, (const void *)o->layernorm_backward,
         (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
-        (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->residual_backward,
+        (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->attention_backward,
         (const void *)o->crossentropy_backward, (const void *)o->mse_backward,
         (const void *)o->alloc_staging, (const void *)o->release_staging, (const void *)o->upload,
         (const void *)o->download, (const void *)o->sum_squares_accumulate, (const void *)o->flag_nonfinite_losses,
@@ -755,9 +785,16 @@ START_TEST(test_cpu_backend_dispatch) {
     o->gelu_backward(be, a, x, y, NC);
     icl_cpu_gelu_backward(a2, x, y, NC);
     CHECK_SAME("gelu_backward");
-    o->residual_backward(be, a, b, x, NC);
-    icl_cpu_residual_backward(a2, b2, x, NC);
-    CHECK_SAME("residual_backward");
+    /* the fused backward: dqkv as the three kernels on zeroed dprobs, dscores (its workspace, not compared) */
+    o->attention_backward(be, a, b, c, x, probs, y, B, T, C, NH);
+    memset(b2, 0, n_att * sizeof *b2);
+    memset(c2, 0, n_att * sizeof *c2);
+    icl_cpu_attention_values_backward(b2, a2, x, probs, y, B, T, C, NH);
+    icl_cpu_attention_softmax_backward(c2, b2, probs, B, NH, T);
+    icl_cpu_attention_scores_backward(a2, c2, y, B, T, C, NH);
+    ck_assert_msg(memcmp(a, a2, n_qkv * sizeof *a) == 0, "attention_backward: dqkv");
+    memcpy(b, b2, n_qkv * sizeof *b);
+    memcpy(c, c2, n_qkv * sizeof *c);
     o->crossentropy_backward(be, a, wts, probs, tok, N, V);
     icl_cpu_crossentropy_backward(a2, wts, probs, tok, N, V);
     CHECK_SAME("crossentropy_backward");
@@ -837,6 +874,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_attention_batch_position_independent);
     tcase_add_test(tc, test_attention_local_matches_strided);
     tcase_add_test(tc, test_product_start_modes);
+    tcase_add_test(tc, test_attention_backward_fused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backend");

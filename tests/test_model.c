@@ -654,8 +654,8 @@ START_TEST(test_training_bytes_match_the_model) {
         double want = 4.0 * ((double)m->n_acts + (double)m->n_dacts + 4.0 * (double)icl_model_num_params(m));
         printf("  shape %d: %.0f bytes, model layout %.0f\n", i, bytes, want);
         ck_assert(bytes == want);
-        /* and the count is where the carved gradient views end (the block's mlp_post is last) */
-        ck_assert((size_t)(m->da.layer.mlp_post + (size_t)B * T * m->F - m->dacts) == m->n_dacts);
+        /* and the count is where the carved gradient views end (the block's probs is last) */
+        ck_assert((size_t)(m->da.layer.probs + (size_t)B * m->NH * T * T - m->dacts) == m->n_dacts);
         icl_model_free(m);
     }
     double bytes;

@@ -56,14 +56,14 @@ static head_shape head_shape_of(int T, int HS) {
     return s;
 }
 
-/* Floats of scratch one thread needs: the most any op uses (values backward:
- * two (Tr,Tc), two (Tr,Hc) and one (Hc,Tc) block; scores backward: one (Tr,Tc)
- * and three (Tr,Hc)). A transposed operand read as A (probs^T, dscores^T)
+/* Floats of scratch one thread needs: the most any op uses (the fused
+ * backward: three (Tr,Tc), three (Tr,Hc) and one (Hc,Tc) block; the others
+ * less). A transposed operand read as A (probs^T, dscores^T)
  * has rows beyond T that read other entries: they only feed padding rows of
  * C, which are never copied back. */
 static size_t scratch_floats(head_shape s) {
     size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc, ht = (size_t)s.Hc * s.Tc;
-    return 2 * tt + 3 * th + ht;
+    return 3 * tt + 3 * th + ht;
 }
 
 /* A thread's scratch for the local path, or NULL where it does not apply
@@ -257,6 +257,7 @@ static void scores_backward_strided(float *dqkv, const float *dscores, const flo
 /* One op's arguments, shared by all its heads (the ones it does not use stay NULL). */
 typedef struct {
     float *scores, *out, *dprobs, *dqkv;
+    float *dscores_work; /* the fused backward's (dscores is its input elsewhere) */
     const float *qkv, *probs, *dout, *dscores;
     int B, T, C, NH, HS;
     float scale; /* 1/sqrt(HS) */
@@ -474,6 +475,78 @@ void icl_cpu_attention_scores_backward(float *dqkv, const float *dscores, const 
 void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
                                                int C, int NH) {
     scores_backward(dqkv, dscores, qkv, B, T, C, NH, 0);
+}
+
+/* ---- the fused backward: values, softmax and scores backward per head ----
+ * dprobs and dscores only carry the gradient from one step to the next, so
+ * per head they stay in scratch (local path): no zeroing, storing and
+ * reloading of two (B,NH,T,T) tensors. Each value is computed by the same
+ * operations, in the same order, as the three kernels on zeroed dprobs and
+ * dscores: dprobs' chains start from zero in registers, dscores' rows from
+ * zeroed scratch. */
+
+static void attention_backward_local(const attn_job *j, int b, int h, float *scratch) {
+    int T = j->T, C = j->C, HS = j->HS;
+    head_shape s = head_shape_of(T, HS);
+    size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc;
+    float *p = scratch, *dp = p + tt, *ds = dp + tt, *g = ds + tt, *dv = g + th, *acc = dv + th, *vt = acc + th;
+    float *dq_out = dqkv_at(j->dqkv, 0, b, 0, h, T, C, HS), *dk_out = dqkv_at(j->dqkv, 1, b, 0, h, T, C, HS);
+    float *dv_out = dqkv_at(j->dqkv, 2, b, 0, h, T, C, HS);
+    load_lower(p, s, j->probs + head_block(j, b, h));
+    load_block(g, s.Tr, s.Hc, j->dout + head_cols(j, b, h), C, T, HS, 1.0f);
+    load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, T, HS, 1.0f);
+    load_transposed(vt, s.Hc, s.Tc, qkv_at(j->qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    /* dprobs = dout . v^T on the causal triangle (tiles above it stay unwritten and unread) */
+    whole_tiles(j->tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
+    /* dv += probs^T . dout */
+    whole_tiles(j->tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
+    store_block(dv_out, 3L * C, s, dv);
+    /* dscores: each row from zero, zero above the diagonal and in the padding (read as masked A below) */
+    for (int t = 0; t < T; t++) {
+        float *row = ds + (long)t * s.Tc;
+        memset(row, 0, (size_t)s.Tc * sizeof *row);
+        softmax_backward_row(row, dp + (long)t * s.Tc, p + (long)t * s.Tc, t + 1);
+    }
+    memset(ds + (long)T * s.Tc, 0, (size_t)(s.Tr - T) * s.Tc * sizeof *ds);
+    /* dq += dscores . (scale k), dk += dscores^T . (scale q); g and dv hold k and q now */
+    float *k = g, *q = dv;
+    load_block(k, s.Tr, s.Hc, qkv_at(j->qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
+    load_block(q, s.Tr, s.Hc, qkv_at(j->qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
+    load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, T, HS, 1.0f);
+    whole_tiles(j->tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 0);
+    store_block(dq_out, 3L * C, s, acc);
+    load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, T, HS, 1.0f);
+    whole_tiles(j->tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
+    store_block(dk_out, 3L * C, s, acc);
+}
+
+/* Without scratch (long sequences): the three steps on the head's blocks of
+ * dprobs and dscores, zeroed first, on the operands in place. */
+static void attention_backward_strided(const attn_job *j, int b, int h) {
+    int T = j->T;
+    float *dp = j->dprobs + head_block(j, b, h), *ds = j->dscores_work + head_block(j, b, h);
+    const float *p = j->probs + head_block(j, b, h);
+    memset(dp, 0, (size_t)T * T * sizeof *dp);
+    memset(ds, 0, (size_t)T * T * sizeof *ds);
+    values_backward_strided(dp, j->dqkv, j->dout + head_cols(j, b, h), p, j->qkv, b, h, T, j->C, j->HS, j->tile);
+    for (int t = 0; t < T; t++)
+        softmax_backward_row(ds + (long)t * T, dp + (long)t * T, p + (long)t * T, t + 1);
+    scores_backward_strided(j->dqkv, ds, j->qkv, b, h, T, j->C, j->HS, j->scale, j->tile);
+}
+
+static void attention_backward_head(const attn_job *j, int b, int h, float *scratch) {
+    if (scratch)
+        attention_backward_local(j, b, h, scratch);
+    else
+        attention_backward_strided(j, b, h);
+}
+
+// dqkv (B,T,3C) += attention backward from dout (B,T,C); dprobs, dscores (B,NH,T,T): workspace
+void icl_cpu_attention_backward(float *dqkv, float *dprobs, float *dscores, const float *dout, const float *probs,
+                                const float *qkv, int B, int T, int C, int NH) {
+    attn_job j = job_of(B, T, C, NH);
+    j.dqkv = dqkv, j.dprobs = dprobs, j.dscores_work = dscores, j.dout = dout, j.probs = probs, j.qkv = qkv;
+    for_each_head(&j, attention_backward_head, 1);
 }
 
 /* ---- the naive references (one thread, double accumulation) ---- */

@@ -191,14 +191,15 @@ static void cpu_attention_scores_backward(icl_backend *be, float *dqkv, const fl
     icl_cpu_attention_scores_backward(dqkv, dscores, qkv, B, T, C, NH);
 }
 
+static void cpu_attention_backward(icl_backend *be, float *dqkv, float *dprobs, float *dscores, const float *dout,
+                                   const float *probs, const float *qkv, int B, int T, int C, int NH) {
+    (void)be;
+    icl_cpu_attention_backward(dqkv, dprobs, dscores, dout, probs, qkv, B, T, C, NH);
+}
+
 static void cpu_gelu_backward(icl_backend *be, float *dinp, const float *inp, const float *dout, size_t N) {
     (void)be;
     icl_cpu_gelu_backward(dinp, inp, dout, N);
-}
-
-static void cpu_residual_backward(icl_backend *be, float *da, float *db, const float *dout, size_t N) {
-    (void)be;
-    icl_cpu_residual_backward(da, db, dout, N);
 }
 
 static void cpu_crossentropy_backward(icl_backend *be, float *dlogits, const float *dlosses, const float *probs,
@@ -322,9 +323,9 @@ static const icl_backend_ops cpu_ops = {
     .attention_softmax_backward = cpu_attention_softmax_backward,
     .attention_scores_backward = cpu_attention_scores_backward,
     .gelu_backward = cpu_gelu_backward,
-    .residual_backward = cpu_residual_backward,
     .crossentropy_backward = cpu_crossentropy_backward,
     .mse_backward = cpu_mse_backward,
+    .attention_backward = cpu_attention_backward,
     .workers = cpu_workers,
     .parallel_for = cpu_parallel_for,
     .sum_squares_accumulate = cpu_sum_squares_accumulate,

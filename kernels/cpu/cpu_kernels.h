@@ -58,6 +58,12 @@ void icl_cpu_attention_values_backward_strided(float *dprobs, float *dqkv, const
                                                const float *qkv, int B, int T, int C, int NH);
 void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
                                                int C, int NH);
+/* The three attention backward kernels above in one pass per head, with the
+ * same bits as running them in order on zeroed dprobs and dscores; those two
+ * are workspace (their contents afterwards are unspecified). On the local
+ * path they stay in a thread's scratch and are not touched at all. */
+void icl_cpu_attention_backward(float *dqkv, float *dprobs, float *dscores, const float *dout, const float *probs,
+                                const float *qkv, int B, int T, int C, int NH);
 ICL_CPU_KERNEL_PAIR(void, gelu_forward, float *out, const float *inp, size_t N);
 ICL_CPU_KERNEL_PAIR(void, gelu_backward, float *dinp, const float *inp, const float *dout, size_t N);
 /* pre = inp . w^T + bias and post = GELU(pre) in one pass: the same bits as
@@ -70,7 +76,6 @@ float icl_cpu_softmax_row(float *p, const float *x, int n, float *mx_out);
 /* GELU of n elements on the calling thread (the fused matmul + GELU uses it) */
 void icl_cpu_gelu_range(float *out, const float *inp, size_t n);
 ICL_CPU_KERNEL_PAIR(void, residual_forward, float *out, const float *a, const float *b, size_t N);
-ICL_CPU_KERNEL_PAIR(void, residual_backward, float *da, float *db, const float *dout, size_t N);
 ICL_CPU_KERNEL_PAIR(void, crossentropy_forward, float *losses, float *probs, const float *logits,
                     const int32_t *targets, const float *weights, int N, int V);
 ICL_CPU_KERNEL_PAIR(void, crossentropy_backward, float *dlogits, const float *dlosses, const float *probs,

@@ -339,7 +339,6 @@ static icl_backend_ops make_ops(void) {
     o.attention_softmax_backward = icl_cuda_attention_softmax_backward;
     o.attention_scores_backward = icl_cuda_attention_scores_backward;
     o.gelu_backward = icl_cuda_gelu_backward;
-    o.residual_backward = icl_cuda_residual_backward;
     o.crossentropy_backward = icl_cuda_crossentropy_backward;
     o.mse_backward = icl_cuda_mse_backward;
     o.sum_squares_accumulate = icl_cuda_sum_squares_accumulate;

@@ -142,7 +142,6 @@ void icl_cuda_gelu_forward(icl_backend *be, float *out, const float *inp, size_t
 void icl_cuda_gelu_backward(icl_backend *be, float *dinp, const float *inp, const float *dout, size_t N);
 /* residual.cu */
 void icl_cuda_residual_forward(icl_backend *be, float *out, const float *a, const float *b, size_t N);
-void icl_cuda_residual_backward(icl_backend *be, float *da, float *db, const float *dout, size_t N);
 /* crossentropy.cu */
 void icl_cuda_crossentropy_forward(icl_backend *be, float *losses, float *probs, const float *logits,
                                    const int32_t *targets, const float *weights, int N, int V);

@@ -148,14 +148,19 @@ typedef struct {
                                       int B, int T, int C, int NH);
     /* dinp (N) from dout (N) at inp (N) */
     void (*gelu_backward)(icl_backend *be, float *dinp, const float *inp, const float *dout, size_t N);
-    /* da, db (N) += dout (N) */
-    void (*residual_backward)(icl_backend *be, float *da, float *db, const float *dout, size_t N);
     /* dlogits (N,V) += dlosses[i] * (probs[i,:] - onehot(targets[i])) for rows with dlosses[i] != 0 */
     void (*crossentropy_backward)(icl_backend *be, float *dlogits, const float *dlosses, const float *probs,
                                   const int32_t *targets, int N, int V);
     /* dout (N,D) += dlosses[i] * 2 (out - target) / D for rows with dlosses[i] != 0 */
     void (*mse_backward)(icl_backend *be, float *dout, const float *dlosses, const float *out,
                          const float *target, int N, int D);
+
+    /* ---- fused backward kernels (NULL where the backend has none) ---- */
+    /* dqkv += attention_values_backward, attention_softmax_backward and attention_scores_backward in
+     * order, bit for bit, as if on zeroed dprobs and dscores (B,NH,T,T); those two are workspace,
+     * undefined afterwards, so the caller need not zero them. */
+    void (*attention_backward)(icl_backend *be, float *dqkv, float *dprobs, float *dscores, const float *dout,
+                               const float *probs, const float *qkv, int B, int T, int C, int NH);
 
     /* ---- whole-prompt parallelism (NULL where the backend has none) ----
      * Short prompts and narrow layers make every kernel small, and splitting each one between
@@ -217,7 +222,7 @@ int icl_backend_cuda_device_count(void);
 #define ICL_CUDA_PLUGIN_ENTRY "icl_cuda_plugin_entry"
 /* Bump on any change to icl_backend_ops, icl_step_scalars, icl_adamw_span,
  * struct icl_backend or the two tables below. */
-#define ICL_CUDA_PLUGIN_ABI 2
+#define ICL_CUDA_PLUGIN_ABI 3
 
 /* What libicl lends the plugin: its error recorder, so that the plugin's
  * messages reach the caller's icl_last_error(). */

@@ -21,19 +21,23 @@ static icl_status zero_rows(icl_model *m, float *p, size_t width, const icl_chun
     return zero_floats(m, icl_rows_at(m, p, width, c), (size_t)c->B * m->T * width);
 }
 
-/* Zero d, the chunk's views of the block gradients: one range for the whole batch, else field by field. */
+/* Zero d, the chunk's views of the block gradients: one range for the whole batch, else field by field. With
+ * a fused attention backward, scores and probs are its workspace and stay as they are. */
 static icl_status zero_layer_grads(icl_model *m, const icl_layer_grads *d, const icl_chunk *c) {
+    int fused = m->be->ops->attention_backward != NULL;
     if (c->b0 == 0 && c->B == m->B)
-        return zero_floats(m, d->ln1, m->da.layer_floats);
+        return zero_floats(m, d->ln1, fused ? m->da.layer_floats_dense : m->da.layer_floats);
     size_t N = (size_t)c->B * m->T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->B * m->NH * m->T * m->T;
     ICL_TRY(zero_floats(m, d->ln1, N * C));
     ICL_TRY(zero_floats(m, d->qkv, N * 3 * C));
-    ICL_TRY(zero_floats(m, d->scores, att));
-    ICL_TRY(zero_floats(m, d->probs, att));
     ICL_TRY(zero_floats(m, d->head_out, N * C));
     ICL_TRY(zero_floats(m, d->ln2, N * C));
     ICL_TRY(zero_floats(m, d->mlp_pre, N * F));
-    return zero_floats(m, d->mlp_post, N * F);
+    ICL_TRY(zero_floats(m, d->mlp_post, N * F));
+    if (fused)
+        return ICL_OK;
+    ICL_TRY(zero_floats(m, d->scores, att));
+    return zero_floats(m, d->probs, att);
 }
 
 /* Block l on the chunk's prompts, its parameter gradients into g. On entry dres
@@ -59,9 +63,13 @@ static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_la
                             a.ln2_rstd, N, C);
     /* resid_mid = resid_pre + attn_out: the same again, ln1's backward making dres resid_pre's gradient */
     ops->matmul_backward(be, d.head_out, g->proj_w, g->proj_b, dres, a.head_out, p->proj_w, N, C, C);
-    ops->attention_values_backward(be, d.probs, d.qkv, d.head_out, a.probs, a.qkv, B, T, C, NH);
-    ops->attention_softmax_backward(be, d.scores, d.probs, a.probs, B, NH, T);
-    ops->attention_scores_backward(be, d.qkv, d.scores, a.qkv, B, T, C, NH);
+    if (ops->attention_backward) {
+        ops->attention_backward(be, d.qkv, d.probs, d.scores, d.head_out, a.probs, a.qkv, B, T, C, NH);
+    } else {
+        ops->attention_values_backward(be, d.probs, d.qkv, d.head_out, a.probs, a.qkv, B, T, C, NH);
+        ops->attention_softmax_backward(be, d.scores, d.probs, a.probs, B, NH, T);
+        ops->attention_scores_backward(be, d.qkv, d.scores, a.qkv, B, T, C, NH);
+    }
     ops->matmul_backward(be, d.ln1, g->qkv_w, g->qkv_b, d.qkv, a.ln1, p->qkv_w, N, C, 3 * C);
     ops->layernorm_backward(be, dres, g->ln1_w, g->ln1_b, d.ln1, icl_rows_at(m, m->a.resid[l], C, c), p->ln1_w,
                             a.ln1_mean, a.ln1_rstd, N, C);

@@ -281,12 +281,14 @@ static size_t carve_dacts(const icl_model *m, int B, int T, float *base, icl_act
     icl_layer_grads *d = base ? &v->layer : NULL; /* only counting: no views to fill */
     TAKE(d->ln1, N * C);
     TAKE(d->qkv, 3 * N * C);
-    TAKE(d->scores, att); TAKE(d->probs, att);
     TAKE(d->head_out, N * C); TAKE(d->ln2, N * C);
     TAKE(d->mlp_pre, N * F); TAKE(d->mlp_post, N * F);
+    const size_t dense = off - layer;
+    TAKE(d->scores, att); TAKE(d->probs, att);
     if (base) {
         v->head_floats = head;
         v->layer_floats = off - layer;
+        v->layer_floats_dense = dense;
     }
     return off;
 }

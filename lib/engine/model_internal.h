@@ -63,13 +63,15 @@ typedef struct {
 /* Gradients of one block's activations that the block's backward
  * accumulates into, contiguous from ln1 in this order. Those of resid_mid,
  * attn_out and mlp_out are the residual stream's own gradient (resid below):
- * a sum's gradient passes to both its terms unchanged. */
+ * a sum's gradient passes to both its terms unchanged. scores and probs come
+ * last: a backend with a fused attention backward uses them as workspace
+ * and they need no zeroing. */
 typedef struct {
     float *ln1;                 /* (B,T,C) */
     float *qkv;                 /* (B,T,3C) */
-    float *scores, *probs;      /* (B,NH,T,T) each */
     float *head_out, *ln2;      /* (B,T,C) each */
     float *mlp_pre, *mlp_post;  /* (B,T,F) each */
+    float *scores, *probs;      /* (B,NH,T,T) each */
 } icl_layer_grads;
 
 /* The dacts buffer (carve_dacts). The backward of block l reads the gradient
@@ -82,6 +84,7 @@ typedef struct {
     icl_layer_grads layer;    /* the block whose backward runs */
     size_t head_floats;       /* floats of logits and lnf */
     size_t layer_floats;      /* floats of layer */
+    size_t layer_floats_dense; /* floats of layer before scores */
 } icl_act_grads;
 
 /* Whole prompts [b0, b0 + B) of the carved batch: what one worker runs
