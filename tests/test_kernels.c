@@ -539,6 +539,39 @@ START_TEST(test_attention_local_matches_strided) {
 }
 END_TEST
 
+/* The fused attention forward against the three kernels it replaces: scores,
+ * probs and out bit for bit, on the local path and past it (T = 129). */
+START_TEST(test_attention_forward_fused) {
+    static const int shapes[][4] = {/* B T C NH */
+                                    {2, 1, 24, 3}, {3, 5, 6, 6}, {2, 7, 40, 4}, {2, 17, 20, 1}, {3, 26, 64, 4},
+                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+        size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
+        icl_rng r = stream(fmt("attn-fused-fwd-%zu", i));
+        float *qkv = tu_rand_floats(n_qkv, 2.0f, &r);
+        /* both start from noise: every entry must be written */
+        float *want[3] = {tu_rand_floats(n_att, 1.0f, &r), tu_rand_floats(n_att, 1.0f, &r),
+                          tu_rand_floats(n_out, 1.0f, &r)};
+        float *got[3] = {tu_rand_floats(n_att, 1.0f, &r), tu_rand_floats(n_att, 1.0f, &r),
+                         tu_rand_floats(n_out, 1.0f, &r)};
+        icl_cpu_attention_scores_forward(want[0], qkv, B, T, C, NH);
+        icl_cpu_attention_softmax_forward(want[1], want[0], B, NH, T);
+        icl_cpu_attention_values_forward(want[2], want[1], qkv, B, T, C, NH);
+        icl_cpu_attention_forward(got[0], got[1], got[2], qkv, B, T, C, NH);
+        static const char *names[3] = {"scores", "probs", "out"};
+        size_t sizes[3] = {n_att, n_att, n_out};
+        for (int k = 0; k < 3; k++) {
+            assert_bitwise_equal(fmt("attention forward %s, fused vs 3 kernels, B %d T %d C %d NH %d", names[k], B,
+                                     T, C, NH),
+                                 want[k], got[k], sizes[k] * sizeof(float));
+            free(want[k]), free(got[k]);
+        }
+        free(qkv);
+    }
+}
+END_TEST
+
 /* The fused attention backward against the three kernels it replaces, run on
  * zeroed dprobs and dscores: dqkv bit for bit, whatever its workspace held
  * (noise here), on the local path and past it (T = 129). */
@@ -627,7 +660,7 @@ START_TEST(test_cpu_backend_ops_table) {
         (const void *)o->attention_softmax_forward, (const void *)o->attention_values_forward,
         (const void *)o->gelu_forward, (const void *)o->residual_forward, (const void *)o->crossentropy_forward,
         (const void *)o->mse_forward, (const void *)o->residual_layernorm_forward,
-        (const void *)o->matmul_gelu_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
+        (const void *)o->matmul_gelu_forward, (const void *)o->attention_forward, (const void *)o->embed_backward, (const void *)o->position_add_backward,
         (const void *)o->matmul_backward, (const void *)o->layernorm_backward,
         (const void *)o->attention_values_backward, (const void *)o->attention_softmax_backward,
         (const void *)o->attention_scores_backward, (const void *)o->gelu_backward, (const void *)o->attention_backward,
@@ -740,6 +773,11 @@ START_TEST(test_cpu_backend_dispatch) {
     icl_cpu_matmul_forward(a2, x, y, z, 1, N, C, OC);
     icl_cpu_gelu_forward(b2, a2, (size_t)N * OC);
     CHECK_SAME("matmul_gelu_forward");
+    o->attention_forward(be, a, b, c, x, B, T, C, NH);
+    icl_cpu_attention_scores_forward(a2, x, B, T, C, NH);
+    icl_cpu_attention_softmax_forward(b2, a2, B, NH, T);
+    icl_cpu_attention_values_forward(c2, b2, x, B, T, C, NH);
+    CHECK_SAME("attention_forward");
     o->attention_scores_forward(be, a, x, B, T, C, NH);
     icl_cpu_attention_scores_forward(a2, x, B, T, C, NH);
     CHECK_SAME("attention_scores_forward");
@@ -874,6 +912,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_attention_batch_position_independent);
     tcase_add_test(tc, test_attention_local_matches_strided);
     tcase_add_test(tc, test_product_start_modes);
+    tcase_add_test(tc, test_attention_forward_fused);
     tcase_add_test(tc, test_attention_backward_fused);
     suite_add_tcase(s, tc);
 

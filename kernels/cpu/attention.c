@@ -257,7 +257,7 @@ static void scores_backward_strided(float *dqkv, const float *dscores, const flo
 /* One op's arguments, shared by all its heads (the ones it does not use stay NULL). */
 typedef struct {
     float *scores, *out, *dprobs, *dqkv;
-    float *dscores_work; /* the fused backward's (dscores is its input elsewhere) */
+    float *probs_out, *dscores_work; /* the fused kernels' (probs, dscores are inputs elsewhere) */
     const float *qkv, *probs, *dout, *dscores;
     int B, T, C, NH, HS;
     float scale; /* 1/sqrt(HS) */
@@ -335,34 +335,26 @@ static inline float row_max(const float *x, int n) {
     return mx;
 }
 
-/* probs (T,T) = causal row softmax of scores (T,T), one head, with the
- * operations of icl_cpu_softmax_row on each element: first x - (its row's
- * max) everywhere, then one exponential pass over the whole block, then each
- * row's sum and scale. The exponentials run in whole vectors, where row by
- * row a short row would go mostly through the scalar remainder loop; the
- * entries above the diagonal (scores there are 0) are computed and dropped. */
-ICL_WIDE_CLONES static void softmax_head(float *probs, const float *scores, int T) {
-    for (int t = 0; t < T; t++) {
-        const float *x = scores + (long)t * T;
-        float *p = probs + (long)t * T;
+/* Rows t < T of p (rows ldp apart) = causal row softmax of those of x (ldx
+ * apart), with the operations of icl_cpu_softmax_row on each element
+ * (x - its row's max, the exponential, the row's sum, the scale); entries
+ * t < s < width of each row are set to 0. x is read only where s <= t. */
+ICL_WIDE_CLONES static void softmax_causal_rows(float *p, long ldp, const float *x, long ldx, int T, int width) {
+    for (int t = 0; t < T; t++, p += ldp, x += ldx) {
         float mx = row_max(x, t + 1);
 #pragma omp simd
-        for (int s = 0; s < T; s++)
-            p[s] = x[s] - mx; /* <= 0 for s <= t */
-    }
-    long TT = (long)T * T;
-#pragma omp simd
-    for (long i = 0; i < TT; i++)
-        probs[i] = icl_fast_exp_minus_abs(probs[i]);
-    for (int t = 0; t < T; t++) {
-        float *p = probs + (long)t * T;
+        for (int s = 0; s <= t; s++)
+            p[s] = icl_fast_exp_minus_abs(x[s] - mx); /* x - mx <= 0 */
         float inv = 1.0f / icl_lanes_sum(p, t + 1);
 #pragma omp simd
         for (int s = 0; s <= t; s++)
             p[s] *= inv;
-        memset(p + t + 1, 0, (size_t)(T - t - 1) * sizeof *p);
+        for (int s = t + 1; s < width; s++)
+            p[s] = 0.0f;
     }
 }
+
+static void softmax_head(float *probs, const float *scores, int T) { softmax_causal_rows(probs, T, scores, T, T, T); }
 
 // probs (B,NH,T,T) = causal row softmax of scores (B,NH,T,T)
 void icl_cpu_attention_softmax_forward(float *probs, const float *scores, int B, int NH, int T) {
@@ -475,6 +467,56 @@ void icl_cpu_attention_scores_backward(float *dqkv, const float *dscores, const 
 void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
                                                int C, int NH) {
     scores_backward(dqkv, dscores, qkv, B, T, C, NH, 0);
+}
+
+/* ---- the fused forward: scores, softmax and values per head ----
+ * The scores go from the tile straight into the softmax and the probs from
+ * the softmax straight into the values product, in scratch; scores and
+ * probs are still stored (a caller may read them after the pass, and the
+ * backward needs probs). The same operations as the three kernels. */
+
+static void attention_forward_local(const attn_job *j, int b, int h, float *scratch) {
+    int T = j->T, C = j->C, HS = j->HS;
+    head_shape s = head_shape_of(T, HS);
+    size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc;
+    float *sc = scratch, *p = sc + tt, *q = p + tt, *v = q + th, *o = v + th, *kt = o + th;
+    load_block(q, s.Tr, s.Hc, qkv_at(j->qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    load_transposed(kt, s.Hc, s.Tc, qkv_at(j->qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
+    /* scores = q . (scale k)^T; tiles above the diagonal stay unwritten and are never read */
+    whole_tiles(j->tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
+    store_causal(j->scores + head_block(j, b, h), s, sc);
+    /* probs, zero above the diagonal and in the padding (read as masked A below) */
+    softmax_causal_rows(p, s.Tc, sc, s.Tc, T, s.Tc);
+    memset(p + (long)T * s.Tc, 0, (size_t)(s.Tr - T) * s.Tc * sizeof *p);
+    store_causal(j->probs_out + head_block(j, b, h), s, p);
+    /* out = probs . v */
+    load_block(v, s.Tr, s.Hc, qkv_at(j->qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
+    whole_tiles(j->tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 1);
+    store_block(j->out + head_cols(j, b, h), C, s, o);
+}
+
+/* Without scratch (long sequences): the three steps on the operands in place. */
+static void attention_forward_strided(const attn_job *j, int b, int h) {
+    int T = j->T;
+    float *sc = j->scores + head_block(j, b, h), *p = j->probs_out + head_block(j, b, h);
+    scores_forward_strided(sc, j->qkv, b, h, T, j->C, j->HS, j->scale, j->tile);
+    softmax_head(p, sc, T);
+    values_forward_strided(j->out + head_cols(j, b, h), p, j->qkv, b, h, T, j->C, j->HS, j->tile);
+}
+
+static void attention_forward_head(const attn_job *j, int b, int h, float *scratch) {
+    if (scratch)
+        attention_forward_local(j, b, h, scratch);
+    else
+        attention_forward_strided(j, b, h);
+}
+
+// scores, probs (B,NH,T,T) and out (B,T,C) from qkv (B,T,3C)
+void icl_cpu_attention_forward(float *scores, float *probs, float *out, const float *qkv, int B, int T, int C,
+                               int NH) {
+    attn_job j = job_of(B, T, C, NH);
+    j.scores = scores, j.probs_out = probs, j.out = out, j.qkv = qkv;
+    for_each_head(&j, attention_forward_head, 1);
 }
 
 /* ---- the fused backward: values, softmax and scores backward per head ----

@@ -191,6 +191,12 @@ static void cpu_attention_scores_backward(icl_backend *be, float *dqkv, const fl
     icl_cpu_attention_scores_backward(dqkv, dscores, qkv, B, T, C, NH);
 }
 
+static void cpu_attention_forward(icl_backend *be, float *scores, float *probs, float *out, const float *qkv, int B,
+                                  int T, int C, int NH) {
+    (void)be;
+    icl_cpu_attention_forward(scores, probs, out, qkv, B, T, C, NH);
+}
+
 static void cpu_attention_backward(icl_backend *be, float *dqkv, float *dprobs, float *dscores, const float *dout,
                                    const float *probs, const float *qkv, int B, int T, int C, int NH) {
     (void)be;
@@ -315,6 +321,7 @@ static const icl_backend_ops cpu_ops = {
     .mse_forward = cpu_mse_forward,
     .residual_layernorm_forward = cpu_residual_layernorm_forward,
     .matmul_gelu_forward = cpu_matmul_gelu_forward,
+    .attention_forward = cpu_attention_forward,
     .embed_backward = cpu_embed_backward,
     .position_add_backward = cpu_position_add_backward,
     .matmul_backward = cpu_matmul_backward,

@@ -58,6 +58,11 @@ void icl_cpu_attention_values_backward_strided(float *dprobs, float *dqkv, const
                                                const float *qkv, int B, int T, int C, int NH);
 void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores, const float *qkv, int B, int T,
                                                int C, int NH);
+/* The three attention forward kernels above in one pass per head, with the
+ * same bits: scores and probs are stored as they would be, and on the local
+ * path the softmax and the values product read them from scratch. */
+void icl_cpu_attention_forward(float *scores, float *probs, float *out, const float *qkv, int B, int T, int C,
+                               int NH);
 /* The three attention backward kernels above in one pass per head, with the
  * same bits as running them in order on zeroed dprobs and dscores; those two
  * are workspace (their contents afterwards are unspecified). On the local

@@ -123,6 +123,10 @@ typedef struct {
     /* pre (B,T,OC) = matmul_forward(inp (B,T,C), w (OC,C), bias (OC, nullable)), then post (B,T,OC) = GELU(pre) */
     void (*matmul_gelu_forward)(icl_backend *be, float *pre, float *post, const float *inp, const float *w,
                                 const float *bias, int B, int T, int C, int OC);
+    /* scores, probs (B,NH,T,T) and out (B,T,C) from qkv (B,T,3C): attention_scores_forward,
+     * attention_softmax_forward, attention_values_forward; NULL where the backend has none */
+    void (*attention_forward)(icl_backend *be, float *scores, float *probs, float *out, const float *qkv, int B,
+                              int T, int C, int NH);
 
     /* ---- backward kernels (accumulate) ---- */
     /* dwte (V,C), dwpe (>=T,C) from dout (B,T,C); either gradient nullable */

@@ -135,11 +135,15 @@ static icl_status block_forward(icl_model *m, int l, const icl_chunk *c) {
     ICL_TRY(visit(m, ICL_POINT_Q, l));
     ICL_TRY(visit(m, ICL_POINT_K, l));
     ICL_TRY(visit(m, ICL_POINT_V, l));
-    ops->attention_scores_forward(be, a.scores, a.qkv, B, T, C, NH);
-    ICL_TRY(visit(m, ICL_POINT_ATTN_SCORES, l));
-    ops->attention_softmax_forward(be, a.probs, a.scores, B, NH, T);
-    ICL_TRY(visit(m, ICL_POINT_ATTN_PROBS, l));
-    ops->attention_values_forward(be, a.head_out, a.probs, a.qkv, B, T, C, NH);
+    if (!m->hook && ops->attention_forward) {
+        ops->attention_forward(be, a.scores, a.probs, a.head_out, a.qkv, B, T, C, NH);
+    } else {
+        ops->attention_scores_forward(be, a.scores, a.qkv, B, T, C, NH);
+        ICL_TRY(visit(m, ICL_POINT_ATTN_SCORES, l));
+        ops->attention_softmax_forward(be, a.probs, a.scores, B, NH, T);
+        ICL_TRY(visit(m, ICL_POINT_ATTN_PROBS, l));
+        ops->attention_values_forward(be, a.head_out, a.probs, a.qkv, B, T, C, NH);
+    }
     ICL_TRY(visit(m, ICL_POINT_HEAD_OUT, l));
     ops->matmul_forward(be, a.attn_out, a.head_out, p->proj_w, p->proj_b, B, T, C, C);
     ICL_TRY(visit(m, ICL_POINT_ATTN_OUT, l));
