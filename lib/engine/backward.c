@@ -21,25 +21,6 @@ static icl_status zero_rows(icl_model *m, float *p, size_t width, const icl_chun
     return zero_floats(m, icl_rows_at(m, p, width, c), (size_t)c->B * m->T * width);
 }
 
-/* Zero d, the chunk's views of the block gradients: one range for the whole batch, else field by field. With
- * a fused attention backward, scores and probs are its workspace and stay as they are. */
-static icl_status zero_layer_grads(icl_model *m, const icl_layer_grads *d, const icl_chunk *c) {
-    int fused = m->be->ops->attention_backward != NULL;
-    if (c->b0 == 0 && c->B == m->B)
-        return zero_floats(m, d->ln1, fused ? m->da.layer_floats_dense : m->da.layer_floats);
-    size_t N = (size_t)c->B * m->T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)c->B * m->NH * m->T * m->T;
-    ICL_TRY(zero_floats(m, d->ln1, N * C));
-    ICL_TRY(zero_floats(m, d->qkv, N * 3 * C));
-    ICL_TRY(zero_floats(m, d->head_out, N * C));
-    ICL_TRY(zero_floats(m, d->ln2, N * C));
-    ICL_TRY(zero_floats(m, d->mlp_pre, N * F));
-    ICL_TRY(zero_floats(m, d->mlp_post, N * F));
-    if (fused)
-        return ICL_OK;
-    ICL_TRY(zero_floats(m, d->scores, att));
-    return zero_floats(m, d->probs, att);
-}
-
 /* Block l on the chunk's prompts, its parameter gradients into g. On entry dres
  * holds the gradient of resid[l+1], on return that of resid[l]. */
 static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_layer_params *g) {
@@ -51,25 +32,34 @@ static icl_status block_backward(icl_model *m, int l, const icl_chunk *c, icl_la
     const icl_layer_grads d = icl_layer_grads_at(m, &m->da.layer, c);
     float *dres = icl_rows_at(m, m->da.resid, C, c);
 
-    /* d still holds block l+1's gradients, which nothing reads after that block; the zeroing queues behind
-       its kernels on the backend's one stream, so on the GPU too they are dead by then. */
-    ICL_TRY(zero_layer_grads(m, &d, c));
+    /* Each of d's views is zeroed just before its first writer accumulates into it, while its lines can stay
+       in cache. d still holds block l+1's gradients, which nothing reads after that block; each zeroing
+       queues behind its kernels on the backend's one stream, so on the GPU too they are dead by then. */
+    size_t NC = (size_t)N * C, NF = (size_t)N * F, att = (size_t)B * NH * T * T;
     /* resid_post = resid_mid + mlp_out: both terms' gradient is dres, which the MLP branch reads as it is
        and ln2's backward then adds to, making it resid_mid's */
+    ICL_TRY(zero_floats(m, d.mlp_post, NF));
     ops->matmul_backward(be, d.mlp_post, g->fcproj_w, g->fcproj_b, dres, a.mlp_post, p->fcproj_w, N, F, C);
-    ops->gelu_backward(be, d.mlp_pre, a.mlp_pre, d.mlp_post, (size_t)N * F);
+    ICL_TRY(zero_floats(m, d.mlp_pre, NF));
+    ops->gelu_backward(be, d.mlp_pre, a.mlp_pre, d.mlp_post, NF);
+    ICL_TRY(zero_floats(m, d.ln2, NC));
     ops->matmul_backward(be, d.ln2, g->fc_w, g->fc_b, d.mlp_pre, a.ln2, p->fc_w, N, C, F);
     ops->layernorm_backward(be, dres, g->ln2_w, g->ln2_b, d.ln2, a.resid_mid, p->ln2_w, a.ln2_mean,
                             a.ln2_rstd, N, C);
     /* resid_mid = resid_pre + attn_out: the same again, ln1's backward making dres resid_pre's gradient */
+    ICL_TRY(zero_floats(m, d.head_out, NC));
     ops->matmul_backward(be, d.head_out, g->proj_w, g->proj_b, dres, a.head_out, p->proj_w, N, C, C);
-    if (ops->attention_backward) {
+    ICL_TRY(zero_floats(m, d.qkv, 3 * NC));
+    if (ops->attention_backward) { /* dprobs and dscores are its workspace: no zeroing */
         ops->attention_backward(be, d.qkv, d.probs, d.scores, d.head_out, a.probs, a.qkv, B, T, C, NH);
     } else {
+        ICL_TRY(zero_floats(m, d.probs, att));
+        ICL_TRY(zero_floats(m, d.scores, att));
         ops->attention_values_backward(be, d.probs, d.qkv, d.head_out, a.probs, a.qkv, B, T, C, NH);
         ops->attention_softmax_backward(be, d.scores, d.probs, a.probs, B, NH, T);
         ops->attention_scores_backward(be, d.qkv, d.scores, a.qkv, B, T, C, NH);
     }
+    ICL_TRY(zero_floats(m, d.ln1, NC));
     ops->matmul_backward(be, d.ln1, g->qkv_w, g->qkv_b, d.qkv, a.ln1, p->qkv_w, N, C, 3 * C);
     ops->layernorm_backward(be, dres, g->ln1_w, g->ln1_b, d.ln1, icl_rows_at(m, m->a.resid[l], C, c), p->ln1_w,
                             a.ln1_mean, a.ln1_rstd, N, C);

@@ -275,21 +275,13 @@ static size_t carve_dacts(const icl_model *m, int B, int T, float *base, icl_act
     size_t N = (size_t)B * T, C = (size_t)m->C, F = (size_t)m->F, att = (size_t)B * m->NH * T * T;
     size_t off = 0;
     TAKE(v->logits, N * (size_t)m->OUT); TAKE(v->lnf, N * C);
-    const size_t head = off;
     TAKE(v->resid, N * C);
-    const size_t layer = off;
     icl_layer_grads *d = base ? &v->layer : NULL; /* only counting: no views to fill */
     TAKE(d->ln1, N * C);
     TAKE(d->qkv, 3 * N * C);
     TAKE(d->head_out, N * C); TAKE(d->ln2, N * C);
     TAKE(d->mlp_pre, N * F); TAKE(d->mlp_post, N * F);
-    const size_t dense = off - layer;
     TAKE(d->scores, att); TAKE(d->probs, att);
-    if (base) {
-        v->head_floats = head;
-        v->layer_floats = off - layer;
-        v->layer_floats_dense = dense;
-    }
     return off;
 }
 #undef TAKE

@@ -63,9 +63,8 @@ typedef struct {
 /* Gradients of one block's activations that the block's backward
  * accumulates into, contiguous from ln1 in this order. Those of resid_mid,
  * attn_out and mlp_out are the residual stream's own gradient (resid below):
- * a sum's gradient passes to both its terms unchanged. scores and probs come
- * last: a backend with a fused attention backward uses them as workspace
- * and they need no zeroing. */
+ * a sum's gradient passes to both its terms unchanged. A backend with a
+ * fused attention backward uses scores and probs as its workspace. */
 typedef struct {
     float *ln1;                 /* (B,T,C) */
     float *qkv;                 /* (B,T,3C) */
@@ -82,9 +81,6 @@ typedef struct {
     float *logits, *lnf;      /* (B,T,OUT), (B,T,C): contiguous from logits */
     float *resid;             /* (B,T,C): the residual stream's gradient where the backward is */
     icl_layer_grads layer;    /* the block whose backward runs */
-    size_t head_floats;       /* floats of logits and lnf */
-    size_t layer_floats;      /* floats of layer */
-    size_t layer_floats_dense; /* floats of layer before scores */
 } icl_act_grads;
 
 /* Whole prompts [b0, b0 + B) of the carved batch: what one worker runs
