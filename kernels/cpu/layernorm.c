@@ -1,12 +1,17 @@
 /* Layer normalisation over the last dimension (eps 1e-5, biased variance). */
 #include <math.h>
 #include "cpu_kernels.h"
+#include "fast_math.h"
 #include "lanes.h"
 
 #define LN_EPS 1e-5
 
-/* Channels one thread owns while summing the weight and bias gradients. */
-enum { LN_CHANNEL_BLOCK = 64 };
+/* Channels one thread owns while summing the weight and bias gradients, and
+ * rows per task of the row-wise loops (each task runs the widest clone of its
+ * row function: ICL_WIDE_CLONES, the same bits in every version). */
+enum { LN_CHANNEL_BLOCK = 64, LN_ROWS = 64 };
+
+static int min_int(int a, int b) { return a < b ? a : b; }
 
 static float row_sq_dev(const float *x, float m, int C) {
     float a[ICL_LANES] = {0};
@@ -22,11 +27,10 @@ static float row_sq_dev(const float *x, float m, int C) {
     return s;
 }
 
-// out (N,C), mean (N), rstd (N), inp (N,C), w (C), b (C)
-void icl_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                               const float *b, int N, int C) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
+/* rows [n0, n1) of the forward */
+ICL_WIDE_CLONES static void forward_rows(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                         const float *b, int n0, int n1, int C) {
+    for (int n = n0; n < n1; n++) {
         const float *x = inp + (long)n * C;
         float *o = out + (long)n * C;
         float m = icl_lanes_sum(x, C) / (float)C;
@@ -38,6 +42,15 @@ void icl_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float
         mean[n] = m;
         rstd[n] = s;
     }
+}
+
+// out (N,C), mean (N), rstd (N), inp (N,C), w (C), b (C)
+void icl_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                               const float *b, int N, int C) {
+    int tasks = (N + LN_ROWS - 1) / LN_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tasks; t++)
+        forward_rows(out, mean, rstd, inp, w, b, t * LN_ROWS, min_int(N, (t + 1) * LN_ROWS), C);
 }
 
 void icl_cpu_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -59,12 +72,11 @@ void icl_cpu_layernorm_forward_naive(float *out, float *mean, float *rstd, const
     }
 }
 
-/* dinp (N,C) += d/dx of the normalisation, row by row:
+/* dinp (N,C) += d/dx of the normalisation, row by row, rows [n0, n1):
  * dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w. */
-static void input_grad(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
-                       const float *rstd, int N, int C) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
+ICL_WIDE_CLONES static void input_grad_rows(float *dinp, const float *dout, const float *inp, const float *w,
+                                            const float *mean, const float *rstd, int n0, int n1, int C) {
+    for (int n = n0; n < n1; n++) {
         const float *x = inp + (long)n * C;
         const float *g = dout + (long)n * C;
         float *d = dinp + (long)n * C;
@@ -90,31 +102,43 @@ static void input_grad(float *dinp, const float *dout, const float *inp, const f
     }
 }
 
-/* dw (C) += sum_n dout * xhat, db (C) += sum_n dout. Threads split the
- * channels and each sums all rows in order (thread-count invariant). */
+static void input_grad(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+                       const float *rstd, int N, int C) {
+    int tasks = (N + LN_ROWS - 1) / LN_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tasks; t++)
+        input_grad_rows(dinp, dout, inp, w, mean, rstd, t * LN_ROWS, min_int(N, (t + 1) * LN_ROWS), C);
+}
+
+/* dw (C) += sum_n dout * xhat, db (C) += sum_n dout for the channels
+ * [c0, c0 + width), all rows in order. */
+ICL_WIDE_CLONES static void param_grad_block(float *dw, float *db, const float *dout, const float *inp,
+                                             const float *mean, const float *rstd, int N, int C, int c0, int width) {
+    double acc_w[LN_CHANNEL_BLOCK] = {0}, acc_b[LN_CHANNEL_BLOCK] = {0};
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (long)n * C + c0;
+        const float *g = dout + (long)n * C + c0;
+        float m = mean[n], s = rstd[n];
+#pragma omp simd
+        for (int j = 0; j < width; j++) {
+            acc_w[j] += g[j] * ((x[j] - m) * s);
+            acc_b[j] += g[j];
+        }
+    }
+    for (int j = 0; j < width; j++) {
+        dw[c0 + j] = (float)((double)dw[c0 + j] + acc_w[j]);
+        db[c0 + j] = (float)((double)db[c0 + j] + acc_b[j]);
+    }
+}
+
+/* Threads split the channels and each sums all rows in order (thread-count invariant). */
 static void param_grad(float *dw, float *db, const float *dout, const float *inp, const float *mean,
                        const float *rstd, int N, int C) {
     int n_blocks = (C + LN_CHANNEL_BLOCK - 1) / LN_CHANNEL_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * LN_CHANNEL_BLOCK;
-        int width = C - c0 < LN_CHANNEL_BLOCK ? C - c0 : LN_CHANNEL_BLOCK;
-        double acc_w[LN_CHANNEL_BLOCK] = {0}, acc_b[LN_CHANNEL_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (long)n * C + c0;
-            const float *g = dout + (long)n * C + c0;
-            float m = mean[n], s = rstd[n];
-#pragma omp simd
-            for (int j = 0; j < width; j++) {
-                acc_w[j] += g[j] * ((x[j] - m) * s);
-                acc_b[j] += g[j];
-            }
-        }
-        for (int j = 0; j < width; j++) {
-            dw[c0 + j] = (float)((double)dw[c0 + j] + acc_w[j]);
-            db[c0 + j] = (float)((double)db[c0 + j] + acc_b[j]);
-        }
-    }
+    for (int blk = 0; blk < n_blocks; blk++)
+        param_grad_block(dw, db, dout, inp, mean, rstd, N, C, blk * LN_CHANNEL_BLOCK,
+                         min_int(LN_CHANNEL_BLOCK, C - blk * LN_CHANNEL_BLOCK));
 }
 
 // dinp (N,C), dw (C), db (C) from dout (N,C); inp (N,C), w (C), mean and rstd (N) from the forward
