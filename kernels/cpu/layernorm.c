@@ -13,7 +13,7 @@ enum { LN_CHANNEL_BLOCK = 64, LN_ROWS = 64 };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
-static float row_sq_dev(const float *x, float m, int C) {
+static inline float row_sq_dev(const float *x, float m, int C) {
     float a[ICL_LANES] = {0};
     int c = 0;
     for (; c + ICL_LANES <= C; c += ICL_LANES)
