@@ -147,14 +147,62 @@ static void whole_tiles(icl_tile_fn tile, float *c, int ldc, int rows_p, int col
     }
 }
 
+/* The steps of a head on the local path, shared by the single kernels and the
+ * fused ones; the operands named as scratch are the caller's blocks of it. */
+
+/* sc (Tr,Tc) = q . (scale k)^T of head h of sequence b; tiles above the diagonal
+ * stay unwritten and are never read. q (Tr,Hc), kt (Hc,Tc): scratch. */
+static void head_scores(float *sc, float *q, float *kt, const float *qkv, int b, int h, head_shape s, int C,
+                        float scale, icl_tile_fn tile) {
+    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, 1.0f);
+    load_transposed(kt, s.Hc, s.Tc, qkv_at(qkv, 1, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, scale);
+    whole_tiles(tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, s.HS, ICL_MASK_NONE, 1, 1);
+}
+
+/* out (T,HS; rows C apart) = p . v, for p (Tr,Tc) zero above the diagonal and in
+ * the padding (read as masked A). v, o (Tr,Hc): scratch. */
+static void head_values(float *out, const float *p, float *v, float *o, const float *qkv, int b, int h,
+                        head_shape s, int C, icl_tile_fn tile) {
+    load_block(v, s.Tr, s.Hc, qkv_at(qkv, 2, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, 1.0f);
+    whole_tiles(tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, s.T, ICL_MASK_K_LE_ROW, 0, 1);
+    store_block(out, C, s, o);
+}
+
+/* dp (Tr,Tc) += dout . v^T on the causal triangle (= with dp_from_zero, whose
+ * tiles above the diagonal stay unwritten), and v's part of dqkv += p^T . dout,
+ * for p as in head_values. g, dv (Tr,Hc), vt (Hc,Tc): scratch. */
+static void head_values_backward(float *dp, int dp_from_zero, float *dqkv, const float *dout, const float *p,
+                                 float *g, float *dv, float *vt, const float *qkv, int b, int h, head_shape s, int C,
+                                 icl_tile_fn tile) {
+    float *dv_out = dqkv_at(dqkv, 2, b, 0, h, s.T, C, s.HS);
+    load_block(g, s.Tr, s.Hc, dout, C, s.T, s.HS, 1.0f);
+    load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, s.T, s.HS, 1.0f);
+    load_transposed(vt, s.Hc, s.Tc, qkv_at(qkv, 2, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, 1.0f);
+    whole_tiles(tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, s.HS, ICL_MASK_NONE, 1, dp_from_zero);
+    whole_tiles(tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, s.T, ICL_MASK_K_GE_ROW, 0, 0);
+    store_block(dv_out, 3L * C, s, dv);
+}
+
+/* q's and k's parts of dqkv += ds . (scale k) and ds^T . (scale q), for ds
+ * (Tr,Tc) zero above the diagonal and in the padding. k, q, acc (Tr,Hc): scratch. */
+static void head_scores_backward(float *dqkv, const float *ds, float *k, float *q, float *acc, const float *qkv,
+                                 int b, int h, head_shape s, int C, float scale, icl_tile_fn tile) {
+    float *dq_out = dqkv_at(dqkv, 0, b, 0, h, s.T, C, s.HS), *dk_out = dqkv_at(dqkv, 1, b, 0, h, s.T, C, s.HS);
+    load_block(k, s.Tr, s.Hc, qkv_at(qkv, 1, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, scale);
+    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, s.T, C, s.HS), 3L * C, s.T, s.HS, scale);
+    load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, s.T, s.HS, 1.0f);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, s.T, ICL_MASK_K_LE_ROW, 0, 0);
+    store_block(dq_out, 3L * C, s, acc);
+    load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, s.T, s.HS, 1.0f);
+    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, s.T, ICL_MASK_K_GE_ROW, 0, 0);
+    store_block(dk_out, 3L * C, s, acc);
+}
+
 static void scores_forward_local(float *scores, const float *qkv, int b, int h, int T, int C, int HS,
                                  float scale, icl_tile_fn tile, float *scratch) {
     head_shape s = head_shape_of(T, HS);
     float *q = scratch, *kt = q + (size_t)s.Tr * s.Hc, *sc = kt + (size_t)s.Hc * s.Tc;
-    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    load_transposed(kt, s.Hc, s.Tc, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
-    /* scores = q . (scale k)^T; tiles above the diagonal stay unwritten and are never read */
-    whole_tiles(tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
+    head_scores(sc, q, kt, qkv, b, h, s, C, scale, tile);
     store_causal(scores, s, sc);
 }
 
@@ -163,10 +211,7 @@ static void values_forward_local(float *out, const float *probs, const float *qk
     head_shape s = head_shape_of(T, HS);
     float *p = scratch, *v = p + (size_t)s.Tr * s.Tc, *o = v + (size_t)s.Tr * s.Hc;
     load_lower(p, s, probs);
-    load_block(v, s.Tr, s.Hc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    /* out = probs . v */
-    whole_tiles(tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 1);
-    store_block(out, C, s, o);
+    head_values(out, p, v, o, qkv, b, h, s, C, tile);
 }
 
 static void values_backward_local(float *dprobs, float *dqkv, const float *dout, const float *probs,
@@ -175,36 +220,18 @@ static void values_backward_local(float *dprobs, float *dqkv, const float *dout,
     head_shape s = head_shape_of(T, HS);
     float *p = scratch, *dp = p + (size_t)s.Tr * s.Tc, *g = dp + (size_t)s.Tr * s.Tc;
     float *dv = g + (size_t)s.Tr * s.Hc, *vt = dv + (size_t)s.Tr * s.Hc;
-    float *dv_out = dqkv_at(dqkv, 2, b, 0, h, T, C, HS);
     load_lower(p, s, probs);
     load_lower(dp, s, dprobs);
-    load_block(g, s.Tr, s.Hc, dout, C, T, HS, 1.0f);
-    load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, T, HS, 1.0f);
-    load_transposed(vt, s.Hc, s.Tc, qkv_at(qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    /* dprobs += dout . v^T on the causal triangle */
-    whole_tiles(tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1, 0);
-    /* dv += probs^T . dout */
-    whole_tiles(tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
+    head_values_backward(dp, 0, dqkv, dout, p, g, dv, vt, qkv, b, h, s, C, tile);
     store_lower(dprobs, s, dp);
-    store_block(dv_out, 3L * C, s, dv);
 }
 
 static void scores_backward_local(float *dqkv, const float *dscores, const float *qkv, int b, int h, int T, int C,
                                   int HS, float scale, icl_tile_fn tile, float *scratch) {
     head_shape s = head_shape_of(T, HS);
     float *ds = scratch, *k = ds + (size_t)s.Tr * s.Tc, *q = k + (size_t)s.Tr * s.Hc, *acc = q + (size_t)s.Tr * s.Hc;
-    float *dq_out = dqkv_at(dqkv, 0, b, 0, h, T, C, HS), *dk_out = dqkv_at(dqkv, 1, b, 0, h, T, C, HS);
     load_lower(ds, s, dscores);
-    load_block(k, s.Tr, s.Hc, qkv_at(qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
-    load_block(q, s.Tr, s.Hc, qkv_at(qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, scale);
-    /* dq += dscores . (scale k) */
-    load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 0);
-    store_block(dq_out, 3L * C, s, acc);
-    /* dk += dscores^T . (scale q) */
-    load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
-    store_block(dk_out, 3L * C, s, acc);
+    head_scores_backward(dqkv, ds, k, q, acc, qkv, b, h, s, C, scale, tile);
 }
 
 /* ---- the strided path: icl_cpu_product on the operands in place ---- */
@@ -476,23 +503,16 @@ void icl_cpu_attention_scores_backward_strided(float *dqkv, const float *dscores
  * backward needs probs). The same operations as the three kernels. */
 
 static void attention_forward_local(const attn_job *j, int b, int h, float *scratch) {
-    int T = j->T, C = j->C, HS = j->HS;
-    head_shape s = head_shape_of(T, HS);
+    head_shape s = head_shape_of(j->T, j->HS);
     size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc;
     float *sc = scratch, *p = sc + tt, *q = p + tt, *v = q + th, *o = v + th, *kt = o + th;
-    load_block(q, s.Tr, s.Hc, qkv_at(j->qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    load_transposed(kt, s.Hc, s.Tc, qkv_at(j->qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
-    /* scores = q . (scale k)^T; tiles above the diagonal stay unwritten and are never read */
-    whole_tiles(j->tile, sc, s.Tc, s.Tr, s.Tc, q, s.Hc, 1, kt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
+    head_scores(sc, q, kt, j->qkv, b, h, s, j->C, j->scale, j->tile);
     store_causal(j->scores + head_block(j, b, h), s, sc);
-    /* probs, zero above the diagonal and in the padding (read as masked A below) */
-    softmax_causal_rows(p, s.Tc, sc, s.Tc, T, s.Tc);
-    memset(p + (long)T * s.Tc, 0, (size_t)(s.Tr - T) * s.Tc * sizeof *p);
+    /* probs, zero above the diagonal and in the padding, as head_values reads them */
+    softmax_causal_rows(p, s.Tc, sc, s.Tc, s.T, s.Tc);
+    memset(p + (long)s.T * s.Tc, 0, (size_t)(s.Tr - s.T) * s.Tc * sizeof *p);
     store_causal(j->probs_out + head_block(j, b, h), s, p);
-    /* out = probs . v */
-    load_block(v, s.Tr, s.Hc, qkv_at(j->qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    whole_tiles(j->tile, o, s.Hc, s.Tr, s.Hc, p, s.Tc, 1, v, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 1);
-    store_block(j->out + head_cols(j, b, h), C, s, o);
+    head_values(j->out + head_cols(j, b, h), p, v, o, j->qkv, b, h, s, j->C, j->tile);
 }
 
 /* Without scratch (long sequences): the three steps on the operands in place. */
@@ -528,38 +548,21 @@ void icl_cpu_attention_forward(float *scores, float *probs, float *out, const fl
  * zeroed scratch. */
 
 static void attention_backward_local(const attn_job *j, int b, int h, float *scratch) {
-    int T = j->T, C = j->C, HS = j->HS;
-    head_shape s = head_shape_of(T, HS);
+    head_shape s = head_shape_of(j->T, j->HS);
     size_t tt = (size_t)s.Tr * s.Tc, th = (size_t)s.Tr * s.Hc;
     float *p = scratch, *dp = p + tt, *ds = dp + tt, *g = ds + tt, *dv = g + th, *acc = dv + th, *vt = acc + th;
-    float *dq_out = dqkv_at(j->dqkv, 0, b, 0, h, T, C, HS), *dk_out = dqkv_at(j->dqkv, 1, b, 0, h, T, C, HS);
-    float *dv_out = dqkv_at(j->dqkv, 2, b, 0, h, T, C, HS);
     load_lower(p, s, j->probs + head_block(j, b, h));
-    load_block(g, s.Tr, s.Hc, j->dout + head_cols(j, b, h), C, T, HS, 1.0f);
-    load_block(dv, s.Tr, s.Hc, dv_out, 3L * C, T, HS, 1.0f);
-    load_transposed(vt, s.Hc, s.Tc, qkv_at(j->qkv, 2, b, 0, h, T, C, HS), 3L * C, T, HS, 1.0f);
-    /* dprobs = dout . v^T on the causal triangle (tiles above it stay unwritten and unread) */
-    whole_tiles(j->tile, dp, s.Tc, s.Tr, s.Tc, g, s.Hc, 1, vt, s.Tc, HS, ICL_MASK_NONE, 1, 1);
-    /* dv += probs^T . dout */
-    whole_tiles(j->tile, dv, s.Hc, s.Tr, s.Hc, p, 1, s.Tc, g, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
-    store_block(dv_out, 3L * C, s, dv);
-    /* dscores: each row from zero, zero above the diagonal and in the padding (read as masked A below) */
-    for (int t = 0; t < T; t++) {
+    head_values_backward(dp, 1, j->dqkv, j->dout + head_cols(j, b, h), p, g, dv, vt, j->qkv, b, h, s, j->C,
+                         j->tile);
+    /* dscores: each row from zero, zero above the diagonal and in the padding, as head_scores_backward reads it */
+    for (int t = 0; t < s.T; t++) {
         float *row = ds + (long)t * s.Tc;
         memset(row, 0, (size_t)s.Tc * sizeof *row);
         softmax_backward_row(row, dp + (long)t * s.Tc, p + (long)t * s.Tc, t + 1);
     }
-    memset(ds + (long)T * s.Tc, 0, (size_t)(s.Tr - T) * s.Tc * sizeof *ds);
-    /* dq += dscores . (scale k), dk += dscores^T . (scale q); g and dv hold k and q now */
-    float *k = g, *q = dv;
-    load_block(k, s.Tr, s.Hc, qkv_at(j->qkv, 1, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
-    load_block(q, s.Tr, s.Hc, qkv_at(j->qkv, 0, b, 0, h, T, C, HS), 3L * C, T, HS, j->scale);
-    load_block(acc, s.Tr, s.Hc, dq_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(j->tile, acc, s.Hc, s.Tr, s.Hc, ds, s.Tc, 1, k, s.Hc, T, ICL_MASK_K_LE_ROW, 0, 0);
-    store_block(dq_out, 3L * C, s, acc);
-    load_block(acc, s.Tr, s.Hc, dk_out, 3L * C, T, HS, 1.0f);
-    whole_tiles(j->tile, acc, s.Hc, s.Tr, s.Hc, ds, 1, s.Tc, q, s.Hc, T, ICL_MASK_K_GE_ROW, 0, 0);
-    store_block(dk_out, 3L * C, s, acc);
+    memset(ds + (long)s.T * s.Tc, 0, (size_t)(s.Tr - s.T) * s.Tc * sizeof *ds);
+    /* g and dv are free again: they hold k and q */
+    head_scores_backward(j->dqkv, ds, g, dv, acc, j->qkv, b, h, s, j->C, j->scale, j->tile);
 }
 
 /* Without scratch (long sequences): the three steps on the head's blocks of
