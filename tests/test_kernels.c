@@ -499,12 +499,17 @@ static const attn_path attn_paths[2] = {
      icl_cpu_attention_values_forward_strided, icl_cpu_attention_values_backward_strided,
      icl_cpu_attention_scores_backward_strided}};
 
+/* B T C NH of the attention path tests: short and odd T, one head, head size 1 and 48, the last
+ * local T (128) and the first past it (129) */
+static const int attention_shapes[][4] = {{2, 1, 24, 3},   {3, 5, 6, 6},    {2, 7, 40, 4},
+                                          {2, 17, 20, 1},  {3, 26, 64, 4},  {1, 81, 48, 3},
+                                          {1, 128, 16, 2}, {1, 129, 24, 2}, {2, 12, 96, 2}};
+enum { N_ATTENTION_SHAPES = sizeof attention_shapes / sizeof attention_shapes[0] };
+
 START_TEST(test_attention_local_matches_strided) {
-    static const int shapes[][4] = {/* B T C NH */
-                                    {2, 1, 24, 3}, {3, 5, 6, 6},   {2, 7, 40, 4},   {2, 17, 20, 1}, {3, 26, 64, 4},
-                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}, {2, 12, 96, 2}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+    for (size_t i = 0; i < N_ATTENTION_SHAPES; i++) {
+        int B = attention_shapes[i][0], T = attention_shapes[i][1], C = attention_shapes[i][2],
+            NH = attention_shapes[i][3];
         size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
         icl_rng r = stream(fmt("attn-paths-%zu", i));
         float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
@@ -542,11 +547,9 @@ END_TEST
 /* The fused attention forward against the three kernels it replaces: scores,
  * probs and out bit for bit, on the local path and past it (T = 129). */
 START_TEST(test_attention_forward_fused) {
-    static const int shapes[][4] = {/* B T C NH */
-                                    {2, 1, 24, 3}, {3, 5, 6, 6}, {2, 7, 40, 4}, {2, 17, 20, 1}, {3, 26, 64, 4},
-                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+    for (size_t i = 0; i < N_ATTENTION_SHAPES; i++) {
+        int B = attention_shapes[i][0], T = attention_shapes[i][1], C = attention_shapes[i][2],
+            NH = attention_shapes[i][3];
         size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
         icl_rng r = stream(fmt("attn-fused-fwd-%zu", i));
         float *qkv = tu_rand_floats(n_qkv, 2.0f, &r);
@@ -576,11 +579,9 @@ END_TEST
  * zeroed dprobs and dscores: dqkv bit for bit, whatever its workspace held
  * (noise here), on the local path and past it (T = 129). */
 START_TEST(test_attention_backward_fused) {
-    static const int shapes[][4] = {/* B T C NH */
-                                    {2, 1, 24, 3}, {3, 5, 6, 6}, {2, 7, 40, 4}, {2, 17, 20, 1}, {3, 26, 64, 4},
-                                    {1, 81, 48, 3}, {1, 128, 16, 2}, {1, 129, 24, 2}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        int B = shapes[i][0], T = shapes[i][1], C = shapes[i][2], NH = shapes[i][3];
+    for (size_t i = 0; i < N_ATTENTION_SHAPES; i++) {
+        int B = attention_shapes[i][0], T = attention_shapes[i][1], C = attention_shapes[i][2],
+            NH = attention_shapes[i][3];
         size_t n_qkv = (size_t)B * T * 3 * C, n_att = (size_t)B * NH * T * T, n_out = (size_t)B * T * C;
         icl_rng r = stream(fmt("attn-fused-%zu", i));
         float *qkv = tu_rand_floats(n_qkv, 2.0f, &r), *dout = tu_rand_floats(n_out, 1.0f, &r);
