@@ -79,6 +79,7 @@ typedef struct {
     long steps; /* > 0: exactly this many timed steps instead of `seconds` */
     double peak;
     int graphs;
+    int inference; /* also time the forward pass alone */
 } bench_options;
 
 static void print_header(void) {
@@ -179,7 +180,7 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
     long passes = 0;
     double t1 = cli_now();
     float loss;
-    while (s == ICL_OK && keep_timing(bo, passes, t1)) {
+    while (s == ICL_OK && bo->inference && keep_timing(bo, passes, t1)) {
         s = icl_model_forward(m, &d.batch, &loss);
         passes++;
     }
@@ -192,11 +193,14 @@ static int bench_row(const bench_config *bc, const bench_options *bo, int header
         char pct[16] = "-";
         if (bo->peak > 0)
             snprintf(pct, sizeof pct, "%5.1f%%", 100.0 * gflops / bo->peak);
+        char fwd[24] = "-";
+        if (passes > 0)
+            snprintf(fwd, sizeof fwd, "%.0f", (double)d.batch.B * d.batch.T * passes / dt_fwd);
         if (header)
             print_header();
-        printf("| %-9s | %-4s | %9zu | %2d | %3d | %8.1f | %10.0f | %7.1f | %6s | %11.1f | %12.0f |\n", bc->name,
+        printf("| %-9s | %-4s | %9zu | %2d | %3d | %8.1f | %10.0f | %7.1f | %6s | %11.1f | %12s |\n", bc->name,
                icl_backend_name(bo->backend), icl_model_num_params(m), d.batch.B, d.batch.T, 1e3 * dt / steps, tok_s,
-               gflops, pct, ru.ru_maxrss / 1024.0, (double)d.batch.B * d.batch.T * passes / dt_fwd);
+               gflops, pct, ru.ru_maxrss / 1024.0, fwd);
         fflush(stdout);
     }
     icl_optimizer_free(o);
@@ -249,7 +253,7 @@ int cmd_bench(int argc, char **argv) {
     const char *which = "all", *backend_name = NULL;
     float seconds = 3.0f;
     long steps = 0;
-    int no_graphs = 0, no_peak = 0;
+    int no_graphs = 0, no_peak = 0, no_inference = 0;
     cli_option opts[] = {
         {"--config", OPT_STRING, &which, "tiny | small | medium | retrieval | han | all [all]"},
         {"--seconds", OPT_FLOAT, &seconds, "timed seconds per config, after 2 warm-up steps [3]"},
@@ -257,8 +261,10 @@ int cmd_bench(int argc, char **argv) {
         {"--backend", OPT_STRING, &backend_name, "cpu | cuda [$ICL_BACKEND or cpu]"},
         {"--no-graphs", OPT_FLAG, &no_graphs, "cuda: launch every kernel instead of replaying a recorded step"},
         {"--no-peak", OPT_FLAG, &no_peak, "cpu: skip the sgemm peak measurement (% peak shows -), e.g. under a profiler"},
+        {"--no-inference", OPT_FLAG, &no_inference,
+         "skip timing the forward pass alone (fwd tokens/s shows -): a profile then sees the training step only"},
     };
-    bench_options bo = {ICL_BACKEND_CPU, seconds, steps, 0.0, 1};
+    bench_options bo = {ICL_BACKEND_CPU, seconds, steps, 0.0, 1, 1};
     int rc;
     if (!cli_parse_with_backend(argc, argv, 2, opts, sizeof opts / sizeof opts[0],
                                 "usage: icl bench [options]\n\nTraining tokens/s (forward+backward+AdamW), the "
@@ -281,6 +287,7 @@ int cmd_bench(int argc, char **argv) {
     bo.seconds = seconds;
     bo.steps = steps;
     bo.graphs = !no_graphs;
+    bo.inference = !no_inference;
     if (bo.backend == ICL_BACKEND_CPU && !no_peak) {
         bo.peak = peak_in_child();
         printf("sgemm peak (OpenBLAS, 1536^3, best of 4): %.1f GFLOP/s\n\n", bo.peak);

@@ -217,6 +217,39 @@ static void log_lacks(const char *unwanted) {
     ck_assert_msg(!strstr(text, unwanted), "output has \"%s\":\n%s", unwanted, text);
 }
 
+/* The last field of the row of `config` in the last command's bench table. */
+static void bench_field(const char *config, char *field, size_t size) {
+    char text[16384], want[32];
+    slurp("cmd.log", text, sizeof text);
+    snprintf(want, sizeof want, "| %s ", config);
+    const char *row = strstr(text, want);
+    ck_assert_msg(row, "no %s row in:\n%s", config, text);
+    const char *end = strchr(row, '\n');
+    ck_assert(end && end - row > 2);
+    const char *close = end - 1, *open = close - 1; /* the row ends "| field |" */
+    while (open > row && *open != '|')
+        open--;
+    while (*++open == ' ')
+        ;
+    size_t n = 0;
+    while (open < close && *open != ' ' && n + 1 < size)
+        field[n++] = *open++;
+    field[n] = '\0';
+}
+
+/* bench times the forward pass alone unless --no-inference says not to. */
+START_TEST(test_bench_inference_column) {
+    char fwd[32];
+    ck_assert_int_eq(icl("bench --config tiny --steps 2 --no-peak"), 0);
+    bench_field("tiny", fwd, sizeof fwd);
+    printf("  fwd tokens/s with inference: %s\n", fwd);
+    ck_assert_msg(atof(fwd) > 0, "fwd tokens/s is \"%s\"", fwd);
+    ck_assert_int_eq(icl("bench --config tiny --steps 2 --no-peak --no-inference"), 0);
+    bench_field("tiny", fwd, sizeof fwd);
+    ck_assert_str_eq(fwd, "-");
+}
+END_TEST
+
 /* Neither --out nor --save, or --checkpoint-every without a directory: refused before training. */
 START_TEST(test_train_refuses_to_save_nothing) {
     ck_assert_int_eq(icl("train --task copy --symbols 4 --length 3 --steps 2 --batch 4"), 2);
@@ -715,6 +748,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_probes_run);
     tcase_add_test(tc, test_probe_shared_options);
     tcase_add_test(tc, test_probe_sidecar_files);
+    tcase_add_test(tc, test_bench_inference_column);
     tcase_add_test(tc, test_train_refuses_to_save_nothing);
     tcase_add_test(tc, test_outputs_checked_before_training);
     tcase_add_test(tc, test_out_dir_holding_a_run);
