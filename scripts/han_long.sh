@@ -5,8 +5,9 @@
 # Run again after an interruption, it resumes from the newest checkpoint (every 5000 steps) and
 # skips the probes already done. Keep one launcher per seed: a run resumes bit-identically only
 # under the number of ranks (and threads per rank) that started it. MPIRUN="" runs one process
-# (OMP_NUM_THREADS threads). About 110 minutes of training on 2 cores, then about 15 minutes of
-# probes. Summary over seeds: /usr/bin/python3 scripts/claims_stats.py hanlong OUT.
+# (OMP_NUM_THREADS threads). About 100 minutes of training on 2 cores either way (one process with
+# 2 threads: 97 minutes measured, docs/benchmarks.md), then about 15 minutes of probes.
+# Summary over seeds: /usr/bin/python3 scripts/claims_stats.py hanlong OUT.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: bash scripts/han_long.sh SEED" >&2; exit 2; }
 S=$1
