@@ -217,24 +217,18 @@ static void log_lacks(const char *unwanted) {
     ck_assert_msg(!strstr(text, unwanted), "output has \"%s\":\n%s", unwanted, text);
 }
 
-/* The last field of the row of `config` in the last command's bench table. */
+/* The last field of the row of `config` in the last command's bench table (a row ends "| field |"). */
 static void bench_field(const char *config, char *field, size_t size) {
-    char text[16384], want[32];
+    char text[16384], want[32], line[512];
     slurp("cmd.log", text, sizeof text);
     snprintf(want, sizeof want, "| %s ", config);
     const char *row = strstr(text, want);
     ck_assert_msg(row, "no %s row in:\n%s", config, text);
-    const char *end = strchr(row, '\n');
-    ck_assert(end && end - row > 2);
-    const char *close = end - 1, *open = close - 1; /* the row ends "| field |" */
-    while (open > row && *open != '|')
-        open--;
-    while (*++open == ' ')
-        ;
-    size_t n = 0;
-    while (open < close && *open != ' ' && n + 1 < size)
-        field[n++] = *open++;
-    field[n] = '\0';
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(row, "\n"), row);
+    *strrchr(line, '|') = '\0'; /* the closing bar; the row's first bar is still there */
+    char fmt_field[16];
+    snprintf(fmt_field, sizeof fmt_field, "%%%zus", size - 1);
+    ck_assert_int_eq(sscanf(strrchr(line, '|') + 1, fmt_field, field), 1);
 }
 
 /* bench times the forward pass alone unless --no-inference says not to. */
